@@ -1,0 +1,1 @@
+"""Audio in and out: formats, WAV files, sources (file, microphone), sinks, VAD."""

@@ -1,0 +1,274 @@
+"""Sound cards through PyAudio (PortAudio): listing, choosing by name or index,
+a microphone source and a speaker sink.
+
+PyAudio is imported lazily: the file pipeline, the tests and a board without sound
+work without it. ALSA prints warnings to stderr while PortAudio probes cards; they are
+silenced so that the user sees our message, not a wall of ALSA noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from appliance.audio.format import (
+    PIPELINE_RATE,
+    AudioChunk,
+    float_to_int16,
+    int16_to_float,
+    resample,
+)
+from appliance.audio.sources import DEFAULT_CHUNK_SAMPLES
+from appliance.errors import AudioDeviceError, AudioOutputError
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    inputs: int
+    outputs: int
+    default_rate: int
+
+    def describe(self) -> str:
+        kinds = []
+        if self.inputs:
+            kinds.append(f"{self.inputs} in")
+        if self.outputs:
+            kinds.append(f"{self.outputs} out")
+        return f"[{self.index}] {self.name} ({', '.join(kinds)}, {self.default_rate} Hz)"
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr (ALSA/JACK probing chatter) for the duration."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _pyaudio() -> Any:
+    try:
+        import pyaudio
+    except ImportError as err:
+        raise AudioDeviceError(
+            "PyAudio is not installed, so no microphone or speaker can be used; "
+            "run ./setup.sh (it installs portaudio19-dev and pyaudio)"
+        ) from err
+    with _quiet_stderr():
+        return pyaudio.PyAudio()
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every sound device PortAudio sees; empty when there is none (or no PyAudio)."""
+    try:
+        pa = _pyaudio()
+    except AudioDeviceError:
+        return []
+    try:
+        devices = []
+        with _quiet_stderr():
+            count = pa.get_device_count()
+            for index in range(count):
+                info = pa.get_device_info_by_index(index)
+                devices.append(
+                    DeviceInfo(
+                        index=index,
+                        name=str(info.get("name", f"device {index}")),
+                        inputs=int(info.get("maxInputChannels", 0)),
+                        outputs=int(info.get("maxOutputChannels", 0)),
+                        default_rate=int(info.get("defaultSampleRate", 0)),
+                    )
+                )
+        return devices
+    finally:
+        pa.terminate()
+
+
+def choose_device(selector: str, *, want_input: bool) -> DeviceInfo:
+    """Pick a device by index or by (part of) its name; '' means the first suitable one."""
+    kind = "microphone" if want_input else "speaker"
+    devices = list_devices()
+    usable = [d for d in devices if (d.inputs if want_input else d.outputs) > 0]
+    found = "\n".join(f"  {d.describe()}" for d in devices) or "  (no sound devices at all)"
+    if not usable:
+        raise AudioDeviceError(
+            f"no {kind} found. Plug in a USB {kind} and check `arecord -l` / `aplay -l`.\n"
+            f"Devices seen:\n{found}"
+        )
+    if selector == "":
+        return usable[0]
+    if selector.isdigit():
+        for device in usable:
+            if device.index == int(selector):
+                return device
+    else:
+        for device in usable:
+            if selector.lower() in device.name.lower():
+                return device
+    raise AudioDeviceError(f"no {kind} matches {selector!r}. Devices seen:\n{found}")
+
+
+class MicrophoneSource:
+    """Live microphone audio, converted to 16 kHz mono int16 chunks of 80 ms."""
+
+    live = True
+
+    def __init__(self, device: DeviceInfo, *, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> None:
+        self.device = device
+        self._chunk = chunk_samples
+
+    async def chunks(self) -> AsyncIterator[AudioChunk]:
+        import pyaudio
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=200)
+        rate = self.device.default_rate or PIPELINE_RATE
+        channels = min(self.device.inputs, 2)
+        frames_per_buffer = int(self._chunk * rate / PIPELINE_RATE)
+
+        def on_audio(data: bytes, *_: Any) -> tuple[None, int]:
+            loop.call_soon_threadsafe(_offer, queue, data)
+            return None, pyaudio.paContinue
+
+        pa = _pyaudio()
+        try:
+            with _quiet_stderr():
+                stream = pa.open(
+                    format=pyaudio.paInt16,
+                    channels=channels,
+                    rate=rate,
+                    input=True,
+                    input_device_index=self.device.index,
+                    frames_per_buffer=frames_per_buffer,
+                    stream_callback=on_audio,
+                )
+        except Exception as err:
+            pa.terminate()
+            raise AudioDeviceError(
+                f"cannot open microphone {self.device.describe()}: {err}; is another program "
+                f"using it? (`fuser -v /dev/snd/*`)"
+            ) from err
+        position = 0
+        pending = np.zeros(0, dtype=np.int16)
+        try:
+            stream.start_stream()
+            while True:
+                data = await queue.get()
+                frames = np.frombuffer(data, dtype="<i2").reshape(-1, channels)
+                mono = int16_to_float(frames).mean(axis=1)
+                converted = float_to_int16(resample(mono, rate, PIPELINE_RATE))
+                pending = np.concatenate([pending, converted])
+                while len(pending) >= self._chunk:
+                    block, pending = pending[: self._chunk], pending[self._chunk :]
+                    yield AudioChunk(block, start=position / PIPELINE_RATE)
+                    position += self._chunk
+        finally:
+            with _quiet_stderr():
+                stream.stop_stream()
+                stream.close()
+                pa.terminate()
+
+
+def _offer(queue: asyncio.Queue[bytes], data: bytes) -> None:
+    if queue.full():
+        _LOGGER.warning("audio input overrun: dropping 80 ms (the event loop is too slow)")
+        return
+    queue.put_nowait(data)
+
+
+class SpeakerSink:
+    """Plays audio on a sound card from a writer thread, so the event loop never waits
+    on the device; `drain()` waits until everything queued has been played."""
+
+    def __init__(self, device: DeviceInfo) -> None:
+        self.device = device
+        self._queue: list[tuple[np.ndarray, int]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
+        self._thread.start()
+
+    async def play(self, samples: np.ndarray, rate: int) -> None:
+        if self._error is not None:
+            raise AudioOutputError(f"speaker failed: {self._error}")
+        with self._cond:
+            self._queue.append((samples, rate))
+            self._cond.notify()
+
+    async def drain(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._busy:
+                    break
+            await asyncio.sleep(0.02)
+        if self._error is not None:
+            raise AudioOutputError(f"speaker failed: {self._error}")
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        import pyaudio
+
+        pa = _pyaudio()
+        stream = None
+        stream_rate = 0
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    samples, rate = self._queue.pop(0)
+                    self._busy = True
+                try:
+                    if stream is None or stream_rate != rate:
+                        if stream is not None:
+                            stream.close()
+                        with _quiet_stderr():
+                            stream = pa.open(
+                                format=pyaudio.paInt16,
+                                channels=1,
+                                rate=rate,
+                                output=True,
+                                output_device_index=self.device.index,
+                            )
+                        stream_rate = rate
+                    stream.write(np.asarray(samples, dtype="<i2").tobytes())
+                except Exception as err:
+                    _LOGGER.error("speaker %s failed: %s", self.device.name, err)
+                    self._error = err
+                finally:
+                    with self._cond:
+                        self._busy = False
+        finally:
+            if stream is not None:
+                stream.close()
+            pa.terminate()

@@ -1,0 +1,59 @@
+"""The one audio format the engines use (16 kHz mono int16) and conversion into it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+
+import numpy as np
+
+PIPELINE_RATE = 16_000
+"""Sample rate every engine in the listening path expects."""
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A block of 16 kHz mono int16 audio and where it sits in the input stream."""
+
+    samples: np.ndarray
+    start: float
+    """Seconds from the start of the input stream to the first sample."""
+    rate: int = PIPELINE_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.rate
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+def to_mono(frames: np.ndarray) -> np.ndarray:
+    """Average the channels of a (samples, channels) float array."""
+    if frames.ndim == 1:
+        return frames
+    return frames.mean(axis=1)
+
+
+def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Band-limited polyphase resampling of float audio."""
+    if src_rate == dst_rate or len(samples) == 0:
+        return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    divisor = gcd(src_rate, dst_rate)
+    out = resample_poly(samples, dst_rate // divisor, src_rate // divisor)
+    return out.astype(np.float32)
+
+
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+
+
+def int16_to_float(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.float32) / 32768.0
+
+
+def silence(seconds: float, rate: int = PIPELINE_RATE) -> np.ndarray:
+    return np.zeros(int(round(seconds * rate)), dtype=np.int16)

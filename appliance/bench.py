@@ -1,0 +1,244 @@
+"""`appliance bench`: latency, CPU and memory of the real pipeline, measured in one run.
+
+Figures that compare two things are printed as ratios measured in the same run, because
+the machines are noisy. Nothing here asserts a target; the README lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.audio.format import int16_to_float
+from appliance.audio.sinks import NullSink
+from appliance.audio.sources import ArraySource
+from appliance.config import AppConfig
+from appliance.engines import load_engines, pipeline_settings
+from appliance.events import EventBus
+from appliance.llm.base import Message
+from appliance.llm.sentences import SentenceSplitter
+from appliance.pipeline import Engines, Pipeline, TurnResult
+from appliance.testing.speech import add_noise, compose, tts_phrase
+
+Say = Callable[..., None]
+QUESTION = "What is the capital of France?"
+LONG_REQUEST = "Tell me three facts about the moon."
+
+_COLD_START_CHILD = """
+import json, os, resource, sys, time
+t0 = float(sys.argv[1])
+from appliance.config import load_config, default_config_path
+from appliance.engines import load_engines
+config = load_config(None if not os.environ.get("BENCH_CONFIG") else
+                     __import__("pathlib").Path(os.environ["BENCH_CONFIG"]))
+if os.environ.get("BENCH_MODELS_DIR"):
+    from dataclasses import replace
+    config = replace(config, models_dir=os.environ["BENCH_MODELS_DIR"])
+load_engines(config)
+print(json.dumps({"ready": time.time() - t0,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cold_start(config: AppConfig) -> dict[str, float]:
+    """A fresh interpreter: imports + every model loaded, as the service starts."""
+    env = dict(os.environ, BENCH_MODELS_DIR=str(config.models_path()))
+    started = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", _COLD_START_CHILD, repr(started)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"cold_start_s": data["ready"], "rss_after_load_mb": data["rss_mb"]}
+
+
+def _request_recording(engines: Engines) -> np.ndarray:
+    wake = tts_phrase(engines.tts, "Hey Jarvis.")
+    question = tts_phrase(engines.tts, QUESTION)
+    return add_noise(compose(0.5, wake, 0.4, question, 2.5))
+
+
+def _first_sentence_time(engines: Engines, messages: list[Message]) -> tuple[float, str]:
+    splitter = SentenceSplitter()
+    started = time.monotonic()
+    cancel = threading.Event()
+    for piece in engines.llm.stream(messages, cancel):
+        sentences = splitter.feed(piece)
+        if sentences:
+            cancel.set()
+            return time.monotonic() - started, sentences[0]
+    rest = splitter.flush()
+    return time.monotonic() - started, rest[0] if rest else ""
+
+
+def critical_path(engines: Engines, result: TurnResult, system_prompt: str) -> dict[str, float]:
+    """The same turn's stages run one after another, each alone on the machine."""
+    assert engines.stt is not None and result.utterance is not None
+    started = time.monotonic()
+    text = engines.stt.transcribe(int16_to_float(result.utterance))
+    stt = time.monotonic() - started
+    messages = [Message("system", system_prompt), Message("user", text)]
+    llm_first, sentence = _first_sentence_time(engines, messages)
+    started = time.monotonic()
+    engines.tts.synthesize(sentence)
+    tts = time.monotonic() - started
+    return {"stt": stt, "llm_first_sentence": llm_first, "tts_first_sentence": tts,
+            "total": stt + llm_first + tts}  # fmt: skip
+
+
+async def _realtime_turn(engines: Engines, config: AppConfig, samples: np.ndarray) -> TurnResult:
+    async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as pipeline:
+        results = await pipeline.run(ArraySource(samples, realtime=True))
+    replied = [r for r in results if r.outcome == "replied"]
+    if not replied:
+        raise RuntimeError(f"the benchmark turn was not answered: {results}")
+    return replied[0]
+
+
+def streaming_vs_full(engines: Engines, config: AppConfig) -> dict[str, float]:
+    """Time to first audio on a multi-sentence reply: streamed vs whole reply first."""
+
+    async def streamed() -> TurnResult:
+        async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as p:
+            return await p.ask(LONG_REQUEST)
+
+    result = asyncio.run(streamed())
+    messages = [Message("system", config.llm.system_prompt), Message("user", LONG_REQUEST)]
+    started = time.monotonic()
+    reply = "".join(engines.llm.stream(messages, threading.Event()))
+    engines.tts.synthesize(" ".join(reply.split()))
+    full = time.monotonic() - started
+    return {
+        "sentences": float(len(result.sentences)),
+        "streaming_ttfa_s": result.timings["ttfa"],
+        "full_reply_ttfa_s": full,
+        "ratio_full_over_streaming": full / result.timings["ttfa"],
+    }
+
+
+def wake_listening_cpu(engines: Engines, config: AppConfig, seconds: float) -> dict[str, float]:
+    """CPU share of one core while only listening for the wake word, on non-speech audio
+    (noise, hum and tones). Fed as fast as it is processed: CPU seconds per audio second
+    is the same share a microphone would cost, without waiting a minute."""
+    rng = np.random.default_rng(1)
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    noise = rng.normal(0, 300, n) + 800 * np.sin(2 * np.pi * 50 * t)
+    noise += 2000 * np.sin(2 * np.pi * 880 * t) * (np.sin(2 * np.pi * 0.2 * t) > 0.9)
+    samples = np.clip(noise, -32768, 32767).astype(np.int16)
+
+    async def listen() -> list[TurnResult]:
+        async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as p:
+            return await p.run(ArraySource(samples, tail_silence=0.0))
+
+    cpu_before = time.process_time()
+    wall_before = time.monotonic()
+    results = asyncio.run(listen())
+    cpu = time.process_time() - cpu_before
+    return {
+        "audio_s": seconds,
+        "cpu_s": cpu,
+        "wall_s": time.monotonic() - wall_before,
+        "cpu_share_of_one_core": cpu / seconds,
+        "false_wakes": float(len(results)),
+    }
+
+
+def run_bench(
+    config: AppConfig,
+    *,
+    turns: int,
+    listen_seconds: float,
+    json_path: Path | None,
+    say: Say,
+    progress: Callable[[str], None],
+) -> int:
+    report: dict[str, Any] = {"cores": os.cpu_count(), "turns": turns}
+    say("Benchmark: cold start in a fresh process …")
+    report["cold_start"] = cold_start(config)
+
+    say("Loading models …")
+    engines = load_engines(config, progress=progress)
+    recording = _request_recording(engines)
+
+    say(f"{turns} spoken turn(s) in real time …")
+    per_turn = []
+    for index in range(turns):
+        result = asyncio.run(_realtime_turn(engines, config, recording))
+        isolated = critical_path(engines, result, config.llm.system_prompt)
+        row = {k: result.timings.get(k, float("nan")) for k in
+               ("stt", "llm_first_token", "llm_first_sentence", "tts_first_sentence", "ttfa",
+                "llm_total", "turn")}  # fmt: skip
+        row["critical_path"] = isolated["total"]
+        row["ttfa_over_critical_path"] = result.timings["ttfa"] / isolated["total"]
+        row["isolated"] = isolated
+        row["transcript"] = result.transcript
+        row["reply"] = result.reply
+        per_turn.append(row)
+        progress(f"turn {index + 1}: TTFA {row['ttfa'] * 1000:.0f} ms, critical path "
+                 f"{row['critical_path'] * 1000:.0f} ms → ratio {row['ttfa_over_critical_path']:.2f}")
+    report["turns_detail"] = per_turn
+    report["median"] = {
+        key: statistics.median(r[key] for r in per_turn)
+        for key in ("stt", "llm_first_token", "llm_first_sentence", "tts_first_sentence",
+                    "ttfa", "critical_path", "ttfa_over_critical_path", "turn")
+    }  # fmt: skip
+
+    say("Streaming vs full reply …")
+    report["streaming"] = streaming_vs_full(engines, config)
+    say(f"Wake-word listening on {listen_seconds:.0f} s of non-speech …")
+    report["wake_listening"] = wake_listening_cpu(engines, config, listen_seconds)
+    report["peak_rss_mb"] = _rss_mb()
+
+    _print_table(report, say)
+    text = json.dumps(report, indent=2)
+    say(text)
+    if json_path:
+        json_path.write_text(text + "\n", "utf-8")
+    return 0
+
+
+def _print_table(report: dict[str, Any], say: Say) -> None:
+    median = report["median"]
+    stream = report["streaming"]
+    wake = report["wake_listening"]
+    cold = report["cold_start"]
+    rows = [
+        ("STT (whisper.cpp)", f"{median['stt'] * 1000:.0f} ms", ""),
+        ("LLM first token", f"{median['llm_first_token'] * 1000:.0f} ms", ""),
+        ("LLM first sentence", f"{median['llm_first_sentence'] * 1000:.0f} ms", ""),
+        ("TTS first sentence", f"{median['tts_first_sentence'] * 1000:.0f} ms", ""),
+        ("End of speech → first audio (TTFA)", f"{median['ttfa'] * 1000:.0f} ms", ""),
+        ("Critical path, stages in isolation", f"{median['critical_path'] * 1000:.0f} ms", ""),
+        ("TTFA / critical path", f"{median['ttfa_over_critical_path']:.2f}", "≤ 1.10"),
+        (f"First audio: full reply / streaming ({stream['sentences']:.0f} sentences)",
+         f"{stream['ratio_full_over_streaming']:.2f}×", "≥ 2×"),
+        ("Wake listening CPU (share of one core)",
+         f"{wake['cpu_share_of_one_core'] * 100:.1f} %", "≤ 5 %"),
+        ("Peak RSS, all models loaded", f"{report['peak_rss_mb']:.0f} MB", "≤ 800 MB"),
+        ("Cold start to ready", f"{cold['cold_start_s']:.2f} s", "≤ 5 s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    say(f"\n{'measure'.ljust(width)}  {'value':>10}  target")
+    for name, value, target in rows:
+        say(f"{name.ljust(width)}  {value:>10}  {target}")
+    say("")

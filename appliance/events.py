@@ -1,0 +1,192 @@
+"""Typed events the pipeline publishes: the public event stream (`--events`).
+
+Each event is a small frozen record. Every one carries the turn number, the stream time
+(seconds of input audio consumed when it happened, or the audio position it refers to),
+and the wall-clock time. `to_dict` is the one serialiser; the JSON Lines schema in the
+README is generated from these classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, ClassVar
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    type: ClassVar[str] = "event"
+    turn: int
+    """Turn number, from 1; 0 for events outside a turn (ready, state changes while idle)."""
+    stream_time: float
+    """Seconds into the input audio this event refers to."""
+    wall_time: float = field(default_factory=time.time)
+    """Unix time when the event was published."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ready(Event):
+    type: ClassVar[str] = "ready"
+    load_seconds: float
+    """Time taken to load every engine and model."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChanged(Event):
+    type: ClassVar[str] = "state"
+    state: str
+    """idle, listening, thinking, speaking or error."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wake(Event):
+    type: ClassVar[str] = "wake"
+    wake_word: str
+    score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechStart(Event):
+    type: ClassVar[str] = "speech_start"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechEnd(Event):
+    type: ClassVar[str] = "speech_end"
+    speech_seconds: float
+    """Length of the captured utterance, pre-roll included."""
+    timed_out: bool = False
+    """True when the utterance hit the maximum length instead of ending in silence."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transcript(Event):
+    type: ClassVar[str] = "transcript"
+    text: str
+    stt_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LlmFirstToken(Event):
+    type: ClassVar[str] = "llm_first_token"
+    seconds_after_transcript: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplySentence(Event):
+    type: ClassVar[str] = "reply_sentence"
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TtsFirstAudio(Event):
+    type: ClassVar[str] = "tts_first_audio"
+    seconds_after_speech_end: float
+    """Time to first audio (TTFA): end of speech detected → first reply audio to the sink."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply(Event):
+    type: ClassVar[str] = "reply"
+    text: str
+    audio_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnEnd(Event):
+    type: ClassVar[str] = "turn_end"
+    outcome: str
+    """replied, no_speech (woken but nothing said), empty_transcript, or error."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: stt, llm_first_token, llm_total, tts_first_sentence, ttfa, turn."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error(Event):
+    type: ClassVar[str] = "error"
+    stage: str
+    code: str
+    message: str
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    Ready,
+    StateChanged,
+    Wake,
+    SpeechStart,
+    SpeechEnd,
+    Transcript,
+    LlmFirstToken,
+    ReplySentence,
+    TtsFirstAudio,
+    Reply,
+    TurnEnd,
+    Error,
+)
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    data = dataclasses.asdict(event)
+    return {"type": event.type, **data}
+
+
+def to_json(event: Event) -> str:
+    return json.dumps(to_dict(event), ensure_ascii=False)
+
+
+EventHandler = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to synchronous handlers and asyncio queues.
+
+    A handler that raises is logged and kept; one broken subscriber never stops a turn.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+        self._queues: list[asyncio.Queue[Event]] = []
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler)
+
+    def queue(self, maxsize: int = 1000) -> asyncio.Queue[Event]:
+        q: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self._queues.append(q)
+        return q
+
+    def unsubscribe_queue(self, q: asyncio.Queue[Event]) -> None:
+        if q in self._queues:
+            self._queues.remove(q)
+
+    def publish(self, event: Event) -> None:
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:
+                _LOGGER.exception("event handler %r failed on %s", handler, event.type)
+        for q in list(self._queues):
+            if q.full():
+                _LOGGER.warning("event queue full, dropping %s", event.type)
+                continue
+            q.put_nowait(event)
+
+
+class JsonLinesWriter:
+    """Writes each event as one JSON object per line, flushed at once."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(to_json(event) + "\n")
+        self._stream.flush()

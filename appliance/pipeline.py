@@ -1,0 +1,467 @@
+"""One spoken turn after another: audio → wake word → end-pointing → STT → LLM → TTS → sink.
+
+The audio loop only moves chunks and hands every blocking model call to a worker thread
+(one single-thread executor per stage, so calls into one engine never overlap). A turn
+runs as its own task: the LLM writes tokens in its thread, the sentence splitter cuts
+them, and each finished sentence is synthesised and queued to the sink while the model
+is still writing the next one.
+
+Engines arrive through the constructor (`Engines`), so tests pass fakes and nothing is
+patched. Progress is published as typed events on an `EventBus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from appliance import events as ev
+from appliance.audio.format import AudioChunk, int16_to_float
+from appliance.audio.sinks import AudioSink
+from appliance.audio.sources import AudioSource
+from appliance.audio.vad import (
+    Endpointer,
+    EndpointSettings,
+    NoSpeech,
+    PreRoll,
+    SpeechEnded,
+    SpeechStarted,
+    VoiceActivityDetector,
+)
+from appliance.errors import (
+    AudioOutputError,
+    LanguageModelError,
+    PipelineError,
+    SpeechToTextError,
+    TextToSpeechError,
+    WakeWordError,
+)
+from appliance.llm.base import LanguageModel, Message
+from appliance.llm.sentences import SentenceSplitter
+from appliance.stt.base import SpeechToText
+from appliance.tts.base import TextToSpeech
+from appliance.wake.base import WakeWordDetector
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+APOLOGY = "Sorry, something went wrong. Please try again."
+
+
+@dataclass
+class Engines:
+    llm: LanguageModel
+    tts: TextToSpeech
+    wake: WakeWordDetector | None = None
+    """The listening engines may be absent for typed requests (`appliance ask`)."""
+    vad: VoiceActivityDetector | None = None
+    stt: SpeechToText | None = None
+
+
+@dataclass(frozen=True)
+class _Listening:
+    wake: WakeWordDetector
+    vad: VoiceActivityDetector
+    stt: SpeechToText
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    system_prompt: str = ""
+    wake_phrase: str = "hey jarvis"
+    """Words stripped from the start of a transcript when the pre-roll caught them."""
+
+
+@dataclass
+class TurnResult:
+    """What one turn produced; kept for `listen`, `demo` and the benchmark."""
+
+    turn: int
+    outcome: str = "replied"
+    transcript: str = ""
+    reply: str = ""
+    sentences: list[str] = field(default_factory=list)
+    utterance: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    reply_audio_seconds: float = 0.0
+
+
+class _Stage:
+    """A named single-thread executor: one engine's calls run there, in order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stage-{name}")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def submit(self, fn: Callable[[], None]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, fn)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engines: Engines,
+        sink: AudioSink,
+        bus: ev.EventBus,
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        self.engines = engines
+        self.sink = sink
+        self.bus = bus
+        self.settings = settings or PipelineSettings()
+        self._stages = {name: _Stage(name) for name in ("listen", "stt", "llm", "tts")}
+        self._turn = 0
+        self._stream_time = 0.0
+        self._state = ""
+        self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
+        self.results: list[TurnResult] = []
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for stage in self._stages.values():
+            stage.shutdown()
+
+    # ---- events ----------------------------------------------------------------------
+
+    def _publish(self, event_type: type[ev.Event], **fields: Any) -> None:
+        fields.setdefault("turn", self._turn)
+        fields.setdefault("stream_time", round(self._stream_time, 3))
+        self.bus.publish(event_type(**fields))
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self._publish(ev.StateChanged, state=state)
+
+    # ---- the audio loop --------------------------------------------------------------
+
+    async def run(self, source: AudioSource) -> list[TurnResult]:
+        """Listen to a source until it ends; answer every request heard in it."""
+        settings = self.settings.endpoint
+        pre_roll = PreRoll(settings.pre_roll_seconds + 0.2)
+        endpointer: Endpointer | None = None
+        turn_task: asyncio.Task[TurnResult] | None = None
+        listen = self._stages["listen"]
+        engines = self._listening()
+        self._set_state("idle")
+        try:
+            async for chunk in source.chunks():
+                self._stream_time = chunk.end
+                if turn_task is not None:
+                    if not turn_task.done() and source.live:
+                        continue  # speaking: a live mic is not listened to meanwhile
+                    await turn_task
+                    turn_task = None
+                    await listen.run(engines.wake.reset)
+                    pre_roll.clear()
+                    self._set_state("idle")
+                if endpointer is None:
+                    pre_roll.append(chunk)
+                    try:
+                        detection = await listen.run(engines.wake.process, chunk.samples)
+                    except Exception as err:
+                        raise WakeWordError(f"wake word detection failed: {err}") from err
+                    if detection is None:
+                        continue
+                    self._turn += 1
+                    self._publish(ev.Wake, wake_word=detection.wake_word, score=detection.score)
+                    self._set_state("listening")
+                    # The wake detector is not fed while a request is captured; start it
+                    # clean afterwards rather than on a buffer with a hole in it.
+                    await listen.run(engines.wake.reset)
+                    await listen.run(engines.vad.reset)
+                    endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
+                    continue
+                probability = await listen.run(
+                    engines.vad.speech_probability, chunk.samples
+                )
+                outcome = endpointer.feed(chunk, probability)
+                turn_task = self._on_endpoint(outcome, turn_task)
+                if outcome is not None and not isinstance(outcome, SpeechStarted):
+                    endpointer = None
+            if endpointer is not None:
+                turn_task = self._on_endpoint(endpointer.flush(self._stream_time), turn_task)
+            if turn_task is not None:
+                await turn_task
+        finally:
+            if turn_task is not None and not turn_task.done():
+                turn_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await turn_task
+        self._set_state("idle")
+        return self.results
+
+    def _listening(self) -> _Listening:
+        wake, vad, stt = self.engines.wake, self.engines.vad, self.engines.stt
+        if wake is None or vad is None or stt is None:
+            raise PipelineError("listening needs the wake word, VAD and STT engines loaded")
+        return _Listening(wake, vad, stt)
+
+    def _on_endpoint(
+        self,
+        outcome: SpeechStarted | SpeechEnded | NoSpeech | None,
+        turn_task: asyncio.Task[TurnResult] | None,
+    ) -> asyncio.Task[TurnResult] | None:
+        if isinstance(outcome, SpeechStarted):
+            self._publish(ev.SpeechStart, stream_time=round(outcome.time, 3))
+        elif isinstance(outcome, NoSpeech):
+            result = TurnResult(self._turn, outcome="no_speech")
+            self.results.append(result)
+            self._publish(ev.TurnEnd, outcome="no_speech")
+            self._set_state("idle")
+        elif isinstance(outcome, SpeechEnded):
+            self._publish(
+                ev.SpeechEnd,
+                stream_time=round(outcome.end, 3),
+                speech_seconds=round(len(outcome.audio) / 16000, 3),
+                timed_out=outcome.timed_out,
+            )
+            return asyncio.create_task(
+                self._spoken_turn(self._turn, outcome.audio, time.monotonic()),
+                name=f"turn-{self._turn}",
+            )
+        return turn_task
+
+    # ---- one turn --------------------------------------------------------------------
+
+    async def _spoken_turn(self, turn: int, audio: np.ndarray, speech_end: float) -> TurnResult:
+        result = TurnResult(turn, utterance=audio)
+        self.results.append(result)
+        self._set_state("thinking")
+        try:
+            started = time.monotonic()
+            try:
+                text = await self._stages["stt"].run(
+                    self._listening().stt.transcribe, int16_to_float(audio)
+                )
+            except PipelineError:
+                raise
+            except Exception as err:
+                raise SpeechToTextError(f"speech-to-text failed: {err}") from err
+            result.timings["stt"] = time.monotonic() - started
+            text = self._strip_wake_phrase(text)
+            result.transcript = text
+            self._publish(
+                ev.Transcript, turn=turn, text=text, stt_seconds=round(result.timings["stt"], 3)
+            )
+            if not text:
+                result.outcome = "empty_transcript"
+            else:
+                await self._respond(result, text, speech_end)
+        except asyncio.CancelledError:
+            raise
+        except PipelineError as err:
+            await self._fail(result, err)
+        except Exception as err:  # a bug in an engine must not end the session
+            _LOGGER.exception("turn %d failed", turn)
+            await self._fail(result, PipelineError(f"unexpected error: {err}"))
+        result.timings["turn"] = time.monotonic() - speech_end
+        self._publish(
+            ev.TurnEnd,
+            turn=turn,
+            outcome=result.outcome,
+            timings={k: round(v, 4) for k, v in result.timings.items()},
+        )
+        return result
+
+    async def ask(self, text: str) -> TurnResult:
+        """A typed request: skips the wake word and STT."""
+        self._turn += 1
+        result = TurnResult(self._turn, transcript=text)
+        self.results.append(result)
+        self._set_state("thinking")
+        started = time.monotonic()
+        try:
+            await self._respond(result, text, started)
+        except PipelineError as err:
+            await self._fail(result, err)
+        except Exception as err:
+            _LOGGER.exception("typed turn %d failed", result.turn)
+            await self._fail(result, PipelineError(f"unexpected error: {err}"))
+        result.timings["turn"] = time.monotonic() - started
+        self._publish(
+            ev.TurnEnd,
+            outcome=result.outcome,
+            timings={k: round(v, 4) for k, v in result.timings.items()},
+        )
+        self._set_state("idle")
+        return result
+
+    async def _respond(self, result: TurnResult, text: str, speech_end: float) -> None:
+        """Stream the LLM reply into TTS sentence by sentence."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        cancel = threading.Event()
+        messages = [Message("user", text)]
+        if self.settings.system_prompt:
+            messages.insert(0, Message("system", self.settings.system_prompt))
+        asked = time.monotonic()
+
+        def generate() -> None:
+            try:
+                for piece in self.engines.llm.stream(messages, cancel):
+                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            except BaseException as err:  # handed to the event loop, raised there
+                loop.call_soon_threadsafe(pieces.put_nowait, err)
+            finally:
+                loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+        async def read_tokens() -> None:
+            splitter = SentenceSplitter()
+            first = True
+            try:
+                while (piece := await pieces.get()) is not None:
+                    if isinstance(piece, BaseException):
+                        if isinstance(piece, PipelineError):
+                            raise piece
+                        raise LanguageModelError(f"language model failed: {piece}") from piece
+                    if first:
+                        first = False
+                        result.timings["llm_first_token"] = time.monotonic() - asked
+                        self._publish(
+                            ev.LlmFirstToken,
+                            turn=result.turn,
+                            seconds_after_transcript=round(result.timings["llm_first_token"], 3),
+                        )
+                    result.reply += piece
+                    for sentence in splitter.feed(piece):
+                        self._sentence(result, sentence, sentences, asked)
+                for sentence in splitter.flush():
+                    self._sentence(result, sentence, sentences, asked)
+                result.timings["llm_total"] = time.monotonic() - asked
+            finally:
+                sentences.put_nowait(None)
+
+        async def speak() -> None:
+            tts = self._stages["tts"]
+            while (sentence := await sentences.get()) is not None:
+                started = time.monotonic()
+                try:
+                    audio = await tts.run(self.engines.tts.synthesize, sentence)
+                except PipelineError:
+                    raise
+                except Exception as err:
+                    raise TextToSpeechError(f"text-to-speech failed: {err}") from err
+                if "tts_first_sentence" not in result.timings:
+                    result.timings["tts_first_sentence"] = time.monotonic() - started
+                await self._play(result, audio, speech_end)
+
+        llm_done = self._stages["llm"].submit(generate)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read_tokens(), name=f"turn-{result.turn}-llm")
+                group.create_task(speak(), name=f"turn-{result.turn}-tts")
+        except BaseExceptionGroup as group_error:
+            cancel.set()
+            raise _first_pipeline_error(group_error) from None
+        finally:
+            cancel.set()
+            await llm_done
+        result.reply = " ".join(result.reply.split())
+        if not result.sentences:
+            raise LanguageModelError("the language model returned an empty reply")
+        await self.sink.drain()
+        self._publish(
+            ev.Reply,
+            turn=result.turn,
+            text=result.reply,
+            audio_seconds=round(result.reply_audio_seconds, 3),
+        )
+
+    def _sentence(
+        self, result: TurnResult, sentence: str, queue: asyncio.Queue[str | None], asked: float
+    ) -> None:
+        if not result.sentences:
+            result.timings["llm_first_sentence"] = time.monotonic() - asked
+        result.sentences.append(sentence)
+        self._publish(
+            ev.ReplySentence, turn=result.turn, index=len(result.sentences) - 1, text=sentence
+        )
+        queue.put_nowait(sentence)
+
+    async def _play(self, result: TurnResult, audio: np.ndarray, speech_end: float) -> None:
+        if len(audio) == 0:
+            return
+        if result.reply_audio_seconds == 0.0:
+            result.timings["ttfa"] = time.monotonic() - speech_end
+            self._set_state("speaking")
+            self._publish(
+                ev.TtsFirstAudio,
+                turn=result.turn,
+                seconds_after_speech_end=round(result.timings["ttfa"], 3),
+            )
+        try:
+            await self.sink.play(audio, self.engines.tts.sample_rate)
+        except PipelineError:
+            raise
+        except Exception as err:
+            raise AudioOutputError(f"audio output failed: {err}") from err
+        result.reply_audio_seconds += len(audio) / self.engines.tts.sample_rate
+
+    async def _fail(self, result: TurnResult, err: PipelineError) -> None:
+        """Report a failed stage, say sorry, and leave the session ready for the next turn."""
+        _LOGGER.error("turn %d: %s failed: %s", result.turn, err.stage, err)
+        result.outcome = "error"
+        result.errors.append(f"{err.stage}: {err}")
+        self._set_state("error")
+        self._publish(ev.Error, turn=result.turn, stage=err.stage, code=err.code, message=str(err))
+        if isinstance(err, AudioOutputError):
+            return
+        try:
+            audio = await self._stages["tts"].run(self.engines.tts.synthesize, APOLOGY)
+            await self.sink.play(audio, self.engines.tts.sample_rate)
+            await self.sink.drain()
+        except Exception as apology_error:
+            _LOGGER.error("could not speak the apology either: %s", apology_error)
+
+    def _strip_wake_phrase(self, text: str) -> str:
+        return self._wake_pattern.sub("", text, count=1).strip()
+
+
+def _wake_phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """Matches the wake phrase (or its last word) at the start of a transcript."""
+    words = [re.escape(w) for w in phrase.lower().split()]
+    if not words:
+        return re.compile(r"(?!x)x")
+    optional = "".join(rf"(?:{w}\W+)?" for w in words[:-1])
+    return re.compile(rf"^\W*{optional}{words[-1]}\b\W*", re.IGNORECASE)
+
+
+def _first_pipeline_error(group_error: BaseExceptionGroup) -> PipelineError:
+    for error in group_error.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_pipeline_error(error)
+        if isinstance(error, PipelineError):
+            return error
+        if isinstance(error, asyncio.CancelledError):
+            raise error
+        return PipelineError(f"unexpected error: {error}")
+    return PipelineError("unknown error")

@@ -1,0 +1,1 @@
+"""Speech-to-text: the Protocol, whisper.cpp, and a scripted fake."""

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class SpeechToText(Protocol):
+    def transcribe(self, audio: np.ndarray) -> str:
+        """Text of 16 kHz mono float32 audio in [-1, 1]. Blocking: call from a thread."""

@@ -1,0 +1,57 @@
+"""whisper.cpp through pywhispercpp, on a ggml model file from the models directory."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import ModelError, SpeechToTextError
+
+# Whisper writes these for non-speech; they are not a request.
+_NON_SPEECH = re.compile(r"\[(?:BLANK_AUDIO|MUSIC|NOISE|SOUND|SILENCE)[^\]]*\]|\((?:[^)]*)\)", re.I)
+
+
+class WhisperCppStt:
+    def __init__(self, model_path: Path, *, threads: int, language: str = "en") -> None:
+        try:
+            from pywhispercpp.model import Model
+        except ImportError as err:
+            raise ModelError(f"pywhispercpp is not installed ({err}); run ./setup.sh") from err
+        if not Path(model_path).is_file():
+            # pywhispercpp treats an unknown name as a model to download: never let it.
+            raise ModelError(f"whisper model {model_path} is missing; run ./setup.sh")
+        try:
+            self._model = Model(
+                str(model_path),
+                redirect_whispercpp_logs_to=None,
+                n_threads=threads,
+                language=language,
+                print_progress=False,
+                print_realtime=False,
+                print_timestamps=False,
+                no_context=True,
+                single_segment=False,
+                suppress_blank=True,
+            )
+        except Exception as err:
+            raise ModelError(f"whisper.cpp cannot load {model_path}: {err}") from err
+        # One whisper context cannot run two transcriptions at once.
+        self._lock = threading.Lock()
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if len(audio) < 1600:
+            return ""
+        # whisper.cpp refuses clips shorter than 1 s; pad with silence.
+        if len(audio) < 16_000:
+            audio = np.pad(audio, (0, 16_000 - len(audio)))
+        try:
+            with self._lock:
+                segments = self._model.transcribe(audio)
+        except Exception as err:
+            raise SpeechToTextError(f"whisper.cpp failed: {err}") from err
+        text = " ".join(segment.text.strip() for segment in segments)
+        return " ".join(_NON_SPEECH.sub(" ", text).split())

@@ -1,0 +1,1 @@
+"""Text-to-speech: the Protocol, Piper, and a fake that makes tones."""

@@ -1,0 +1,53 @@
+"""Piper TTS on an ONNX voice from the models directory (the voice downloader is never used)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import ModelError, TextToSpeechError
+
+
+class PiperTts:
+    def __init__(
+        self, voice_path: Path, *, length_scale: float = 1.0, threads: int = 1
+    ) -> None:
+        try:
+            import onnxruntime as ort
+            from piper import PiperVoice
+            from piper.config import PiperConfig, SynthesisConfig
+        except ImportError as err:
+            raise ModelError(f"piper-tts is not installed ({err}); run ./setup.sh") from err
+        voice_path = Path(voice_path)
+        config_path = voice_path.with_name(voice_path.name + ".json")
+        for needed in (voice_path, config_path):
+            if not needed.is_file():
+                raise ModelError(f"Piper voice file {needed} is missing; run ./setup.sh")
+        try:
+            import json
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            config = PiperConfig.from_dict(json.loads(config_path.read_text("utf-8")))
+            session = ort.InferenceSession(
+                str(voice_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self._voice = PiperVoice(config=config, session=session)
+        except Exception as err:
+            raise ModelError(f"Piper cannot load the voice {voice_path}: {err}") from err
+        self.sample_rate = int(config.sample_rate)
+        self._syn = SynthesisConfig(length_scale=length_scale)
+        self._lock = threading.Lock()
+
+    def synthesize(self, text: str) -> np.ndarray:
+        try:
+            with self._lock:
+                chunks = [c.audio_int16_array for c in self._voice.synthesize(text, self._syn)]
+        except Exception as err:
+            raise TextToSpeechError(f"Piper failed to speak {text[:40]!r}: {err}") from err
+        if not chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(chunks).astype(np.int16, copy=False)

@@ -1,0 +1,1 @@
+"""Wake-word detection: the Protocol, openWakeWord, and a fake for tests."""

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    wake_word: str
+    score: float
+
+
+class WakeWordDetector(Protocol):
+    name: str
+
+    def process(self, samples: np.ndarray) -> Detection | None:
+        """Score one 80 ms chunk of 16 kHz int16 audio; a Detection when the word was heard."""
+
+    def reset(self) -> None:
+        """Forget buffered audio (after a detection or after a turn)."""

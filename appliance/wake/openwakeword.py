@@ -1,0 +1,62 @@
+"""openWakeWord with ONNX models read from the models directory (never downloaded)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import ModelError
+from appliance.wake.base import Detection
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class OpenWakeWordDetector:
+    def __init__(
+        self,
+        model_path: Path,
+        melspectrogram_path: Path,
+        embedding_path: Path,
+        *,
+        threshold: float = 0.5,
+        threads: int = 1,
+        name: str = "",
+    ) -> None:
+        try:
+            from openwakeword.model import Model
+        except ImportError as err:
+            raise ModelError(
+                f"openwakeword is not installed ({err}); run ./setup.sh"
+            ) from err
+        self.name = name or Path(model_path).stem
+        self.threshold = threshold
+        try:
+            self._model = Model(
+                wakeword_models=[str(model_path)],
+                inference_framework="onnx",
+                melspec_model_path=str(melspectrogram_path),
+                embedding_model_path=str(embedding_path),
+                ncpu=threads,
+            )
+        except Exception as err:
+            raise ModelError(f"cannot load wake word model {model_path}: {err}") from err
+        self._key = next(iter(self._model.models))
+        self._cooldown = 0
+
+    def process(self, samples: np.ndarray) -> Detection | None:
+        scores = self._model.predict(samples)
+        score = float(scores.get(self._key, 0.0))
+        if self._cooldown > 0:
+            self._cooldown -= 1
+            return None
+        if score >= self.threshold:
+            # The score stays high for a few frames after the word: one detection only.
+            self._cooldown = 10
+            return Detection(self.name, score)
+        return None
+
+    def reset(self) -> None:
+        self._model.reset()
+        self._cooldown = 0

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.audio.format import AudioChunk
+from appliance.audio.vad import (
+    Endpointer,
+    EndpointSettings,
+    NoSpeech,
+    PreRoll,
+    SpeechEnded,
+    SpeechStarted,
+)
+
+
+def chunks(pattern: str, start: float = 0.0) -> list[tuple[AudioChunk, float]]:
+    """'s' = speech chunk, '.' = silence chunk, 80 ms each."""
+    out = []
+    for i, c in enumerate(pattern):
+        samples = np.full(1280, 1000 if c == "s" else 0, dtype=np.int16)
+        out.append((AudioChunk(samples, start=start + i * 0.08), 1.0 if c == "s" else 0.0))
+    return out
+
+
+def feed(endpointer: Endpointer, pattern: str, start: float = 0.0) -> list[object]:
+    return [r for c, p in chunks(pattern, start) if (r := endpointer.feed(c, p)) is not None]
+
+
+SETTINGS = EndpointSettings(silence_seconds=0.4, pre_roll_seconds=0.16, min_speech_seconds=0.16)
+
+
+def test_speech_then_silence_ends_the_utterance_with_pre_roll():
+    pre = [c for c, _ in chunks("....", start=-0.32)]
+    endpointer = Endpointer(SETTINGS, pre, start=0.0)
+    results = feed(endpointer, "..sssss......")
+    assert isinstance(results[0], SpeechStarted) and abs(results[0].time - 0.16) < 1e-6
+    end = results[1]
+    assert isinstance(end, SpeechEnded) and not end.timed_out
+    # ends 0.4 s after the last speech chunk (which ended at 0.56 s)
+    assert abs(end.end - 0.96) < 1e-6
+    seconds = len(end.audio) / 16000
+    # pre-roll 0.16 + speech 0.40 + tail 0.3
+    assert abs(seconds - 0.86) < 0.01
+
+
+def test_a_short_pause_does_not_end_the_request():
+    endpointer = Endpointer(SETTINGS, [], start=0.0)
+    results = feed(endpointer, "sssss...sssss......")
+    assert [type(r).__name__ for r in results] == ["SpeechStarted", "SpeechEnded"]
+
+
+def test_a_click_is_not_speech_and_silence_times_out():
+    settings = EndpointSettings(min_speech_seconds=0.16, no_speech_timeout=1.0)
+    endpointer = Endpointer(settings, [], start=0.0)
+    results = feed(endpointer, "s....s" + "." * 10)
+    assert len(results) == 1 and isinstance(results[0], NoSpeech)
+
+
+def test_endless_speech_is_cut_at_the_maximum():
+    settings = EndpointSettings(max_speech_seconds=1.0, min_speech_seconds=0.08)
+    endpointer = Endpointer(settings, [], start=0.0)
+    results = feed(endpointer, "s" * 30)
+    assert isinstance(results[-1], SpeechEnded) and results[-1].timed_out
+
+
+def test_flush_at_end_of_input():
+    endpointer = Endpointer(SETTINGS, [], start=0.0)
+    feed(endpointer, "sssss")
+    assert isinstance(endpointer.flush(0.4), SpeechEnded)
+    assert isinstance(Endpointer(SETTINGS, [], start=0.0).flush(0.1), NoSpeech)
+
+
+def test_pre_roll_ring_keeps_only_the_latest_audio():
+    ring = PreRoll(0.24)
+    for chunk, _ in chunks("." * 10):
+        ring.append(chunk)
+    kept = ring.snapshot()
+    assert len(kept) == 4 and kept[-1].start == 9 * 0.08

@@ -1,0 +1,211 @@
+"""The pipeline's logic with fake engines passed in: no models, nothing patched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+
+from appliance import events as ev
+from appliance.audio.sources import ArraySource
+from appliance.errors import LanguageModelError, SpeechToTextError
+from appliance.pipeline import APOLOGY
+from tests.fakes import make_pipeline, quiet, request
+
+
+def run(pipeline, samples, *, realtime: bool = False):
+    async def main():
+        async with pipeline:
+            return await pipeline.run(ArraySource(samples, realtime=realtime))
+
+    return asyncio.run(main())
+
+
+def test_one_turn_publishes_the_events_in_order():
+    pipeline, rec, sink, tts, llm = make_pipeline(
+        ["What is the capital of France?"], ["Paris is the capital of France. It is lovely."]
+    )
+    results = run(pipeline, request())
+    assert [r.outcome for r in results] == ["replied"]
+    types = rec.types()
+    expected_order = [
+        "wake", "speech_start", "speech_end", "transcript", "llm_first_token",
+        "reply_sentence", "tts_first_audio", "reply", "turn_end",
+    ]  # fmt: skip
+    positions = [types.index(t) for t in expected_order]
+    assert positions == sorted(positions), types
+    assert [e.text for e in rec.of("reply_sentence")] == [
+        "Paris is the capital of France.",
+        "It is lovely.",
+    ]
+    assert tts.spoken == ["Paris is the capital of France.", "It is lovely."]
+    assert sink.seconds == pytest.approx(0.1 * 9, abs=0.01)
+    assert results[0].reply == "Paris is the capital of France. It is lovely."
+    # The LLM got the system prompt, then the transcript.
+    assert [(m.role, m.content) for m in llm.prompts[0]] == [
+        ("system", "be brief"),
+        ("user", "What is the capital of France?"),
+    ]
+    states = [e.state for e in rec.of("state")]
+    assert states[:4] == ["idle", "listening", "thinking", "speaking"] and states[-1] == "idle"
+
+
+def test_every_event_has_turn_stream_time_and_wall_time_and_serialises():
+    pipeline, rec, *_ = make_pipeline(["hello there"], ["Hello to you too."])
+    before = time.time()
+    run(pipeline, request())
+    for event in rec.events:
+        data = json.loads(ev.to_json(event))
+        assert data["type"] == event.type
+        assert {"turn", "stream_time", "wall_time"} <= set(data)
+        assert data["wall_time"] >= before
+    wake = rec.of("wake")[0]
+    end = rec.of("speech_end")[0]
+    assert wake.turn == 1 and end.turn == 1
+    # Wake marker sits at 0.48 s → detected on the chunk ending 0.56 s.
+    assert wake.stream_time == pytest.approx(0.56, abs=0.01)
+    # Speech (1 s from 0.88 s) ends at 1.88 s; + 0.5 s silence, on a chunk boundary.
+    assert 2.3 <= end.stream_time <= 2.5
+    assert rec.of("speech_start")[0].stream_time == pytest.approx(0.88, abs=0.1)
+
+
+def test_pre_roll_and_end_pointing_shape_the_utterance():
+    pipeline, *_ = make_pipeline(["x y z"], ["Fine, thank you."])
+    results = run(pipeline, request(speech=1.2))
+    audio = results[0].utterance
+    seconds = len(audio) / 16000
+    # 1.2 s of speech + 0.3 s pre-roll + a short tail, not the whole trailing silence.
+    assert 1.45 <= seconds <= 1.9
+    loud = np.abs(audio.astype(np.int32)) > 5000
+    first_loud = np.argmax(loud) / 16000
+    assert first_loud == pytest.approx(0.3, abs=0.1)  # the pre-roll precedes the speech
+
+
+def test_no_wake_word_means_no_turn():
+    pipeline, rec, sink, *_ = make_pipeline([], [])
+    assert run(pipeline, quiet(3.0)) == []
+    assert rec.of("wake") == [] and sink.blocks == []
+
+
+def test_two_requests_in_one_recording_get_two_replies():
+    pipeline, rec, sink, tts, _ = make_pipeline(
+        ["turn on the light", "what time is it"],
+        ["I cannot do that yet.", "I do not have a clock yet."],
+    )
+    results = run(pipeline, np.concatenate([request(), request()]))
+    assert [r.turn for r in results] == [1, 2]
+    assert [r.transcript for r in results] == ["turn on the light", "what time is it"]
+    assert [e.turn for e in rec.of("reply")] == [1, 2]
+    assert tts.spoken == ["I cannot do that yet.", "I do not have a clock yet."]
+
+
+def test_first_sentence_is_spoken_while_the_model_still_writes():
+    reply = "First comes this sentence. " + " ".join(["then more words"] * 8) + "."
+    pipeline, rec, *_ = make_pipeline(["tell me a story"], [reply], token_delay=0.03)
+    run(pipeline, request())
+    first_audio = rec.of("tts_first_audio")[0].wall_time
+    last_sentence = rec.of("reply_sentence")[-1].wall_time
+    # ~25 tokens × 30 ms: the first audio must come well before the model finished.
+    assert first_audio < last_sentence - 0.3
+
+
+def test_stt_failure_is_reported_apologised_for_and_the_next_turn_works():
+    pipeline, rec, sink, tts, _ = make_pipeline(
+        [SpeechToTextError("whisper exploded"), "second try"], ["This one works."]
+    )
+    results = run(pipeline, np.concatenate([request(), request()]))
+    assert [r.outcome for r in results] == ["error", "replied"]
+    error = rec.of("error")[0]
+    assert (error.stage, error.code, error.turn) == ("stt", "stt_failed", 1)
+    assert "whisper exploded" in error.message
+    assert tts.spoken == [APOLOGY, "This one works."]
+    assert [e.outcome for e in rec.of("turn_end")] == ["error", "replied"]
+
+
+def test_llm_failure_mid_reply_keeps_what_was_said_and_recovers():
+    class Boom(LanguageModelError):
+        pass
+
+    pipeline, rec, sink, tts, llm = make_pipeline(
+        ["first", "second"], ["Fine.", "All good now."]
+    )
+    original = llm.stream
+
+    def failing_once(messages, cancel):
+        if len(llm.prompts) == 0:
+            llm.prompts.append(messages)
+            yield "The start of an answer. And then"
+            raise Boom("model ran out of memory")
+        yield from original(messages, cancel)
+
+    llm.stream = failing_once  # a fake's own attribute, not a patch of our code
+    results = run(pipeline, np.concatenate([request(), request()]))
+    assert [r.outcome for r in results] == ["error", "replied"]
+    assert rec.of("error")[0].stage == "llm"
+    assert tts.spoken[0] == "The start of an answer."
+    assert APOLOGY in tts.spoken
+    assert results[1].reply == "Fine."
+
+
+def test_tts_failure_is_an_error_event_and_does_not_end_the_session():
+    pipeline, rec, sink, tts, _ = make_pipeline(["one", "two"], ["Say KABOOM now.", "Okay then."])
+    tts.fail_on = {"KABOOM"}
+    results = run(pipeline, np.concatenate([request(), request()]))
+    assert [r.outcome for r in results] == ["error", "replied"]
+    assert rec.of("error")[0].stage == "tts"
+
+
+def test_wake_without_a_request_times_out_as_no_speech():
+    pipeline, rec, *_ = make_pipeline([], [])
+    samples = np.concatenate([quiet(0.48), request()[7680 : 7680 + 1280], quiet(3.0)])
+    results = run(pipeline, samples)
+    assert [r.outcome for r in results] == ["no_speech"]
+    assert rec.of("turn_end")[0].outcome == "no_speech"
+    assert rec.of("transcript") == []
+
+
+def test_empty_transcript_gets_no_reply():
+    pipeline, rec, sink, *_ = make_pipeline([""], [])
+    results = run(pipeline, request())
+    assert results[0].outcome == "empty_transcript"
+    assert sink.blocks == []
+
+
+def test_wake_phrase_caught_by_the_pre_roll_is_stripped():
+    pipeline, *_ = make_pipeline(["Jarvis, what is two plus two?"], ["Four."])
+    assert run(pipeline, request())[0].transcript == "what is two plus two?"
+    pipeline, *_ = make_pipeline(["Hey Jarvis what time is it"], ["Noon."])
+    assert run(pipeline, request())[0].transcript == "what time is it"
+
+
+def test_a_recording_that_stops_mid_request_is_still_answered():
+    pipeline, *_ = make_pipeline(["cut off"], ["I heard you."])
+    samples = request(trail=0.0)
+    results = run(pipeline, samples)
+    assert results[0].outcome == "replied"
+
+
+def test_ask_skips_wake_and_stt():
+    pipeline, rec, sink, tts, _ = make_pipeline([], ["Paris."])
+
+    async def main():
+        async with pipeline:
+            return await pipeline.ask("capital of France?")
+
+    result = asyncio.run(main())
+    assert result.reply == "Paris." and tts.spoken == ["Paris."]
+    assert rec.of("wake") == []
+
+
+def test_live_source_is_not_listened_to_while_answering():
+    # Realtime pacing: the second wake arrives while the (slow) first reply is produced.
+    pipeline, rec, *_ = make_pipeline(
+        ["first", "second"], ["A slow answer that takes a while.", "Second."], token_delay=0.25
+    )
+    samples = np.concatenate([request(trail=0.6), request(lead=0.0, trail=0.4)])
+    results = run(pipeline, samples, realtime=True)
+    assert len(rec.of("wake")) == 1
+    assert [r.outcome for r in results] == ["replied"]

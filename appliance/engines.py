@@ -60,6 +60,7 @@ def load_engines(
             store.path(config.stt.model, "stt"),
             threads=resolve_threads(config.stt.threads),
             language=config.stt.language,
+            fit_context=config.stt.fit_context,
         )
         done()
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from appliance import events as ev
-from appliance.audio.format import AudioChunk, int16_to_float
+from appliance.audio.format import int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
 from appliance.audio.vad import (
@@ -199,9 +199,7 @@ class Pipeline:
                     await listen.run(engines.vad.reset)
                     endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
                     continue
-                probability = await listen.run(
-                    engines.vad.speech_probability, chunk.samples
-                )
+                probability = await listen.run(engines.vad.speech_probability, chunk.samples)
                 outcome = endpointer.feed(chunk, probability)
                 turn_task = self._on_endpoint(outcome, turn_task)
                 if outcome is not None and not isinstance(outcome, SpeechStarted):

@@ -129,9 +129,7 @@ def test_llm_failure_mid_reply_keeps_what_was_said_and_recovers():
     class Boom(LanguageModelError):
         pass
 
-    pipeline, rec, sink, tts, llm = make_pipeline(
-        ["first", "second"], ["Fine.", "All good now."]
-    )
+    pipeline, rec, sink, tts, llm = make_pipeline(["first", "second"], ["Fine.", "All good now."])
     original = llm.stream
 
     def failing_once(messages, cancel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 import subprocess
-import shutil
 
 import numpy as np
 import pytest
@@ -20,8 +20,15 @@ def tone(rate: int, seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:
     return 0.5 * np.sin(2 * np.pi * freq * t)
 
 
-def make_wav(samples: np.ndarray, rate: int, *, bits: int, channels: int = 1,
-             fmt: str = "pcm", extensible: bool = False) -> bytes:
+def make_wav(
+    samples: np.ndarray,
+    rate: int,
+    *,
+    bits: int,
+    channels: int = 1,
+    fmt: str = "pcm",
+    extensible: bool = False,
+) -> bytes:
     frames = np.repeat(samples[:, None], channels, axis=1)
     if fmt == "float":
         raw = frames.astype("<f4").tobytes()
@@ -42,8 +49,12 @@ def make_wav(samples: np.ndarray, rate: int, *, bits: int, channels: int = 1,
     block = channels * bits // 8
     if extensible:
         guid = struct.pack("<H", code) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
-        fmt_body = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * block, block, bits,
-                               22, bits, 0) + guid
+        fmt_body = (
+            struct.pack(
+                "<HHIIHHHHI", 0xFFFE, channels, rate, rate * block, block, bits, 22, bits, 0
+            )
+            + guid
+        )
     else:
         fmt_body = struct.pack("<HHIIHH", code, channels, rate, rate * block, block, bits)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_body)) + fmt_body
@@ -54,8 +65,15 @@ def make_wav(samples: np.ndarray, rate: int, *, bits: int, channels: int = 1,
 
 @pytest.mark.parametrize(
     ("bits", "fmt", "extensible"),
-    [(8, "pcm", False), (16, "pcm", False), (24, "pcm", False), (32, "pcm", False),
-     (32, "float", False), (24, "pcm", True), (16, "pcm", True)],
+    [
+        (8, "pcm", False),
+        (16, "pcm", False),
+        (24, "pcm", False),
+        (32, "pcm", False),
+        (32, "float", False),
+        (24, "pcm", True),
+        (16, "pcm", True),
+    ],
 )
 def test_every_pcm_flavour_decodes_to_the_same_signal(tmp_path, bits, fmt, extensible):
     path = tmp_path / "x.wav"
@@ -79,8 +97,24 @@ def test_44k1_stereo_is_converted_to_16k_mono(tmp_path):
 @pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
 def test_a_file_written_by_sox_in_24_bit_extensible_stereo_reads(tmp_path):
     path = tmp_path / "sox.wav"
-    subprocess.run(["sox", "-n", "-r", "48000", "-c", "2", "-b", "24", str(path),
-                    "synth", "0.5", "sine", "300"], check=True)
+    subprocess.run(
+        [
+            "sox",
+            "-n",
+            "-r",
+            "48000",
+            "-c",
+            "2",
+            "-b",
+            "24",
+            str(path),
+            "synth",
+            "0.5",
+            "sine",
+            "300",
+        ],
+        check=True,
+    )
     samples = load_for_pipeline(path)
     assert len(samples) == 8000 and np.abs(samples).max() > 1000
 

@@ -77,6 +77,4 @@ class WavFileSource(ArraySource):
 
     def __init__(self, path: Path, *, realtime: bool = False, tail_silence: float = 1.0) -> None:
         self.path = Path(path)
-        super().__init__(
-            load_for_pipeline(self.path), realtime=realtime, tail_silence=tail_silence
-        )
+        super().__init__(load_for_pipeline(self.path), realtime=realtime, tail_silence=tail_silence)

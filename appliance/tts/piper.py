@@ -11,9 +11,7 @@ from appliance.errors import ModelError, TextToSpeechError
 
 
 class PiperTts:
-    def __init__(
-        self, voice_path: Path, *, length_scale: float = 1.0, threads: int = 1
-    ) -> None:
+    def __init__(self, voice_path: Path, *, length_scale: float = 1.0, threads: int = 1) -> None:
         try:
             import onnxruntime as ort
             from piper import PiperVoice

@@ -1,6 +1,7 @@
 """A wake-word detector for unit tests: it fires on chunks that contain a marker.
 
-Tests build audio where a wake word should be "heard" by writing `WAKE_MARKER` into them, so pipeline logic is tested without any model.
+Tests build audio where a wake word should be "heard" by writing `WAKE_MARKER` into it,
+so the pipeline's logic is tested without any model.
 """
 
 from __future__ import annotations

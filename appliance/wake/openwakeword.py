@@ -14,6 +14,9 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class OpenWakeWordDetector:
+    _FLUSH_CHUNKS = 20
+    """1.6 s of silence: longer than the window the wake model scores."""
+
     def __init__(
         self,
         model_path: Path,
@@ -27,9 +30,7 @@ class OpenWakeWordDetector:
         try:
             from openwakeword.model import Model
         except ImportError as err:
-            raise ModelError(
-                f"openwakeword is not installed ({err}); run ./setup.sh"
-            ) from err
+            raise ModelError(f"openwakeword is not installed ({err}); run ./setup.sh") from err
         self.name = name or Path(model_path).stem
         self.threshold = threshold
         try:
@@ -44,6 +45,7 @@ class OpenWakeWordDetector:
             raise ModelError(f"cannot load wake word model {model_path}: {err}") from err
         self._key = next(iter(self._model.models))
         self._cooldown = 0
+        self._silence = np.zeros(1280, dtype=np.int16)
 
     def process(self, samples: np.ndarray) -> Detection | None:
         scores = self._model.predict(samples)
@@ -58,5 +60,10 @@ class OpenWakeWordDetector:
         return None
 
     def reset(self) -> None:
+        """Forget the heard audio. openWakeWord's own reset() clears only its score
+        history, not the feature buffers (~1.3 s of audio the model looks at), so the
+        wake word just heard would fire again; push silence through them instead."""
+        for _ in range(self._FLUSH_CHUNKS):
+            self._model.predict(self._silence)
         self._model.reset()
         self._cooldown = 0

@@ -1,0 +1,184 @@
+"""The `appliance` command as a user runs it: real models, a subprocess, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance.audio.devices import list_devices
+from appliance.config import default_models_dir
+from appliance.models.catalog import load_catalog
+
+pytestmark = pytest.mark.e2e
+
+
+def appliance(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+
+
+def test_help_documents_commands_and_exit_codes():
+    proc = appliance("--help")
+    assert proc.returncode == 0
+    for word in ("demo", "listen", "run", "ask", "bench", "exit codes"):
+        assert word in proc.stdout
+    listen_help = appliance("listen", "--help").stdout
+    assert "--realtime" in listen_help and "--events" in listen_help
+
+
+def test_demo_speaks_an_answer(tmp_path):
+    reply = tmp_path / "reply.wav"
+    events = tmp_path / "events.jsonl"
+    proc = appliance("demo", "--no-play", "--reply-wav", str(reply), "--events", str(events))
+    assert proc.returncode == 0, proc.stderr
+    assert "capital" in proc.stdout.lower() and "reply" in proc.stdout
+    assert reply.stat().st_size > 20_000
+    kinds = [json.loads(line)["type"] for line in events.read_text().splitlines()]
+    assert kinds[0] == "ready" and "wake" in kinds and kinds[-1] in ("state", "turn_end")
+
+
+def test_listen_realtime_streams_json_events_to_stdout(tmp_path):
+    demo = Path(__file__).parents[1] / "appliance" / "samples" / "demo_request.wav"
+    proc = appliance("listen", str(demo), "--realtime", "--events", "-")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    by_type = {e["type"]: e for e in events}
+    for kind in (
+        "wake",
+        "speech_start",
+        "speech_end",
+        "transcript",
+        "llm_first_token",
+        "reply_sentence",
+        "tts_first_audio",
+        "reply",
+        "turn_end",
+    ):
+        assert kind in by_type, kind
+        assert {"turn", "stream_time", "wall_time"} <= set(by_type[kind])
+    # Real time: the end of speech is seen roughly when the audio has played that far.
+    assert by_type["speech_end"]["wall_time"] - by_type["ready"]["wall_time"] >= (
+        by_type["speech_end"]["stream_time"] - 0.5
+    )
+    assert by_type["tts_first_audio"]["seconds_after_speech_end"] > 0
+    assert "you said" in proc.stderr  # the human summary moves to stderr
+
+
+def test_ask_answers_typed_text():
+    proc = appliance("ask", "What is the capital of France?")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"just some text, not audio\n" * 20, "not a WAV"),
+        (
+            b"RIFF\x24\x10\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00"
+            b"\x80>\x00\x00\x00}\x00\x00\x02\x00\x10\x00data\x00\x10\x00\x00\x00\x00",
+            "truncated",
+        ),
+    ],
+)
+def test_bad_input_files_exit_3_with_a_reason(tmp_path, content, message):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    proc = appliance("listen", str(path))
+    assert proc.returncode == 3
+    assert message in proc.stderr
+    no_traceback(proc)
+    proc = appliance("listen", str(tmp_path / "missing.wav"))
+    assert proc.returncode == 3 and "no such file" in proc.stderr
+
+
+def _models_copy(tmp_path: Path) -> Path:
+    """A models directory of links to the prepared files (fast, no copies)."""
+    source = default_models_dir()
+    target = tmp_path / "models"
+    for entry in load_catalog().values():
+        for model_file in entry.files:
+            (target / model_file.path).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(source / model_file.path, target / model_file.path)
+    return target
+
+
+def test_a_corrupt_model_is_named_with_the_command_that_restores_it(tmp_path):
+    models = _models_copy(tmp_path)
+    jarvis = models / "wake" / "hey_jarvis_v0.1.onnx"
+    data = bytearray(jarvis.read_bytes())
+    jarvis.unlink()
+    data[5000:5010] = b"0123456789"
+    jarvis.write_bytes(bytes(data))
+    proc = appliance(
+        "--models-dir", str(models), "demo", "--no-play", "--reply-wav", str(tmp_path / "r.wav")
+    )
+    assert proc.returncode == 5
+    assert "hey_jarvis_v0.1.onnx" in proc.stderr and "corrupt" in proc.stderr
+    assert "appliance models prepare" in proc.stderr
+    no_traceback(proc)
+    verify = appliance("--models-dir", str(models), "models", "verify")
+    assert verify.returncode == 5 and "corrupt" in verify.stdout
+
+
+def test_a_missing_model_is_named(tmp_path):
+    models = _models_copy(tmp_path)
+    (models / "llm" / "SmolLM2-135M-Instruct.Q4_1.gguf").unlink()
+    proc = appliance("--models-dir", str(models), "ask", "hello")
+    assert proc.returncode == 5
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in proc.stderr and "missing" in proc.stderr
+    no_traceback(proc)
+
+
+def test_models_verify_passes_on_the_prepared_directory():
+    proc = appliance("models", "verify")
+    assert proc.returncode == 0, proc.stdout
+    assert "intact" in proc.stdout
+
+
+@pytest.mark.skipif(any(d.inputs for d in list_devices()), reason="this machine has a mic")
+def test_run_without_an_audio_device_exits_4_and_says_what_it_found():
+    proc = appliance("run", timeout=60)
+    assert proc.returncode == 4
+    assert "no microphone found" in proc.stderr and "Devices seen" in proc.stderr
+    no_traceback(proc)
+
+
+def test_an_invalid_config_exits_2_and_names_the_key(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("[wake]\nthreshold = 3.0\n[stt]\nmodle = 'x'\n")
+    proc = appliance("--config", str(config), "ask", "hi")
+    assert proc.returncode == 2
+    assert "config.toml" in proc.stderr
+    no_traceback(proc)
+    config.write_text("[wake\n")
+    proc = appliance("--config", str(config), "ask", "hi")
+    assert proc.returncode == 2 and "not valid TOML" in proc.stderr
+
+
+def test_models_convert_whisper_refuses_a_non_model_directory(tmp_path):
+    proc = appliance("models", "convert-whisper", str(tmp_path), str(tmp_path / "out.bin"))
+    assert proc.returncode == 5
+    no_traceback(proc)
+    assert not (tmp_path / "out.bin").exists()
+
+
+def test_espeak_and_sox_are_installed_for_the_tests():
+    # ./setup.sh installs them; without them the end-to-end tests cannot make speech.
+    assert shutil.which("espeak-ng") and shutil.which("sox")

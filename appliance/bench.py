@@ -37,17 +37,15 @@ QUESTION = "What is the capital of France?"
 LONG_REQUEST = "Tell me three facts about the moon."
 
 _COLD_START_CHILD = """
-import json, os, resource, sys, time
-t0 = float(sys.argv[1])
-from appliance.config import load_config, default_config_path
+import json, resource, sys, time
+from dataclasses import replace
+from pathlib import Path
+from appliance.config import load_config
 from appliance.engines import load_engines
-config = load_config(None if not os.environ.get("BENCH_CONFIG") else
-                     __import__("pathlib").Path(os.environ["BENCH_CONFIG"]))
-if os.environ.get("BENCH_MODELS_DIR"):
-    from dataclasses import replace
-    config = replace(config, models_dir=os.environ["BENCH_MODELS_DIR"])
+started, config_path, models_dir = float(sys.argv[1]), sys.argv[2], sys.argv[3]
+config = replace(load_config(Path(config_path) if config_path else None), models_dir=models_dir)
 load_engines(config)
-print(json.dumps({"ready": time.time() - t0,
+print(json.dumps({"ready": time.time() - started,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -56,17 +54,16 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cold_start(config: AppConfig) -> dict[str, float]:
+def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, float]:
     """A fresh interpreter: imports + every model loaded, as the service starts."""
-    env = dict(os.environ, BENCH_MODELS_DIR=str(config.models_path()))
     started = time.time()
     out = subprocess.run(
-        [sys.executable, "-c", _COLD_START_CHILD, repr(started)],
+        [sys.executable, "-c", _COLD_START_CHILD, repr(started), str(config_path or ""),
+         str(config.models_path())],
         capture_output=True,
         text=True,
-        env=env,
         check=True,
-    )
+    )  # fmt: skip
     data = json.loads(out.stdout.strip().splitlines()[-1])
     return {"cold_start_s": data["ready"], "rss_after_load_mb": data["rss_mb"]}
 
@@ -77,7 +74,8 @@ def _request_recording(engines: Engines) -> np.ndarray:
     return add_noise(compose(0.5, wake, 0.4, question, 2.5))
 
 
-def _first_sentence_time(engines: Engines, messages: list[Message]) -> tuple[float, str]:
+def _first_sentence(engines: Engines, messages: list[Message]) -> tuple[float, str]:
+    """Time from asking the LLM to its first complete sentence (blocking)."""
     splitter = SentenceSplitter()
     started = time.monotonic()
     cancel = threading.Event()
@@ -90,82 +88,143 @@ def _first_sentence_time(engines: Engines, messages: list[Message]) -> tuple[flo
     return time.monotonic() - started, rest[0] if rest else ""
 
 
-def critical_path(engines: Engines, result: TurnResult, system_prompt: str) -> dict[str, float]:
-    """The same turn's stages run one after another, each alone on the machine."""
-    assert engines.stt is not None and result.utterance is not None
+def _timed(fn: Callable[..., Any], *args: Any) -> float:
     started = time.monotonic()
-    text = engines.stt.transcribe(int16_to_float(result.utterance))
-    stt = time.monotonic() - started
-    messages = [Message("system", system_prompt), Message("user", text)]
-    llm_first, sentence = _first_sentence_time(engines, messages)
-    started = time.monotonic()
-    engines.tts.synthesize(sentence)
-    tts = time.monotonic() - started
-    return {"stt": stt, "llm_first_sentence": llm_first, "tts_first_sentence": tts,
-            "total": stt + llm_first + tts}  # fmt: skip
+    fn(*args)
+    return time.monotonic() - started
 
 
-async def _realtime_turn(engines: Engines, config: AppConfig, samples: np.ndarray) -> TurnResult:
+def _drain_llm(engines: Engines, messages: list[Message]) -> str:
+    return "".join(engines.llm.stream(messages, threading.Event()))
+
+
+class _Bench:
+    """Every measurement goes through one long-lived pipeline, as in the service, and the
+    stages "in isolation" run on that pipeline's own stage threads (see pipeline._Stage)."""
+
+    def __init__(self, engines: Engines, config: AppConfig, pipeline: Pipeline) -> None:
+        self.engines = engines
+        self.config = config
+        self.pipeline = pipeline
+        self.system = Message("system", config.llm.system_prompt)
+
+    async def same_starting_state(self) -> None:
+        """Leave llama.cpp's prompt cache as a previous, different request would: the
+        system prompt cached, this request's words not. Done before each timed run."""
+        await self.pipeline.in_stage(
+            "llm", _drain_llm, self.engines, [self.system, Message("user", "Hello there.")]
+        )
+
+    async def realtime_turn(self, samples: np.ndarray) -> TurnResult:
+        results = await self.pipeline.run(ArraySource(samples, realtime=True))
+        replied = [r for r in results if r.outcome == "replied"]
+        if not replied:
+            raise RuntimeError(f"the benchmark turn was not answered: {results}")
+        return replied[0]
+
+    async def critical_path(self, result: TurnResult) -> dict[str, float]:
+        """The same turn's stages one after another, each alone on the machine."""
+        stt = self.engines.stt
+        assert stt is not None and result.utterance is not None
+        started = time.monotonic()
+        text = await self.pipeline.in_stage("stt", stt.transcribe, int16_to_float(result.utterance))
+        stt_s = time.monotonic() - started
+        llm_s, sentence = await self.pipeline.in_stage(
+            "llm", _first_sentence, self.engines, [self.system, Message("user", text)]
+        )
+        tts_s = await self.pipeline.in_stage("tts", _timed, self.engines.tts.synthesize, sentence)
+        return {"stt": stt_s, "llm_first_sentence": llm_s, "tts_first_sentence": tts_s,
+                "total": stt_s + llm_s + tts_s}  # fmt: skip
+
+    async def streaming_vs_full(self) -> dict[str, float]:
+        """Time to first audio on a multi-sentence reply: streamed vs whole reply first."""
+        await self.same_starting_state()
+        result = await self.pipeline.ask(LONG_REQUEST)
+        await self.same_starting_state()
+        started = time.monotonic()
+        reply = await self.pipeline.in_stage(
+            "llm", _drain_llm, self.engines, [self.system, Message("user", LONG_REQUEST)]
+        )
+        await self.pipeline.in_stage("tts", self.engines.tts.synthesize, " ".join(reply.split()))
+        full = time.monotonic() - started
+        return {
+            "sentences": float(len(result.sentences)),
+            "streaming_ttfa_s": result.timings["ttfa"],
+            "full_reply_ttfa_s": full,
+            "ratio_full_over_streaming": full / result.timings["ttfa"],
+        }
+
+    async def wake_listening_cpu(self, seconds: float) -> dict[str, float]:
+        """CPU share of one core while only listening for the wake word, on non-speech
+        audio (noise, hum, tones). Fed as fast as it is processed: CPU seconds per audio
+        second is the share a microphone would cost, without waiting a minute."""
+        rng = np.random.default_rng(1)
+        n = int(seconds * 16000)
+        t = np.arange(n) / 16000
+        noise = rng.normal(0, 300, n) + 800 * np.sin(2 * np.pi * 50 * t)
+        noise += 2000 * np.sin(2 * np.pi * 880 * t) * (np.sin(2 * np.pi * 0.2 * t) > 0.9)
+        samples = np.clip(noise, -32768, 32767).astype(np.int16)
+        cpu_before = time.process_time()
+        wall_before = time.monotonic()
+        results = await self.pipeline.run(ArraySource(samples, tail_silence=0.0))
+        cpu = time.process_time() - cpu_before
+        return {
+            "audio_s": seconds,
+            "cpu_s": cpu,
+            "wall_s": time.monotonic() - wall_before,
+            "cpu_share_of_one_core": cpu / seconds,
+            "false_wakes": float(len(results)),
+        }
+
+
+async def _measure(
+    engines: Engines, config: AppConfig, turns: int, listen_seconds: float, say: Say,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    report: dict[str, Any] = {}
+    recording = _request_recording(engines)
     async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as pipeline:
-        results = await pipeline.run(ArraySource(samples, realtime=True))
-    replied = [r for r in results if r.outcome == "replied"]
-    if not replied:
-        raise RuntimeError(f"the benchmark turn was not answered: {results}")
-    return replied[0]
+        bench = _Bench(engines, config, pipeline)
+        await bench.same_starting_state()
+        await bench.realtime_turn(recording)  # warm-up: first calls allocate buffers
+        say(f"{turns} spoken turn(s) in real time …")
+        per_turn = []
+        for index in range(turns):
+            await bench.same_starting_state()
+            result = await bench.realtime_turn(recording)
+            await bench.same_starting_state()
+            isolated = await bench.critical_path(result)
+            row: dict[str, Any] = {k: result.timings.get(k, float("nan")) for k in _STAGES}
+            row["critical_path"] = isolated["total"]
+            row["ttfa_over_critical_path"] = result.timings["ttfa"] / isolated["total"]
+            row["isolated"] = isolated
+            row["transcript"] = result.transcript
+            row["reply"] = result.reply
+            per_turn.append(row)
+            progress(
+                f"turn {index + 1}: TTFA {row['ttfa'] * 1000:.0f} ms, critical path "
+                f"{row['critical_path'] * 1000:.0f} ms, ratio {row['ttfa_over_critical_path']:.2f}"
+            )
+        report["turns_detail"] = per_turn
+        report["median"] = {
+            key: statistics.median(r[key] for r in per_turn)
+            for key in (*_STAGES, "critical_path", "ttfa_over_critical_path")
+        }
+        say("Streaming vs full reply …")
+        report["streaming"] = await bench.streaming_vs_full()
+        say(f"Wake-word listening on {listen_seconds:.0f} s of non-speech …")
+        report["wake_listening"] = await bench.wake_listening_cpu(listen_seconds)
+    return report
 
 
-def streaming_vs_full(engines: Engines, config: AppConfig) -> dict[str, float]:
-    """Time to first audio on a multi-sentence reply: streamed vs whole reply first."""
-
-    async def streamed() -> TurnResult:
-        async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as p:
-            return await p.ask(LONG_REQUEST)
-
-    result = asyncio.run(streamed())
-    messages = [Message("system", config.llm.system_prompt), Message("user", LONG_REQUEST)]
-    started = time.monotonic()
-    reply = "".join(engines.llm.stream(messages, threading.Event()))
-    engines.tts.synthesize(" ".join(reply.split()))
-    full = time.monotonic() - started
-    return {
-        "sentences": float(len(result.sentences)),
-        "streaming_ttfa_s": result.timings["ttfa"],
-        "full_reply_ttfa_s": full,
-        "ratio_full_over_streaming": full / result.timings["ttfa"],
-    }
-
-
-def wake_listening_cpu(engines: Engines, config: AppConfig, seconds: float) -> dict[str, float]:
-    """CPU share of one core while only listening for the wake word, on non-speech audio
-    (noise, hum and tones). Fed as fast as it is processed: CPU seconds per audio second
-    is the same share a microphone would cost, without waiting a minute."""
-    rng = np.random.default_rng(1)
-    n = int(seconds * 16000)
-    t = np.arange(n) / 16000
-    noise = rng.normal(0, 300, n) + 800 * np.sin(2 * np.pi * 50 * t)
-    noise += 2000 * np.sin(2 * np.pi * 880 * t) * (np.sin(2 * np.pi * 0.2 * t) > 0.9)
-    samples = np.clip(noise, -32768, 32767).astype(np.int16)
-
-    async def listen() -> list[TurnResult]:
-        async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as p:
-            return await p.run(ArraySource(samples, tail_silence=0.0))
-
-    cpu_before = time.process_time()
-    wall_before = time.monotonic()
-    results = asyncio.run(listen())
-    cpu = time.process_time() - cpu_before
-    return {
-        "audio_s": seconds,
-        "cpu_s": cpu,
-        "wall_s": time.monotonic() - wall_before,
-        "cpu_share_of_one_core": cpu / seconds,
-        "false_wakes": float(len(results)),
-    }
+_STAGES = ("stt", "llm_first_token", "llm_first_sentence", "tts_first_sentence", "ttfa",
+           "llm_total", "turn")  # fmt: skip
 
 
 def run_bench(
     config: AppConfig,
     *,
+    config_path: Path | None,
     turns: int,
     listen_seconds: float,
     json_path: Path | None,
@@ -174,41 +233,10 @@ def run_bench(
 ) -> int:
     report: dict[str, Any] = {"cores": os.cpu_count(), "turns": turns}
     say("Benchmark: cold start in a fresh process …")
-    report["cold_start"] = cold_start(config)
-
+    report["cold_start"] = cold_start(config, config_path)
     say("Loading models …")
     engines = load_engines(config, progress=progress)
-    recording = _request_recording(engines)
-
-    say(f"{turns} spoken turn(s) in real time …")
-    per_turn = []
-    for index in range(turns):
-        result = asyncio.run(_realtime_turn(engines, config, recording))
-        isolated = critical_path(engines, result, config.llm.system_prompt)
-        row = {k: result.timings.get(k, float("nan")) for k in
-               ("stt", "llm_first_token", "llm_first_sentence", "tts_first_sentence", "ttfa",
-                "llm_total", "turn")}  # fmt: skip
-        row["critical_path"] = isolated["total"]
-        row["ttfa_over_critical_path"] = result.timings["ttfa"] / isolated["total"]
-        row["isolated"] = isolated
-        row["transcript"] = result.transcript
-        row["reply"] = result.reply
-        per_turn.append(row)
-        progress(
-            f"turn {index + 1}: TTFA {row['ttfa'] * 1000:.0f} ms, critical path "
-            f"{row['critical_path'] * 1000:.0f} ms → ratio {row['ttfa_over_critical_path']:.2f}"
-        )
-    report["turns_detail"] = per_turn
-    report["median"] = {
-        key: statistics.median(r[key] for r in per_turn)
-        for key in ("stt", "llm_first_token", "llm_first_sentence", "tts_first_sentence",
-                    "ttfa", "critical_path", "ttfa_over_critical_path", "turn")
-    }  # fmt: skip
-
-    say("Streaming vs full reply …")
-    report["streaming"] = streaming_vs_full(engines, config)
-    say(f"Wake-word listening on {listen_seconds:.0f} s of non-speech …")
-    report["wake_listening"] = wake_listening_cpu(engines, config, listen_seconds)
+    report.update(asyncio.run(_measure(engines, config, turns, listen_seconds, say, progress)))
     report["peak_rss_mb"] = _rss_mb()
 
     _print_table(report, say)

@@ -396,6 +396,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     return run_bench(
         _config(args),
+        config_path=args.config or default_config_path(),
         turns=args.turns,
         listen_seconds=args.listen_seconds,
         json_path=args.json,

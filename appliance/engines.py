@@ -99,4 +99,5 @@ def pipeline_settings(config: AppConfig) -> PipelineSettings:
         ),
         system_prompt=config.llm.system_prompt,
         wake_phrase=config.wake.model.replace("_", " "),
+        tts_threads=resolve_threads(config.tts.threads),
     )

@@ -38,6 +38,7 @@ from appliance.audio.vad import (
     SpeechStarted,
     VoiceActivityDetector,
 )
+from appliance.config import cpu_count
 from appliance.errors import (
     AudioOutputError,
     LanguageModelError,
@@ -81,6 +82,11 @@ class PipelineSettings:
     system_prompt: str = ""
     wake_phrase: str = "hey jarvis"
     """Words stripped from the start of a transcript when the pre-roll caught them."""
+    cpu_cores: int = field(default_factory=cpu_count)
+    tts_threads: int = 1
+    """While a sentence is synthesised and the LLM is still writing, the LLM is held to
+    `cpu_cores - tts_threads` threads. llama.cpp's threads wait for each other in spin
+    loops, so one of them losing its core to TTS slows every token down."""
 
 
 @dataclass
@@ -99,7 +105,12 @@ class TurnResult:
 
 
 class _Stage:
-    """A named single-thread executor: one engine's calls run there, in order."""
+    """A named single-thread executor: one engine's calls run there, in order.
+
+    Always the same thread per engine, not a shared pool: whisper.cpp and llama.cpp run
+    their maths on OpenMP thread teams that belong to the calling thread. A call from a
+    new thread builds a second team while the first one's workers still spin, and on two
+    cores that costs 30–50 % of the call (measured with `appliance bench`)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -148,6 +159,11 @@ class Pipeline:
         for stage in self._stages.values():
             stage.shutdown()
 
+    async def in_stage(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call on one stage's thread (listen, stt, llm, tts), exactly as
+        the pipeline itself calls that engine. Used by the benchmark."""
+        return await self._stages[stage].run(fn, *args)
+
     # ---- events ----------------------------------------------------------------------
 
     def _publish(self, event_type: type[ev.Event], **fields: Any) -> None:
@@ -163,7 +179,9 @@ class Pipeline:
     # ---- the audio loop --------------------------------------------------------------
 
     async def run(self, source: AudioSource) -> list[TurnResult]:
-        """Listen to a source until it ends; answer every request heard in it."""
+        """Listen to a source until it ends; answer every request heard in it.
+        Returns the turns of this run (`results` keeps every turn of the session)."""
+        first_result = len(self.results)
         settings = self.settings.endpoint
         pre_roll = PreRoll(settings.pre_roll_seconds + 0.2)
         endpointer: Endpointer | None = None
@@ -214,7 +232,7 @@ class Pipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await turn_task
         self._set_state("idle")
-        return self.results
+        return self.results[first_result:]
 
     def _listening(self) -> _Listening:
         wake, vad, stt = self.engines.wake, self.engines.vad, self.engines.stt
@@ -360,14 +378,21 @@ class Pipeline:
 
         async def speak() -> None:
             tts = self._stages["tts"]
+            llm_threads = max(1, self.settings.cpu_cores - self.settings.tts_threads)
             while (sentence := await sentences.get()) is not None:
                 started = time.monotonic()
+                sharing = not llm_done.done()
+                if sharing:
+                    self.engines.llm.share_cpu(llm_threads)
                 try:
                     audio = await tts.run(self.engines.tts.synthesize, sentence)
                 except PipelineError:
                     raise
                 except Exception as err:
                     raise TextToSpeechError(f"text-to-speech failed: {err}") from err
+                finally:
+                    if sharing:
+                        self.engines.llm.share_cpu(0)
                 if "tts_first_sentence" not in result.timings:
                     result.timings["tts_first_sentence"] = time.monotonic() - started
                 await self._play(result, audio, speech_end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 
@@ -207,3 +208,12 @@ def test_live_source_is_not_listened_to_while_answering():
     results = run(pipeline, samples, realtime=True)
     assert len(rec.of("wake")) == 1
     assert [r.outcome for r in results] == ["replied"]
+
+
+def test_llm_gives_tts_a_core_while_both_run():
+    reply = "First comes this sentence. " + " ".join(["then more words"] * 8) + "."
+    pipeline, rec, sink, tts, llm = make_pipeline(["story"], [reply], token_delay=0.03)
+    pipeline.settings = dataclasses.replace(pipeline.settings, cpu_cores=4, tts_threads=1)
+    run(pipeline, request())
+    # The first sentence is synthesised while the model writes: held to 3 threads, restored.
+    assert llm.thread_limits[:2] == [3, 0]

@@ -22,9 +22,6 @@ import numpy as np
 from appliance.audio.format import (
     PIPELINE_RATE,
     AudioChunk,
-    float_to_int16,
-    int16_to_float,
-    resample,
 )
 from appliance.audio.sources import DEFAULT_CHUNK_SAMPLES
 from appliance.errors import AudioDeviceError, AudioOutputError
@@ -143,9 +140,6 @@ class MicrophoneSource:
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=200)
-        rate = self.device.default_rate or PIPELINE_RATE
-        channels = min(self.device.inputs, 2)
-        frames_per_buffer = int(self._chunk * rate / PIPELINE_RATE)
 
         def on_audio(data: bytes, *_: Any) -> tuple[None, int]:
             loop.call_soon_threadsafe(_offer, queue, data)
@@ -153,21 +147,25 @@ class MicrophoneSource:
 
         pa = _pyaudio()
         try:
+            # 16 kHz mono is asked of the device itself: ALSA's plug layer ("default",
+            # PipeWire, PulseAudio) converts, so no resampling runs in the audio loop.
             with _quiet_stderr():
                 stream = pa.open(
                     format=pyaudio.paInt16,
-                    channels=channels,
-                    rate=rate,
+                    channels=1,
+                    rate=PIPELINE_RATE,
                     input=True,
                     input_device_index=self.device.index,
-                    frames_per_buffer=frames_per_buffer,
+                    frames_per_buffer=self._chunk,
                     stream_callback=on_audio,
                 )
         except Exception as err:
             pa.terminate()
             raise AudioDeviceError(
-                f"cannot open microphone {self.device.describe()}: {err}; is another program "
-                f"using it? (`fuser -v /dev/snd/*`)"
+                f"cannot record 16 kHz mono from {self.device.describe()}: {err}. Another "
+                f"program may hold it (`fuser -v /dev/snd/*`), or it is a raw hw: device that "
+                f"cannot convert: choose the 'default' or 'pipewire'/'pulse' device instead "
+                f"(`appliance devices`)"
             ) from err
         position = 0
         pending = np.zeros(0, dtype=np.int16)
@@ -175,10 +173,7 @@ class MicrophoneSource:
             stream.start_stream()
             while True:
                 data = await queue.get()
-                frames = np.frombuffer(data, dtype="<i2").reshape(-1, channels)
-                mono = int16_to_float(frames).mean(axis=1)
-                converted = float_to_int16(resample(mono, rate, PIPELINE_RATE))
-                pending = np.concatenate([pending, converted])
+                pending = np.concatenate([pending, np.frombuffer(data, dtype="<i2")])
                 while len(pending) >= self._chunk:
                     block, pending = pending[: self._chunk], pending[self._chunk :]
                     yield AudioChunk(block, start=position / PIPELINE_RATE)

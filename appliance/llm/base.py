@@ -17,3 +17,7 @@ class LanguageModel(Protocol):
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         """Yield reply text piece by piece. Blocking: iterate it in a worker thread.
         Stops early once `cancel` is set."""
+
+    def share_cpu(self, threads: int) -> None:
+        """Use at most `threads` threads from the next token on; 0 restores the configured
+        count. Lets TTS have a core while the model keeps writing (see Pipeline)."""

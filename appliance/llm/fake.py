@@ -15,6 +15,10 @@ class ScriptedLlm:
         self._replies = list(replies)
         self.token_delay = token_delay
         self.prompts: list[list[Message]] = []
+        self.thread_limits: list[int] = []
+
+    def share_cpu(self, threads: int) -> None:
+        self.thread_limits.append(threads)
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         self.prompts.append(list(messages))

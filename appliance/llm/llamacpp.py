@@ -38,10 +38,16 @@ class LlamaCppLlm:
             )
         except Exception as err:
             raise ModelError(f"llama.cpp cannot load {model_path}: {err}") from err
+        self.threads = threads
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.repeat_penalty = repeat_penalty
         self._lock = threading.Lock()
+
+    def share_cpu(self, threads: int) -> None:
+        n = threads if threads > 0 else self.threads
+        # Read by llama.cpp before its next decode call; safe to set from another thread.
+        self._llama._ctx.set_n_threads(n, n)
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         with self._lock:

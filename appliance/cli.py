@@ -19,7 +19,13 @@ from typing import IO, Any
 
 from appliance import events as ev
 from appliance.config import AppConfig, default_config_path, load_config
-from appliance.errors import EXIT_CODES, EXIT_INTERRUPTED, ApplianceError, AudioDeviceError
+from appliance.errors import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    ApplianceError,
+    AudioDeviceError,
+    ConfigError,
+)
 
 _LOGGER = logging.getLogger("appliance")
 SAMPLES = Path(__file__).with_name("samples")
@@ -123,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command(
         "bench", "Measure latency, CPU and memory with the real models (prints a table and JSON)."
     )
-    bench.add_argument("--turns", type=int, default=3, help="spoken turns to time (default 3)")
+    bench.add_argument("--turns", type=int, default=5, help="spoken turns to time (default 5)")
     bench.add_argument(
         "--listen-seconds",
         type=float,
@@ -167,12 +173,14 @@ def _config(args: argparse.Namespace) -> AppConfig:
     return config
 
 
-def _say(*parts: object) -> None:
-    """Human output: stdout, unless events are streamed there."""
-    print(*parts, file=_HUMAN_STREAM[0], flush=True)
+class Console:
+    """Human output: stdout, or stderr when stdout carries the JSON event stream."""
 
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
 
-_HUMAN_STREAM: list[IO[str]] = [sys.stdout]
+    def __call__(self, *parts: object) -> None:
+        print(*parts, file=self.stream, flush=True)
 
 
 @contextlib.contextmanager
@@ -181,7 +189,6 @@ def _event_output(target: str | None, bus: ev.EventBus) -> Iterator[None]:
         yield
         return
     if target == "-":
-        _HUMAN_STREAM[0] = sys.stderr
         bus.subscribe(ev.JsonLinesWriter(sys.stdout))
         yield
         return
@@ -196,26 +203,26 @@ def _progress(line: str) -> None:
     print(f"  {line}", file=sys.stderr, flush=True)
 
 
-def _describe_results(results: list[Any]) -> None:
+def _describe_results(results: list[Any], say: Console) -> None:
     from appliance.pipeline import TurnResult
 
     if not results:
-        _say("No wake word heard: nothing to answer.")
+        say("No wake word heard: nothing to answer.")
     for result in results:
         assert isinstance(result, TurnResult)
-        _say(f"turn {result.turn}: {result.outcome}")
+        say(f"turn {result.turn}: {result.outcome}")
         if result.transcript:
-            _say(f"  you said : {result.transcript}")
+            say(f"  you said : {result.transcript}")
         if result.reply:
-            _say(f"  reply    : {result.reply}")
+            say(f"  reply    : {result.reply}")
         for error in result.errors:
-            _say(f"  error    : {error}")
+            say(f"  error    : {error}")
         if result.timings:
             shown = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
-            _say(f"  timings  : {shown}")
+            say(f"  timings  : {shown}")
 
 
-def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+def _run_async(main: Callable[[], Coroutine[Any, Any, int]], say: Console) -> int:
     """Run a coroutine; SIGINT/SIGTERM cancel it cleanly."""
 
     async def guarded() -> int:
@@ -228,7 +235,7 @@ def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         try:
             return await main()
         except asyncio.CancelledError:
-            _say("stopped.")
+            say("stopped.")
             return EXIT_INTERRUPTED
 
     return asyncio.run(guarded())
@@ -248,17 +255,17 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
     bus = ev.EventBus()
     recording = RecordingSink()
     sink: Any = recording
-    speaker = _speaker(config.audio.output_device) if play else None
+    speaker = _speaker(config.audio.output_device, args.say) if play else None
     if speaker is not None:
         sink = TeeSink(recording, speaker)
     with _event_output(args.events, bus):
-        _say(f"Loading models from {config.models_path()} …")
+        args.say(f"Loading models from {config.models_path()} …")
         started = time.monotonic()
         engines = load_engines(config, progress=_progress)
         bus.publish(
             ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
         )
-        _say(
+        args.say(
             f"Listening to {source.path.name} ({source.duration:.1f} s"
             f"{', real time' if source.live else ''}) …"
         )
@@ -266,27 +273,27 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
         async def main() -> int:
             async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
                 results = await pipeline.run(source)
-            _describe_results(results)
+            _describe_results(results, args.say)
             return 0
 
         try:
-            code = _run_async(main)
+            code = _run_async(main, args.say)
         finally:
             if speaker is not None:
                 speaker.close()
     if args.reply_wav and recording.blocks:
         seconds = recording.save(args.reply_wav)
-        _say(f"Reply audio ({seconds:.1f} s) written to {args.reply_wav}")
+        args.say(f"Reply audio ({seconds:.1f} s) written to {args.reply_wav}")
     return code
 
 
-def _speaker(selector: str) -> Any:
+def _speaker(selector: str, say: Console) -> Any:
     from appliance.audio.devices import SpeakerSink, choose_device
 
     try:
         return SpeakerSink(choose_device(selector, want_input=False))
     except AudioDeviceError as err:
-        _say(f"Not playing the reply aloud: {str(err).splitlines()[0]}")
+        say(f"Not playing the reply aloud: {str(err).splitlines()[0]}")
         return None
 
 
@@ -294,7 +301,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.reply_wav is None:
         args.reply_wav = Path("demo-reply.wav")
     args.realtime = False
-    _say(f'Demo: {DEMO_WAV.name} says "{(SAMPLES / "demo_request.txt").read_text().strip()}"')
+    args.say(f'Demo: {DEMO_WAV.name} says "{(SAMPLES / "demo_request.txt").read_text().strip()}"')
     return cmd_listen(args, wav=DEMO_WAV, play=not args.no_play)
 
 
@@ -306,7 +313,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     config = _config(args)
     bus = ev.EventBus()
     recording = RecordingSink()
-    speaker = _speaker(config.audio.output_device) if args.speak else None
+    speaker = _speaker(config.audio.output_device, args.say) if args.speak else None
     sink: Any = TeeSink(recording, speaker) if speaker is not None else recording
     with _event_output(args.events, bus):
         engines = load_engines(
@@ -316,13 +323,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         async def main() -> int:
             async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
                 result = await pipeline.ask(args.text)
-            _say(result.reply or "(no reply)")
+            args.say(result.reply or "(no reply)")
             for error in result.errors:
                 print(f"error: {error}", file=sys.stderr)
             return 0 if result.outcome == "replied" else 6
 
         try:
-            code = _run_async(main)
+            code = _run_async(main, args.say)
         finally:
             if speaker is not None:
                 speaker.close()
@@ -354,7 +361,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
         )
         speaker = SpeakerSink(speaker_device)
-        _say(
+        args.say(
             f"Listening on {microphone.describe()}, answering on {speaker_device.describe()}. "
             f'Say "{config.wake.model.replace("_", " ")}". Ctrl-C stops.'
         )
@@ -365,7 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
 
         try:
-            return _run_async(main)
+            return _run_async(main, args.say)
         finally:
             speaker.close()
 
@@ -384,23 +391,25 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     devices = list_devices()
     if not devices:
-        _say("No sound devices found (is PyAudio installed and a USB mic/speaker plugged in?).")
+        args.say("No sound devices found (is PyAudio installed and a USB mic/speaker plugged in?).")
         return 4
     for device in devices:
-        _say(device.describe())
+        args.say(device.describe())
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from appliance.bench import run_bench
 
+    if args.turns < 1 or args.listen_seconds < 1:
+        raise ConfigError("bench needs --turns ≥ 1 and --listen-seconds ≥ 1")
     return run_bench(
         _config(args),
         config_path=args.config or default_config_path(),
         turns=args.turns,
         listen_seconds=args.listen_seconds,
         json_path=args.json,
-        say=_say,
+        say=args.say,
         progress=_progress,
     )
 
@@ -409,12 +418,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     from appliance.models.catalog import ModelStore
 
     store = ModelStore(_config(args).models_path())
-    _say(f"models directory: {store.root}")
+    args.say(f"models directory: {store.root}")
     for entry in store.catalog.values():
         states = [store.check(entry.name, f).state for f in entry.files]
         size = sum(f.size for f in entry.files) / 1e6
         state = "ok" if all(s == "ok" for s in states) else "/".join(sorted(set(states)))
-        _say(f"  {entry.role:<14} {entry.name:<24} {size:8.1f} MB  {state:<8} {entry.license}")
+        args.say(f"  {entry.role:<14} {entry.name:<24} {size:8.1f} MB  {state:<8} {entry.license}")
     return 0
 
 
@@ -424,15 +433,15 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     store = ModelStore(_config(args).models_path())
     bad = 0
     for status in store.verify(full=True):
-        _say(
+        args.say(
             f"  {status.state:<10} {status.file.path}"
             + (f"  ({status.detail})" if status.detail else "")
         )
         bad += status.state != "ok"
     if bad:
-        _say(f"{bad} file(s) missing or corrupt; {RESTORE_HINT}")
+        args.say(f"{bad} file(s) missing or corrupt; {RESTORE_HINT}")
         return 5
-    _say("all model files present and intact")
+    args.say("all model files present and intact")
     return 0
 
 
@@ -440,9 +449,9 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     from appliance.models.catalog import ModelStore
 
     store = ModelStore(_config(args).models_path())
-    _say(f"Preparing models in {store.root}")
-    store.prepare(progress=_say, force=args.force)
-    _say("models ready")
+    args.say(f"Preparing models in {store.root}")
+    store.prepare(progress=args.say, force=args.force)
+    args.say("models ready")
     return 0
 
 
@@ -451,16 +460,18 @@ def cmd_models_convert(args: argparse.Namespace) -> int:
     from appliance.models.whisper_convert import WhisperConversionError, convert_ct2_whisper_to_ggml
 
     try:
-        report = convert_ct2_whisper_to_ggml(args.src, args.dst, progress=_say)
+        report = convert_ct2_whisper_to_ggml(args.src, args.dst, progress=args.say)
     except WhisperConversionError as err:
         raise ModelError(str(err)) from err
-    _say(f"wrote {args.dst}: {report.tensors} tensors, {report.bytes_written / 1e6:.1f} MB")
+    args.say(f"wrote {args.dst}: {report.tensors} tensors, {report.bytes_written / 1e6:.1f} MB")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    events_on_stdout = getattr(args, "events", None) == "-"
+    args.say = Console(sys.stderr if events_on_stdout else sys.stdout)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

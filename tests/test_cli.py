@@ -182,3 +182,17 @@ def test_models_convert_whisper_refuses_a_non_model_directory(tmp_path):
 def test_espeak_and_sox_are_installed_for_the_tests():
     # ./setup.sh installs them; without them the end-to-end tests cannot make speech.
     assert shutil.which("espeak-ng") and shutil.which("sox")
+
+
+def test_bench_runs_and_reports_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = appliance("bench", "--turns", "1", "--listen-seconds", "5", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    for key in ("ttfa", "critical_path", "ttfa_over_critical_path", "stt"):
+        assert report["median"][key] > 0
+    assert report["streaming"]["ratio_full_over_streaming"] > 0
+    assert 0 < report["wake_listening"]["cpu_share_of_one_core"] < 1
+    assert report["peak_rss_mb"] > 100 and report["cold_start"]["cold_start_s"] > 0
+    assert "TTFA / critical path" in proc.stdout
+    assert appliance("bench", "--turns", "0").returncode == 2

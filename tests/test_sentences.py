@@ -41,3 +41,18 @@ def test_markdown_is_not_read_aloud():
 def test_empty_stream_gives_nothing():
     assert split_stream([]) == []
     assert split_stream(["   ", "\n"]) == []
+
+
+def test_a_run_on_sentence_is_cut_at_a_comma():
+    clause = "the model keeps writing words without ever stopping"
+    text = f"{clause}, {clause} and {clause}, {clause} and {clause}, {clause}"
+    parts = split_stream([text[i : i + 4] for i in range(0, len(text), 4)])
+    assert len(parts) >= 2 and all(len(p) <= 160 for p in parts)
+    assert parts[0].endswith(",")
+    assert " ".join(parts) == clean_for_speech(text)
+
+
+def test_a_long_text_without_commas_is_cut_at_a_space():
+    text = " ".join(["word"] * 80)
+    parts = split_stream([text])
+    assert all(len(p) <= 160 for p in parts) and " ".join(parts) == text

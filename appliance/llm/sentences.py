@@ -23,12 +23,15 @@ class SentenceSplitter:
 
     A full stop counts only once white space follows it (so "3.5" and "Dr. Who" are not
     cut) and only when the sentence has at least `min_chars` characters (so a list
-    marker "1." is not spoken alone).
+    marker "1." is not spoken alone). A run-on sentence longer than `max_chars` is cut
+    at its last comma (or space): the listener hears it sooner, and Piper's memory grows
+    with the longest text it is given.
     """
 
-    def __init__(self, min_chars: int = 12) -> None:
+    def __init__(self, min_chars: int = 12, max_chars: int = 160) -> None:
         self._buffer = ""
         self._min_chars = min_chars
+        self._max_chars = max_chars
 
     def feed(self, piece: str) -> list[str]:
         self._buffer += piece
@@ -50,6 +53,14 @@ class SentenceSplitter:
                 sentences.append(sentence)
             self._buffer = self._buffer[match.end() :]
             search_from = 0
+        while len(self._buffer) > self._max_chars:
+            head = self._buffer[: self._max_chars]
+            cut = max(head.rfind(", "), head.rfind("; "))
+            cut = cut + 1 if cut >= self._min_chars else head.rfind(" ")
+            if cut < self._min_chars:
+                cut = self._max_chars
+            sentences.append(clean_for_speech(self._buffer[:cut]))
+            self._buffer = self._buffer[cut:]
         return sentences
 
     def flush(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -24,11 +25,11 @@ class PiperTts:
             if not needed.is_file():
                 raise ModelError(f"Piper voice file {needed} is missing; run ./setup.sh")
         try:
-            import json
-
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # Every sentence has another input length: planned memory patterns only waste.
+            options.enable_mem_pattern = False
             config = PiperConfig.from_dict(json.loads(config_path.read_text("utf-8")))
             session = ort.InferenceSession(
                 str(voice_path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -15,6 +15,11 @@ from appliance.tts.fake import ToneTts
 from appliance.wake.fake import WAKE_MARKER, MarkerWakeDetector
 
 CHUNK = 1280
+ANSWERED_TURN_EVENTS = (
+    "wake", "speech_start", "speech_end", "transcript", "llm_first_token",
+    "reply_sentence", "tts_first_audio", "reply", "turn_end",
+)  # fmt: skip
+"""Events every answered spoken turn publishes, in this order (state changes aside)."""
 
 
 def quiet(seconds: float, seed: int = 0) -> np.ndarray:

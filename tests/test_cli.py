@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from appliance.audio.devices import list_devices
 from appliance.config import default_models_dir
 from appliance.models.catalog import load_catalog
+from tests.fakes import ANSWERED_TURN_EVENTS
 
 pytestmark = pytest.mark.e2e
 
@@ -58,17 +61,7 @@ def test_listen_realtime_streams_json_events_to_stdout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     by_type = {e["type"]: e for e in events}
-    for kind in (
-        "wake",
-        "speech_start",
-        "speech_end",
-        "transcript",
-        "llm_first_token",
-        "reply_sentence",
-        "tts_first_audio",
-        "reply",
-        "turn_end",
-    ):
+    for kind in ANSWERED_TURN_EVENTS:
         assert kind in by_type, kind
         assert {"turn", "stream_time", "wall_time"} <= set(by_type[kind])
     # Real time: the end of speech is seen roughly when the audio has played that far.
@@ -196,3 +189,51 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
     assert report["peak_rss_mb"] > 100 and report["cold_start"]["cold_start_s"] > 0
     assert "TTFA / critical path" in proc.stdout
     assert appliance("bench", "--turns", "0").returncode == 2
+
+
+def _alsa_file_devices(tmp_path: Path, recording: Path) -> dict[str, str]:
+    """A microphone that plays a raw file and a speaker that records to one, through
+    ALSA's file plugin: real PortAudio and PyAudio streams with no sound card."""
+    from appliance.audio.wav import load_for_pipeline
+
+    raw_in = tmp_path / "mic.raw"
+    raw_in.write_bytes(load_for_pipeline(recording).tobytes())
+    rc = tmp_path / "asoundrc"
+    rc.write_text(
+        f'pcm.testmic {{ type file slave.pcm "null" file "/dev/null" infile "{raw_in}" '
+        f'format "raw" }}\n'
+        f'pcm.testspeaker {{ type file slave.pcm "null" file "{tmp_path / "speaker.raw"}" '
+        f'format "raw" }}\n'
+    )
+    conf = tmp_path / "alsa.conf"
+    conf.write_text(f"</usr/share/alsa/alsa.conf>\n<{rc}>\n")
+    return {"ALSA_CONFIG_PATH": str(conf)}
+
+
+def test_run_answers_from_a_microphone_and_stops_cleanly_on_sigint(tmp_path):
+    demo = Path(__file__).parents[1] / "appliance" / "samples" / "demo_request.wav"
+    env = {**os.environ, **_alsa_file_devices(tmp_path, demo)}
+    events = tmp_path / "events.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--input-device", "testmic",
+         "--output-device", "testspeaker", "--events", str(events)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if events.exists() and '"turn_end"' in events.read_text():
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    kinds = [json.loads(line) for line in events.read_text().splitlines()]
+    transcript = next(e["text"] for e in kinds if e["type"] == "transcript")
+    assert "capital" in transcript.lower()
+    assert next(e["text"] for e in kinds if e["type"] == "reply")
+    # 16-bit mono at the voice's 22050 Hz: more than half a second reached the speaker.
+    assert (tmp_path / "speaker.raw").stat().st_size > 22050
+    assert "Traceback" not in err

@@ -17,7 +17,7 @@ from appliance.config import AppConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.pipeline import Engines, Pipeline
 from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
-from tests.fakes import Recorder
+from tests.fakes import ANSWERED_TURN_EVENTS, Recorder
 
 pytestmark = pytest.mark.e2e
 
@@ -75,17 +75,7 @@ def test_wake_and_question_give_a_transcript_a_reply_and_reply_audio(
     audio, rate = sink.audio()
     assert rate == engines.tts.sample_rate and np.abs(audio).max() > 1000
     types = recorder.types()
-    for kind in (
-        "wake",
-        "speech_start",
-        "speech_end",
-        "transcript",
-        "llm_first_token",
-        "reply_sentence",
-        "tts_first_audio",
-        "reply",
-        "turn_end",
-    ):
+    for kind in ANSWERED_TURN_EVENTS:
         assert kind in types, (kind, types)
 
 

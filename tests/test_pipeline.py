@@ -14,7 +14,7 @@ from appliance import events as ev
 from appliance.audio.sources import ArraySource
 from appliance.errors import LanguageModelError, SpeechToTextError
 from appliance.pipeline import APOLOGY
-from tests.fakes import make_pipeline, quiet, request
+from tests.fakes import ANSWERED_TURN_EVENTS, make_pipeline, quiet, request
 
 
 def run(pipeline, samples, *, realtime: bool = False):
@@ -32,10 +32,7 @@ def test_one_turn_publishes_the_events_in_order():
     results = run(pipeline, request())
     assert [r.outcome for r in results] == ["replied"]
     types = rec.types()
-    expected_order = [
-        "wake", "speech_start", "speech_end", "transcript", "llm_first_token",
-        "reply_sentence", "tts_first_audio", "reply", "turn_end",
-    ]  # fmt: skip
+    expected_order = ANSWERED_TURN_EVENTS
     positions = [types.index(t) for t in expected_order]
     assert positions == sorted(positions), types
     assert [e.text for e in rec.of("reply_sentence")] == [

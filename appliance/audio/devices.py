@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,22 +47,27 @@ class DeviceInfo:
         return f"[{self.index}] {self.name} ({', '.join(kinds)}, {self.default_rate} Hz)"
 
 
+_STDERR_LOCK = threading.RLock()
+"""File descriptor 2 is one per process: the microphone and speaker threads take turns."""
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """Silence C-level stderr (ALSA/JACK probing chatter) for the duration."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _pyaudio() -> Any:
@@ -127,24 +133,35 @@ def choose_device(selector: str, *, want_input: bool) -> DeviceInfo:
 
 
 class MicrophoneSource:
-    """Live microphone audio, converted to 16 kHz mono int16 chunks of 80 ms."""
+    """Live microphone audio as 16 kHz mono int16 chunks of 80 ms.
+
+    A reader thread does the blocking reads and hands each block to the event loop
+    through a short queue. When the pipeline falls more than `max_lag` behind, the reader
+    waits, the device's own buffer overflows, and the oldest audio is lost there: the
+    appliance stays live instead of answering ever later. Lost audio is counted and
+    reported at most every 10 s.
+    """
 
     live = True
 
-    def __init__(self, device: DeviceInfo, *, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> None:
+    def __init__(
+        self,
+        device: DeviceInfo,
+        *,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        max_lag: float = 2.0,
+    ) -> None:
         self.device = device
         self._chunk = chunk_samples
+        self._queue_size = max(1, int(max_lag * PIPELINE_RATE / chunk_samples))
+        self.overflows = 0
 
     async def chunks(self) -> AsyncIterator[AudioChunk]:
         import pyaudio
 
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=200)
-
-        def on_audio(data: bytes, *_: Any) -> tuple[None, int]:
-            loop.call_soon_threadsafe(_offer, queue, data)
-            return None, pyaudio.paContinue
-
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=self._queue_size)
+        stop = threading.Event()
         pa = _pyaudio()
         try:
             # 16 kHz mono is asked of the device itself: ALSA's plug layer ("default",
@@ -157,7 +174,6 @@ class MicrophoneSource:
                     input=True,
                     input_device_index=self.device.index,
                     frames_per_buffer=self._chunk,
-                    stream_callback=on_audio,
                 )
         except Exception as err:
             pa.terminate()
@@ -167,29 +183,44 @@ class MicrophoneSource:
                 f"cannot convert: choose the 'default' or 'pipewire'/'pulse' device instead "
                 f"(`appliance devices`)"
             ) from err
+
+        def read() -> None:
+            last_report = 0.0
+            try:
+                while not stop.is_set():
+                    if stream.get_read_available() > 4 * self._chunk:
+                        self.overflows += 1
+                    data = stream.read(self._chunk, exception_on_overflow=False)
+                    asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+                    if self.overflows and time.monotonic() - last_report > 10.0:
+                        last_report = time.monotonic()
+                        _LOGGER.warning(
+                            "microphone: the pipeline fell behind the input %d time(s)",
+                            self.overflows,
+                        )
+            except Exception as err:  # the device went away: end the stream
+                if not stop.is_set():
+                    _LOGGER.error("microphone %s failed: %s", self.device.name, err)
+                    loop.call_soon_threadsafe(queue.put_nowait, b"")
+
+        reader = threading.Thread(target=read, name="microphone", daemon=True)
         position = 0
-        pending = np.zeros(0, dtype=np.int16)
         try:
-            stream.start_stream()
-            while True:
-                data = await queue.get()
-                pending = np.concatenate([pending, np.frombuffer(data, dtype="<i2")])
-                while len(pending) >= self._chunk:
-                    block, pending = pending[: self._chunk], pending[self._chunk :]
-                    yield AudioChunk(block, start=position / PIPELINE_RATE)
-                    position += self._chunk
+            reader.start()
+            while data := await queue.get():
+                block = np.frombuffer(data, dtype="<i2")
+                yield AudioChunk(block, start=position / PIPELINE_RATE)
+                position += len(block)
+            raise AudioDeviceError(f"microphone {self.device.name} stopped delivering audio")
         finally:
+            stop.set()
+            while not queue.empty():  # unblock a reader waiting for room
+                queue.get_nowait()
+            await asyncio.to_thread(reader.join, 2.0)
             with _quiet_stderr():
                 stream.stop_stream()
                 stream.close()
                 pa.terminate()
-
-
-def _offer(queue: asyncio.Queue[bytes], data: bytes) -> None:
-    if queue.full():
-        _LOGGER.warning("audio input overrun: dropping 80 ms (the event loop is too slow)")
-        return
-    queue.put_nowait(data)
 
 
 class SpeakerSink:

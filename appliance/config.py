@@ -91,7 +91,10 @@ class SttConfig:
 @dataclass(frozen=True)
 class LlmConfig:
     model: str = "smollm2-135m-instruct"
-    """Catalog name of the GGUF language model."""
+    """Catalog name of the language model (a GGUF, or an imported .rkllm for the NPU)."""
+    backend: str = "auto"
+    """auto (the Rockchip NPU when the board, its runtime and an imported .rkllm model are
+    all there, else llama.cpp), llama.cpp, or rkllm."""
     threads: int = 0
     """Worker threads for llama.cpp; 0 = every core."""
     context: int = 2048
@@ -104,6 +107,8 @@ class LlmConfig:
 
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "llm.threads must be 0 (auto) or more")
+        _check(self.backend in ("auto", "llama.cpp", "rkllm"),
+               "llm.backend must be auto, llama.cpp or rkllm")  # fmt: skip
         _check(256 <= self.context <= 131072, "llm.context must be 256–131072 tokens")
         _check(1 <= self.max_tokens <= 4096, "llm.max_tokens must be 1–4096")
         _check(0.0 <= self.temperature <= 2.0, "llm.temperature must be 0–2")
@@ -156,10 +161,12 @@ def default_models_dir() -> Path:
 
 
 def default_config_path() -> Path | None:
-    """The first config file that exists: $APPLIANCE_CONFIG, the user's, the system's."""
+    """The first config file that exists: $APPLIANCE_CONFIG, the user's, the system's.
+    ($APPLIANCE_CONFIG may name a file that does not exist yet: defaults are used, and
+    `appliance models use` creates it.)"""
     env = os.environ.get("APPLIANCE_CONFIG")
     if env:
-        return Path(env)
+        return Path(env) if Path(env).is_file() else None
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     for candidate in (Path(config_home) / "appliance" / "config.toml",
                       Path("/etc/appliance/config.toml")):  # fmt: skip
@@ -186,6 +193,15 @@ def load_config(path: Path | None) -> AppConfig:
         return _build(AppConfig, raw, "")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def config_from_args(args: Any) -> AppConfig:
+    """The configuration a command runs with: --config (or the default file), and
+    --models-dir on top."""
+    config = load_config(args.config or default_config_path())
+    if getattr(args, "models_dir", None):
+        config = dataclasses.replace(config, models_dir=str(args.models_dir))
+    return config
 
 
 def _build(cls: type[Any], table: dict[str, Any], section: str) -> Any:
@@ -218,3 +234,83 @@ def _coerce(value: Any, expected: Any, key: str) -> Any:
     ):
         raise ConfigError(f"{key} must be {expected.__name__}, not {value!r}")
     return value
+
+
+def user_config_path() -> Path:
+    """Where `appliance models use` and the web page save settings."""
+    env = os.environ.get("APPLIANCE_CONFIG")
+    if env:
+        return Path(env)
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "appliance" / "config.toml"
+
+
+def set_config_value(path: Path, section: str, key: str, value: str | int | float | bool) -> None:
+    """Change one setting in a TOML config file, validating the result before it is saved.
+
+    The file is rewritten atomically (temp file, fsync, rename) and the previous version is
+    kept as `config.toml.bak`, so a power cut leaves either the old or the new file.
+    Comments in the file are not kept.
+    """
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot update {path}: it is not readable TOML ({err})") from err
+    raw.setdefault(section, {})[key] = value
+    try:
+        _build(AppConfig, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"not saved: {err}") from None
+    atomic_write(path, to_toml(raw))
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """TOML for our flat settings: top-level keys, then one table per section."""
+    lines = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for name, table in data.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{name}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace a file so that a crash leaves the old or the new content, never half;
+    the old content is kept as PATH.bak."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            backup = path.with_name(path.name + ".bak")
+            with open(path, "rb") as old, open(backup, "wb") as copy:
+                copy.write(old.read())
+                copy.flush()
+                os.fsync(copy.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

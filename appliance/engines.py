@@ -1,15 +1,26 @@
-"""Building the real engines from the configuration and the models directory."""
+"""Building the real engines from the configuration and the models directory.
+
+The language model is the one load that can sink a small board, so it is planned first
+against the memory the board really has (`models.budget`) after the other engines are
+loaded: loaded as configured, with a smaller context, replaced by a smaller model of the
+catalog, or refused with the numbers. Every plan is reported through `on_plan`.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from appliance.audio.vad import EndpointSettings, SileroVad
 from appliance.config import AppConfig, resolve_threads
-from appliance.models.catalog import ModelStore
+from appliance.errors import ModelError
+from appliance.llm.base import LanguageModel
+from appliance.models.budget import LoadPlan, MemoryState, plan_load, this_machine
+from appliance.models.catalog import ModelEntry, ModelStore
 from appliance.pipeline import Engines, PipelineSettings
+from appliance.system import llm_threads
 
 _LOGGER = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -19,16 +30,31 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _ignore_plan(_: LoadPlan) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LlmChoice:
+    entry: ModelEntry
+    backend: str
+    """llama.cpp or rkllm."""
+    plan: LoadPlan
+
+
 def load_engines(
     config: AppConfig,
     store: ModelStore | None = None,
     progress: Progress = _quiet,
     *,
     need_listening: bool = True,
+    memory: Callable[[], MemoryState] = this_machine,
+    on_plan: Callable[[LoadPlan], None] = _ignore_plan,
 ) -> Engines:
     """Load every engine, checking each model file first. Raises ModelError with a fix.
 
     `need_listening=False` (for `appliance ask`) skips the wake word, VAD and STT.
+    `memory` reads the board's memory state just before the language model is planned.
     """
     store = store or ModelStore(config.models_path())
     started = time.monotonic()
@@ -64,18 +90,8 @@ def load_engines(
         )
         done()
 
-    from appliance.llm.llamacpp import LlamaCppLlm
     from appliance.tts.piper import PiperTts
 
-    done = step(f"language model {config.llm.model}")
-    llm = LlamaCppLlm(
-        store.path(config.llm.model, "llm"),
-        threads=resolve_threads(config.llm.threads),
-        context=config.llm.context,
-        max_tokens=config.llm.max_tokens,
-        temperature=config.llm.temperature,
-    )
-    done()
     done = step(f"voice {config.tts.voice}")
     tts = PiperTts(
         store.path(config.tts.voice, "tts"),
@@ -83,8 +99,108 @@ def load_engines(
         threads=resolve_threads(config.tts.threads),
     )
     done()
+
+    choice = choose_llm(config, store, memory())
+    on_plan(choice.plan)
+    log = (
+        _LOGGER.warning
+        if choice.plan.decision in ("fallback", "smaller_context")
+        else (_LOGGER.info)
+    )
+    log("language model: %s", choice.plan.message)
+    if not choice.plan.ok:
+        raise ModelError(choice.plan.message)
+    done = step(f"language model {choice.entry.name} ({choice.backend})")
+    llm = _load_llm(config, store, choice)
+    done()
     _LOGGER.info("all engines loaded in %.2f s", time.monotonic() - started)
     return Engines(llm=llm, tts=tts, wake=wake, vad=vad, stt=stt)
+
+
+def choose_llm(config: AppConfig, store: ModelStore, state: MemoryState) -> LlmChoice:
+    """Which language model, on which backend, with which context, given the memory."""
+    from appliance.models.gguf import read_gguf_info
+    from appliance.models.importer import gguf_need
+
+    entry = store.entry(config.llm.model, "llm")
+    backend = _backend_for(config, store, entry)
+    if backend == "rkllm":
+        if entry.facts.get("backend") != "rkllm":
+            entry = _first_rkllm(store) or entry
+        store.path(entry.name, "llm")
+        message = f"{entry.name} runs on the NPU (its memory is the NPU runtime's)"
+        plan = LoadPlan("load", entry.name, config.llm.context, None, message=message)
+        return LlmChoice(entry, "rkllm", plan)
+    if entry.facts.get("backend") == "rkllm":
+        raise ModelError(f"{entry.name} is an NPU (.rkllm) model but {_npu_reason()}")
+    info = read_gguf_info(store.path(entry.name, "llm"))
+    need = gguf_need(entry.name, info, config.llm.context)
+    plan = plan_load(need, state, smaller_context=lambda c: gguf_need(entry.name, info, c))
+    if plan.ok:
+        return LlmChoice(entry, "llama.cpp", plan)
+    # Only now look at the other prepared language models (hashing files takes time).
+    smaller = [
+        gguf_need(e.name, read_gguf_info(store.root / e.main_file.path), config.llm.context)
+        for e in store.prepared("llm")
+        if e.name != entry.name and e.size < entry.size and e.facts.get("backend") != "rkllm"
+    ]
+    plan = plan_load(need, state, smaller_context=lambda c: gguf_need(entry.name, info, c),
+                     fallbacks=smaller)  # fmt: skip
+    chosen = store.catalog[plan.model] if plan.ok else entry
+    return LlmChoice(chosen, "llama.cpp", plan)
+
+
+def _backend_for(config: AppConfig, store: ModelStore, entry: ModelEntry) -> str:
+    wanted = config.llm.backend
+    if wanted == "llama.cpp":
+        return "llama.cpp"
+    from appliance.npu import detect_npu
+
+    npu = detect_npu()
+    usable = npu.rkllm_supported and npu.runtime_found
+    if wanted == "rkllm":
+        if not usable:
+            raise ModelError(f"llm.backend is rkllm but the NPU path is off: {npu.reason}")
+        if entry.facts.get("backend") != "rkllm" and _first_rkllm(store) is None:
+            raise ModelError(
+                "llm.backend is rkllm but no .rkllm model is imported; convert one with "
+                "Rockchip's rkllm-toolkit and `appliance models import MODEL.rkllm`"
+            )
+        return "rkllm"
+    has_model = entry.facts.get("backend") == "rkllm" or _first_rkllm(store) is not None
+    return "rkllm" if usable and has_model else "llama.cpp"
+
+
+def _first_rkllm(store: ModelStore) -> ModelEntry | None:
+    return next((e for e in store.user_entries.values() if e.facts.get("backend") == "rkllm"),
+                None)  # fmt: skip
+
+
+def _npu_reason() -> str:
+    from appliance.npu import detect_npu
+
+    return f"the NPU path is off: {detect_npu().reason}"
+
+
+def _load_llm(config: AppConfig, store: ModelStore, choice: LlmChoice) -> LanguageModel:
+    path = store.path(choice.entry.name, "llm")
+    context = choice.plan.context or config.llm.context
+    if choice.backend == "rkllm":
+        from appliance.llm.rkllm import RkllmLlm
+
+        return RkllmLlm(path, context=context, max_tokens=config.llm.max_tokens,
+                        temperature=config.llm.temperature)  # fmt: skip
+    from appliance.llm.llamacpp import LlamaCppLlm
+
+    threads = config.llm.threads or llm_threads()
+    return LlamaCppLlm(
+        path,
+        threads=threads,
+        context=context,
+        max_tokens=config.llm.max_tokens,
+        temperature=config.llm.temperature,
+        mlock=choice.plan.mlock,
+    )
 
 
 def pipeline_settings(config: AppConfig) -> PipelineSettings:

@@ -39,6 +39,18 @@ class Ready(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelPlanned(Event):
+    type: ClassVar[str] = "model_plan"
+    model: str
+    """The language model that will be (or would have been) loaded."""
+    decision: str
+    """load, load_with_zram, smaller_context, fallback or refuse."""
+    context: int
+    message: str
+    """The numbers behind the decision, in plain words."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
     type: ClassVar[str] = "state"
     state: str
@@ -118,6 +130,7 @@ class Error(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
+    ModelPlanned,
     Ready,
     StateChanged,
     Wake,

@@ -52,7 +52,8 @@ def test_demo_speaks_an_answer(tmp_path):
     assert "capital" in proc.stdout.lower() and "reply" in proc.stdout
     assert reply.stat().st_size > 20_000
     kinds = [json.loads(line)["type"] for line in events.read_text().splitlines()]
-    assert kinds[0] == "ready" and "wake" in kinds and kinds[-1] in ("state", "turn_end")
+    assert kinds[:2] == ["model_plan", "ready"] and "wake" in kinds
+    assert kinds[-1] in ("state", "turn_end")
 
 
 def test_listen_realtime_streams_json_events_to_stdout(tmp_path):

@@ -20,6 +20,7 @@ class LlamaCppLlm:
         max_tokens: int = 128,
         temperature: float = 0.0,
         repeat_penalty: float = 1.1,
+        mlock: bool = False,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -34,6 +35,9 @@ class LlamaCppLlm:
                 n_threads=threads,
                 n_threads_batch=threads,
                 use_mmap=True,
+                # Pinning the weights keeps them from being evicted under memory pressure;
+                # the memory budget asks for it only when there is room to spare.
+                use_mlock=mlock,
                 verbose=False,
             )
         except Exception as err:

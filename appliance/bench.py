@@ -68,6 +68,70 @@ def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, float]:
     return {"cold_start_s": data["ready"], "rss_after_load_mb": data["rss_mb"]}
 
 
+_LLM_CHILD = r"""
+import json, sys, threading, time
+from pathlib import Path
+path, context, mmap = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+from appliance.system import llm_threads
+
+def rss():
+    out = {}
+    for line in open("/proc/self/status"):
+        key, _, rest = line.partition(":")
+        if key in ("RssFile", "RssAnon"):
+            out[key] = int(rest.split()[0]) / 1024
+    return out
+
+from llama_cpp import Llama
+before = rss()
+started = time.monotonic()
+llm = Llama(model_path=str(path), n_ctx=context, use_mmap=mmap, n_threads=llm_threads(),
+            n_threads_batch=llm_threads(), verbose=False)
+load = time.monotonic() - started
+loaded = rss()
+asked = time.monotonic()
+first = None
+tokens = 0
+for chunk in llm.create_completion("The moon is", max_tokens=64, temperature=0.0, stream=True):
+    tokens += 1
+    if first is None:
+        first = time.monotonic() - asked
+total = time.monotonic() - asked
+print(json.dumps({
+    "load_s": load, "file_mb": loaded["RssFile"] - before["RssFile"],
+    "anon_mb": loaded["RssAnon"] - before["RssAnon"], "ttft_s": first,
+    "tokens_per_s": (tokens - 1) / (total - first) if tokens > 1 else 0.0,
+}))
+"""
+
+
+def llm_figures(config: AppConfig) -> dict[str, Any]:
+    """Per prepared GGUF: load time and RSS with mmap vs read into memory, time to first
+    token and decode speed; each in a fresh process. Plus the NPU backend's status."""
+    from appliance.models.catalog import ModelStore
+    from appliance.npu import detect_npu
+
+    store = ModelStore(config.models_path())
+    figures: dict[str, Any] = {}
+    for entry in store.prepared("llm"):
+        if entry.facts.get("backend") == "rkllm":
+            continue
+        path = store.root / entry.main_file.path
+        row = {}
+        for mode, flag in (("mmap", "1"), ("read", "0")):
+            out = subprocess.run(
+                [sys.executable, "-c", _LLM_CHILD, str(path), str(config.llm.context), flag],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            row[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        figures[f"llama.cpp/{entry.name}"] = row
+    npu = detect_npu()
+    figures["rkllm"] = {"available": npu.available, "reason": npu.reason}
+    return figures
+
+
 def _request_recording(engines: Engines) -> np.ndarray:
     wake = tts_phrase(engines.tts, "Hey Jarvis.")
     question = tts_phrase(engines.tts, QUESTION)
@@ -238,6 +302,8 @@ def run_bench(
     engines = load_engines(config, progress=progress)
     report.update(asyncio.run(_measure(engines, config, turns, listen_seconds, say, progress)))
     report["peak_rss_mb"] = _rss_mb()
+    say("Language models: mmap vs read, first token, tokens/s …")
+    report["llm_backends"] = llm_figures(config)
 
     _print_table(report, say)
     text = json.dumps(report, indent=2)
@@ -277,4 +343,20 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
     say(f"\n{'measure'.ljust(width)}  {'value':>10}  target")
     for name, value, target in rows:
         say(f"{name.ljust(width)}  {value:>10}  {target}")
+    say("")
+    say(
+        "language model            load (mmap / read)   RSS file+anon (mmap / read)     "
+        "first token  tokens/s"
+    )
+    for name, row in report["llm_backends"].items():
+        if name == "rkllm":
+            state = "available" if row["available"] else "not available"
+            say(f"{name:<26} {state}: {row['reason']}")
+            continue
+        m, r = row["mmap"], row["read"]
+        say(
+            f"{name:<26} {m['load_s']:5.2f} s / {r['load_s']:5.2f} s     "
+            f"{m['file_mb']:4.0f}+{m['anon_mb']:4.0f} / {r['file_mb']:4.0f}+{r['anon_mb']:4.0f} MB"
+            f"          {m['ttft_s'] * 1000:5.0f} ms  {m['tokens_per_s']:6.1f}"
+        )
     say("")

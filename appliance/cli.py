@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--speak", action="store_true", help="also play the reply aloud")
     ask.set_defaults(handler=cmd_ask)
 
+    doctor = command(
+        "doctor",
+        "Check this board: CPU, memory, zram, NPU, audio, models, and "
+        "whether the language model fits; says how to fix what is wrong.",
+    )
+    doctor.set_defaults(handler=cmd_doctor)
+
     devices = command("devices", "List the microphones and speakers PortAudio can see.")
     devices.set_defaults(handler=cmd_devices)
 
@@ -387,6 +394,15 @@ def _log_event(event: ev.Event) -> None:
         _LOGGER.warning("replied: %s", event.text)
     elif isinstance(event, ev.Error):
         _LOGGER.error("%s failed: %s", event.stage, event.message)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import os
+
+    from appliance.doctor import report, run_checks
+
+    root = Path(os.environ.get("APPLIANCE_SYSROOT", "/"))
+    return report(run_checks(_config(args), root), args.say)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -92,5 +92,6 @@ EXIT_CODES: dict[int, str] = {
     5: "a model file is missing, corrupt or failed to load (run ./setup.sh or "
     "`appliance models prepare`)",
     6: "a pipeline stage failed",
+    8: "`appliance doctor` found a problem",
     130: "interrupted (Ctrl-C / SIGINT)",
 }

@@ -25,7 +25,16 @@ def board_name(root: Path = Path("/")) -> str:
     dmi = root / "sys/devices/virtual/dmi/id"
     vendor, product = _text(dmi / "sys_vendor"), _text(dmi / "product_name")
     name = " ".join(part for part in (vendor, product) if part)
-    return name or f"unknown {os.uname().machine} machine"
+    if name:
+        return name
+    cpu = ""
+    for line in (_text(root / "proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("Model", "model name", "Hardware") and value.strip():
+            cpu = value.strip()
+            break
+    machine = os.uname().machine
+    return f"{machine} machine ({cpu})" if cpu else f"unknown {machine} machine"
 
 
 def soc(root: Path = Path("/")) -> str | None:
@@ -57,6 +66,22 @@ def cpu_clusters(root: Path = Path("/")) -> list[CpuCluster]:
                                                                         reverse=True)]  # fmt: skip
 
 
+def cpu_count(root: Path = Path("/")) -> int:
+    """Cores this process may use (its affinity) on this machine; on a fixture tree, the
+    cores the tree lists (`online`, else `possible`)."""
+    if root == Path("/"):
+        return len(usable_cpus())
+    for name in ("online", "possible"):
+        text = _text(root / "sys/devices/system/cpu" / name)
+        if text:
+            count = 0
+            for part in text.split(","):
+                low, _, high = part.partition("-")
+                count += int(high or low) - int(low) + 1
+            return count
+    return max(1, sum(len(c.cpus) for c in cpu_clusters(root)))
+
+
 def usable_cpus() -> set[int]:
     try:
         return set(os.sched_getaffinity(0))
@@ -67,14 +92,11 @@ def usable_cpus() -> set[int]:
 def llm_threads(root: Path = Path("/")) -> int:
     """Threads for llama.cpp: on a big.LITTLE board only the big cores (a token waits for
     its slowest thread, so a little core drags the big ones down); else every core."""
-    usable = usable_cpus()
     clusters = cpu_clusters(root)
     if len(clusters) > 1:
-        big = (
-            [c for c in clusters[0].cpus if c in usable]
-            if root == Path("/")
-            else list(clusters[0].cpus)
-        )
+        big = clusters[0].cpus
+        if root == Path("/"):
+            big = tuple(c for c in big if c in usable_cpus())
         if big:
             return len(big)
-    return len(usable) if root == Path("/") else sum(len(c.cpus) for c in clusters) or 1
+    return cpu_count(root)

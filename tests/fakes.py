@@ -1,6 +1,11 @@
-"""Building blocks for unit tests: synthetic audio the fake engines understand."""
+"""Building blocks for tests: synthetic audio the fake engines understand, and running
+the `appliance` command."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -81,3 +86,16 @@ def make_pipeline(
         system_prompt=system_prompt,
     )
     return Pipeline(engines, sink, bus, settings), recorder, sink, tts, llm
+
+
+def appliance(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the `appliance` command as a user would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -16,19 +16,9 @@ import pytest
 from appliance.audio.devices import list_devices
 from appliance.config import default_models_dir
 from appliance.models.catalog import load_catalog
-from tests.fakes import ANSWERED_TURN_EVENTS
+from tests.fakes import ANSWERED_TURN_EVENTS, appliance
 
 pytestmark = pytest.mark.e2e
-
-
-def appliance(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def no_traceback(proc: subprocess.CompletedProcess) -> None:

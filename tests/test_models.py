@@ -17,6 +17,7 @@ from appliance.config import AppConfig, default_models_dir
 from appliance.engines import choose_llm
 from appliance.models.budget import read_memory_state
 from appliance.models.catalog import USER_CATALOG, ModelStore, load_catalog
+from tests.fakes import appliance
 
 pytestmark = pytest.mark.e2e
 BOARDS = Path(__file__).parent / "fixtures" / "boards"
@@ -40,11 +41,6 @@ def home(tmp_path: Path) -> dict[str, str]:
             (models / model_file.path).parent.mkdir(parents=True, exist_ok=True)
             os.symlink(default_models_dir() / model_file.path, models / model_file.path)
     return {"APPLIANCE_MODELS_DIR": str(models), "APPLIANCE_CONFIG": str(tmp_path / "c.toml")}
-
-
-def appliance(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **env})  # fmt: skip
 
 
 def small_board(tmp_path: Path, available_mb: int) -> str:

@@ -1,0 +1,198 @@
+"""`appliance doctor`: what this board is and has, and what to do about anything wrong.
+
+Every fact is read from the machine (under $APPLIANCE_SYSROOT for tests: a fixture tree
+of another board). Each check is ok, warn (works, but could be better) or fail (the
+appliance will not work until it is fixed), and says the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import AppConfig
+from appliance.models.budget import MIB, MemoryState, read_memory_state
+from appliance.models.catalog import ModelStore
+from appliance.system import board_name, cpu_clusters, cpu_count, llm_threads, soc
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str
+    status: str
+    """ok, warn or fail."""
+    detail: str
+    fix: str = ""
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def run_checks(config: AppConfig, root: Path) -> list[Check]:
+    checks: list[Check] = []
+    here = root == Path("/")
+
+    chip = soc(root)
+    checks.append(Check("board", "ok", board_name(root) + (f" ({chip})" if chip else "")))
+
+    clusters = cpu_clusters(root)
+    cores = cpu_count(root)
+    threads = llm_threads(root)
+    if len(clusters) > 1:
+        parts = " + ".join(f"{len(c.cpus)} × {c.max_khz / 1e6:.1f} GHz" for c in clusters)
+        checks.append(Check("cpu", "ok", f"{parts}: llama.cpp uses the {threads} big cores"))
+    else:
+        checks.append(Check("cpu", "ok", f"{cores} cores; llama.cpp uses {threads} threads"))
+
+    try:
+        memory = read_memory_state(root)
+    except OSError as err:
+        checks.append(Check("memory", "fail", str(err), "run on Linux with /proc mounted"))
+        return checks
+    checks += _memory_checks(memory)
+    checks.append(_npu_check(root))
+    if here:
+        checks.append(_audio_check())
+    checks += _model_checks(config, memory)
+    return checks
+
+
+def _memory_checks(memory: MemoryState) -> list[Check]:
+    checks = []
+    detail = f"{_gb(memory.mem_total)} RAM, {_gb(memory.mem_available)} available"
+    if memory.cgroup_limit is not None:
+        detail += f"; this service's cgroup is limited to {_gb(memory.cgroup_limit)}"
+    checks.append(Check("memory", "ok", detail))
+    if memory.zram_swap:
+        for zram in memory.zram_swap:
+            how = "measured" if zram.measured else "typical for it, nothing stored yet"
+            checks.append(
+                Check(
+                    "zram",
+                    "ok",
+                    f"{zram.name}: {_gb(zram.disksize)} {zram.algorithm}, "
+                    f"{zram.orig_data_size / MIB:,.0f} MB stored, ratio {zram.ratio:.1f}:1 ({how})",
+                )
+            )
+        if memory.swappiness == 0:
+            checks.append(
+                Check(
+                    "zram",
+                    "warn",
+                    "vm.swappiness is 0: zram will not be used",
+                    "set vm.swappiness=100 (sysctl) so zram can take cold memory",
+                )
+            )
+    elif memory.mem_total <= 4 * 2**30:
+        checks.append(
+            Check(
+                "zram",
+                "warn",
+                "no zram swap on a board with 4 GB or less",
+                "install systemd-zram-generator (zram-size = ram / 2, zstd)",
+            )
+        )
+    else:
+        checks.append(Check("zram", "ok", "no zram swap (not needed with this much RAM)"))
+    disk_swap = memory.swap_total - sum(z.disksize for z in memory.zram_swap)
+    if disk_swap > 64 * MIB:
+        checks.append(
+            Check(
+                "swap",
+                "warn",
+                f"{disk_swap / MIB:,.0f} MB of swap on disk or SD card",
+                "prefer zram: swapping to an SD card is slow and wears it out",
+            )
+        )
+    for note in memory.notes:
+        checks.append(Check("memory", "warn", note, "run doctor as root to read every entry"))
+    return checks
+
+
+def _npu_check(root: Path) -> Check:
+    from appliance.npu import detect_npu
+
+    npu = detect_npu(root)
+    if npu.rkllm_supported and npu.runtime_found and npu.npu_device:
+        return Check("npu", "ok", npu.reason)
+    if npu.soc is None:
+        return Check("npu", "ok", f"no Rockchip NPU: {npu.reason}")
+    fix = ""
+    if npu.rkllm_supported and not npu.runtime_found:
+        fix = "install Rockchip's librkllmrt.so 1.2.x to /usr/lib, then import a .rkllm model"
+    return Check("npu", "warn" if fix else "ok", npu.reason, fix)
+
+
+def _audio_check() -> Check:
+    from appliance.audio.devices import list_devices
+
+    devices = list_devices()
+    mics = [d for d in devices if d.inputs]
+    speakers = [d for d in devices if d.outputs]
+    if mics and speakers:
+        return Check(
+            "audio",
+            "ok",
+            f"{len(mics)} microphone(s), {len(speakers)} speaker(s); "
+            f"first: {mics[0].name} / {speakers[0].name}",
+        )
+    missing = " and ".join(k for k, v in (("microphone", mics), ("speaker", speakers)) if not v)
+    return Check(
+        "audio",
+        "warn",
+        f"no {missing} found (`appliance devices`)",
+        "plug in a USB microphone and speaker; `arecord -l` and `aplay -l` list them",
+    )
+
+
+def _model_checks(config: AppConfig, memory: MemoryState) -> list[Check]:
+    from appliance.engines import choose_llm
+    from appliance.errors import ModelError
+
+    checks = []
+    store = ModelStore(config.models_path())
+    wanted = [
+        (config.wake.model, "wake"),
+        ("oww-melspectrogram", "wake-features"),
+        ("oww-embedding", "wake-features"),
+        ("silero-vad", "vad"),
+        (config.stt.model, "stt"),
+        (config.tts.voice, "tts"),
+    ]
+    for name, role in wanted:
+        try:
+            store.path(name, role)
+        except ModelError as err:
+            checks.append(Check("models", "fail", str(err), "appliance models prepare"))
+    if not checks:
+        checks.append(Check("models", "ok", f"wake, VAD, STT and voice present in {store.root}"))
+    try:
+        choice = choose_llm(config, store, memory)
+    except ModelError as err:
+        checks.append(Check("llm", "fail", str(err), "appliance models prepare"))
+        return checks
+    plan = choice.plan
+    status = {
+        "load": "ok",
+        "load_with_zram": "warn",
+        "smaller_context": "warn",
+        "fallback": "warn",
+        "refuse": "fail",
+    }[plan.decision]
+    fix = "" if status == "ok" else "a smaller model (`appliance models use llm NAME`) or context"
+    checks.append(Check("llm", status, f"{plan.message} [{choice.backend}]", fix))
+    return checks
+
+
+def report(checks: list[Check], say: Callable[[str], None]) -> int:
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    for check in checks:
+        say(f"[{marks[check.status]}] {check.area:<7} {check.detail}")
+        if check.fix:
+            say(f"        {'':<7} → {check.fix}")
+    failures = sum(c.status == "fail" for c in checks)
+    warnings = sum(c.status == "warn" for c in checks)
+    say(f"{failures} problem(s), {warnings} warning(s)")
+    return 8 if failures else 0

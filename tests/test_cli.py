@@ -179,6 +179,9 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
     assert 0 < report["wake_listening"]["cpu_share_of_one_core"] < 1
     assert report["peak_rss_mb"] > 100 and report["cold_start"]["cold_start_s"] > 0
     assert "TTFA / critical path" in proc.stdout
+    smollm2 = report["llm_backends"]["llama.cpp/smollm2-135m-instruct"]
+    assert smollm2["mmap"]["tokens_per_s"] > 0 and smollm2["read"]["load_s"] > 0
+    assert "available" in report["llm_backends"]["rkllm"]
     assert appliance("bench", "--turns", "0").returncode == 2
 
 

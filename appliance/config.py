@@ -74,6 +74,26 @@ class ListenConfig:
 
 
 @dataclass(frozen=True)
+class ConversationConfig:
+    follow_up_seconds: float = 5.0
+    """After a reply, listen this long for a follow-up without the wake word (0 = only
+    after a reply that asks a question)."""
+    question_follow_up_seconds: float = 5.0
+    """The follow-up window a reply ending with "?" always opens."""
+    history_tokens: int = 512
+    """How much of the conversation the LLM is given (oldest dropped first; 0 = none)."""
+    history_idle_seconds: float = 300.0
+    """Forget the conversation after this long without a turn."""
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.follow_up_seconds <= 30, "conversation.follow_up_seconds must be 0–30")
+        _check(0 <= self.question_follow_up_seconds <= 30,
+               "conversation.question_follow_up_seconds must be 0–30")  # fmt: skip
+        _check(0 <= self.history_tokens <= 8192, "conversation.history_tokens must be 0–8192")
+        _check(self.history_idle_seconds > 0, "conversation.history_idle_seconds must be > 0")
+
+
+@dataclass(frozen=True)
 class SttConfig:
     model: str = "whisper-tiny.en"
     """Catalog name of the whisper.cpp model."""
@@ -143,6 +163,7 @@ class AppConfig:
     ~/.local/share/appliance/models."""
     wake: WakeConfig = field(default_factory=WakeConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)

@@ -54,7 +54,8 @@ class ModelPlanned(Event):
 class StateChanged(Event):
     type: ClassVar[str] = "state"
     state: str
-    """idle, listening, thinking, speaking or error."""
+    """idle, listening, thinking, speaking, follow_up (listening without the wake word)
+    or error."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +114,13 @@ class Reply(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FollowUp(Event):
+    type: ClassVar[str] = "follow_up"
+    seconds: float
+    """How long the appliance listens for a follow-up without the wake word."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class TurnEnd(Event):
     type: ClassVar[str] = "turn_end"
     outcome: str
@@ -141,6 +149,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReplySentence,
     TtsFirstAudio,
     Reply,
+    FollowUp,
     TurnEnd,
     Error,
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import threading
@@ -47,7 +48,8 @@ from appliance.errors import (
     TextToSpeechError,
     WakeWordError,
 )
-from appliance.llm.base import LanguageModel, Message
+from appliance.llm.base import LanguageModel
+from appliance.llm.conversation import Conversation
 from appliance.llm.sentences import SentenceSplitter
 from appliance.stt.base import SpeechToText
 from appliance.tts.base import TextToSpeech
@@ -82,6 +84,15 @@ class PipelineSettings:
     system_prompt: str = ""
     wake_phrase: str = "hey jarvis"
     """Words stripped from the start of a transcript when the pre-roll caught them."""
+    follow_up_seconds: float = 5.0
+    """After a reply, listen this long for a follow-up without the wake word (0 = only
+    when the reply ends with a question)."""
+    question_follow_up_seconds: float = 5.0
+    """The window a reply ending in "?" always opens."""
+    history_tokens: int = 512
+    """Conversation memory the LLM gets, oldest exchange dropped first (0 = none)."""
+    history_idle_seconds: float = 300.0
+    """Forget the conversation after this long without a turn."""
     cpu_cores: int = field(default_factory=cpu_count)
     tts_threads: int = 1
     """While a sentence is synthesised and the LLM is still writing, the LLM is held to
@@ -146,6 +157,10 @@ class Pipeline:
         self._state = ""
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
         self.results: list[TurnResult] = []
+        self.conversation = Conversation(
+            max_tokens=self.settings.history_tokens,
+            idle_seconds=self.settings.history_idle_seconds,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -185,6 +200,7 @@ class Pipeline:
         settings = self.settings.endpoint
         pre_roll = PreRoll(settings.pre_roll_seconds + 0.2)
         endpointer: Endpointer | None = None
+        follow_up = False
         turn_task: asyncio.Task[TurnResult] | None = None
         listen = self._stages["listen"]
         engines = self._listening()
@@ -195,11 +211,23 @@ class Pipeline:
                 if turn_task is not None:
                     if not turn_task.done() and source.live:
                         continue  # speaking: a live mic is not listened to meanwhile
-                    await turn_task
+                    finished = await turn_task
                     turn_task = None
                     await listen.run(engines.wake.reset)
                     pre_roll.clear()
-                    self._set_state("idle")
+                    window = self._follow_up_window(finished)
+                    if window > 0:
+                        # Listen for a follow-up without the wake word.
+                        await listen.run(engines.vad.reset)
+                        follow_up_settings = dataclasses.replace(
+                            settings, no_speech_timeout=window
+                        )
+                        endpointer = Endpointer(follow_up_settings, [], start=chunk.start)
+                        follow_up = True
+                        self._set_state("follow_up")
+                        self._publish(ev.FollowUp, seconds=window)
+                    else:
+                        self._set_state("idle")
                 if endpointer is None:
                     pre_roll.append(chunk)
                     try:
@@ -209,6 +237,7 @@ class Pipeline:
                     if detection is None:
                         continue
                     self._turn += 1
+                    follow_up = False
                     self._publish(ev.Wake, wake_word=detection.wake_word, score=detection.score)
                     self._set_state("listening")
                     # The wake detector is not fed while a request is captured; start it
@@ -219,11 +248,13 @@ class Pipeline:
                     continue
                 probability = await listen.run(engines.vad.speech_probability, chunk.samples)
                 outcome = endpointer.feed(chunk, probability)
-                turn_task = self._on_endpoint(outcome, turn_task)
+                turn_task = self._on_endpoint(outcome, turn_task, follow_up=follow_up)
                 if outcome is not None and not isinstance(outcome, SpeechStarted):
                     endpointer = None
             if endpointer is not None:
-                turn_task = self._on_endpoint(endpointer.flush(self._stream_time), turn_task)
+                turn_task = self._on_endpoint(
+                    endpointer.flush(self._stream_time), turn_task, follow_up=follow_up
+                )
             if turn_task is not None:
                 await turn_task
         finally:
@@ -240,13 +271,27 @@ class Pipeline:
             raise PipelineError("listening needs the wake word, VAD and STT engines loaded")
         return _Listening(wake, vad, stt)
 
+    def _follow_up_window(self, result: TurnResult) -> float:
+        if result.outcome != "replied":
+            return 0.0
+        if result.reply.rstrip().endswith("?"):
+            return max(self.settings.follow_up_seconds, self.settings.question_follow_up_seconds)
+        return self.settings.follow_up_seconds
+
     def _on_endpoint(
         self,
         outcome: SpeechStarted | SpeechEnded | NoSpeech | None,
         turn_task: asyncio.Task[TurnResult] | None,
+        *,
+        follow_up: bool = False,
     ) -> asyncio.Task[TurnResult] | None:
         if isinstance(outcome, SpeechStarted):
+            if follow_up:
+                self._turn += 1  # a follow-up turn begins when its speech does
+                self._set_state("listening")
             self._publish(ev.SpeechStart, stream_time=round(outcome.time, 3))
+        elif isinstance(outcome, NoSpeech) and follow_up:
+            self._set_state("idle")  # the follow-up window closed unused
         elif isinstance(outcome, NoSpeech):
             result = TurnResult(self._turn, outcome="no_speech")
             self.results.append(result)
@@ -336,9 +381,7 @@ class Pipeline:
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         cancel = threading.Event()
-        messages = [Message("user", text)]
-        if self.settings.system_prompt:
-            messages.insert(0, Message("system", self.settings.system_prompt))
+        messages = self.conversation.messages(self.settings.system_prompt, text)
         asked = time.monotonic()
 
         def generate() -> None:
@@ -411,6 +454,8 @@ class Pipeline:
         result.reply = " ".join(result.reply.split())
         if not result.sentences:
             raise LanguageModelError("the language model returned an empty reply")
+        if self.settings.history_tokens > 0:
+            self.conversation.add(text, result.reply)
         await self.sink.drain()
         self._publish(
             ev.Reply,

@@ -13,7 +13,7 @@ from appliance import events as ev
 from appliance.audio.format import float_to_int16, resample
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource, WavFileSource
-from appliance.config import AppConfig
+from appliance.config import AppConfig, ConversationConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.pipeline import Engines, Pipeline
 from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
@@ -93,7 +93,9 @@ def test_the_same_request_without_the_wake_phrase_is_ignored(engines, config, qu
     assert recorder.of("wake") == [] and results == [] and sink.blocks == []
 
 
-def test_two_turns_in_one_file_give_two_replies(engines, config, wake_phrase, question):
+def test_two_turns_in_one_file_give_two_replies(engines, wake_phrase, question):
+    config = AppConfig(conversation=ConversationConfig(follow_up_seconds=0,
+                                                       question_follow_up_seconds=0))  # fmt: skip
     second = tts_phrase(engines.tts, "Tell me a joke.")
     recording = add_noise(
         compose(0.5, wake_phrase, 0.4, question, 2.0, wake_phrase, 0.4, second, 1.5)
@@ -119,3 +121,14 @@ def test_a_44k1_stereo_24bit_file_works(tmp_path, engines, config, wake_phrase, 
     results, recorder, _ = listen(engines, config, WavFileSource(path))
     assert results and results[0].outcome == "replied"
     assert {"capital", "france"} <= words(results[0].transcript)
+
+
+def test_a_follow_up_without_the_wake_word_is_answered_in_context(engines, config, wake_phrase,
+                                                                  question):  # fmt: skip
+    follow_up = tts_phrase(engines.tts, "And of Germany?")
+    recording = add_noise(compose(0.5, wake_phrase, 0.4, question, 1.2, follow_up, 1.5))
+    results, recorder, _ = listen(engines, config, ArraySource(recording))
+    assert len(recorder.of("wake")) == 1
+    assert [r.outcome for r in results] == ["replied", "replied"]
+    assert "germany" in words(results[1].transcript)
+    assert "berlin" in words(results[1].reply), results[1].reply

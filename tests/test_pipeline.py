@@ -14,7 +14,7 @@ from appliance import events as ev
 from appliance.audio.sources import ArraySource
 from appliance.errors import LanguageModelError, SpeechToTextError
 from appliance.pipeline import APOLOGY
-from tests.fakes import ANSWERED_TURN_EVENTS, make_pipeline, quiet, request
+from tests.fakes import ANSWERED_TURN_EVENTS, loud, make_pipeline, quiet, request
 
 
 def run(pipeline, samples, *, realtime: bool = False):
@@ -214,3 +214,62 @@ def test_llm_gives_tts_a_core_while_both_run():
     run(pipeline, request())
     # The first sentence is synthesised while the model writes: held to 3 threads, restored.
     assert llm.thread_limits[:2] == [3, 0]
+
+
+def _with(pipeline, **changes):
+    pipeline.settings = dataclasses.replace(pipeline.settings, **changes)
+    pipeline.conversation.max_tokens = pipeline.settings.history_tokens
+    return pipeline
+
+
+def test_a_follow_up_needs_no_wake_word_and_gets_the_conversation():
+    pipeline, rec, sink, tts, llm = make_pipeline(
+        ["What is the capital of France?", "And of Germany?"],
+        ["Paris is the capital of France.", "Berlin is the capital of Germany."],
+    )
+    samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
+    results = run(_with(pipeline, follow_up_seconds=3.0), samples)
+    assert [r.outcome for r in results] == ["replied", "replied"]
+    assert len(rec.of("wake")) == 1 and rec.of("follow_up")[0].seconds == 3.0
+    assert [e.turn for e in rec.of("speech_start")] == [1, 2]
+    second_prompt = [(m.role, m.content) for m in llm.prompts[1]]
+    assert second_prompt == [
+        ("system", "be brief"),
+        ("user", "What is the capital of France?"),
+        ("assistant", "Paris is the capital of France."),
+        ("user", "And of Germany?"),
+    ]
+    assert "follow_up" in [e.state for e in rec.of("state")]
+
+
+def test_without_a_window_speech_after_a_reply_is_ignored():
+    pipeline, rec, *_ = make_pipeline(["hello"], ["Hello there."])
+    samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
+    results = run(_with(pipeline, follow_up_seconds=0.0), samples)
+    assert [r.outcome for r in results] == ["replied"] and rec.of("follow_up") == []
+
+
+def test_a_reply_that_asks_a_question_always_opens_the_window():
+    pipeline, rec, *_ = make_pipeline(["set a timer", "ten minutes"],
+                                      ["For how long?", "Done."])  # fmt: skip
+    samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
+    results = run(_with(pipeline, follow_up_seconds=0.0, question_follow_up_seconds=4.0),
+                  samples)  # fmt: skip
+    assert [r.transcript for r in results] == ["set a timer", "ten minutes"]
+    assert rec.of("follow_up")[0].seconds == 4.0
+
+
+def test_an_unused_follow_up_window_closes_quietly():
+    pipeline, rec, *_ = make_pipeline(["hello"], ["Hello there."])
+    results = run(_with(pipeline, follow_up_seconds=1.0), np.concatenate([request(), quiet(3)]))
+    assert [r.outcome for r in results] == ["replied"]
+    states = [e.state for e in rec.of("state")]
+    assert states[-2:] == ["follow_up", "idle"]
+    assert [e.outcome for e in rec.of("turn_end")] == ["replied"]
+
+
+def test_no_history_when_it_is_turned_off():
+    pipeline, rec, sink, tts, llm = make_pipeline(["one", "two"], ["First.", "Second."])
+    samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
+    run(_with(pipeline, follow_up_seconds=3.0, history_tokens=0), samples)
+    assert [m.role for m in llm.prompts[1]] == ["system", "user"]

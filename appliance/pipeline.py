@@ -219,9 +219,7 @@ class Pipeline:
                     if window > 0:
                         # Listen for a follow-up without the wake word.
                         await listen.run(engines.vad.reset)
-                        follow_up_settings = dataclasses.replace(
-                            settings, no_speech_timeout=window
-                        )
+                        follow_up_settings = dataclasses.replace(settings, no_speech_timeout=window)
                         endpointer = Endpointer(follow_up_settings, [], start=chunk.start)
                         follow_up = True
                         self._set_state("follow_up")

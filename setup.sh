@@ -27,7 +27,7 @@ elapsed() { echo "$(( $(date +%s) - started )) s"; }
 
 # ---- 1. Debian packages ---------------------------------------------------------------
 step 1 "Debian packages"
-APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev espeak-ng sox)
+APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev libspeexdsp1 espeak-ng sox)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

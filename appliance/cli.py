@@ -377,7 +377,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
 
         async def main() -> int:
-            async with Pipeline(engines, speaker, bus, pipeline_settings(config)) as pipeline:
+            from appliance.audio.aec import best_echo_canceller
+
+            echo = best_echo_canceller()  # the speaker's sound comes back into the mic
+            settings = pipeline_settings(config)
+            async with Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline:
                 await pipeline.run(MicrophoneSource(microphone))
             return 0
 

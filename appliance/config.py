@@ -84,6 +84,8 @@ class ConversationConfig:
     """How much of the conversation the LLM is given (oldest dropped first; 0 = none)."""
     history_idle_seconds: float = 300.0
     """Forget the conversation after this long without a turn."""
+    barge_in: bool = True
+    """While it speaks, the wake word or "stop" interrupts it."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.follow_up_seconds <= 30, "conversation.follow_up_seconds must be 0–30")

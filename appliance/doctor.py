@@ -55,6 +55,7 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
     checks.append(_npu_check(root))
     if here:
         checks.append(_audio_check())
+        checks.append(_echo_check())
     checks += _model_checks(config, memory)
     return checks
 
@@ -145,6 +146,22 @@ def _audio_check() -> Check:
         f"no {missing} found (`appliance devices`)",
         "plug in a USB microphone and speaker; `arecord -l` and `aplay -l` list them",
     )
+
+
+def _echo_check() -> Check:
+    from appliance.audio.aec import SpeexEchoCanceller
+
+    try:
+        SpeexEchoCanceller()
+    except OSError:
+        return Check(
+            "echo",
+            "warn",
+            "no echo cancellation (libspeexdsp missing): while it "
+            "speaks, the wake threshold is raised instead",
+            "apt-get install libspeexdsp1",
+        )
+    return Check("echo", "ok", "Speex echo cancellation for barge-in (libspeexdsp)")
 
 
 def _model_checks(config: AppConfig, memory: MemoryState) -> list[Check]:

@@ -220,4 +220,5 @@ def pipeline_settings(config: AppConfig) -> PipelineSettings:
         question_follow_up_seconds=config.conversation.question_follow_up_seconds,
         history_tokens=config.conversation.history_tokens,
         history_idle_seconds=config.conversation.history_idle_seconds,
+        barge_in=config.conversation.barge_in,
     )

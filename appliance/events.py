@@ -114,6 +114,17 @@ class Reply(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Interrupted(Event):
+    type: ClassVar[str] = "interrupted"
+    by: str
+    """wake (the wake word said over the reply) or stop (a stop phrase)."""
+    reaction_seconds: float
+    """From the interruption being recognised to the speaker being told to stop."""
+    heard: str
+    """The part of the reply that was played before the cut (kept in the conversation)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class FollowUp(Event):
     type: ClassVar[str] = "follow_up"
     seconds: float
@@ -124,7 +135,8 @@ class FollowUp(Event):
 class TurnEnd(Event):
     type: ClassVar[str] = "turn_end"
     outcome: str
-    """replied, no_speech (woken but nothing said), empty_transcript, or error."""
+    """replied, interrupted, stopped ("stop" with nothing playing), no_speech (woken but
+    nothing said), empty_transcript, or error."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: stt, llm_first_token, llm_total, tts_first_sentence, ttfa, turn."""
 
@@ -149,6 +161,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReplySentence,
     TtsFirstAudio,
     Reply,
+    Interrupted,
     FollowUp,
     TurnEnd,
     Error,

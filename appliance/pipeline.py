@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from appliance import events as ev
-from appliance.audio.format import PIPELINE_RATE, int16_to_float
+from appliance.audio.aec import EchoCanceller, NoEchoCanceller
+from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
 from appliance.audio.vad import (
@@ -38,6 +39,14 @@ from appliance.audio.vad import (
     SpeechEnded,
     SpeechStarted,
     VoiceActivityDetector,
+)
+from appliance.barge_in import (
+    STOP_PHRASES,
+    StopListener,
+    echoes,
+    heard_text,
+    is_stop_phrase,
+    stop_over_echo,
 )
 from appliance.config import cpu_count
 from appliance.errors import (
@@ -93,6 +102,12 @@ class PipelineSettings:
     """Conversation memory the LLM gets, oldest exchange dropped first (0 = none)."""
     history_idle_seconds: float = 300.0
     """Forget the conversation after this long without a turn."""
+    barge_in: bool = True
+    """While speaking, listen for the wake word and for "stop", and stop talking."""
+    barge_in_threshold: float = 0.0
+    """Wake score needed while speaking; 0 = the detector's own threshold with echo
+    cancellation, 0.85 without (the appliance's own voice reaches the microphone)."""
+    stop_phrases: tuple[str, ...] = STOP_PHRASES
     cpu_cores: int = field(default_factory=cpu_count)
     tts_threads: int = 1
     """While a sentence is synthesised and the LLM is still writing, the LLM is held to
@@ -113,6 +128,23 @@ class TurnResult:
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     reply_audio_seconds: float = 0.0
+
+
+@dataclass
+class _TurnControl:
+    """What an interrupt needs to reach a running reply: its LLM's cancel flag, where its
+    audio started on the sink's play counter, and the sentences queued so far."""
+
+    turn: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    played_at_start: float | None = None
+    sentences: list[tuple[str, float]] = field(default_factory=list)
+    interrupted_by: str = ""
+
+    def heard(self, played_now: float) -> str:
+        if self.played_at_start is None:
+            return ""
+        return heard_text(self.sentences, played_now - self.played_at_start)
 
 
 class _Stage:
@@ -146,8 +178,11 @@ class Pipeline:
         sink: AudioSink,
         bus: ev.EventBus,
         settings: PipelineSettings | None = None,
+        *,
+        echo: EchoCanceller | None = None,
     ) -> None:
         self.engines = engines
+        self.echo = echo or NoEchoCanceller()
         self.sink = sink
         self.bus = bus
         self.settings = settings or PipelineSettings()
@@ -157,6 +192,9 @@ class Pipeline:
         self._state = ""
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
         self.results: list[TurnResult] = []
+        self._active: _TurnControl | None = None
+        self._stop_listener = StopListener(min_kept_db=-6.0 if self.echo.active else None)
+        self._stop_checks: set[asyncio.Task[None]] = set()
         self.conversation = Conversation(
             max_tokens=self.settings.history_tokens,
             idle_seconds=self.settings.history_idle_seconds,
@@ -195,7 +233,11 @@ class Pipeline:
 
     async def run(self, source: AudioSource) -> list[TurnResult]:
         """Listen to a source until it ends; answer every request heard in it.
-        Returns the turns of this run (`results` keeps every turn of the session)."""
+        Returns the turns of this run (`results` keeps every turn of the session).
+
+        File sources read as fast as possible wait while a turn is answered. Live sources
+        (a microphone, a file in real time) keep flowing: while the appliance speaks,
+        their audio is checked for the wake word and for "stop" (barge-in)."""
         first_result = len(self.results)
         settings = self.settings.endpoint
         pre_roll = PreRoll(settings.pre_roll_seconds + 0.2)
@@ -208,12 +250,17 @@ class Pipeline:
         try:
             async for chunk in source.chunks():
                 self._stream_time = chunk.end
-                if turn_task is not None:
-                    if not turn_task.done() and source.live:
-                        continue  # speaking: a live mic is not listened to meanwhile
+                finished_turn = (
+                    turn_task is not None
+                    and endpointer is None
+                    and (turn_task.done() or not source.live)
+                )
+                if finished_turn:
+                    assert turn_task is not None
                     finished = await turn_task
                     turn_task = None
                     await listen.run(engines.wake.reset)
+                    await listen.run(self.echo.reset)
                     pre_roll.clear()
                     window = self._follow_up_window(finished)
                     if window > 0:
@@ -226,6 +273,12 @@ class Pipeline:
                         self._publish(ev.FollowUp, seconds=window)
                     else:
                         self._set_state("idle")
+                if turn_task is not None and endpointer is None:
+                    # Answering (live source): listen for an interruption meanwhile.
+                    if await self._while_busy(chunk, engines, pre_roll):
+                        endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
+                        follow_up = False
+                    continue
                 if endpointer is None:
                     pre_roll.append(chunk)
                     try:
@@ -234,34 +287,115 @@ class Pipeline:
                         raise WakeWordError(f"wake word detection failed: {err}") from err
                     if detection is None:
                         continue
-                    self._turn += 1
+                    await self._woken(detection.wake_word, detection.score, engines)
                     follow_up = False
-                    self._publish(ev.Wake, wake_word=detection.wake_word, score=detection.score)
-                    self._set_state("listening")
-                    # The wake detector is not fed while a request is captured; start it
-                    # clean afterwards rather than on a buffer with a hole in it.
-                    await listen.run(engines.wake.reset)
-                    await listen.run(engines.vad.reset)
                     endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
                     continue
                 probability = await listen.run(engines.vad.speech_probability, chunk.samples)
                 outcome = endpointer.feed(chunk, probability)
+                if isinstance(outcome, SpeechEnded) and turn_task is not None:
+                    await turn_task  # the interrupted reply winds down first
+                    turn_task = None
                 turn_task = self._on_endpoint(outcome, turn_task, follow_up=follow_up)
                 if outcome is not None and not isinstance(outcome, SpeechStarted):
                     endpointer = None
             if endpointer is not None:
+                if turn_task is not None:
+                    await turn_task
+                    turn_task = None
                 turn_task = self._on_endpoint(
                     endpointer.flush(self._stream_time), turn_task, follow_up=follow_up
                 )
             if turn_task is not None:
                 await turn_task
         finally:
-            if turn_task is not None and not turn_task.done():
-                turn_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await turn_task
+            for task in [*self._stop_checks, *([turn_task] if turn_task else [])]:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         self._set_state("idle")
         return self.results[first_result:]
+
+    async def _woken(self, wake_word: str, score: float, engines: _Listening) -> None:
+        listen = self._stages["listen"]
+        self._turn += 1
+        self._publish(ev.Wake, wake_word=wake_word, score=score)
+        self._set_state("listening")
+        # The wake detector is not fed while a request is captured; start it clean
+        # afterwards rather than on a buffer with a hole in it.
+        await listen.run(engines.wake.reset)
+        await listen.run(engines.vad.reset)
+
+    async def _while_busy(self, chunk: AudioChunk, engines: _Listening, pre_roll: PreRoll) -> bool:
+        """Audio heard while a reply is produced or spoken. Returns True when the wake word
+        interrupted it and a new request should be captured."""
+        listen = self._stages["listen"]
+        played = self._played_reference(chunk)
+        cleaned = await listen.run(self.echo.process, chunk.samples, played)
+        heard = AudioChunk(cleaned, chunk.start)
+        pre_roll.append(heard)
+        control = self._active
+        if not self.settings.barge_in or control is None or control.interrupted_by:
+            return False
+        threshold = self.settings.barge_in_threshold or (
+            None if self.echo.active else max(0.85, getattr(engines.wake, "threshold", 0.5))
+        )
+        detection = await listen.run(engines.wake.process, cleaned, threshold)
+        if detection is not None:
+            self.interrupt("wake")
+            await self._woken(detection.wake_word, detection.score, engines)
+            return True
+        probability = await listen.run(engines.vad.speech_probability, cleaned)
+        burst = self._stop_listener.feed(heard, probability, chunk.samples)
+        if burst is not None:
+            task = asyncio.create_task(self._check_stop(control, burst, engines))
+            self._stop_checks.add(task)
+            task.add_done_callback(self._stop_checks.discard)
+        return False
+
+    def _played_reference(self, chunk: AudioChunk) -> np.ndarray:
+        """What the speaker played while this chunk was being captured."""
+        n = len(chunk.samples)
+        log = getattr(self.sink, "log", None)
+        if log is None or not chunk.captured_at:
+            return np.zeros(n, dtype=np.int16)
+        return log.window(chunk.captured_at, n)
+
+    async def _check_stop(
+        self, control: _TurnControl, burst: np.ndarray, engines: _Listening
+    ) -> None:
+        detected = time.monotonic()
+        text = await self._stages["stt"].run(engines.stt.transcribe, int16_to_float(burst))
+        spoken = " ".join(sentence for sentence, _ in control.sentences)
+        _LOGGER.debug("heard while speaking (%.1f s): %r", len(burst) / PIPELINE_RATE, text)
+        if not stop_over_echo(text, spoken, self.settings.stop_phrases):
+            return
+        if echoes(text, spoken) and any(p in spoken.lower() for p in self.settings.stop_phrases):
+            return  # its own voice saying a stop word
+        if self._active is control:
+            self.interrupt("stop", detected_at=detected)
+
+    def interrupt(self, by: str, *, detected_at: float | None = None) -> bool:
+        """Stop the reply being spoken, now: the sink drops its queue (ahead of any queued
+        audio), the LLM stops writing, the turn ends as "interrupted". Safe to call when
+        nothing is playing (returns False)."""
+        control = self._active
+        if control is None or control.interrupted_by:
+            return False
+        control.interrupted_by = by
+        control.cancel.set()
+        self.sink.interrupt()
+        stopped = time.monotonic()
+        self._stop_listener.reset()
+        self._publish(
+            ev.Interrupted,
+            turn=control.turn,
+            by=by,
+            reaction_seconds=round(stopped - (detected_at or stopped), 3),
+            heard=control.heard(self.sink.played_seconds()),
+        )
+        return True
 
     def _listening(self) -> _Listening:
         wake, vad, stt = self.engines.wake, self.engines.vad, self.engines.stt
@@ -271,7 +405,7 @@ class Pipeline:
 
     def _follow_up_window(self, result: TurnResult) -> float:
         if result.outcome != "replied":
-            return 0.0
+            return 0.0  # errors, "stop", interruptions: back to the wake word
         if result.reply.rstrip().endswith("?"):
             return max(self.settings.follow_up_seconds, self.settings.question_follow_up_seconds)
         return self.settings.follow_up_seconds
@@ -332,6 +466,8 @@ class Pipeline:
             )
             if not text:
                 result.outcome = "empty_transcript"
+            elif is_stop_phrase(text, self.settings.stop_phrases):
+                result.outcome = "stopped"  # "hey jarvis, stop" with nothing playing
             else:
                 await self._respond(result, text, speech_end)
         except asyncio.CancelledError:
@@ -378,7 +514,9 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        cancel = threading.Event()
+        control = _TurnControl(result.turn)
+        self._active = control
+        cancel = control.cancel
         messages = self.conversation.messages(self.settings.system_prompt, text)
         asked = time.monotonic()
 
@@ -421,6 +559,8 @@ class Pipeline:
             tts = self._stages["tts"]
             llm_threads = max(1, self.settings.cpu_cores - self.settings.tts_threads)
             while (sentence := await sentences.get()) is not None:
+                if control.interrupted_by:
+                    break
                 started = time.monotonic()
                 sharing = not llm_done.done()
                 if sharing:
@@ -436,7 +576,9 @@ class Pipeline:
                         self.engines.llm.share_cpu(0)
                 if "tts_first_sentence" not in result.timings:
                     result.timings["tts_first_sentence"] = time.monotonic() - started
-                await self._play(result, audio, speech_end)
+                if control.interrupted_by:
+                    break
+                await self._play(result, control, sentence, audio, speech_end)
 
         llm_done = self._stages["llm"].submit(generate)
         try:
@@ -449,12 +591,27 @@ class Pipeline:
         finally:
             cancel.set()
             await llm_done
+            if self._active is control:
+                self._active = None
         result.reply = " ".join(result.reply.split())
+        if control.interrupted_by:
+            result.outcome = "interrupted"
+            heard = control.heard(self.sink.played_seconds())
+            if self.settings.history_tokens > 0:
+                self.conversation.add(text, heard)  # only what the user heard
+            return
         if not result.sentences:
             raise LanguageModelError("the language model returned an empty reply")
+        self._active = control  # still interruptible while the last audio plays
+        await self.sink.drain()
+        self._active = None
+        if control.interrupted_by:
+            result.outcome = "interrupted"
+            if self.settings.history_tokens > 0:
+                self.conversation.add(text, control.heard(self.sink.played_seconds()))
+            return
         if self.settings.history_tokens > 0:
             self.conversation.add(text, result.reply)
-        await self.sink.drain()
         self._publish(
             ev.Reply,
             turn=result.turn,
@@ -473,9 +630,19 @@ class Pipeline:
         )
         queue.put_nowait(sentence)
 
-    async def _play(self, result: TurnResult, audio: np.ndarray, speech_end: float) -> None:
+    async def _play(
+        self,
+        result: TurnResult,
+        control: _TurnControl,
+        sentence: str,
+        audio: np.ndarray,
+        speech_end: float,
+    ) -> None:
         if len(audio) == 0:
             return
+        if control.played_at_start is None:
+            control.played_at_start = self.sink.played_seconds()
+        control.sentences.append((sentence, len(audio) / self.engines.tts.sample_rate))
         if result.reply_audio_seconds == 0.0:
             result.timings["ttfa"] = time.monotonic() - speech_end
             self._set_state("speaking")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from appliance import events as ev
+from appliance.audio.sinks import ClockSink
 from appliance.audio.sources import ArraySource
 from appliance.errors import LanguageModelError, SpeechToTextError
 from appliance.pipeline import APOLOGY
@@ -196,15 +197,70 @@ def test_ask_skips_wake_and_stt():
     assert rec.of("wake") == []
 
 
-def test_live_source_is_not_listened_to_while_answering():
-    # Realtime pacing: the second wake arrives while the (slow) first reply is produced.
-    pipeline, rec, *_ = make_pipeline(
-        ["first", "second"], ["A slow answer that takes a while.", "Second."], token_delay=0.25
+def run_live(pipeline, samples):
+    """Real-time input and a virtual speaker that takes as long as a real one."""
+    return run(pipeline, samples, realtime=True)
+
+
+def with_clock_sink(made):
+    pipeline, rec, _, tts, llm = made
+    sink = ClockSink()
+    pipeline.sink = sink
+    return pipeline, rec, sink, tts, llm
+
+
+LONG_REPLY = "This answer goes on. " + " ".join(["and on"] * 30) + "."
+
+
+def test_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answered():
+    pipeline, rec, sink, tts, llm = with_clock_sink(
+        make_pipeline(
+            ["tell me a story", "what time is it"], [LONG_REPLY, "Noon."], token_delay=0.05
+        )
     )
-    samples = np.concatenate([request(trail=0.6), request(lead=0.0, trail=0.4)])
-    results = run(pipeline, samples, realtime=True)
-    assert len(rec.of("wake")) == 1
-    assert [r.outcome for r in results] == ["replied"]
+    # The reply is ~6 s of audio; the second wake word comes ~1.5 s into it.
+    samples = np.concatenate([request(trail=2.5), request(lead=0.0, trail=2.0), quiet(3)])
+    results = run_live(_with(pipeline, follow_up_seconds=0.0), samples)
+    assert [r.outcome for r in results] == ["interrupted", "replied"]
+    (event,) = rec.of("interrupted")
+    assert event.by == "wake" and event.turn == 1 and event.reaction_seconds < 0.1
+    assert [e.turn for e in rec.of("wake")] == [1, 2]
+    assert results[1].transcript == "what time is it"
+    # Far less than the whole first reply was played; the conversation keeps only that.
+    assert sink.played_seconds() < 0.1 * len(LONG_REPLY.split()) - 2
+    first = pipeline.conversation.exchanges[0]
+    assert first.assistant == event.heard and LONG_REPLY.startswith(first.assistant[:20])
+    assert len(first.assistant) < len(LONG_REPLY) - 40
+    # The LLM was told to stop: the cut reply's generation did not run to the end.
+    assert results[0].reply != LONG_REPLY
+
+
+def test_stop_said_over_a_reply_silences_it_within_a_block():
+    pipeline, rec, sink, tts, llm = with_clock_sink(
+        make_pipeline(["tell me a story", "stop"], [LONG_REPLY])
+    )
+    samples = np.concatenate([request(trail=2.0), loud(0.5), quiet(4)])
+    results = run_live(_with(pipeline, follow_up_seconds=5.0), samples)
+    assert [r.outcome for r in results] == ["interrupted"]
+    (event,) = rec.of("interrupted")
+    assert event.by == "stop" and event.reaction_seconds < 0.05
+    assert rec.of("follow_up") == []  # "stop" means stop, not "listen on"
+    # Nothing was played after the interruption (20 ms blocks on the virtual speaker).
+    stopped = event.wall_time
+    assert sink.played_seconds() < 4.0
+    assert all(start <= stopped + 0.03 for start, _ in list(sink.log._blocks))
+
+
+def test_stop_with_nothing_playing_is_not_sent_to_the_llm():
+    pipeline, rec, sink, tts, llm = make_pipeline(["Stop."], [])
+    results = run(pipeline, request())
+    assert [r.outcome for r in results] == ["stopped"]
+    assert llm.prompts == [] and sink.blocks == [] and rec.of("interrupted") == []
+
+
+def test_an_interrupt_with_nothing_playing_is_harmless():
+    pipeline, *_ = make_pipeline([], [])
+    assert pipeline.interrupt("stop") is False
 
 
 def test_llm_gives_tts_a_core_while_both_run():

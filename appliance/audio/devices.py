@@ -24,6 +24,7 @@ from appliance.audio.format import (
     PIPELINE_RATE,
     AudioChunk,
 )
+from appliance.audio.sinks import PlaybackLog, RealTimeSink
 from appliance.audio.sources import DEFAULT_CHUNK_SAMPLES
 from appliance.errors import AudioDeviceError, AudioOutputError
 
@@ -160,7 +161,7 @@ class MicrophoneSource:
         import pyaudio
 
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=self._queue_size)
+        queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue(maxsize=self._queue_size)
         stop = threading.Event()
         pa = _pyaudio()
         try:
@@ -191,7 +192,8 @@ class MicrophoneSource:
                     if stream.get_read_available() > 4 * self._chunk:
                         self.overflows += 1
                     data = stream.read(self._chunk, exception_on_overflow=False)
-                    asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+                    item = (data, time.monotonic())
+                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
                     if self.overflows and time.monotonic() - last_report > 10.0:
                         last_report = time.monotonic()
                         _LOGGER.warning(
@@ -201,15 +203,18 @@ class MicrophoneSource:
             except Exception as err:  # the device went away: end the stream
                 if not stop.is_set():
                     _LOGGER.error("microphone %s failed: %s", self.device.name, err)
-                    loop.call_soon_threadsafe(queue.put_nowait, b"")
+                    loop.call_soon_threadsafe(queue.put_nowait, (b"", 0.0))
 
         reader = threading.Thread(target=read, name="microphone", daemon=True)
         position = 0
         try:
             reader.start()
-            while data := await queue.get():
+            while True:
+                data, captured_at = await queue.get()
+                if not data:
+                    break
                 block = np.frombuffer(data, dtype="<i2")
-                yield AudioChunk(block, start=position / PIPELINE_RATE)
+                yield AudioChunk(block, start=position / PIPELINE_RATE, captured_at=captured_at)
                 position += len(block)
             raise AudioDeviceError(f"microphone {self.device.name} stopped delivering audio")
         finally:
@@ -223,78 +228,45 @@ class MicrophoneSource:
                 pa.terminate()
 
 
-class SpeakerSink:
-    """Plays audio on a sound card from a writer thread, so the event loop never waits
-    on the device; `drain()` waits until everything queued has been played."""
+class SpeakerSink(RealTimeSink):
+    """Plays on a sound card from its own thread, in 20 ms blocks (see RealTimeSink)."""
 
-    def __init__(self, device: DeviceInfo) -> None:
+    def __init__(self, device: DeviceInfo, log: PlaybackLog | None = None) -> None:
         self.device = device
-        self._queue: list[tuple[np.ndarray, int]] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._busy = False
-        self._error: Exception | None = None
-        self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
-        self._thread.start()
+        self._pa: Any = None
+        self._stream: Any = None
+        self._rate = 0
+        super().__init__(log, name="speaker")
 
     async def play(self, samples: np.ndarray, rate: int) -> None:
-        if self._error is not None:
-            raise AudioOutputError(f"speaker failed: {self._error}")
-        with self._cond:
-            self._queue.append((samples, rate))
-            self._cond.notify()
+        if self.error is not None:
+            raise AudioOutputError(f"speaker {self.device.name} failed: {self.error}")
+        await super().play(samples, rate)
 
-    async def drain(self) -> None:
-        while True:
-            with self._cond:
-                if not self._queue and not self._busy:
-                    break
-            await asyncio.sleep(0.02)
-        if self._error is not None:
-            raise AudioOutputError(f"speaker failed: {self._error}")
+    def _open(self) -> None:
+        self._pa = _pyaudio()
 
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
+    def _output(self, block: np.ndarray, rate: int) -> None:
         import pyaudio
 
-        pa = _pyaudio()
-        stream = None
-        stream_rate = 0
-        try:
-            while True:
-                with self._cond:
-                    while not self._queue and not self._closed:
-                        self._cond.wait()
-                    if self._closed:
-                        return
-                    samples, rate = self._queue.pop(0)
-                    self._busy = True
-                try:
-                    if stream is None or stream_rate != rate:
-                        if stream is not None:
-                            stream.close()
-                        with _quiet_stderr():
-                            stream = pa.open(
-                                format=pyaudio.paInt16,
-                                channels=1,
-                                rate=rate,
-                                output=True,
-                                output_device_index=self.device.index,
-                            )
-                        stream_rate = rate
-                    stream.write(np.asarray(samples, dtype="<i2").tobytes())
-                except Exception as err:
-                    _LOGGER.error("speaker %s failed: %s", self.device.name, err)
-                    self._error = err
-                finally:
-                    with self._cond:
-                        self._busy = False
-        finally:
-            if stream is not None:
-                stream.close()
-            pa.terminate()
+        if self._stream is None or self._rate != rate:
+            if self._stream is not None:
+                self._stream.close()
+            with _quiet_stderr():
+                self._stream = self._pa.open(
+                    format=pyaudio.paInt16,
+                    channels=1,
+                    rate=rate,
+                    output=True,
+                    output_device_index=self.device.index,
+                    frames_per_buffer=int(rate * self.BLOCK_SECONDS),
+                )
+            self._rate = rate
+        self._stream.write(np.asarray(block, dtype="<i2").tobytes())
+
+    def _finish(self) -> None:
+        with _quiet_stderr():
+            if self._stream is not None:
+                self._stream.close()
+            if self._pa is not None:
+                self._pa.terminate()

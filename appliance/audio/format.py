@@ -18,6 +18,9 @@ class AudioChunk:
     start: float
     """Seconds from the start of the input stream to the first sample."""
     rate: int = PIPELINE_RATE
+    captured_at: float = 0.0
+    """Monotonic time its last sample was captured (live sources; 0 for files). The echo
+    canceller's reference is what the speaker played up to this moment."""
 
     @property
     def duration(self) -> float:

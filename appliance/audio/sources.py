@@ -66,6 +66,7 @@ class ArraySource:
                 delay = started + chunk.end - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                chunk = AudioChunk(block, start=chunk.start, captured_at=time.monotonic())
             else:
                 # Let other tasks (event writers, a running turn) breathe between chunks.
                 await asyncio.sleep(0)

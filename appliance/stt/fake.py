@@ -14,7 +14,7 @@ class ScriptedStt:
         self._script = list(transcripts)
         self.heard: list[np.ndarray] = []
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, prompt: str = "") -> str:
         self.heard.append(audio)
         if not self._script:
             raise SpeechToTextError("scripted STT has no transcript left")

@@ -58,7 +58,7 @@ class WhisperCppStt:
         # One whisper context cannot run two transcriptions at once.
         self._lock = threading.Lock()
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, prompt: str = "") -> str:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         if len(audio) < 1600:
             return ""
@@ -68,7 +68,7 @@ class WhisperCppStt:
         try:
             with self._lock:
                 audio_ctx = fitted_audio_context(len(audio)) if self.fit_context else 0
-                segments = self._model.transcribe(audio, audio_ctx=audio_ctx)
+                segments = self._model.transcribe(audio, audio_ctx=audio_ctx, initial_prompt=prompt)
         except Exception as err:
             raise SpeechToTextError(f"whisper.cpp failed: {err}") from err
         text = " ".join(segment.text.strip() for segment in segments)

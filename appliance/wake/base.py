@@ -15,8 +15,9 @@ class Detection:
 class WakeWordDetector(Protocol):
     name: str
 
-    def process(self, samples: np.ndarray) -> Detection | None:
-        """Score one 80 ms chunk of 16 kHz int16 audio; a Detection when the word was heard."""
+    def process(self, samples: np.ndarray, threshold: float | None = None) -> Detection | None:
+        """Score one 80 ms chunk of 16 kHz int16 audio; a Detection when the word was heard
+        (its score at least `threshold`, or the detector's own threshold when None)."""
 
     def reset(self) -> None:
         """Forget buffered audio (after a detection or after a turn)."""

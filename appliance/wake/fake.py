@@ -25,7 +25,7 @@ class MarkerWakeDetector:
     def __init__(self) -> None:
         self.resets = 0
 
-    def process(self, samples: np.ndarray) -> Detection | None:
+    def process(self, samples: np.ndarray, threshold: float | None = None) -> Detection | None:
         n = len(WAKE_MARKER)
         hits = np.flatnonzero(samples[: len(samples) - n + 1] == WAKE_MARKER[0])
         if any(np.array_equal(samples[i : i + n], WAKE_MARKER) for i in hits):

@@ -79,13 +79,13 @@ class OpenWakeWordDetector:
         self._scores = 0
         self._cooldown = 0
 
-    def process(self, samples: np.ndarray) -> Detection | None:
+    def process(self, samples: np.ndarray, threshold: float | None = None) -> Detection | None:
         """Score 16 kHz int16 audio; any length, scored in 80 ms steps."""
         audio = np.concatenate([self._pending, np.asarray(samples, dtype=np.int16)])
         detection = None
         offset = 0
         while offset + CHUNK <= len(audio):
-            found = self._score(audio[offset : offset + CHUNK])
+            found = self._score(audio[offset : offset + CHUNK], threshold or self.threshold)
             detection = detection or found
             offset += CHUNK
         self._pending = audio[offset:]
@@ -104,12 +104,12 @@ class OpenWakeWordDetector:
         self._scores += 1
         return 0.0 if self._scores <= _WARM_UP_SCORES else float(np.squeeze(score))
 
-    def _score(self, chunk: np.ndarray) -> Detection | None:
+    def _score(self, chunk: np.ndarray, threshold: float) -> Detection | None:
         score = self.score_chunk(chunk)
         if self._cooldown > 0:
             self._cooldown -= 1
             return None
-        if score >= self.threshold:
+        if score >= threshold:
             self._cooldown = _COOLDOWN_CHUNKS
             return Detection(self.name, score)
         return None

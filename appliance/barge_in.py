@@ -1,0 +1,145 @@
+"""Interrupting the appliance while it speaks: recognising "stop", telling the user's
+voice from the appliance's own, and working out what was heard before the cut."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.audio.format import PIPELINE_RATE, AudioChunk
+
+STOP_PHRASES = ("stop", "cancel", "be quiet", "shut up", "never mind", "nevermind",
+                "that's enough", "stop talking")  # fmt: skip
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def is_stop_phrase(text: str, phrases: tuple[str, ...] = STOP_PHRASES) -> bool:
+    """A short utterance that is only a stop phrase (politeness allowed): "stop",
+    "okay stop please", "Jarvis, be quiet". A sentence that merely contains "stop"
+    ("how do I stop a leak") is a request, not a stop."""
+    words = _words(text)
+    if not words or len(words) > 5:
+        return False
+    filler = {"please", "ok", "okay", "hey", "jarvis", "now", "it", "just", "oh", "so"}
+    joined = " ".join(w for w in words if w not in filler)
+    return joined in phrases
+
+
+def stop_over_echo(text: str, spoken: str, phrases: tuple[str, ...] = STOP_PHRASES) -> bool:
+    """Heard while speaking: a stop phrase in a short burst, or one with the appliance's
+    own words leaking through around it ("Stop. The moon is…"). The recogniser often adds
+    a word or two of the echo, so a burst of up to four words with a stop phrase counts."""
+    if is_stop_phrase(text, phrases):
+        return True
+    words = _words(text)
+    said = set(_words(spoken))
+    for size in (1, 2, 3):
+        for at in range(0, len(words) - size + 1):
+            if " ".join(words[at : at + size]) in phrases:
+                rest = words[:at] + words[at + size :]
+                if len(words) <= 4 or sum(w in said for w in rest) / len(rest) >= 0.6:
+                    return True
+    return False
+
+
+def echoes(text: str, spoken: str) -> bool:
+    """Is this transcript just the appliance's own voice heard back? (most of its words
+    are words of what it is saying)"""
+    heard = _words(text)
+    if not heard:
+        return True
+    said = set(_words(spoken))
+    return sum(w in said for w in heard) / len(heard) >= 0.6
+
+
+def heard_text(sentences: list[tuple[str, float]], played: float) -> str:
+    """The part of a reply that was played: whole sentences, then the played share of the
+    sentence that was cut, by its words, marked with an ellipsis."""
+    out: list[str] = []
+    elapsed = 0.0
+    for sentence, seconds in sentences:
+        if elapsed + seconds <= played + 1e-6:
+            out.append(sentence)
+            elapsed += seconds
+            continue
+        share = max(0.0, (played - elapsed) / seconds) if seconds > 0 else 0.0
+        words = sentence.split()
+        kept = words[: int(len(words) * share)]
+        if kept:
+            out.append(" ".join(kept) + " …")
+        break
+    return " ".join(out)
+
+
+@dataclass
+class StopListener:
+    """Collects short bursts of speech heard while the appliance talks, for the STT to
+    check against the stop phrases: a burst ends after `gap` of silence or at `longest`."""
+
+    threshold: float = 0.5
+    min_speech: float = 0.24
+    gap: float = 0.32
+    longest: float = 1.6
+    lead_chunks: int = 2
+    """Chunks kept from before the first voiced one: the "s" of "stop" is quiet."""
+    min_kept_db: float | None = None
+    """With echo cancellation: a burst counts only if the canceller kept at least this
+    much of the microphone's energy (dB). Echo it recognised loses 10 dB or more; a voice
+    in the room it cannot predict loses almost nothing (double-talk detection)."""
+    _chunks: list[np.ndarray] = field(default_factory=list)
+    _lead: list[np.ndarray] = field(default_factory=list)
+    _speech: float = 0.0
+    _silence: float = 0.0
+    _mic_energy: float = 0.0
+    _kept_energy: float = 0.0
+
+    def feed(
+        self, chunk: AudioChunk, probability: float, mic: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """`chunk` is the echo-cancelled audio; `mic` what the microphone gave."""
+        voiced = probability >= self.threshold
+        if voiced and mic is not None:
+            self._mic_energy += float(np.sum(mic.astype(np.float64) ** 2))
+            self._kept_energy += float(np.sum(chunk.samples.astype(np.float64) ** 2))
+        if not self._chunks and not voiced:
+            self._lead = [*self._lead, chunk.samples][-self.lead_chunks :]
+            return None
+        if not self._chunks:
+            self._chunks = list(self._lead)
+            self._lead = []
+        self._chunks.append(chunk.samples)
+        if voiced:
+            self._speech += chunk.duration
+            self._silence = 0.0
+        else:
+            self._silence += chunk.duration
+        total = len(self._chunks) * chunk.duration
+        if self._silence >= self.gap or total >= self.longest + self.lead_chunks * chunk.duration:
+            burst = np.concatenate(self._chunks)
+            enough = self._speech >= self.min_speech and self._new_voice()
+            self.reset()
+            return burst if enough else None
+        return None
+
+    def _new_voice(self) -> bool:
+        if self.min_kept_db is None or self._mic_energy <= 0:
+            return True
+        kept_db = 10 * np.log10(max(self._kept_energy, 1e-9) / self._mic_energy)
+        return bool(kept_db >= self.min_kept_db)
+
+    def reset(self) -> None:
+        self._chunks = []
+        self._lead = []
+        self._mic_energy = 0.0
+        self._kept_energy = 0.0
+        self._speech = 0.0
+        self._silence = 0.0
+
+
+def seconds(samples: np.ndarray) -> float:
+    return len(samples) / PIPELINE_RATE

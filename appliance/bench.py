@@ -7,6 +7,7 @@ the machines are noisy. Nothing here asserts a target; the README lists them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import resource
@@ -58,12 +59,18 @@ def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, float]:
     """A fresh interpreter: imports + every model loaded, as the service starts."""
     started = time.time()
     out = subprocess.run(
-        [sys.executable, "-c", _COLD_START_CHILD, repr(started), str(config_path or ""),
-         str(config.models_path())],
+        [
+            sys.executable,
+            "-c",
+            _COLD_START_CHILD,
+            repr(started),
+            str(config_path or ""),
+            str(config.models_path()),
+        ],
         capture_output=True,
         text=True,
         check=True,
-    )  # fmt: skip
+    )
     data = json.loads(out.stdout.strip().splitlines()[-1])
     return {"cold_start_s": data["ready"], "rss_after_load_mb": data["rss_mb"]}
 
@@ -132,6 +139,60 @@ def llm_figures(config: AppConfig) -> dict[str, Any]:
     return figures
 
 
+_OWN_SPEECH = (
+    "The capital of France is Paris.",
+    "I am Jarvis, your voice assistant, and I run on this little board.",
+    "The moon orbits the Earth about once every twenty seven days.",
+    "Sure, I can set a timer for ten minutes.",
+    "Hey, that is a good question; let me think about it.",
+    "Jarvis here. The kitchen light is now on.",
+    "Water boils at one hundred degrees Celsius at sea level.",
+    "Sorry, something went wrong. Please try again.",
+)
+
+
+def _room_echo(played: np.ndarray, gain_db: float = -6.0) -> np.ndarray:
+    """The speaker's sound as the microphone hears it (as in testing.echo.EchoRoom)."""
+    out = np.zeros(len(played), dtype=np.float64)
+    for delay, gain in ((0.03, 1.0), (0.045, 0.4), (0.07, 0.15)):
+        shift = int(delay * 16000)
+        out[shift:] += gain * played[: len(played) - shift]
+    return out * 10 ** (gain_db / 20)
+
+
+def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
+    """False wakes while the appliance's own speech (mentioning "Jarvis") plays back into
+    the microphone at -6 dB, scored at the barge-in threshold, with and without the
+    Speex echo canceller. Per hour of its own speech."""
+    from appliance.audio.aec import NoEchoCanceller, SpeexEchoCanceller
+
+    assert engines.wake is not None
+    phrases = [tts_phrase(engines.tts, text) for text in _OWN_SPEECH]
+    speech: list[np.ndarray] = []
+    while sum(len(p) for p in speech) < minutes * 60 * 16000:
+        speech += phrases
+    played = np.concatenate(speech)
+    rng = np.random.default_rng(3)
+    mic = np.clip(_room_echo(played) + rng.normal(0, 30, len(played)), -32768, 32767)
+    mic = mic.astype(np.int16)
+    hours = len(played) / 16000 / 3600
+    figures: dict[str, float] = {"own_speech_minutes": hours * 60}
+    wake = engines.wake
+    for name, canceller, threshold in (
+        ("speex", SpeexEchoCanceller(), None),
+        ("no_aec", NoEchoCanceller(), 0.85),
+    ):
+        wake.reset()
+        wakes = 0
+        for i in range(0, len(mic) - 1279, 1280):
+            cleaned = canceller.process(mic[i : i + 1280], played[i : i + 1280])
+            wakes += wake.process(cleaned, threshold) is not None
+        figures[f"{name}_wakes"] = float(wakes)
+        figures[f"{name}_per_hour"] = wakes / hours
+    wake.reset()
+    return figures
+
+
 def _request_recording(engines: Engines) -> np.ndarray:
     wake = tts_phrase(engines.tts, "Hey Jarvis.")
     question = tts_phrase(engines.tts, QUESTION)
@@ -197,8 +258,12 @@ class _Bench:
             "llm", _first_sentence, self.engines, [self.system, Message("user", text)]
         )
         tts_s = await self.pipeline.in_stage("tts", _timed, self.engines.tts.synthesize, sentence)
-        return {"stt": stt_s, "llm_first_sentence": llm_s, "tts_first_sentence": tts_s,
-                "total": stt_s + llm_s + tts_s}  # fmt: skip
+        return {
+            "stt": stt_s,
+            "llm_first_sentence": llm_s,
+            "tts_first_sentence": tts_s,
+            "total": stt_s + llm_s + tts_s,
+        }
 
     async def streaming_vs_full(self) -> dict[str, float]:
         """Time to first audio on a multi-sentence reply: streamed vs whole reply first."""
@@ -216,6 +281,48 @@ class _Bench:
             "streaming_ttfa_s": result.timings["ttfa"],
             "full_reply_ttfa_s": full,
             "ratio_full_over_streaming": full / result.timings["ttfa"],
+        }
+
+    async def barge_in(self) -> dict[str, float]:
+        """Time from the wake word being recognised over a reply to the speaker falling
+        silent, on a virtual speaker that plays in real time (20 ms blocks)."""
+        from appliance.audio.aec import SpeexEchoCanceller
+        from appliance.audio.sinks import ClockSink
+        from appliance.events import Interrupted
+        from appliance.testing.echo import EchoRoom
+        from appliance.testing.speech import espeak_phrase
+
+        sink = ClockSink()
+        marks: list[tuple[float, Interrupted]] = []
+        bus = EventBus()
+        bus.subscribe(
+            lambda e: marks.append((time.monotonic(), e)) if isinstance(e, Interrupted) else None
+        )
+        long_request = compose(
+            0.5,
+            tts_phrase(self.engines.tts, "Hey Jarvis."),
+            0.4,
+            tts_phrase(self.engines.tts, LONG_REQUEST),
+            4.0,
+            espeak_phrase("Hey Jarvis! What is the capital of France?", speed=130),
+            4.0,
+        )
+        settings = dataclasses.replace(pipeline_settings(self.config), follow_up_seconds=0.0)
+        room = EchoRoom(add_noise(long_request), sink.log, gain_db=-12.0)
+        pipeline = Pipeline(self.engines, sink, bus, settings, echo=SpeexEchoCanceller())
+        try:
+            async with pipeline:
+                await pipeline.run(room)
+        finally:
+            sink.close()
+        if not marks:
+            return {"interrupted": 0.0}
+        at, event = marks[0]
+        starts = [start for start, _ in list(sink.log._blocks) if start <= at + 0.1]
+        silent = max(starts) + sink.BLOCK_SECONDS if starts else at
+        return {
+            "interrupted": 1.0,
+            "recognised_to_silence_s": max(0.0, silent - at) + event.reaction_seconds,
         }
 
     async def wake_listening_cpu(self, seconds: float) -> dict[str, float]:
@@ -242,12 +349,25 @@ class _Bench:
 
 
 async def _measure(
-    engines: Engines, config: AppConfig, turns: int, listen_seconds: float, say: Say,
+    engines: Engines,
+    config: AppConfig,
+    turns: int,
+    listen_seconds: float,
+    say: Say,
     progress: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+    self_speech_minutes: float,
+) -> dict[str, Any]:
     report: dict[str, Any] = {}
     recording = _request_recording(engines)
-    async with Pipeline(engines, NullSink(), EventBus(), pipeline_settings(config)) as pipeline:
+    # Every turn alike: no conversation memory (it would lengthen later prompts) and no
+    # follow-up window.
+    settings = dataclasses.replace(
+        pipeline_settings(config),
+        history_tokens=0,
+        follow_up_seconds=0.0,
+        question_follow_up_seconds=0.0,
+    )
+    async with Pipeline(engines, NullSink(), EventBus(), settings) as pipeline:
         bench = _Bench(engines, config, pipeline)
         await bench.same_starting_state()
         await bench.realtime_turn(recording)  # warm-up: first calls allocate buffers
@@ -278,11 +398,25 @@ async def _measure(
         report["streaming"] = await bench.streaming_vs_full()
         say(f"Wake-word listening on {listen_seconds:.0f} s of non-speech …")
         report["wake_listening"] = await bench.wake_listening_cpu(listen_seconds)
+        # Peak with every model loaded and used, before the barge-in and self-wake runs
+        # (which hold minutes of test audio in memory).
+        report["peak_rss_mb"] = _rss_mb()
+        say("Barge-in: the wake word over a reply, in a room that echoes …")
+        report["barge_in"] = await bench.barge_in()
+    say(f"Its own speech played into the microphone ({self_speech_minutes:.0f} min) …")
+    report["self_wakes"] = self_wakes(engines, self_speech_minutes)
     return report
 
 
-_STAGES = ("stt", "llm_first_token", "llm_first_sentence", "tts_first_sentence", "ttfa",
-           "llm_total", "turn")  # fmt: skip
+_STAGES = (
+    "stt",
+    "llm_first_token",
+    "llm_first_sentence",
+    "tts_first_sentence",
+    "ttfa",
+    "llm_total",
+    "turn",
+)
 
 
 def run_bench(
@@ -291,6 +425,7 @@ def run_bench(
     config_path: Path | None,
     turns: int,
     listen_seconds: float,
+    self_speech_minutes: float = 2.0,
     json_path: Path | None,
     say: Say,
     progress: Callable[[str], None],
@@ -300,8 +435,8 @@ def run_bench(
     report["cold_start"] = cold_start(config, config_path)
     say("Loading models …")
     engines = load_engines(config, progress=progress)
-    report.update(asyncio.run(_measure(engines, config, turns, listen_seconds, say, progress)))
-    report["peak_rss_mb"] = _rss_mb()
+    measured = _measure(engines, config, turns, listen_seconds, say, progress, self_speech_minutes)
+    report.update(asyncio.run(measured))
     say("Language models: mmap vs read, first token, tokens/s …")
     report["llm_backends"] = llm_figures(config)
 
@@ -339,6 +474,31 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
         ("Peak RSS, all models loaded", f"{report['peak_rss_mb']:.0f} MB", "≤ 800 MB"),
         ("Cold start to ready", f"{cold['cold_start_s']:.2f} s", "≤ 5 s"),
     ]
+    barge = report.get("barge_in", {})
+    if barge.get("interrupted"):
+        rows.append(
+            (
+                "Barge-in: wake recognised → speaker silent",
+                f"{barge['recognised_to_silence_s'] * 1000:.0f} ms",
+                "",
+            )
+        )
+    own = report.get("self_wakes")
+    if own:
+        rows.append(
+            (
+                f"False self-wakes/hour of own speech (Speex, {own['own_speech_minutes']:.0f} min)",
+                f"{own['speex_per_hour']:.1f}",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "False self-wakes/hour of own speech (no AEC, threshold 0.85)",
+                f"{own['no_aec_per_hour']:.1f}",
+                "",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     say(f"\n{'measure'.ljust(width)}  {'value':>10}  target")
     for name, value, target in rows:

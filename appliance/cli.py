@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -142,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="non-speech audio for the wake-listening CPU figure (default 60)",
+    )
+    bench.add_argument(
+        "--self-speech-minutes",
+        type=float,
+        default=2.0,
+        help="its own speech played into the mic, for false self-wakes per hour (default 2)",
     )
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
     bench.set_defaults(handler=cmd_bench)
@@ -380,7 +387,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             from appliance.audio.aec import best_echo_canceller
 
             echo = best_echo_canceller()  # the speaker's sound comes back into the mic
-            settings = pipeline_settings(config)
+            settings = dataclasses.replace(
+                pipeline_settings(config), earcons=config.conversation.earcons
+            )
             async with Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline:
                 await pipeline.run(MicrophoneSource(microphone))
             return 0
@@ -431,6 +440,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config_path=args.config or default_config_path(),
         turns=args.turns,
         listen_seconds=args.listen_seconds,
+        self_speech_minutes=args.self_speech_minutes,
         json_path=args.json,
         say=args.say,
         progress=_progress,

@@ -86,6 +86,9 @@ class ConversationConfig:
     """Forget the conversation after this long without a turn."""
     barge_in: bool = True
     """While it speaks, the wake word or "stop" interrupts it."""
+    earcons: bool = True
+    """Short sounds on wake, at the end of listening and on an error (`appliance run`
+    only: a recording has nobody to hear them)."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.follow_up_seconds <= 30, "conversation.follow_up_seconds must be 0–30")

@@ -152,8 +152,9 @@ def choose_llm(config: AppConfig, store: ModelStore, state: MemoryState) -> LlmC
 
 def _backend_for(config: AppConfig, store: ModelStore, entry: ModelEntry) -> str:
     wanted = config.llm.backend
-    if wanted == "llama.cpp":
-        return "llama.cpp"
+    has_model = entry.facts.get("backend") == "rkllm" or _first_rkllm(store) is not None
+    if wanted == "llama.cpp" or (wanted == "auto" and not has_model):
+        return "llama.cpp"  # no .rkllm model: no need to probe the NPU (it costs a start)
     from appliance.npu import detect_npu
 
     npu = detect_npu()
@@ -161,14 +162,13 @@ def _backend_for(config: AppConfig, store: ModelStore, entry: ModelEntry) -> str
     if wanted == "rkllm":
         if not usable:
             raise ModelError(f"llm.backend is rkllm but the NPU path is off: {npu.reason}")
-        if entry.facts.get("backend") != "rkllm" and _first_rkllm(store) is None:
+        if not has_model:
             raise ModelError(
                 "llm.backend is rkllm but no .rkllm model is imported; convert one with "
                 "Rockchip's rkllm-toolkit and `appliance models import MODEL.rkllm`"
             )
         return "rkllm"
-    has_model = entry.facts.get("backend") == "rkllm" or _first_rkllm(store) is not None
-    return "rkllm" if usable and has_model else "llama.cpp"
+    return "rkllm" if usable else "llama.cpp"
 
 
 def _first_rkllm(store: ModelStore) -> ModelEntry | None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from appliance import events as ev
 from appliance.audio.aec import EchoCanceller, NoEchoCanceller
+from appliance.audio.earcons import earcon
 from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
@@ -108,6 +109,8 @@ class PipelineSettings:
     """Wake score needed while speaking; 0 = the detector's own threshold with echo
     cancellation, 0.85 without (the appliance's own voice reaches the microphone)."""
     stop_phrases: tuple[str, ...] = STOP_PHRASES
+    earcons: bool = False
+    """Short sounds on wake, at the end of listening and on an error (`appliance run`)."""
     cpu_cores: int = field(default_factory=cpu_count)
     tts_threads: int = 1
     """While a sentence is synthesised and the LLM is still writing, the LLM is held to
@@ -317,11 +320,19 @@ class Pipeline:
         self._set_state("idle")
         return self.results[first_result:]
 
+    async def _cue(self, kind: str) -> None:
+        """Queue an earcon; the speaker plays it without holding anything up."""
+        if self.settings.earcons:
+            rate = self.engines.tts.sample_rate
+            with contextlib.suppress(Exception):  # a cue never fails a turn
+                await self.sink.play(earcon(kind, rate), rate)
+
     async def _woken(self, wake_word: str, score: float, engines: _Listening) -> None:
         listen = self._stages["listen"]
         self._turn += 1
         self._publish(ev.Wake, wake_word=wake_word, score=score)
         self._set_state("listening")
+        await self._cue("wake")
         # The wake detector is not fed while a request is captured; start it clean
         # afterwards rather than on a buffer with a hole in it.
         await listen.run(engines.wake.reset)
@@ -448,6 +459,7 @@ class Pipeline:
         result = TurnResult(turn, utterance=audio)
         self.results.append(result)
         self._set_state("thinking")
+        await self._cue("done")  # "I heard you, now thinking"
         try:
             started = time.monotonic()
             try:
@@ -668,6 +680,7 @@ class Pipeline:
         self._publish(ev.Error, turn=result.turn, stage=err.stage, code=err.code, message=str(err))
         if isinstance(err, AudioOutputError):
             return
+        await self._cue("error")
         try:
             audio = await self._stages["tts"].run(self.engines.tts.synthesize, APOLOGY)
             await self.sink.play(audio, self.engines.tts.sample_rate)

@@ -170,7 +170,17 @@ def test_espeak_and_sox_are_installed_for_the_tests():
 
 def test_bench_runs_and_reports_every_figure(tmp_path):
     out = tmp_path / "bench.json"
-    proc = appliance("bench", "--turns", "1", "--listen-seconds", "5", "--json", str(out))
+    proc = appliance(
+        "bench",
+        "--turns",
+        "1",
+        "--listen-seconds",
+        "5",
+        "--self-speech-minutes",
+        "0.3",
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     for key in ("ttfa", "critical_path", "ttfa_over_critical_path", "stt"):
@@ -182,6 +192,10 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
     smollm2 = report["llm_backends"]["llama.cpp/smollm2-135m-instruct"]
     assert smollm2["mmap"]["tokens_per_s"] > 0 and smollm2["read"]["load_s"] > 0
     assert "available" in report["llm_backends"]["rkllm"]
+    assert report["barge_in"]["interrupted"] == 1.0
+    assert 0 <= report["barge_in"]["recognised_to_silence_s"] < 1.0
+    assert report["self_wakes"]["own_speech_minutes"] > 0.2
+    assert "speex_per_hour" in report["self_wakes"]
     assert appliance("bench", "--turns", "0").returncode == 2
 
 

@@ -329,3 +329,18 @@ def test_no_history_when_it_is_turned_off():
     samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
     run(_with(pipeline, follow_up_seconds=3.0, history_tokens=0), samples)
     assert [m.role for m in llm.prompts[1]] == ["system", "user"]
+
+
+def test_earcons_on_wake_end_of_listening_and_error_only_when_asked():
+    pipeline, rec, sink, tts, llm = make_pipeline(
+        ["first", SpeechToTextError("boom")], ["Fine then."]
+    )
+    run(_with(pipeline, earcons=True, follow_up_seconds=0.0),
+        np.concatenate([request(), request()]))  # fmt: skip
+    tones = [len(b) / r for b, r in sink.blocks]
+    # wake + done, the reply; wake + done, the error cue, the apology
+    assert tones[0] == pytest.approx(0.16, abs=0.01) and tones[1] == pytest.approx(0.08, abs=0.01)
+    assert any(t == pytest.approx(0.28, abs=0.01) for t in tones)  # the error cue
+    quiet_pipeline, _, quiet_sink, *_ = make_pipeline(["first"], ["Fine then."])
+    run(quiet_pipeline, request())
+    assert len(quiet_sink.blocks) == 1  # only the reply

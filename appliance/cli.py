@@ -363,6 +363,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.audio.devices import MicrophoneSource, SpeakerSink, choose_device
     from appliance.engines import load_engines, pipeline_settings
     from appliance.pipeline import Pipeline
+    from appliance.service import serve
 
     config = _config(args)
     microphone = choose_device(args.input_device or config.audio.input_device, want_input=True)
@@ -390,8 +391,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(
                 pipeline_settings(config), earcons=config.conversation.earcons
             )
+
+            def open_microphone() -> MicrophoneSource:
+                # After an unplug the device may come back under another index: look again.
+                found = choose_device(
+                    args.input_device or config.audio.input_device, want_input=True
+                )
+                return MicrophoneSource(found)
+
             async with Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline:
-                await pipeline.run(MicrophoneSource(microphone))
+                await serve(pipeline, open_microphone)
             return 0
 
         try:

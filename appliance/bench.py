@@ -30,7 +30,7 @@ from appliance.engines import load_engines, pipeline_settings
 from appliance.events import EventBus
 from appliance.llm.base import Message
 from appliance.llm.sentences import SentenceSplitter
-from appliance.pipeline import Engines, Pipeline, TurnResult
+from appliance.pipeline import Engines, Pipeline, PipelineSettings, TurnResult
 from appliance.testing.speech import add_noise, compose, tts_phrase
 
 Say = Callable[..., None]
@@ -149,6 +149,18 @@ _OWN_SPEECH = (
     "Water boils at one hundred degrees Celsius at sea level.",
     "Sorry, something went wrong. Please try again.",
 )
+
+
+def _without_memory(settings: PipelineSettings) -> PipelineSettings:
+    """Every timed turn alike: no conversation memory (it lengthens later prompts) and no
+    follow-up window."""
+    quiet = dataclasses.replace(
+        settings.conversation,
+        history_tokens=0,
+        follow_up_seconds=0.0,
+        question_follow_up_seconds=0.0,
+    )
+    return dataclasses.replace(settings, conversation=quiet)
 
 
 def _room_echo(played: np.ndarray, gain_db: float = -6.0) -> np.ndarray:
@@ -307,7 +319,7 @@ class _Bench:
             espeak_phrase("Hey Jarvis! What is the capital of France?", speed=130),
             4.0,
         )
-        settings = dataclasses.replace(pipeline_settings(self.config), follow_up_seconds=0.0)
+        settings = _without_memory(pipeline_settings(self.config))
         room = EchoRoom(add_noise(long_request), sink.log, gain_db=-12.0)
         pipeline = Pipeline(self.engines, sink, bus, settings, echo=SpeexEchoCanceller())
         try:
@@ -359,14 +371,7 @@ async def _measure(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {}
     recording = _request_recording(engines)
-    # Every turn alike: no conversation memory (it would lengthen later prompts) and no
-    # follow-up window.
-    settings = dataclasses.replace(
-        pipeline_settings(config),
-        history_tokens=0,
-        follow_up_seconds=0.0,
-        question_follow_up_seconds=0.0,
-    )
+    settings = _without_memory(pipeline_settings(config))
     async with Pipeline(engines, NullSink(), EventBus(), settings) as pipeline:
         bench = _Bench(engines, config, pipeline)
         await bench.same_starting_state()

@@ -389,7 +389,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             echo = best_echo_canceller()  # the speaker's sound comes back into the mic
             settings = dataclasses.replace(
-                pipeline_settings(config), earcons=config.conversation.earcons
+                pipeline_settings(config), earcons=config.feedback.earcons
             )
 
             def open_microphone() -> MicrophoneSource:

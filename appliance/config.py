@@ -86,9 +86,6 @@ class ConversationConfig:
     """Forget the conversation after this long without a turn."""
     barge_in: bool = True
     """While it speaks, the wake word or "stop" interrupts it."""
-    earcons: bool = True
-    """Short sounds on wake, at the end of listening and on an error (`appliance run`
-    only: a recording has nobody to hear them)."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.follow_up_seconds <= 30, "conversation.follow_up_seconds must be 0–30")
@@ -96,6 +93,13 @@ class ConversationConfig:
                "conversation.question_follow_up_seconds must be 0–30")  # fmt: skip
         _check(0 <= self.history_tokens <= 8192, "conversation.history_tokens must be 0–8192")
         _check(self.history_idle_seconds > 0, "conversation.history_idle_seconds must be > 0")
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    earcons: bool = True
+    """Short sounds on wake, at the end of listening and on an error (`appliance run`
+    only: a recording has nobody to hear them)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ class AppConfig:
     wake: WakeConfig = field(default_factory=WakeConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)

@@ -216,9 +216,5 @@ def pipeline_settings(config: AppConfig) -> PipelineSettings:
         system_prompt=config.llm.system_prompt,
         wake_phrase=config.wake.model.replace("_", " "),
         tts_threads=resolve_threads(config.tts.threads),
-        follow_up_seconds=config.conversation.follow_up_seconds,
-        question_follow_up_seconds=config.conversation.question_follow_up_seconds,
-        history_tokens=config.conversation.history_tokens,
-        history_idle_seconds=config.conversation.history_idle_seconds,
-        barge_in=config.conversation.barge_in,
+        conversation=config.conversation,
     )

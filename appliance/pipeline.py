@@ -49,7 +49,7 @@ from appliance.barge_in import (
     is_stop_phrase,
     stop_over_echo,
 )
-from appliance.config import cpu_count
+from appliance.config import ConversationConfig, cpu_count
 from appliance.errors import (
     AudioOutputError,
     LanguageModelError,
@@ -94,17 +94,8 @@ class PipelineSettings:
     system_prompt: str = ""
     wake_phrase: str = "hey jarvis"
     """Words stripped from the start of a transcript when the pre-roll caught them."""
-    follow_up_seconds: float = 5.0
-    """After a reply, listen this long for a follow-up without the wake word (0 = only
-    when the reply ends with a question)."""
-    question_follow_up_seconds: float = 5.0
-    """The window a reply ending in "?" always opens."""
-    history_tokens: int = 512
-    """Conversation memory the LLM gets, oldest exchange dropped first (0 = none)."""
-    history_idle_seconds: float = 300.0
-    """Forget the conversation after this long without a turn."""
-    barge_in: bool = True
-    """While speaking, listen for the wake word and for "stop", and stop talking."""
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    """Follow-up window, conversation memory, barge-in."""
     barge_in_threshold: float = 0.0
     """Wake score needed while speaking; 0 = the detector's own threshold with echo
     cancellation, 0.85 without (the appliance's own voice reaches the microphone)."""
@@ -199,8 +190,8 @@ class Pipeline:
         self._stop_listener = StopListener(min_kept_db=-6.0 if self.echo.active else None)
         self._stop_checks: set[asyncio.Task[None]] = set()
         self.conversation = Conversation(
-            max_tokens=self.settings.history_tokens,
-            idle_seconds=self.settings.history_idle_seconds,
+            max_tokens=self.settings.conversation.history_tokens,
+            idle_seconds=self.settings.conversation.history_idle_seconds,
         )
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -347,7 +338,7 @@ class Pipeline:
         heard = AudioChunk(cleaned, chunk.start)
         pre_roll.append(heard)
         control = self._active
-        if not self.settings.barge_in or control is None or control.interrupted_by:
+        if not self.settings.conversation.barge_in or control is None or control.interrupted_by:
             return False
         threshold = self.settings.barge_in_threshold or (
             None if self.echo.active else max(0.85, getattr(engines.wake, "threshold", 0.5))
@@ -418,8 +409,9 @@ class Pipeline:
         if result.outcome != "replied":
             return 0.0  # errors, "stop", interruptions: back to the wake word
         if result.reply.rstrip().endswith("?"):
-            return max(self.settings.follow_up_seconds, self.settings.question_follow_up_seconds)
-        return self.settings.follow_up_seconds
+            talk = self.settings.conversation
+            return max(talk.follow_up_seconds, talk.question_follow_up_seconds)
+        return self.settings.conversation.follow_up_seconds
 
     def _on_endpoint(
         self,
@@ -609,7 +601,7 @@ class Pipeline:
         if control.interrupted_by:
             result.outcome = "interrupted"
             heard = control.heard(self.sink.played_seconds())
-            if self.settings.history_tokens > 0:
+            if self.settings.conversation.history_tokens > 0:
                 self.conversation.add(text, heard)  # only what the user heard
             return
         if not result.sentences:
@@ -619,10 +611,10 @@ class Pipeline:
         self._active = None
         if control.interrupted_by:
             result.outcome = "interrupted"
-            if self.settings.history_tokens > 0:
+            if self.settings.conversation.history_tokens > 0:
                 self.conversation.add(text, control.heard(self.sink.played_seconds()))
             return
-        if self.settings.history_tokens > 0:
+        if self.settings.conversation.history_tokens > 0:
             self.conversation.add(text, result.reply)
         self._publish(
             ev.Reply,

@@ -272,9 +272,15 @@ def test_llm_gives_tts_a_core_while_both_run():
     assert llm.thread_limits[:2] == [3, 0]
 
 
-def _with(pipeline, **changes):
-    pipeline.settings = dataclasses.replace(pipeline.settings, **changes)
-    pipeline.conversation.max_tokens = pipeline.settings.history_tokens
+def _with(pipeline, earcons=None, **talk):
+    """Change the conversation settings (follow-up, history, barge-in) of a pipeline."""
+    settings = pipeline.settings
+    conversation = dataclasses.replace(settings.conversation, **talk)
+    settings = dataclasses.replace(settings, conversation=conversation)
+    if earcons is not None:
+        settings = dataclasses.replace(settings, earcons=earcons)
+    pipeline.settings = settings
+    pipeline.conversation.max_tokens = conversation.history_tokens
     return pipeline
 
 

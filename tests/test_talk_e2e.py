@@ -36,7 +36,8 @@ def talk(engines, recording, *, echo_canceller, follow_up=0.0, echo_db=ECHO_DB):
     settings = pipeline_settings(config)
     import dataclasses
 
-    settings = dataclasses.replace(settings, follow_up_seconds=follow_up)
+    conversation = dataclasses.replace(settings.conversation, follow_up_seconds=follow_up)
+    settings = dataclasses.replace(settings, conversation=conversation)
     sink = ClockSink()
     room = EchoRoom(recording, sink.log, gain_db=echo_db)
     bus = ev.EventBus()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from appliance.audio.format import PIPELINE_RATE, AudioChunk
+from appliance.audio.format import AudioChunk
 
 STOP_PHRASES = ("stop", "cancel", "be quiet", "shut up", "never mind", "nevermind",
                 "that's enough", "stop talking")  # fmt: skip
@@ -139,7 +139,3 @@ class StopListener:
         self._kept_energy = 0.0
         self._speech = 0.0
         self._silence = 0.0
-
-
-def seconds(samples: np.ndarray) -> float:
-    return len(samples) / PIPELINE_RATE

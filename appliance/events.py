@@ -8,7 +8,6 @@ README is generated from these classes.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -181,27 +180,17 @@ EventHandler = Callable[[Event], None]
 
 
 class EventBus:
-    """Fan-out of events to synchronous handlers and asyncio queues.
+    """Fan-out of events to synchronous handlers.
 
     A handler that raises is logged and kept; one broken subscriber never stops a turn.
     """
 
     def __init__(self) -> None:
         self._handlers: list[EventHandler] = []
-        self._queues: list[asyncio.Queue[Event]] = []
 
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
         self._handlers.append(handler)
         return lambda: self._handlers.remove(handler)
-
-    def queue(self, maxsize: int = 1000) -> asyncio.Queue[Event]:
-        q: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-        self._queues.append(q)
-        return q
-
-    def unsubscribe_queue(self, q: asyncio.Queue[Event]) -> None:
-        if q in self._queues:
-            self._queues.remove(q)
 
     def publish(self, event: Event) -> None:
         for handler in list(self._handlers):
@@ -209,11 +198,6 @@ class EventBus:
                 handler(event)
             except Exception:
                 _LOGGER.exception("event handler %r failed on %s", handler, event.type)
-        for q in list(self._queues):
-            if q.full():
-                _LOGGER.warning("event queue full, dropping %s", event.type)
-                continue
-            q.put_nowait(event)
 
 
 class JsonLinesWriter:

@@ -56,3 +56,15 @@ def test_a_burst_the_echo_canceller_mostly_removed_is_its_own_echo():
     voice = AudioChunk(np.full(1280, 3500, np.int16), 0.0)  # -1 dB: a new voice
     results = [listener.feed(voice, p, mic) for p in (1, 1, 1, 0, 0, 0, 0)]
     assert any(r is not None for r in results)
+
+
+def test_playback_log_window_lines_up_with_the_clock():
+    from appliance.audio.sinks import PlaybackLog
+
+    log = PlaybackLog()
+    for i in range(10):  # 10 blocks of 20 ms from t=100.0, block i filled with i+1
+        log.add(100.0 + i * 0.02, np.full(320, i + 1, np.int16))
+    window = log.window(100.1, 1280)  # the 80 ms up to t=100.1, i.e. blocks 1..4
+    assert window[:320].tolist() == [2] * 320 and window[-320:].tolist() == [5] * 320
+    before = log.window(100.01, 1280)  # 70 ms before playback, 10 ms of block 0
+    assert (before[:1120] == 0).all() and (before[1120:] == 1).all()

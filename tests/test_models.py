@@ -169,11 +169,14 @@ def test_choose_llm_on_the_fixture_boards():
         assert choice.entry.name == "smollm2-135m-instruct"
 
 
-def test_user_catalog_survives_a_crash_mid_write(home, tmp_path):
+def test_a_half_written_user_catalog_is_a_clear_error_not_a_traceback(home, tmp_path):
     copy = tmp_path / "one.gguf"
     shutil.copyfile(SMOLLM2, copy)
     assert appliance("models", "import", str(copy), env=home).returncode == 0
-    models = Path(home["APPLIANCE_MODELS_DIR"])
-    # A half-written temp file from a power cut next to the catalog is ignored.
-    (models / f".{USER_CATALOG}.abc123").write_text("[[model]]\nname = 'half")
-    assert "one" in appliance("models", "list", env=home).stdout
+    catalog = Path(home["APPLIANCE_MODELS_DIR"]) / USER_CATALOG
+    # As if another tool had written it without our atomic rename and the power went.
+    text = catalog.read_text()
+    catalog.write_text(text[: len(text) // 2])
+    proc = appliance("models", "list", env=home)
+    assert proc.returncode == 5 and USER_CATALOG in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -134,10 +134,15 @@ class PlaybackLog:
         out = np.zeros(n, dtype=np.int16)
         start = end - n / PIPELINE_RATE
         with self._lock:
-            blocks = list(self._blocks)
-        for block_start, samples in blocks:
-            block_end = block_start + len(samples) / PIPELINE_RATE
-            if block_end <= start or block_start >= end:
+            # Newest first, and only as far back as the window: this runs for every
+            # 80 ms of microphone audio while the appliance speaks.
+            recent = []
+            for block_start, samples in reversed(self._blocks):
+                if block_start + len(samples) / PIPELINE_RATE <= start:
+                    break
+                recent.append((block_start, samples))
+        for block_start, samples in recent:
+            if block_start >= end:
                 continue
             src0 = max(0, int(round((start - block_start) * PIPELINE_RATE)))
             dst0 = max(0, int(round((block_start - start) * PIPELINE_RATE)))

@@ -61,9 +61,6 @@ class Conversation:
         while self._exchanges and self._tokens() > self.max_tokens:
             self._exchanges.pop(0)
 
-    def clear(self) -> None:
-        self._exchanges.clear()
-
     def _tokens(self) -> int:
         return sum(estimate_tokens(e.user) + estimate_tokens(e.assistant) for e in self._exchanges)
 

@@ -186,6 +186,7 @@ class ModelStore:
 
     def __init__(self, root: Path, catalog: dict[str, ModelEntry] | None = None) -> None:
         self.root = Path(root)
+        self._stamp_cache: dict[str, list[object]] | None = None
         self.builtin = catalog if catalog is not None else load_catalog()
         self.catalog = dict(self.builtin)
         user = self.root / USER_CATALOG
@@ -261,8 +262,8 @@ class ModelStore:
             return FileStatus(entry_name, model_file, "ok")
         actual = sha256_of(path)
         if actual != model_file.sha256:
-            stamps.pop(key, None)
-            self._save_stamps(stamps)
+            if stamps.pop(key, None) is not None:
+                self._save_stamps()
             return FileStatus(
                 entry_name,
                 model_file,
@@ -270,8 +271,9 @@ class ModelStore:
                 f"model file {path} is corrupt: sha256 {actual[:16]}… but the catalog "
                 f"expects {model_file.sha256[:16]}…",
             )
-        stamps[key] = fingerprint
-        self._save_stamps(stamps)
+        if remembered != fingerprint:
+            stamps[key] = fingerprint
+            self._save_stamps()
         return FileStatus(entry_name, model_file, "ok")
 
     def verify(self, *, full: bool = True) -> list[FileStatus]:
@@ -354,17 +356,20 @@ class ModelStore:
     # ---- the remembered hashes ---------------------------------------------------------
 
     def _stamps(self) -> dict[str, list[object]]:
-        try:
-            data = json.loads((self.root / _STAMP_FILE).read_text("utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        """Read once per store; every check after that uses the copy in memory."""
+        if self._stamp_cache is None:
+            try:
+                data = json.loads((self.root / _STAMP_FILE).read_text("utf-8"))
+                self._stamp_cache = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._stamp_cache = {}
+        return self._stamp_cache
 
-    def _save_stamps(self, stamps: dict[str, list[object]]) -> None:
+    def _save_stamps(self) -> None:
         path = self.root / _STAMP_FILE
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(stamps, indent=1), "utf-8")
+            tmp.write_text(json.dumps(self._stamps(), indent=1), "utf-8")
             os.replace(tmp, path)
         except OSError as err:  # a read-only models directory still works, just slower
             _LOGGER.debug("cannot remember verified hashes in %s: %s", path, err)

@@ -183,12 +183,22 @@ class AppConfig:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()
 
 
+def data_dir() -> Path:
+    """The appliance's writable state (timers, queues, pairing, captures): each concern
+    keeps its own file or folder here. $APPLIANCE_DATA_DIR, else
+    $XDG_DATA_HOME/appliance (~/.local/share/appliance); the SD image uses /data."""
+    env = os.environ.get("APPLIANCE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "appliance"
+
+
 def default_models_dir() -> Path:
     env = os.environ.get("APPLIANCE_MODELS_DIR")
     if env:
         return Path(env).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "appliance" / "models"
+    return data_dir() / "models"
 
 
 def default_config_path() -> Path | None:

@@ -55,6 +55,13 @@ class PipelineError(ApplianceError):
     stage: str = "pipeline"
 
 
+class ActionError(PipelineError):
+    """A request handler (the actions fast path, vision, …) failed."""
+
+    code = "action_failed"
+    stage = "actions"
+
+
 class WakeWordError(PipelineError):
     code = "wake_failed"
     stage = "wake"

@@ -53,8 +53,8 @@ class ModelPlanned(Event):
 class StateChanged(Event):
     type: ClassVar[str] = "state"
     state: str
-    """idle, listening, thinking, speaking, follow_up (listening without the wake word)
-    or error."""
+    """idle, listening, thinking, speaking, follow_up (listening without the wake word),
+    muted or error."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +116,8 @@ class Reply(Event):
 class Interrupted(Event):
     type: ClassVar[str] = "interrupted"
     by: str
-    """wake (the wake word said over the reply) or stop (a stop phrase)."""
+    """wake (the wake word said over the reply), stop (a stop phrase), or what asked to
+    listen now (button, mqtt, api, …)."""
     reaction_seconds: float
     """From the interruption being recognised to the speaker being told to stop."""
     heard: str
@@ -141,6 +142,32 @@ class TurnEnd(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Handled(Event):
+    type: ClassVar[str] = "handled"
+    handler: str
+    """Who answered the request instead of the language model (fast_path, vision, …)."""
+    action: str
+    """The tool or action it ran; empty when it only answered."""
+    seconds: float
+    """From the request (transcript or typed text) to the handler's answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Announcement(Event):
+    type: ClassVar[str] = "announcement"
+    text: str
+    """Spoken without a request: a timer that ended, a "say" command."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Muted(Event):
+    type: ClassVar[str] = "muted"
+    muted: bool
+    by: str
+    """What changed it: switch, button, mqtt, api, …"""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Error(Event):
     type: ClassVar[str] = "error"
     stage: str
@@ -162,6 +189,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Reply,
     Interrupted,
     FollowUp,
+    Handled,
+    Announcement,
+    Muted,
     TurnEnd,
     Error,
 )

@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from appliance.barge_in import (
 )
 from appliance.config import ConversationConfig, cpu_count
 from appliance.errors import (
+    ActionError,
     AudioOutputError,
     LanguageModelError,
     PipelineError,
@@ -58,6 +59,7 @@ from appliance.errors import (
     TextToSpeechError,
     WakeWordError,
 )
+from appliance.handlers import Handled, TextHandler
 from appliance.llm.base import LanguageModel
 from appliance.llm.conversation import Conversation
 from appliance.llm.sentences import SentenceSplitter
@@ -122,6 +124,8 @@ class TurnResult:
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     reply_audio_seconds: float = 0.0
+    handled: Handled | None = None
+    """Set when a request handler answered instead of the language model."""
 
 
 @dataclass
@@ -174,6 +178,7 @@ class Pipeline:
         settings: PipelineSettings | None = None,
         *,
         echo: EchoCanceller | None = None,
+        handlers: Sequence[TextHandler] = (),
     ) -> None:
         self.engines = engines
         self.echo = echo or NoEchoCanceller()
@@ -193,6 +198,13 @@ class Pipeline:
             max_tokens=self.settings.conversation.history_tokens,
             idle_seconds=self.settings.conversation.history_idle_seconds,
         )
+        self.handlers: list[TextHandler] = list(handlers)
+        """Tried in order on every request before the LLM (see `appliance.handlers`)."""
+        self._voice = asyncio.Lock()  # one reply or announcement speaks at a time
+        self._muted = False
+        self._live = False  # a live source's run loop is running (push-to-talk possible)
+        self._listen_request = ""
+        self._announcing = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -223,6 +235,79 @@ class Pipeline:
             self._state = state
             self._publish(ev.StateChanged, state=state)
 
+    def _set_idle(self) -> None:
+        self._set_state("muted" if self._muted else "idle")
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    # ---- control from outside (buttons, MQTT, the web page) ----------------------------
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    def set_muted(self, muted: bool, *, by: str) -> None:
+        """Mute: the microphone's audio is dropped (no wake word, no follow-ups, no
+        barge-in) until unmuted. A reply already playing finishes."""
+        if muted == self._muted:
+            return
+        self._muted = muted
+        self._listen_request = ""
+        self._publish(ev.Muted, muted=muted, by=by)
+        if muted or self._state == "muted":
+            self._set_idle()
+
+    def listen_now(self, *, by: str) -> bool:
+        """Push-to-talk: capture a request as if the wake word was heard, interrupting a
+        reply that is playing. False when muted or when no live source is being listened
+        to (a file run, or no `run` at all)."""
+        if self._muted or not self._live:
+            return False
+        self._listen_request = by
+        return True
+
+    async def say(self, text: str, *, cue: str | None = None) -> None:
+        """Speak an announcement (a timer that ended, a "say" command) after whatever is
+        playing. The wake word or "stop" interrupts it like a reply."""
+        text = " ".join(text.split())
+        if not text:
+            return
+        async with self._voice:
+            self._announcing += 1
+            control = _TurnControl(self._turn)
+            self._active = control
+            self._publish(ev.Announcement, text=text)
+            self._set_state("speaking")
+            rate = self.engines.tts.sample_rate
+            try:
+                if cue is not None:
+                    with contextlib.suppress(Exception):
+                        await self.sink.play(earcon(cue, rate), rate)
+                splitter = SentenceSplitter()
+                for sentence in [*splitter.feed(text), *splitter.flush()]:
+                    if control.interrupted_by:
+                        break
+                    try:
+                        audio = await self._stages["tts"].run(self.engines.tts.synthesize, sentence)
+                    except Exception as err:
+                        raise TextToSpeechError(f"text-to-speech failed: {err}") from err
+                    if control.interrupted_by:
+                        break
+                    if control.played_at_start is None:
+                        control.played_at_start = self.sink.played_seconds()
+                    control.sentences.append((sentence, len(audio) / rate))
+                    await self.sink.play(audio, rate)
+                if not control.interrupted_by:
+                    await self.sink.drain()
+            finally:
+                self._announcing -= 1
+                if self._active is control:
+                    self._active = None
+                if self._state == "speaking":
+                    self._set_idle()
+
     # ---- the audio loop --------------------------------------------------------------
 
     async def run(self, source: AudioSource) -> list[TurnResult]:
@@ -240,10 +325,29 @@ class Pipeline:
         turn_task: asyncio.Task[TurnResult] | None = None
         listen = self._stages["listen"]
         engines = self._listening()
-        self._set_state("idle")
+        self._set_idle()
+        self._live = source.live
         try:
             async for chunk in source.chunks():
                 self._stream_time = chunk.end
+                if self._muted:
+                    if endpointer is not None:  # muted mid-request: drop what was heard
+                        endpointer = None
+                        pre_roll.clear()
+                        if turn_task is None:
+                            self._set_idle()
+                    if turn_task is not None and turn_task.done():
+                        await turn_task
+                        turn_task = None
+                    continue
+                if self._listen_request:
+                    by, self._listen_request = self._listen_request, ""
+                    if endpointer is None or follow_up:
+                        self.interrupt(by)
+                        await self._woken(by, 1.0, engines)
+                        follow_up = False
+                        endpointer = Endpointer(settings, [], start=chunk.end)
+                        continue
                 finished_turn = (
                     turn_task is not None
                     and endpointer is None
@@ -266,8 +370,9 @@ class Pipeline:
                         self._set_state("follow_up")
                         self._publish(ev.FollowUp, seconds=window)
                     else:
-                        self._set_state("idle")
-                if turn_task is not None and endpointer is None:
+                        self._set_idle()
+                busy = turn_task is not None or self._announcing > 0
+                if busy and endpointer is None:
                     # Answering (live source): listen for an interruption meanwhile.
                     if await self._while_busy(chunk, engines, pre_roll):
                         endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
@@ -303,12 +408,13 @@ class Pipeline:
             if turn_task is not None:
                 await turn_task
         finally:
+            self._live = False
             for task in [*self._stop_checks, *([turn_task] if turn_task else [])]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        self._set_state("idle")
+        self._set_idle()
         return self.results[first_result:]
 
     async def _cue(self, kind: str) -> None:
@@ -408,7 +514,8 @@ class Pipeline:
     def _follow_up_window(self, result: TurnResult) -> float:
         if result.outcome != "replied":
             return 0.0  # errors, "stop", interruptions: back to the wake word
-        if result.reply.rstrip().endswith("?"):
+        asks = result.handled is not None and result.handled.follow_up
+        if asks or result.reply.rstrip().endswith("?"):
             talk = self.settings.conversation
             return max(talk.follow_up_seconds, talk.question_follow_up_seconds)
         return self.settings.conversation.follow_up_seconds
@@ -426,12 +533,12 @@ class Pipeline:
                 self._set_state("listening")
             self._publish(ev.SpeechStart, stream_time=round(outcome.time, 3))
         elif isinstance(outcome, NoSpeech) and follow_up:
-            self._set_state("idle")  # the follow-up window closed unused
+            self._set_idle()  # the follow-up window closed unused
         elif isinstance(outcome, NoSpeech):
             result = TurnResult(self._turn, outcome="no_speech")
             self.results.append(result)
             self._publish(ev.TurnEnd, outcome="no_speech")
-            self._set_state("idle")
+            self._set_idle()
         elif isinstance(outcome, SpeechEnded):
             self._publish(
                 ev.SpeechEnd,
@@ -510,11 +617,44 @@ class Pipeline:
             outcome=result.outcome,
             timings={k: round(v, 4) for k, v in result.timings.items()},
         )
-        self._set_state("idle")
+        self._set_idle()
         return result
 
     async def _respond(self, result: TurnResult, text: str, speech_end: float) -> None:
-        """Stream the LLM reply into TTS sentence by sentence."""
+        handled = await self._try_handlers(result, text)
+        async with self._voice:
+            await self._reply(result, text, speech_end, handled)
+
+    async def _try_handlers(self, result: TurnResult, text: str) -> Handled | None:
+        started = time.monotonic()
+        for handler in list(self.handlers):
+            try:
+                handled = await handler.handle(text, result.turn)
+            except asyncio.CancelledError:
+                raise
+            except PipelineError:
+                raise
+            except Exception as err:
+                _LOGGER.exception("handler %r failed on %r", handler, text)
+                raise ActionError(f"could not carry out the request: {err}") from err
+            if handled is not None:
+                result.handled = handled
+                result.timings["handler"] = time.monotonic() - started
+                self._publish(
+                    ev.Handled,
+                    turn=result.turn,
+                    handler=handled.handler,
+                    action=handled.action,
+                    seconds=round(result.timings["handler"], 3),
+                )
+                return handled
+        return None
+
+    async def _reply(
+        self, result: TurnResult, text: str, speech_end: float, handled: Handled | None
+    ) -> None:
+        """Stream the reply into TTS sentence by sentence: the LLM's tokens as they come,
+        or a handler's answer."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
@@ -526,7 +666,8 @@ class Pipeline:
 
         def generate() -> None:
             try:
-                for piece in self.engines.llm.stream(messages, cancel):
+                stream = [handled.reply] if handled else self.engines.llm.stream(messages, cancel)
+                for piece in stream:
                     loop.call_soon_threadsafe(pieces.put_nowait, piece)
             except BaseException as err:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(pieces.put_nowait, err)
@@ -542,7 +683,7 @@ class Pipeline:
                         if isinstance(piece, PipelineError):
                             raise piece
                         raise LanguageModelError(f"language model failed: {piece}") from piece
-                    if first:
+                    if first and handled is None:
                         first = False
                         result.timings["llm_first_token"] = time.monotonic() - asked
                         self._publish(
@@ -605,6 +746,10 @@ class Pipeline:
                 self.conversation.add(text, heard)  # only what the user heard
             return
         if not result.sentences:
+            if handled is not None:
+                if self.settings.conversation.history_tokens > 0:
+                    self.conversation.add(text, "")
+                return  # a handler that had nothing to say (e.g. "stop")
             raise LanguageModelError("the language model returned an empty reply")
         self._active = control  # still interruptible while the last audio plays
         await self.sink.drain()
@@ -672,13 +817,14 @@ class Pipeline:
         self._publish(ev.Error, turn=result.turn, stage=err.stage, code=err.code, message=str(err))
         if isinstance(err, AudioOutputError):
             return
-        await self._cue("error")
-        try:
-            audio = await self._stages["tts"].run(self.engines.tts.synthesize, APOLOGY)
-            await self.sink.play(audio, self.engines.tts.sample_rate)
-            await self.sink.drain()
-        except Exception as apology_error:
-            _LOGGER.error("could not speak the apology either: %s", apology_error)
+        async with self._voice:
+            await self._cue("error")
+            try:
+                audio = await self._stages["tts"].run(self.engines.tts.synthesize, APOLOGY)
+                await self.sink.play(audio, self.engines.tts.sample_rate)
+                await self.sink.drain()
+            except Exception as apology_error:
+                _LOGGER.error("could not speak the apology either: %s", apology_error)
 
     def _strip_wake_phrase(self, text: str) -> str:
         return self._wake_pattern.sub("", text, count=1).strip()

@@ -23,6 +23,38 @@ def fitted_audio_context(samples: int, rate: int = 16_000) -> int:
     return int(min(1500, max(256, math.ceil(frames / 64) * 64)))
 
 
+def collapse_repeats(text: str, *, times: int = 3) -> str:
+    """Whisper's decoding loop: a run of the same words said `times` or more times in a
+    row ("Read this. Read this. Read this. Read this") is kept once. A cut-off last
+    repetition is dropped too."""
+    words = text.split()
+    keys = [w.strip(".,!?;:").lower() for w in words]
+    at = 0
+    while at < len(words):
+        for size in range(1, (len(words) - at) // times + 1):
+            unit = keys[at : at + size]
+            end = at + size
+            while keys[end : end + size] == unit:
+                end += size
+            if (end - at) // size < times:
+                continue
+            rest = keys[end:]
+            if rest and rest == unit[: len(rest)]:
+                end = len(words)  # the loop was cut off mid-repetition
+            del words[at + size : end], keys[at + size : end]
+            break
+        at += 1
+    return " ".join(words)
+
+
+def max_tokens_for(samples: int) -> int:
+    """A bound on the tokens of one segment: 8 per second of audio, plus 8. Fast speech is
+    about 4 tokens a second. Without it, whisper tiny can loop on a short clip ("Read
+    this" → "Read this......"), and each loop's temperature fallback decodes it again:
+    80 s for a 1 s request was seen."""
+    return 8 + 8 * max(1, samples // 16_000)
+
+
 class WhisperCppStt:
     def __init__(
         self,
@@ -68,8 +100,13 @@ class WhisperCppStt:
         try:
             with self._lock:
                 audio_ctx = fitted_audio_context(len(audio)) if self.fit_context else 0
-                segments = self._model.transcribe(audio, audio_ctx=audio_ctx, initial_prompt=prompt)
+                segments = self._model.transcribe(
+                    audio,
+                    audio_ctx=audio_ctx,
+                    initial_prompt=prompt,
+                    max_tokens=max_tokens_for(len(audio)),
+                )
         except Exception as err:
             raise SpeechToTextError(f"whisper.cpp failed: {err}") from err
         text = " ".join(segment.text.strip() for segment in segments)
-        return " ".join(_NON_SPEECH.sub(" ", text).split())
+        return collapse_repeats(" ".join(_NON_SPEECH.sub(" ", text).split()))

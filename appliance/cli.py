@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Model files: list, verify, prepare, import, remove, use, measure, convert-whisper.",
         )
     )
+    from appliance.vision.commands import add_vision_commands
+
+    add_vision_commands(
+        command("vision", "The camera: read text in view, describe it, or capture a frame.")
+    )
     return parser
 
 

@@ -110,6 +110,9 @@ class VisionService:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self.camera is not None:
             self.camera.close()
+        close = getattr(self.describer, "close", None)
+        if close is not None:
+            close()
 
     async def preload(self) -> None:
         """Load the OCR models now rather than at the first "read this"."""
@@ -169,7 +172,7 @@ class VisionService:
             try:
                 text = await self._run(self.describer.describe, frame.image, prompt)
             except Exception as err:  # a model failure must not end the session
-                _LOGGER.exception("the vision model failed")
+                _LOGGER.warning("the vision model failed: %s", err)
                 return finish(f"My vision model failed: {err}.", self.describer.name,
                               problem="vision_model", **captured)  # fmt: skip
             return finish(text or "I can't tell what this is.", self.describer.name, **captured)

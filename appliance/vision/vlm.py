@@ -76,7 +76,12 @@ def choose_vision_model(
 
 
 class LlamaCppVlm:
-    """A vision-language model on llama.cpp (CPU), loaded on first use."""
+    """A vision-language model on llama.cpp (CPU), in a worker process of its own.
+
+    The process is started and the model loaded at the first description, then kept.
+    Why a process: llama.cpp aborts the whole process on some projector files it cannot
+    use (seen with a damaged one), and the voice appliance must survive that; the
+    model's memory is also released entirely when the worker stops."""
 
     def __init__(
         self,
@@ -86,6 +91,7 @@ class LlamaCppVlm:
         threads: int,
         context: int = 2048,
         max_tokens: int = 96,
+        timeout: float = 300.0,
     ) -> None:
         self.name = f"llama.cpp {model_path.stem}"
         self.model_path = model_path
@@ -93,41 +99,89 @@ class LlamaCppVlm:
         self.threads = threads
         self.context = context
         self.max_tokens = max_tokens
-        self._llama: Any = None
+        self.timeout = timeout
+        self._process: Any = None
+        self._conn: Any = None
         self._lock = threading.Lock()
 
-    def load(self) -> None:
-        with self._lock:
-            if self._llama is not None:
-                return
-            from llama_cpp import Llama
-            from llama_cpp.llama_chat_format import MTMDChatHandler
+    def _start(self) -> None:
+        import multiprocessing
 
-            handler = MTMDChatHandler(
-                clip_model_path=str(self.projector_path), verbose=False, use_gpu=False
-            )
-            self._llama = Llama(
-                model_path=str(self.model_path),
-                chat_handler=handler,
-                n_ctx=self.context,
-                n_threads=self.threads,
-                verbose=False,
-            )
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        args = (str(self.model_path), str(self.projector_path), self.threads, self.context,
+                self.max_tokens, child)  # fmt: skip
+        self._process = context.Process(target=_worker, args=args, daemon=True,
+                                        name="vision-model")  # fmt: skip
+        self._process.start()
+        child.close()
+        self._conn = parent
 
     def describe(self, image: np.ndarray, prompt: str) -> str:
-        self.load()
-        url = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image)).decode("ascii")
-        reply = self._llama.create_chat_completion(
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_url", "image_url": {"url": url}},
-                        {"type": "text", "text": prompt},
-                    ],
-                }
-            ],
-            max_tokens=self.max_tokens,
-            temperature=0.0,
-        )
-        return " ".join(str(reply["choices"][0]["message"]["content"] or "").split())
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            try:
+                self._conn.send((encode_jpeg(image), prompt))
+                if not self._conn.poll(self.timeout):
+                    self.close()
+                    raise VisionModelFailed(f"no answer within {self.timeout:.0f} s")
+                status, text = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                code = self._process.exitcode if self._process is not None else None
+                self.close()
+                raise VisionModelFailed(
+                    f"its process stopped (exit code {code}): the model or its projector "
+                    "cannot be used by this llama.cpp; import another pair"
+                ) from None
+            if status != "ok":
+                raise VisionModelFailed(text)
+            return text
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process.join(timeout=5)
+            self._process = None
+
+
+class VisionModelFailed(Exception):
+    """The vision model could not be loaded or did not answer."""
+
+
+def _worker(
+    model_path: str, projector_path: str, threads: int, context: int, max_tokens: int, conn: Any
+) -> None:
+    """The worker process: load once, then answer (jpeg, prompt) requests until the pipe
+    closes."""
+    llama = None
+    while True:
+        try:
+            jpeg, prompt = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if llama is None:
+                from llama_cpp import Llama
+                from llama_cpp.llama_chat_format import MTMDChatHandler
+
+                handler = MTMDChatHandler(clip_model_path=projector_path, verbose=False,
+                                          use_gpu=False)  # fmt: skip
+                llama = Llama(model_path=model_path, chat_handler=handler, n_ctx=context,
+                              n_threads=threads, verbose=False)  # fmt: skip
+            url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+            content = [{"type": "image_url", "image_url": {"url": url}},
+                       {"type": "text", "text": prompt}]  # fmt: skip
+            reply = llama.create_chat_completion(
+                messages=[{"role": "user", "content": content}],
+                max_tokens=max_tokens,
+                temperature=0.0,
+            )
+            text = " ".join(str(reply["choices"][0]["message"]["content"] or "").split())
+            conn.send(("ok", text))
+        except Exception as err:
+            conn.send(("error", f"{type(err).__name__}: {err}"))

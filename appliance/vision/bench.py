@@ -44,7 +44,8 @@ print(json.dumps({"not_loaded_mb": before["VmRSS"], "loaded_mb": loaded["VmRSS"]
 
 def ocr_memory(threads: int) -> dict[str, Any]:
     """RSS of a fresh process (the vision code imported, numpy and Pillow in) before the
-    OCR models are loaded, after loading, and after reading one 1280×720 frame."""
+    OCR models are loaded, after loading, and after reading one 1280×720 frame (its
+    buffers handed back to the system); the peak is during the read."""
     command = [sys.executable, "-c", _RSS_CHILD, BENCH_SIGN, str(threads)]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,6 +6,7 @@ for them (see the README for the RAM figures)."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,7 +71,19 @@ class RapidOcrReader:
                     left=float(points[:, 0].min()),
                 )
             )
+        _give_back_memory()
         return reading_order([line for line in lines if line.text])
+
+
+def _give_back_memory() -> None:
+    """Return the ~100–350 MB of buffers freed after a read to the system. glibc keeps
+    freed memory of the worker threads' arenas otherwise: measured, resident memory stays
+    at +100–350 MB after a read without this, and falls back to the models' own size with
+    it (README, "Vision")."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def reading_order(lines: list[TextLine]) -> list[TextLine]:

@@ -320,6 +320,8 @@ def test_real_ocr_finds_no_text_in_a_picture_without_any(ocr) -> None:
         ("What's written here?", "read"),
         ("What do you see?", "describe"),
         ("What can you see", "describe"),
+        ("Tell me what you can see in front of you.", "describe"),
+        ("Please read the sign for me.", "read"),
         ("Is anyone at the door?", "describe"),
         ("Who's at the door?", "describe"),
         ("Describe the room.", "describe"),
@@ -382,3 +384,65 @@ def test_cli_capture_from_the_file_camera_and_doctor(tmp_path: Path) -> None:
     assert "vision  file" in proc.stdout and "a 1280×720 picture" in proc.stdout
     proc = appliance("doctor", env={"APPLIANCE_CONFIG": str(tmp_path / "none.toml")})
     assert "vision  off: no camera configured" in proc.stdout
+
+
+# ---- in the pipeline, with fake engines ------------------------------------------------------
+
+
+def test_the_vision_hook_answers_looking_requests_and_leaves_the_rest_to_the_llm() -> None:
+    from appliance.vision.handler import VisionHandler
+    from tests.fakes import make_pipeline
+
+    pipeline, recorder, sink, _tts, _llm = make_pipeline([], ["Paris is the capital."])
+    svc = VisionService(VisionConfig(), FakeCamera([render_sign("X")]), FakeReader(["GATE B12"]),
+                        publish=pipeline.bus.publish)  # fmt: skip
+    pipeline.handlers.append(VisionHandler(svc))
+
+    async def main():
+        async with pipeline:
+            return [await pipeline.ask("What does the sign say?"),
+                    await pipeline.ask("What is the capital of France?")]  # fmt: skip
+
+    looked, asked = asyncio.run(main())
+    assert looked.reply == "It says: GATE B12." and looked.outcome == "replied"
+    assert asked.reply == "Paris is the capital."
+    assert [e.handler for e in recorder.of("handled")] == ["vision"]
+    assert [(e.kind, e.turn) for e in recorder.of("vision")] == [("read", looked.turn)]
+    assert sink.seconds > 0
+
+
+def test_vision_hook_adds_nothing_when_vision_is_off() -> None:
+    from appliance.vision.build import vision_hook
+    from tests.fakes import make_pipeline
+
+    pipeline, *_ = make_pipeline([], [])
+
+    async def main():
+        async with vision_hook(AppConfig(), pipeline) as hooked:
+            return hooked, list(pipeline.handlers)
+
+    assert asyncio.run(main()) == (None, [])
+
+
+def test_vision_hook_attaches_and_detaches_with_a_camera(tmp_path: Path) -> None:
+    import dataclasses
+
+    from appliance.vision.build import vision_hook
+    from appliance.vision.handler import VisionHandler
+    from tests.fakes import make_pipeline
+
+    save_image(render_sign("X"), tmp_path / "now.png")
+    config = dataclasses.replace(
+        AppConfig(models_dir=str(tmp_path / "models")),
+        vision=VisionConfig(camera="file", path=str(tmp_path)),
+    )
+    pipeline, *_ = make_pipeline([], [])
+
+    async def main():
+        async with vision_hook(config, pipeline) as hooked:
+            during = list(pipeline.handlers)
+        return hooked, during, list(pipeline.handlers)
+
+    hooked, during, after = asyncio.run(main())
+    assert isinstance(hooked, VisionService) and isinstance(during[0], VisionHandler)
+    assert after == []

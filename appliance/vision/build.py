@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from appliance import events as ev
-from appliance.config import AppConfig
+from appliance.config import AppConfig, data_dir
 from appliance.vision.camera import open_camera
 from appliance.vision.errors import VisionModelMissing
 from appliance.vision.ocr import RapidOcrReader
 from appliance.vision.service import VisionService
 from appliance.vision.vlm import HOW_TO_ADD, LlamaCppVlm, SceneDescriber, choose_vision_model
 
+if TYPE_CHECKING:
+    from appliance.pipeline import Pipeline
+
 _LOGGER = logging.getLogger(__name__)
-
-
-def data_dir() -> Path:
-    """The appliance's writable state directory (same rule as the lead's
-    `appliance.config.data_dir`, which replaces this once it is on main)."""
-    env = os.environ.get("APPLIANCE_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "appliance"
 
 
 def build_vision(
@@ -83,3 +76,26 @@ def pick_describer(config: AppConfig) -> tuple[SceneDescriber | None, str]:
         ),
         "",
     )
+
+
+@contextlib.asynccontextmanager
+async def vision_hook(config: AppConfig, pipeline: Pipeline) -> AsyncIterator[VisionService | None]:
+    """While the pipeline runs: the vision service, its spoken trigger tried before the
+    language model, and its events on the pipeline's bus. Nothing when vision is off."""
+    from appliance.vision.handler import VisionHandler
+
+    service, note = build_vision(config, publish=pipeline.bus.publish)
+    _LOGGER.info("vision: %s", note)
+    if service is None:
+        yield None
+        return
+    handler = VisionHandler(service)
+    pipeline.handlers.append(handler)
+    try:
+        if config.vision.ocr_at_start:
+            await service.preload()
+        yield service
+    finally:
+        if handler in pipeline.handlers:
+            pipeline.handlers.remove(handler)
+        service.close()

@@ -13,7 +13,7 @@ _READ = re.compile(
     r"|what do(?:es)? (?:the )?(?:sign|label|text|note|screen|page) says?)\b"
 )
 _DESCRIBE = re.compile(
-    r"\b(?:what (?:do|can) you see"
+    r"\b(?:what (?:do|can) you see|what you (?:can )?see"
     r"|what(?:'s| is) (?:this|that|in front of you)\b(?! (?:song|word|day|time|date))"
     r"|describe (?:this|that|it|what you see|the (?:scene|room|picture))"
     r"|look at (?:this|that)"

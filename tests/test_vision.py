@@ -446,3 +446,19 @@ def test_vision_hook_attaches_and_detaches_with_a_camera(tmp_path: Path) -> None
     hooked, during, after = asyncio.run(main())
     assert isinstance(hooked, VisionService) and isinstance(during[0], VisionHandler)
     assert after == []
+
+
+def test_ocr_models_load_at_the_first_read_unless_asked_at_start() -> None:
+    class CountingReader(FakeReader):
+        loads = 0
+
+        def load(self) -> None:
+            self.loads += 1
+
+    reader = CountingReader(["A"])
+    svc, _ = service(FakeCamera([render_sign("X")]), reader)
+    assert reader.loads == 0  # building the service loads nothing
+    asyncio.run(svc.preload())  # what `ocr_at_start = true` does when the pipeline starts
+    assert reader.loads == 1
+    lazy = RapidOcrReader()
+    assert not lazy.loaded

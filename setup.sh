@@ -27,7 +27,10 @@ elapsed() { echo "$(( $(date +%s) - started )) s"; }
 
 # ---- 1. Debian packages ---------------------------------------------------------------
 step 1 "Debian packages"
-APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev libspeexdsp1 espeak-ng sox)
+# libgl1 + libglib2.0-0: OpenCV (brought by rapidocr-onnxruntime, for the camera and OCR);
+# fonts-dejavu-core: the vision tests render signs with it.
+APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev libspeexdsp1 espeak-ng sox
+              libgl1 libglib2.0-0 fonts-dejavu-core)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -444,6 +444,10 @@ def run_bench(
     report.update(asyncio.run(measured))
     say("Language models: mmap vs read, first token, tokens/s …")
     report["llm_backends"] = llm_figures(config)
+    say('Vision: "read this" with OCR, and the RAM of the OCR models …')
+    from appliance.vision.bench import vision_figures
+
+    report["vision"] = vision_figures(engines.tts, threads=config.vision.ocr_threads)
 
     _print_table(report, say)
     text = json.dumps(report, indent=2)
@@ -504,6 +508,10 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
                 "",
             )
         )
+    if "vision" in report:
+        from appliance.vision.bench import table_rows
+
+        rows += table_rows(report["vision"])
     width = max(len(r[0]) for r in rows)
     say(f"\n{'measure'.ljust(width)}  {'value':>10}  target")
     for name, value, target in rows:

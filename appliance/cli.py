@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Model files: list, verify, prepare, import, remove, use, measure, convert-whisper.",
         )
     )
+    from appliance.vision.commands import add_vision_commands
+
+    add_vision_commands(
+        command("vision", "The camera: read text in view, describe it, or capture a frame.")
+    )
     return parser
 
 
@@ -247,6 +252,7 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
     from appliance.audio.sources import WavFileSource
     from appliance.engines import load_engines, pipeline_settings
     from appliance.pipeline import Pipeline
+    from appliance.vision.build import vision_hook
 
     config = _config(args)
     source = WavFileSource(wav or args.wav, realtime=getattr(args, "realtime", False))
@@ -269,7 +275,10 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
         )
 
         async def main() -> int:
-            async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
+            async with (
+                Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
+                vision_hook(config, pipeline),
+            ):
                 results = await pipeline.run(source)
             _describe_results(results, args.say)
             return 0
@@ -307,6 +316,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from appliance.audio.sinks import RecordingSink, TeeSink
     from appliance.engines import load_engines, pipeline_settings
     from appliance.pipeline import Pipeline
+    from appliance.vision.build import vision_hook
 
     config = _config(args)
     bus = ev.EventBus()
@@ -322,7 +332,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
 
         async def main() -> int:
-            async with Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline:
+            async with (
+                Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
+                vision_hook(config, pipeline),
+            ):
                 result = await pipeline.ask(args.text)
             args.say(result.reply or "(no reply)")
             for error in result.errors:
@@ -364,6 +377,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.engines import load_engines, pipeline_settings
     from appliance.pipeline import Pipeline
     from appliance.service import serve
+    from appliance.vision.build import vision_hook
 
     config = _config(args)
     microphone = choose_device(args.input_device or config.audio.input_device, want_input=True)
@@ -399,7 +413,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 return MicrophoneSource(found)
 
-            async with Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline:
+            async with (
+                Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
+                vision_hook(config, pipeline),
+            ):
                 await serve(pipeline, open_microphone)
             return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+from appliance.vision.config import VisionConfig
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Jarvis, a helpful voice assistant running offline on a small device. "
@@ -178,6 +179,8 @@ class AppConfig:
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    """The optional camera (off by default); see the README's "Vision" section."""
 
     def models_path(self) -> Path:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()

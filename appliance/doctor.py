@@ -57,7 +57,14 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
         checks.append(_audio_check())
         checks.append(_echo_check())
     checks += _model_checks(config, memory)
+    checks += _vision_checks(config, here)
     return checks
+
+
+def _vision_checks(config: AppConfig, here: bool) -> list[Check]:
+    from appliance.vision.doctor import vision_checks
+
+    return [Check(*fields) for fields in vision_checks(config, probe_camera=here)]
 
 
 def _memory_checks(memory: MemoryState) -> list[Check]:

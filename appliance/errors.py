@@ -100,5 +100,7 @@ EXIT_CODES: dict[int, str] = {
     "`appliance models prepare`)",
     6: "a pipeline stage failed",
     8: "`appliance doctor` found a problem",
+    10: "the camera or the image could not be used (missing, busy, unreadable, too large, "
+    "or nothing visible)",
     130: "interrupted (Ctrl-C / SIGINT)",
 }

@@ -175,6 +175,21 @@ class Error(Event):
     message: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class VisionLooked(Event):
+    type: ClassVar[str] = "vision"
+    kind: str
+    """read (OCR) or describe (a vision model, or an honest answer without one)."""
+    backend: str
+    """rapidocr, the vision model's name, or none (no image could be had)."""
+    seconds: float
+    """From the request to the answer, the capture included."""
+    text: str
+    """The answer as spoken, or the reason nothing could be seen."""
+    image_saved: str
+    """Path of the kept image (only with vision.save_images = true), else ""."""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     ModelPlanned,
     Ready,
@@ -194,6 +209,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Muted,
     TurnEnd,
     Error,
+    VisionLooked,
 )
 
 

@@ -31,12 +31,18 @@ def add_models_commands(models: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--link", action="store_true", help="hard-link instead of copying (same filesystem only)"
     )
+    p.add_argument(
+        "--projector",
+        type=Path,
+        metavar="MMPROJ.gguf",
+        help="a vision model: its multimodal projector file (imports it with role vision)",
+    )
     p.set_defaults(handler=cmd_import)
     p = sub.add_parser("remove", help="delete an imported model")
     p.add_argument("name")
     p.set_defaults(handler=cmd_remove)
     p = sub.add_parser("use", help="make a model the one a role uses (saved in the config)")
-    p.add_argument("role", choices=("wake", "stt", "llm", "tts"))
+    p.add_argument("role", choices=("wake", "stt", "llm", "tts", "vision"))
     p.add_argument("name")
     p.add_argument(
         "--force",
@@ -68,6 +74,7 @@ def _in_use(args: argparse.Namespace) -> dict[str, str]:
         config.stt.model: "stt",
         config.llm.model: "llm",
         config.tts.voice: "tts",
+        **({config.vision.vision_model: "vision"} if config.vision.vision_model else {}),
     }
 
 
@@ -127,6 +134,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         link=args.link,
         memory=this_machine(),
         progress=args.say,
+        projector=args.projector,
     )
     entry = result.entry
     args.say(
@@ -143,7 +151,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         verdict = "fits this board" if result.plan.ok else "does NOT fit this board"
         args.say(f"{verdict}: {result.plan.message}")
-    args.say(f"use it with: appliance models use llm {entry.name}")
+    args.say(f"use it with: appliance models use {entry.role} {entry.name}")
     return 0
 
 

@@ -464,7 +464,50 @@ def _file_size(file: BinaryIO) -> int:
     return size
 
 
+@dataclass(frozen=True)
+class GgufProjector:
+    """A multimodal projector (llama.cpp's mmproj file) that turns images into tokens."""
+
+    path: Path
+    file_size: int
+    architecture: str
+    """clip for every projector llama.cpp's mtmd loads."""
+    tensor_data_bytes: int
+
+
+def read_gguf_projector(path: Path) -> GgufProjector:
+    """Check a projector file as thoroughly as a model (header, metadata, tensor table,
+    size). It has no language-model hyper-parameters; its architecture must be clip."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            file_size = _file_size(file)
+            _version, metadata, _tensors, data_end = _read_layout(file, path, file_size)
+    except FileNotFoundError:
+        raise GgufError(f"projector file {path} does not exist") from None
+    except IsADirectoryError:
+        raise GgufError(f"{path} is a directory, not a projector file") from None
+    except OSError as exc:
+        raise GgufError(f"cannot read projector file {path}: {exc.strerror or exc}") from exc
+    architecture = _architecture(path, metadata, require_known=False)
+    if architecture != "clip":
+        raise GgufError(
+            f"{path} is not a multimodal projector (its architecture is '{architecture}', "
+            "a projector's is 'clip'): give the model's mmproj file"
+        )
+    return GgufProjector(path, file_size, architecture, data_end)
+
+
 def _read(file: BinaryIO, path: Path, file_size: int, require_known: bool) -> GgufInfo:
+    version, metadata, tensors, data_end = _read_layout(file, path, file_size)
+    architecture = _architecture(path, metadata, require_known)
+    return _build_info(path, file_size, version, metadata, architecture, tensors, data_end)
+
+
+def _read_layout(
+    file: BinaryIO, path: Path, file_size: int
+) -> tuple[int, dict[str, _Value], list[_TensorInfo], int]:
+    """Header, metadata and tensor table, checked against the file's size."""
     if file_size == 0:
         raise GgufError(
             f"model file {path} is empty (0 bytes): the download or copy failed; "
@@ -523,9 +566,7 @@ def _read(file: BinaryIO, path: Path, file_size: int, require_known: bool) -> Gg
         data_end = max(data_end, offset + nbytes)
     if data_start + data_end > file_size:
         raise _truncated(path, data_start + data_end, file_size, header=False)
-
-    architecture = _architecture(path, metadata, require_known)
-    return _build_info(path, file_size, version, metadata, architecture, tensors, data_end)
+    return version, metadata, tensors, data_end
 
 
 def _check_version(path: Path, version: int) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from appliance.errors import ModelError
 from appliance.models.budget import LoadPlan, MemoryState, ModelNeed, llm_need, plan_load
 from appliance.models.catalog import TIERS, ModelEntry, ModelFile, ModelStore, RamUse
-from appliance.models.gguf import GgufInfo, read_gguf_info
+from appliance.models.gguf import GgufInfo, read_gguf_info, read_gguf_projector
 
 Progress = Callable[[str], None]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -33,7 +33,7 @@ _TIER_SHARE = 0.6
 """A model suits a tier when it needs at most this share of the board's RAM (the rest is
 for the OS, the other engines and the page cache)."""
 ROLE_SETTING = {"wake": ("wake", "model"), "stt": ("stt", "model"), "llm": ("llm", "model"),
-                "tts": ("tts", "voice")}  # fmt: skip
+                "tts": ("tts", "voice"), "vision": ("vision", "vision_model")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,21 @@ def import_model(
     link: bool = False,
     memory: MemoryState | None = None,
     progress: Progress = lambda _: None,
+    projector: Path | None = None,
 ) -> ImportResult:
+    """Import a language model, or with `projector` (its mmproj file) a vision model."""
     started = time.monotonic()
     source = Path(source)
     if not source.is_file():
         raise ModelError(f"{source}: no such file")
+    role = "llm" if projector is None else "vision"
+    projector_info = None
+    if projector is not None:
+        if source.suffix.lower() == ".rkllm":
+            raise ModelError("a vision model must be a GGUF (with its projector), not .rkllm")
+        projector_info = read_gguf_projector(projector)
+        progress(f"{Path(projector).name}: a multimodal projector "
+                 f"({projector_info.file_size / 1e6:,.0f} MB)")  # fmt: skip
     name = (name or source.stem).lower()
     if not _NAME.match(name):
         raise ModelError(
@@ -119,8 +129,9 @@ def import_model(
             f"{info.quantization}, context {info.context_length}, "
             f"chat template {'yes' if info.has_chat_template else 'NO (replies may be poor)'}"
         )
-    relative = f"llm/user/{name}{suffix}"
+    relative = f"{role}/user/{name}{suffix}"
     target = store.root / relative
+    projector_relative = f"vision/user/{name}.mmproj.gguf"
     with store_lock(store):
         existing = store.catalog.get(name)
         if existing is not None:
@@ -130,7 +141,16 @@ def import_model(
                 + ("" if kind == "built-in" else f" or `appliance models remove {name}` first")
             )
         digest = _copy_atomically(source, target, link=link, progress=progress)
+        files = [ModelFile(path=relative, sha256=digest, size=target.stat().st_size)]
+        projector_target = store.root / projector_relative
         try:
+            if projector is not None:
+                projector_digest = _copy_atomically(
+                    Path(projector), projector_target, link=link, progress=progress
+                )
+                read_gguf_projector(projector_target)
+                files.append(ModelFile(path=projector_relative, sha256=projector_digest,
+                                       size=projector_target.stat().st_size))  # fmt: skip
             if info is not None:
                 read_gguf_info(target)  # the copy is what will be loaded: check it too
             ram = (
@@ -138,12 +158,16 @@ def import_model(
                 if need
                 else None
             )
+            if need is not None and projector_info is not None:
+                # The projector is read whole into memory: working memory, not mmap'ed.
+                need = ModelNeed(need.name, need.weights,
+                                 need.anon + projector_info.file_size, need.context)  # fmt: skip
             entry = ModelEntry(
                 name=name,
-                role="llm",
+                role=role,
                 license="unknown (imported by the user)",
                 description=f"imported from {source}",
-                files=(ModelFile(path=relative, sha256=digest, size=target.stat().st_size),),
+                files=tuple(files),
                 source="import",
                 ram=ram,
                 tiers=tiers_for(need) if need else (),
@@ -152,6 +176,8 @@ def import_model(
             store.save_user_catalog({**store.user_entries, name: entry})
         except BaseException:
             target.unlink(missing_ok=True)
+            if projector is not None:
+                projector_target.unlink(missing_ok=True)
             raise
     plan = None
     if need is not None and memory is not None:

@@ -173,10 +173,12 @@ def _room_echo(played: np.ndarray, gain_db: float = -6.0) -> np.ndarray:
 
 
 def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
-    """False wakes while the appliance's own speech (mentioning "Jarvis") plays back into
-    the microphone at -6 dB, scored at the barge-in threshold, with and without the
-    Speex echo canceller. Per hour of its own speech."""
+    """False wakes (and false "stop"s, with the keyword head) while the appliance's own
+    speech (mentioning "Jarvis") plays back into the microphone at -6 dB, scored at the
+    barge-in threshold, with and without the Speex echo canceller. Per hour of its own
+    speech."""
     from appliance.audio.aec import NoEchoCanceller, SpeexEchoCanceller
+    from appliance.wake.stopword import WINDOW
 
     assert engines.wake is not None
     phrases = [tts_phrase(engines.tts, text) for text in _OWN_SPEECH]
@@ -195,12 +197,17 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
         ("no_aec", NoEchoCanceller(), 0.85),
     ):
         wake.reset()
-        wakes = 0
+        wakes = stops = 0
+        embeddings = getattr(wake, "embeddings", None)
         for i in range(0, len(mic) - 1279, 1280):
             cleaned = canceller.process(mic[i : i + 1280], played[i : i + 1280])
             wakes += wake.process(cleaned, threshold) is not None
+            if engines.stop is not None and embeddings is not None:
+                stops += engines.stop.check(embeddings.recent(WINDOW)) is not None
         figures[f"{name}_wakes"] = float(wakes)
         figures[f"{name}_per_hour"] = wakes / hours
+        if engines.stop is not None:
+            figures[f"{name}_stops_per_hour"] = stops / hours
     wake.reset()
     return figures
 
@@ -508,6 +515,15 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
                 "",
             )
         )
+        for name, label in (("speex", "Speex"), ("no_aec", "no AEC")):
+            if f"{name}_stops_per_hour" in own:
+                rows.append(
+                    (
+                        f'False "stop"s/hour of own speech ({label}, keyword head)',
+                        f"{own[f'{name}_stops_per_hour']:.1f}",
+                        "",
+                    )
+                )
     if "vision" in report:
         from appliance.vision.bench import table_rows
 

@@ -87,6 +87,9 @@ class ConversationConfig:
     """Forget the conversation after this long without a turn."""
     barge_in: bool = True
     """While it speaks, the wake word or "stop" interrupts it."""
+    stop_keyword_threshold: float = 0.97
+    """Score (0–1) at which the "stop" keyword head interrupts a reply; 0 = off, leaving
+    "stop" to the speech-to-text check alone."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.follow_up_seconds <= 30, "conversation.follow_up_seconds must be 0–30")
@@ -94,6 +97,8 @@ class ConversationConfig:
                "conversation.question_follow_up_seconds must be 0–30")  # fmt: skip
         _check(0 <= self.history_tokens <= 8192, "conversation.history_tokens must be 0–8192")
         _check(self.history_idle_seconds > 0, "conversation.history_idle_seconds must be > 0")
+        _check(0 <= self.stop_keyword_threshold < 1,
+               "conversation.stop_keyword_threshold must be 0 (off) or below 1")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def load_engines(
         progress(f"loading {label} …")
         return lambda: progress(f"loaded {label} in {time.monotonic() - begun:.2f} s")
 
-    wake = vad = stt = None
+    wake = vad = stt = stop = None
     if need_listening:
         from appliance.stt.whispercpp import WhisperCppStt
         from appliance.wake.openwakeword import OpenWakeWordDetector
@@ -78,6 +78,7 @@ def load_engines(
             name=config.wake.model,
         )
         done()
+        stop = _load_stop_keyword(config, store)
         done = step("voice activity detector silero-vad")
         vad = SileroVad(store.path("silero-vad", "vad"))
         done()
@@ -114,7 +115,24 @@ def load_engines(
     llm = _load_llm(config, store, choice)
     done()
     _LOGGER.info("all engines loaded in %.2f s", time.monotonic() - started)
-    return Engines(llm=llm, tts=tts, wake=wake, vad=vad, stt=stt)
+    return Engines(llm=llm, tts=tts, wake=wake, vad=vad, stt=stt, stop=stop)
+
+
+def _load_stop_keyword(config: AppConfig, store: ModelStore):  # -> StopWordDetector | None
+    """The "stop" keyword head `models prepare` made; without it (or turned off), "stop"
+    over a reply is left to the speech-to-text check."""
+    from appliance.wake.stopword import FILE_NAME, StopWordDetector, StopWordModel
+
+    threshold = config.conversation.stop_keyword_threshold
+    path = store.root / FILE_NAME
+    if threshold <= 0:
+        return None
+    if not path.is_file():
+        _LOGGER.warning(
+            "no stop keyword model at %s: run `appliance models prepare` to make it", path
+        )
+        return None
+    return StopWordDetector(StopWordModel.load(path, threshold=threshold))
 
 
 def choose_llm(config: AppConfig, store: ModelStore, state: MemoryState) -> LlmChoice:

@@ -66,6 +66,8 @@ from appliance.llm.sentences import SentenceSplitter
 from appliance.stt.base import SpeechToText
 from appliance.tts.base import TextToSpeech
 from appliance.wake.base import WakeWordDetector
+from appliance.wake.stopword import WINDOW as STOP_WINDOW
+from appliance.wake.stopword import StopWordDetector
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +83,9 @@ class Engines:
     """The listening engines may be absent for typed requests (`appliance ask`)."""
     vad: VoiceActivityDetector | None = None
     stt: SpeechToText | None = None
+    stop: StopWordDetector | None = None
+    """The "stop" keyword head, fed the wake detector's speech embeddings while the
+    appliance speaks; None leaves "stop" to the speech-to-text check."""
 
 
 @dataclass(frozen=True)
@@ -434,6 +439,8 @@ class Pipeline:
         # afterwards rather than on a buffer with a hole in it.
         await listen.run(engines.wake.reset)
         await listen.run(engines.vad.reset)
+        if self.engines.stop is not None:
+            self.engines.stop.reset()
 
     async def _while_busy(self, chunk: AudioChunk, engines: _Listening, pre_roll: PreRoll) -> bool:
         """Audio heard while a reply is produced or spoken. Returns True when the wake word
@@ -454,6 +461,9 @@ class Pipeline:
             self.interrupt("wake")
             await self._woken(detection.wake_word, detection.score, engines)
             return True
+        if self._heard_stop_keyword(engines):
+            self.interrupt("stop", detected_at=time.monotonic())
+            return False
         probability = await listen.run(engines.vad.speech_probability, cleaned)
         burst = self._stop_listener.feed(heard, probability, chunk.samples)
         if burst is not None:
@@ -461,6 +471,15 @@ class Pipeline:
             self._stop_checks.add(task)
             task.add_done_callback(self._stop_checks.discard)
         return False
+
+    def _heard_stop_keyword(self, engines: _Listening) -> bool:
+        """The keyword head on the embeddings the wake detector just computed. Only with
+        echo cancellation: at full level its own voice saying "stopped" would be a stop."""
+        stop = self.engines.stop
+        embeddings = getattr(engines.wake, "embeddings", None)
+        if stop is None or embeddings is None or not self.echo.active:
+            return False
+        return stop.check(embeddings.recent(STOP_WINDOW)) is not None
 
     def _played_reference(self, chunk: AudioChunk) -> np.ndarray:
         """What the speaker played while this chunk was being captured."""

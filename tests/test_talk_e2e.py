@@ -84,3 +84,16 @@ def test_saying_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answe
     # whisper tiny, hearing the start of the request over the cut-off reply, does not
     # always get every word ("France" → "friends"); the request is still answered.
     assert "capital" in results[1].transcript.lower() and results[1].reply.strip()
+
+
+def test_saying_stop_over_a_reply_stops_it(engines):
+    assert engines.stop is not None, "no stop keyword head: run ./setup.sh (models prepare)"
+    user = espeak_phrase("Stop!", voice="en-us+m7", speed=150)
+    recording = np.concatenate([request(engines, MOON, 5.0), add_noise(compose(user, 3.0))])
+    results, recorder, room = talk(engines, recording, echo_canceller=SpeexEchoCanceller())
+    assert [r.outcome for r in results] == ["interrupted"], [r.transcript for r in results]
+    (cut,) = recorder.of("interrupted")
+    assert cut.by == "stop" and cut.reaction_seconds < 0.2
+    assert room.echo_seconds > 1, "it should have been talking when it was told to stop"
+    # The keyword head heard it, not the speech-to-text check: no transcript of "stop".
+    assert [e.text for e in recorder.of("transcript")] == [results[0].transcript]

@@ -116,6 +116,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     store = _store(args)
     args.say(f"Preparing models in {store.root}")
     store.prepare(progress=args.say, force=args.force)
+    from appliance.wake.stopword_training import prepare_stop_keyword
+
+    voice = config_from_args(args).tts.voice
+    prepare_stop_keyword(store, voice, progress=args.say, force=args.force)
     args.say("models ready")
     return 0
 

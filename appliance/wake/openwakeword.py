@@ -44,6 +44,59 @@ def _session(path: Path, threads: int) -> Any:
         raise ModelError(f"cannot load wake word model {path}: {err}") from err
 
 
+class SpeechEmbeddings:
+    """openWakeWord's first two steps, streamed: 80 ms of audio in, one 96-value speech
+    embedding out. Shared by the wake word and the "stop" keyword heads, which read the
+    last few embeddings (`recent`)."""
+
+    def __init__(
+        self, melspectrogram_path: Path, embedding_path: Path, *, threads: int = 1, keep: int = 16
+    ) -> None:
+        self._mel_model = _session(melspectrogram_path, threads)
+        self._embedding_model = _session(embedding_path, threads)
+        self._mel_input = self._mel_model.get_inputs()[0].name
+        self._embedding_input = self._embedding_model.get_inputs()[0].name
+        self.keep = keep
+        # What the embedding of "nothing yet" looks like: the model's view of a flat
+        # mel spectrogram, the same start state openWakeWord uses for its mel buffer.
+        self._idle_mel = np.ones((_MEL_FRAMES, 32), dtype=np.float32)
+        self._idle_embedding = self._embed(self._idle_mel)
+        self.reset()
+
+    def reset(self) -> None:
+        self._context = np.zeros(0, dtype=np.int16)
+        self._mel = self._idle_mel.copy()
+        self._features = np.repeat(self._idle_embedding, self.keep, axis=0)
+
+    def push(self, chunk: np.ndarray) -> None:
+        """Add exactly one 80 ms chunk."""
+        frames = np.concatenate([self._context, chunk])[None, :].astype(np.float32)
+        self._context = chunk[-_MEL_CONTEXT:]
+        mel = self._mel_model.run(None, {self._mel_input: frames})[0]
+        mel = np.squeeze(mel) / 10.0 + 2.0  # openWakeWord's scaling of the mel output
+        self._mel = np.vstack([self._mel, mel])[-_MEL_FRAMES:]
+        self._features = np.vstack([self._features, self._embed(self._mel)])[-self.keep :]
+
+    def recent(self, count: int) -> np.ndarray:
+        """The last `count` embeddings, oldest first: shape (count, 96)."""
+        return self._features[-count:]
+
+    def of_audio(self, samples: np.ndarray) -> np.ndarray:
+        """Every embedding of a whole recording, from a clean start (for training)."""
+        self.reset()
+        out = []
+        for offset in range(0, len(samples) - CHUNK + 1, CHUNK):
+            self.push(np.asarray(samples[offset : offset + CHUNK], dtype=np.int16))
+            out.append(self._features[-1])
+        self.reset()
+        return np.asarray(out, dtype=np.float32).reshape(-1, self._features.shape[1])
+
+    def _embed(self, mel: np.ndarray) -> np.ndarray:
+        batch = mel[None, :, :, None].astype(np.float32)
+        out = self._embedding_model.run(None, {self._embedding_input: batch})[0]
+        return np.asarray(out, dtype=np.float32).reshape(1, -1)
+
+
 class OpenWakeWordDetector:
     def __init__(
         self,
@@ -57,25 +110,18 @@ class OpenWakeWordDetector:
     ) -> None:
         self.name = name or Path(model_path).stem
         self.threshold = threshold
-        self._mel_model = _session(melspectrogram_path, threads)
-        self._embedding_model = _session(embedding_path, threads)
         self._wake_model = _session(model_path, threads)
-        self._mel_input = self._mel_model.get_inputs()[0].name
-        self._embedding_input = self._embedding_model.get_inputs()[0].name
         wake_input = self._wake_model.get_inputs()[0]
         self._wake_input = wake_input.name
         self._window = int(wake_input.shape[1])
-        # What the embedding of "nothing yet" looks like: the model's view of a flat
-        # mel spectrogram, the same start state openWakeWord uses for its mel buffer.
-        self._idle_mel = np.ones((_MEL_FRAMES, 32), dtype=np.float32)
-        self._idle_embedding = self._embed(self._idle_mel)
+        self.embeddings = SpeechEmbeddings(
+            melspectrogram_path, embedding_path, threads=threads, keep=self._window
+        )
         self.reset()
 
     def reset(self) -> None:
-        self._context = np.zeros(0, dtype=np.int16)
+        self.embeddings.reset()
         self._pending = np.zeros(0, dtype=np.int16)
-        self._mel = self._idle_mel.copy()
-        self._features = np.repeat(self._idle_embedding, self._window, axis=0)
         self._scores = 0
         self._cooldown = 0
 
@@ -93,13 +139,8 @@ class OpenWakeWordDetector:
 
     def score_chunk(self, chunk: np.ndarray) -> float:
         """The raw wake-word score (0–1) of exactly one 80 ms chunk."""
-        frames = np.concatenate([self._context, chunk])[None, :].astype(np.float32)
-        self._context = chunk[-_MEL_CONTEXT:]
-        mel = self._mel_model.run(None, {self._mel_input: frames})[0]
-        mel = np.squeeze(mel) / 10.0 + 2.0  # openWakeWord's scaling of the mel output
-        self._mel = np.vstack([self._mel, mel])[-_MEL_FRAMES:]
-        self._features = np.vstack([self._features, self._embed(self._mel)])[-self._window :]
-        window = self._features[None, :, :].astype(np.float32)
+        self.embeddings.push(chunk)
+        window = self.embeddings.recent(self._window)[None, :, :].astype(np.float32)
         score = self._wake_model.run(None, {self._wake_input: window})[0]
         self._scores += 1
         return 0.0 if self._scores <= _WARM_UP_SCORES else float(np.squeeze(score))
@@ -113,8 +154,3 @@ class OpenWakeWordDetector:
             self._cooldown = _COOLDOWN_CHUNKS
             return Detection(self.name, score)
         return None
-
-    def _embed(self, mel: np.ndarray) -> np.ndarray:
-        batch = mel[None, :, :, None].astype(np.float32)
-        out = self._embedding_model.run(None, {self._embedding_input: batch})[0]
-        return np.asarray(out, dtype=np.float32).reshape(1, -1)

@@ -1,0 +1,151 @@
+"""The "stop" keyword head: its file, and the head `models prepare` made, on voices it
+never trained on, over the appliance's own voice after echo cancellation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.audio.aec import SpeexEchoCanceller
+from appliance.config import default_models_dir
+from appliance.errors import ModelError
+from appliance.models.catalog import ModelStore
+from appliance.wake.openwakeword import CHUNK, SpeechEmbeddings
+from appliance.wake.stopword import (
+    FILE_NAME,
+    RECIPE_VERSION,
+    WINDOW,
+    StopWordDetector,
+    StopWordModel,
+    recipe_of,
+    stop_windows,
+)
+from appliance.wake.stopword_training import HELD_OUT_VOICES, espeak, own_voice_recording
+
+
+def tiny_params(features: int = WINDOW * 96) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "w1": rng.normal(size=(features, 4)).astype(np.float32),
+        "b1": np.zeros(4, np.float32),
+        "w2": rng.normal(size=(4, 1)).astype(np.float32),
+        "b2": np.zeros(1, np.float32),
+        "mean": np.zeros(features, np.float32),
+        "std": np.ones(features, np.float32),
+    }
+
+
+def test_a_saved_head_loads_back_with_its_recipe(tmp_path):
+    path = tmp_path / FILE_NAME
+    model = StopWordModel(tiny_params())
+    model.save(path)
+    again = StopWordModel.load(path, threshold=0.8)
+    windows = np.random.default_rng(1).normal(size=(5, WINDOW * 96)).astype(np.float32)
+    assert np.allclose(again.scores(windows), model.scores(windows))
+    assert again.threshold == 0.8 and recipe_of(path) == RECIPE_VERSION
+    assert [p.name for p in tmp_path.iterdir()] == [FILE_NAME]  # no temp file left
+
+
+def test_a_corrupt_or_incomplete_head_is_a_clear_model_error(tmp_path):
+    path = tmp_path / FILE_NAME
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelError, match="models prepare --force"):
+        StopWordModel.load(path)
+    assert recipe_of(path) == 0  # so `models prepare` makes it again
+    params = tiny_params()
+    del params["w2"]
+    with pytest.raises(ModelError, match="missing w2"):
+        StopWordModel(params)
+
+
+def test_windows_slide_one_embedding_at_a_time():
+    embeddings = np.arange(12 * 96, dtype=np.float32).reshape(12, 96)
+    windows = stop_windows(embeddings)
+    assert windows.shape == (3, WINDOW * 96)
+    assert np.array_equal(windows[1], embeddings[1 : 1 + WINDOW].ravel())
+    assert stop_windows(embeddings[:5]).shape == (0, WINDOW * 96)
+
+
+def test_the_detector_reports_once_per_phrase():
+    model = StopWordModel(tiny_params(), threshold=0.0)  # every window "scores"
+    detector = StopWordDetector(model)
+    recent = np.zeros((WINDOW, 96), np.float32)
+    hits = [detector.check(recent) is not None for _ in range(20)]
+    assert hits[0] and sum(hits) == 2  # then quiet for its cooldown
+    assert detector.check(recent[:3]) is None  # not enough history yet
+
+
+# ---- the head `appliance models prepare` made ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def made():
+    store = ModelStore(default_models_dir())
+    path = store.root / FILE_NAME
+    assert path.is_file(), f"{path} is missing: run ./setup.sh (appliance models prepare)"
+    embeddings = SpeechEmbeddings(
+        store.path("oww-melspectrogram", "wake-features"),
+        store.path("oww-embedding", "wake-features"),
+    )
+    from appliance.tts.piper import PiperTts
+
+    tts = PiperTts(store.path("en_US-joe-medium", "tts"))
+    return StopWordModel.load(path, threshold=0.97), embeddings, own_voice_recording(tts)
+
+
+def _over_its_own_voice(phrase: np.ndarray, own: np.ndarray, at: float = 1.5) -> np.ndarray:
+    """The user's phrase in the room while the appliance talks, through Speex AEC."""
+    n = int(at * 16000) + len(phrase) + 16000
+    played = own[:n].astype(np.float64)
+    mic = np.zeros(n)
+    delay = int(0.03 * 16000)
+    mic[delay:] = 0.5 * played[: n - delay]  # the speaker, 6 dB down, 30 ms away
+    start = int(at * 16000)
+    mic[start : start + len(phrase)] += phrase
+    mic += np.random.default_rng(0).normal(0, 30, n)
+    mic16 = np.clip(mic, -32768, 32767).astype(np.int16)
+    canceller = SpeexEchoCanceller()
+    # Converge on its own voice first, as it would have while the reply played.
+    for i in range(0, 3 * 16000, CHUNK):
+        canceller.process(
+            (0.5 * own[-3 * 16000 :][i : i + CHUNK]).astype(np.int16),
+            own[-3 * 16000 :][i : i + CHUNK],
+        )
+    out = [
+        canceller.process(mic16[i : i + CHUNK], own[:n][i : i + CHUNK])
+        for i in range(0, n - CHUNK + 1, CHUNK)
+    ]
+    return np.concatenate(out)
+
+
+def test_stop_in_voices_it_never_heard_over_its_own_voice(made):
+    model, embeddings, own = made
+    found = []
+    for voice in HELD_OUT_VOICES:
+        phrase = espeak("stop", voice, 150, 50).astype(np.float64)
+        cleaned = _over_its_own_voice(phrase, own)
+        found.append(model.detections(embeddings.of_audio(cleaned)) > 0)
+    assert sum(found) >= 4, found
+
+
+def test_its_own_voice_alone_is_not_stop(made):
+    model, embeddings, own = made
+    # 40 s of its own voice (which says "stopped" once), with echo cancellation as in use.
+    # Piper's voice varies from run to run; the bench measures the rate over 10 minutes
+    # (0 per hour at the default threshold); here a head that fires on its own voice as a
+    # habit fails, one borderline window in a run does not.
+    alone = _over_its_own_voice(np.zeros(16000), own, at=38.0)
+    assert model.detections(embeddings.of_audio(alone)) <= 1
+
+
+def test_other_words_over_its_own_voice_are_mostly_not_stop(made):
+    """Talking over the reply with something else stops it now and then (the README gives
+    the measured share); a head that fired on any voice at all would fail here."""
+    model, embeddings, own = made
+    fired = []
+    for i, voice in enumerate(HELD_OUT_VOICES[:3]):
+        for text in ("what time is it", "keep going", "hello there", "thanks", "shop"):
+            phrase = espeak(text, voice, 140 + 10 * i, 50).astype(np.float64)
+            cleaned = _over_its_own_voice(phrase, own, at=1.5 + 0.7 * i)
+            fired.append(model.detections(embeddings.of_audio(cleaned)) > 0)
+    assert sum(fired) <= len(fired) // 2, fired

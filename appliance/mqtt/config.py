@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -156,11 +155,3 @@ class MqttConfig:
                 raise ConfigError(f"mqtt.password_file {path} is empty")
             return lines[0]
         return self.password or None
-
-
-def data_dir() -> Path:
-    """The appliance's writable state directory (until `appliance.config.data_dir` lands)."""
-    env = os.environ.get("APPLIANCE_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".local" / "share" / "appliance"

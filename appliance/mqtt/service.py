@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from appliance import events as ev
+from appliance.config import data_dir
 from appliance.mqtt.bridge import MqttBridge, PipelineControl
-from appliance.mqtt.config import MqttConfig, data_dir
+from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.device import MqttDevices
 from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox

@@ -99,3 +99,19 @@ def test_commands_are_published_and_state_is_followed(tmp_path: Path):
             broker.stop()
 
     asyncio.run(main())
+
+
+def test_the_mqtt_benchmark_runs(tmp_path: Path):
+    """Figures are measured, not asserted: this only keeps the benchmark working."""
+    from appliance.mqtt.bench import measure
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    try:
+        figures = asyncio.run(measure("127.0.0.1", broker.port, 60, tmp_path))
+    finally:
+        broker.stop()
+    assert set(figures) == {
+        "messages", "outbox_store_per_s", "backlog_drain_per_s",
+        "publish_latency_median_ms", "publish_latency_p95_ms",
+    }  # fmt: skip
+    assert figures["publish_latency_p95_ms"] >= figures["publish_latency_median_ms"] > 0

@@ -211,7 +211,7 @@ class TimerEvent(ev.Event):
     """The actions engineer's `timer` event (same type and fields), until it is merged."""
 
     type: ClassVar[str] = "timer"
-    timer_id: str
+    timer_id: int
     name: str
     state: str
     seconds: float
@@ -246,11 +246,11 @@ def test_transcripts_timers_and_actions_are_published(broker, tmp_path):
             await pipeline.run(ArraySource(request()))  # a spoken turn
             bus = pipeline.bus
             base = {"turn": 1, "stream_time": 0.0}
-            bus.publish(TimerEvent(**base, timer_id="t1", name="tea", state="set",
+            bus.publish(TimerEvent(**base, timer_id=1, name="tea", state="set",
                                    seconds=600, ends_at=1_900_000_600.0))  # fmt: skip
-            bus.publish(TimerEvent(**base, timer_id="t2", name="eggs", state="set",
+            bus.publish(TimerEvent(**base, timer_id=2, name="eggs", state="set",
                                    seconds=300, ends_at=1_900_000_300.0))  # fmt: skip
-            bus.publish(TimerEvent(**base, timer_id="t2", name="eggs", state="fired",
+            bus.publish(TimerEvent(**base, timer_id=2, name="eggs", state="fired",
                                    seconds=300, ends_at=1_900_000_300.0))  # fmt: skip
             bus.publish(ActionEvent(**base, tool="timer_set", arguments={"minutes": 10},
                                     ok=True, result="set", path="fast_path"))  # fmt: skip
@@ -263,7 +263,7 @@ def test_transcripts_timers_and_actions_are_published(broker, tmp_path):
         assert [t["active"] for t in timers] == [1, 2, 1]
         assert timers[1]["next_name"] == "eggs"
         assert timers[1]["next_ends_at"] == "2030-03-17T17:51:40+00:00"
-        assert [t["name"] for t in timers[2]["timers"]] == ["tea"]
+        assert [(t["timer_id"], t["name"]) for t in timers[2]["timers"]] == [(1, "tea")]
         fired = json.loads(seen.on(f"{BASE}/timer_event")[-1])
         assert (fired["state"], fired["name"]) == ("fired", "eggs")
         action = json.loads(seen.on(f"{BASE}/last_action")[0])

@@ -134,7 +134,7 @@ class MqttBridge:
         timer_id = str(data.get("timer_id", ""))
         ends_at = _iso(data.get("ends_at"))
         entry = {
-            "timer_id": timer_id,
+            "timer_id": data.get("timer_id"),
             "name": data.get("name", ""),
             "seconds": data.get("seconds"),
             "ends_at": ends_at,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from appliance.mqtt.device import MqttDevices
 from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox
 
+_LOGGER = logging.getLogger(__name__)
 OUTBOX_FILE = "mqtt-outbox.sqlite3"
 
 
@@ -49,6 +51,13 @@ async def mqtt_service(
     bridge = MqttBridge(pipeline, link, config)
     bridge.start()
     task = asyncio.create_task(link.run(), name="mqtt-link")
+
+    def crashed(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            _LOGGER.error("MQTT stopped by an unexpected error", exc_info=done.exception())
+            on_error("mqtt_internal", f"MQTT stopped by an unexpected error: {done.exception()}")
+
+    task.add_done_callback(crashed)
     try:
         yield MqttService(link, bridge)
     finally:
@@ -57,6 +66,6 @@ async def mqtt_service(
             async with asyncio.timeout(2.0):  # the last state changes, if the broker is there
                 await link.flushed()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task  # an unexpected error was logged by `crashed`
         await asyncio.to_thread(outbox.close)

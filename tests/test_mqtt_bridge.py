@@ -297,3 +297,29 @@ def test_a_broker_that_is_down_does_not_stop_the_pipeline(tmp_path):
         assert len(Outbox(tmp_path / "mqtt-outbox.sqlite3", 1000)) >= 3
 
     asyncio.run(main())
+
+
+def test_configs_are_sent_again_when_home_assistant_comes_online(broker, tmp_path):
+    pipeline, *_ = make_pipeline([], [])
+
+    async def main() -> None:
+        async with (
+            pipeline,
+            mqtt_service(settings(broker.port), pipeline, state_dir=tmp_path) as service,
+        ):
+            await online(service)
+            async with subscriber(broker.port, "homeassistant/+/kitchen/+/config") as (
+                client,
+                seen,
+            ):
+                await seen.wait_for(lambda s: len(s.messages) == 8)  # the retained configs
+                assert all(retained for *_, retained in seen.messages)
+                await client.publish("homeassistant/status", "offline", qos=1)
+                await client.publish("homeassistant/status", "online", qos=1)
+                # All 10 again: the 8 configs and the 2 empty ones (transcripts are off).
+                await seen.wait_for(lambda s: len(s.messages) == 18)
+                await client.publish("homeassistant/status", b"\xffjunk", qos=1)
+                await asyncio.sleep(0.2)
+                assert len(seen.messages) == 18  # only "online" asks again
+
+    asyncio.run(main())

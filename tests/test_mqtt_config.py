@@ -55,3 +55,26 @@ def test_the_password_file_first_line_is_the_password(tmp_path: Path):
     secret.write_text("")
     with pytest.raises(ConfigError, match="is empty"):
         config.read_password()
+
+
+def test_doctor_says_whether_the_broker_takes_these_credentials(tmp_path: Path):
+    import asyncio
+
+    from appliance.mqtt.check import probe
+    from tests.mqtt_broker import Mosquitto, add_user, free_port
+
+    passwords = add_user(tmp_path / "passwd", "jarvis", "right horse")
+    broker = Mosquitto(tmp_path / "broker", password_file=passwords).start()
+    try:
+        good = MqttConfig(host="127.0.0.1", port=broker.port, username="jarvis",
+                          password="right horse", device_name="hall")  # fmt: skip
+        status, detail, _ = asyncio.run(probe(good))
+        assert status == "ok" and "as jarvis" in detail and "appliance/hall" in detail
+        bad = MqttConfig(host="127.0.0.1", port=broker.port, username="jarvis", password="no")
+        status, detail, fix = asyncio.run(probe(bad))
+        assert status == "fail" and "refused the credentials" in detail
+        assert "mqtt.username" in fix
+    finally:
+        broker.stop()
+    status, detail, fix = asyncio.run(probe(MqttConfig(host="127.0.0.1", port=free_port())))
+    assert status == "fail" and "cannot reach broker" in detail and "mqtt.host" in fix

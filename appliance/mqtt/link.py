@@ -159,7 +159,7 @@ class MqttLink:
                     await self._session()
                     failures = 0  # a clean end of session: the broker closed it
                 except MqttConnectError as err:
-                    if _rc(err) in _AUTH_REFUSED:
+                    if is_auth_refusal(err):
                         self._fail(
                             LinkState.AUTH_FAILED,
                             "mqtt_auth",
@@ -207,18 +207,9 @@ class MqttLink:
             self._on_error(code, message)
 
     async def _session(self) -> None:
-        tls_context = await asyncio.to_thread(self._tls_context) if self.config.tls else None
-        client = aiomqtt.Client(
-            self.config.host,
-            self.config.broker_port,
-            username=self.config.username or None,
-            password=self.config.read_password(),
-            identifier=self.config.identifier,
+        client = await connect_client(
+            self.config,
             will=aiomqtt.Will(self.availability_topic, b"offline", qos=1, retain=True),
-            keepalive=self.config.keepalive,
-            tls_context=tls_context,
-            tls_insecure=True if self.config.tls_insecure else None,
-            timeout=10,
         )
         async with client:
             try:
@@ -243,15 +234,6 @@ class MqttLink:
                 raise
             finally:
                 self._client = None
-
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.config.ca_file or None)
-        if self.config.certfile:
-            context.load_cert_chain(self.config.certfile, self.config.keyfile or None)
-        if self.config.tls_insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
     def _dispatch(self, topic: str, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else str(payload or "").encode("utf-8")
@@ -325,6 +307,39 @@ class MqttLink:
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def connect_client(
+    config: MqttConfig, *, will: aiomqtt.Will | None = None, suffix: str = ""
+) -> aiomqtt.Client:
+    """A client for the configured broker (not yet connected: `async with` it)."""
+    tls = await asyncio.to_thread(tls_context, config) if config.tls else None
+    return aiomqtt.Client(
+        config.host,
+        config.broker_port,
+        username=config.username or None,
+        password=config.read_password(),
+        identifier=config.identifier + suffix,
+        will=will,
+        keepalive=config.keepalive,
+        tls_context=tls,
+        tls_insecure=True if config.tls_insecure else None,
+        timeout=10,
+    )
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.ca_file or None)
+    if config.certfile:
+        context.load_cert_chain(config.certfile, config.keyfile or None)
+    if config.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def is_auth_refusal(err: BaseException) -> bool:
+    return isinstance(err, MqttConnectError) and _rc(err) in _AUTH_REFUSED
 
 
 def _rc(err: aiomqtt.MqttCodeError) -> int | None:

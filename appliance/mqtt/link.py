@@ -190,7 +190,7 @@ class MqttLink:
 
     def _retrying(self, failures: int, err: BaseException) -> None:
         message = (
-            f"cannot reach the MQTT broker {self._where()} ({err or type(err).__name__}); "
+            f"cannot reach the MQTT broker {self._where()} ({str(err) or type(err).__name__}); "
             "retrying. Messages are kept until it is back."
         )
         if failures == 1:  # one event per outage, not one per attempt

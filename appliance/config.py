@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
-from appliance.vision.config import VisionConfig
 from appliance.mqtt.config import MqttConfig
+from appliance.vision.config import VisionConfig
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Jarvis, a helpful voice assistant running offline on a small device. "

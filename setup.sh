@@ -31,6 +31,8 @@ step 1 "Debian packages"
 # fonts-dejavu-core: the vision tests render signs with it.
 APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev libspeexdsp1 espeak-ng sox
               libgl1 libglib2.0-0 fonts-dejavu-core)
+# The MQTT tests start a real broker and make a test CA.
+if [ "$WITH_DEV" -eq 1 ]; then APT_PACKAGES+=(mosquitto mosquitto-clients openssl); fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

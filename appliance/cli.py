@@ -375,6 +375,7 @@ def _plan_publisher(bus: ev.EventBus) -> Callable[[Any], None]:
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.audio.devices import MicrophoneSource, SpeakerSink, choose_device
     from appliance.engines import load_engines, pipeline_settings
+    from appliance.mqtt.service import mqtt_service
     from appliance.pipeline import Pipeline
     from appliance.service import serve
     from appliance.vision.build import vision_hook
@@ -416,6 +417,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             async with (
                 Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
                 vision_hook(config, pipeline),
+                mqtt_service(config.mqtt, pipeline),
             ):
                 await serve(pipeline, open_microphone)
             return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+from appliance.mqtt.config import MqttConfig
 from appliance.vision.config import VisionConfig
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -186,6 +187,8 @@ class AppConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)
     """The optional camera (off by default); see the README's "Vision" section."""
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    """MQTT and Home Assistant discovery (`appliance run`); off while `host` is empty."""
 
     def models_path(self) -> Path:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()

@@ -58,6 +58,8 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
         checks.append(_echo_check())
     checks += _model_checks(config, memory)
     checks += _vision_checks(config, here)
+    if here and config.mqtt.enabled:
+        checks.append(_mqtt_check(config))
     return checks
 
 
@@ -65,6 +67,15 @@ def _vision_checks(config: AppConfig, here: bool) -> list[Check]:
     from appliance.vision.doctor import vision_checks
 
     return [Check(*fields) for fields in vision_checks(config, probe_camera=here)]
+
+
+def _mqtt_check(config: AppConfig) -> Check:
+    import asyncio
+
+    from appliance.mqtt.check import probe
+
+    status, detail, fix = asyncio.run(probe(config.mqtt))
+    return Check("mqtt", status, detail, fix)
 
 
 def _memory_checks(memory: MemoryState) -> list[Check]:

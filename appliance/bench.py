@@ -415,10 +415,11 @@ async def _measure(
         report["peak_rss_mb"] = _rss_mb()
         say("Barge-in: the wake word over a reply, in a room that echoes …")
         report["barge_in"] = await bench.barge_in()
-    say("Actions: end of speech → action done, fast path vs the language model's tool call …")
-    from appliance.actions.bench import action_latency
+    if turns >= 2:  # `--turns 1` is the quick check: it skips the language model's tool call
+        say("Actions: end of speech → action done, fast path vs the language model's call …")
+        from appliance.actions.bench import action_latency
 
-    report["actions"] = await action_latency(engines, settings, runs=1 if turns < 3 else 3)
+        report["actions"] = await action_latency(engines, settings, runs=min(turns, 3))
     say(f"Its own speech played into the microphone ({self_speech_minutes:.0f} min) …")
     report["self_wakes"] = self_wakes(engines, self_speech_minutes)
     return report

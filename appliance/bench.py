@@ -415,6 +415,11 @@ async def _measure(
         report["peak_rss_mb"] = _rss_mb()
         say("Barge-in: the wake word over a reply, in a room that echoes …")
         report["barge_in"] = await bench.barge_in()
+    if turns >= 2:  # `--turns 1` is the quick check: it skips the language model's tool call
+        say("Actions: end of speech → action done, fast path vs the language model's call …")
+        from appliance.actions.bench import action_latency
+
+        report["actions"] = await action_latency(engines, settings, runs=min(turns, 3))
     say(f"Its own speech played into the microphone ({self_speech_minutes:.0f} min) …")
     report["self_wakes"] = self_wakes(engines, self_speech_minutes)
     return report
@@ -499,6 +504,15 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
                 "",
             )
         )
+    acts = report.get("actions", {})
+    if acts.get("fast_s"):
+        rows.append(
+            ("End of speech → action done, fast path", f"{acts['fast_s'] * 1000:.0f} ms", "")
+        )
+        llm = f"{acts['llm_s'] * 1000:.0f} ms" if acts.get("llm_s") else "no valid call"
+        rows.append(("End of speech → action done, LLM tool call", llm, ""))
+        if acts.get("llm_over_fast"):
+            rows.append(("Action: LLM path / fast path", f"{acts['llm_over_fast']:.1f}×", ""))
     own = report.get("self_wakes")
     if own:
         rows.append(

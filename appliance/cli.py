@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
     bench.set_defaults(handler=cmd_bench)
 
+    from appliance.actions.commands import add_actions_commands
+
+    add_actions_commands(command("actions", "Actions: the audit log of everything done."))
+
     from appliance.models.commands import add_models_commands
 
     add_models_commands(
@@ -275,9 +279,12 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
         )
 
         async def main() -> int:
+            from appliance.actions.app import actions_for
+
             async with (
                 Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
                 vision_hook(config, pipeline),
+                actions_for(config, pipeline),
             ):
                 results = await pipeline.run(source)
             _describe_results(results, args.say)
@@ -332,9 +339,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
 
         async def main() -> int:
+            from appliance.actions.app import actions_for
+
             async with (
                 Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
                 vision_hook(config, pipeline),
+                actions_for(config, pipeline, origin="typed"),
             ):
                 result = await pipeline.ask(args.text)
             args.say(result.reply or "(no reply)")
@@ -414,10 +424,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 return MicrophoneSource(found)
 
+            from appliance.actions.app import actions_for
+
             async with (
                 Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
                 vision_hook(config, pipeline),
                 mqtt_service(config.mqtt, pipeline),
+                actions_for(config, pipeline),
             ):
                 await serve(pipeline, open_microphone)
             return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.actions.config import ActionsConfig, DeviceList
 from appliance.errors import ConfigError
 from appliance.mqtt.config import MqttConfig
 from appliance.vision.config import VisionConfig
@@ -189,6 +190,9 @@ class AppConfig:
     """The optional camera (off by default); see the README's "Vision" section."""
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     """MQTT and Home Assistant discovery (`appliance run`); off while `host` is empty."""
+    devices: DeviceList = field(default_factory=DeviceList)
+    """`[[devices]]` tables: what the appliance can switch (see "Doing things")."""
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
 
     def models_path(self) -> Path:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()
@@ -277,6 +281,8 @@ def _build(cls: type[Any], table: dict[str, Any], section: str) -> Any:
 
 
 def _coerce(value: Any, expected: Any, key: str) -> Any:
+    if hasattr(expected, "from_toml"):  # a setting that parses itself (e.g. [[devices]])
+        return expected.from_toml(value, key)
     if isinstance(expected, types.UnionType):
         expected = next(t for t in typing.get_args(expected) if t is not type(None))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -320,12 +326,22 @@ def set_config_value(path: Path, section: str, key: str, value: str | int | floa
 
 def to_toml(data: dict[str, Any]) -> str:
     """TOML for our flat settings: top-level keys, then one table per section."""
-    lines = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    lines = [f"{k} = {toml_value(v)}" for k, v in data.items()
+             if not isinstance(v, dict) and not _array_of_tables(v)]  # fmt: skip
     for name, table in data.items():
         if isinstance(table, dict):
             lines.append(f"\n[{name}]")
             lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    for name, tables in data.items():  # [[devices]]
+        if _array_of_tables(tables):
+            for table in tables:
+                lines.append(f"\n[[{name}]]")
+                lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _array_of_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
 def toml_value(value: Any) -> str:
@@ -336,6 +352,10 @@ def toml_value(value: Any) -> str:
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. gpio = { pin = 17 }
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     raise ConfigError(f"cannot write {value!r} to TOML")
 
 

@@ -77,6 +77,12 @@ class LanguageModelError(PipelineError):
     stage = "llm"
 
 
+class GrammarUnsupportedError(LanguageModelError):
+    """The language model backend cannot constrain its output (RKLLM): no tool calls."""
+
+    code = "llm_no_grammar"
+
+
 class TextToSpeechError(PipelineError):
     code = "tts_failed"
     stage = "tts"

@@ -190,6 +190,34 @@ class VisionLooked(Event):
     """Path of the kept image (only with vision.save_images = true), else ""."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Action(Event):
+    type: ClassVar[str] = "action"
+    tool: str
+    """The tool that ran (or was refused), e.g. device_on, timer_set."""
+    arguments: dict[str, Any]
+    ok: bool
+    """False when the call was refused or failed; `result` says why."""
+    result: str
+    """What the appliance answered."""
+    path: str
+    """How the call was decided: fast, llm, button, mqtt or api."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timer(Event):
+    type: ClassVar[str] = "timer"
+    timer_id: int
+    name: str
+    """The timer's name ("" for an unnamed one)."""
+    state: str
+    """set, cancelled or fired."""
+    seconds: float
+    """The timer's total duration."""
+    ends_at: float
+    """Unix time when it ends (or ended)."""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     ModelPlanned,
     Ready,
@@ -210,6 +238,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TurnEnd,
     Error,
     VisionLooked,
+    Action,
+    Timer,
 )
 
 

@@ -5,20 +5,42 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from appliance.errors import LanguageModelError
 from appliance.llm.base import Message
 
 
 class ScriptedLlm:
-    def __init__(self, replies: Iterable[str | Exception], *, token_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        replies: Iterable[str | Exception],
+        *,
+        token_delay: float = 0.0,
+        json_replies: Iterable[str | Exception] = (),
+    ) -> None:
         self._replies = list(replies)
+        self._json_replies = list(json_replies)
+        self.json_prompts: list[tuple[list[Message], dict[str, Any]]] = []
         self.token_delay = token_delay
         self.prompts: list[list[Message]] = []
         self.thread_limits: list[int] = []
 
     def share_cpu(self, threads: int) -> None:
         self.thread_limits.append(threads)
+
+    def complete_json(
+        self, messages: list[Message], schema: dict[str, Any], cancel: threading.Event
+    ) -> str:
+        """The next scripted JSON reply (not checked against the schema: tests give bad
+        ones on purpose)."""
+        self.json_prompts.append((list(messages), schema))
+        if not self._json_replies:
+            raise LanguageModelError("scripted LLM has no JSON reply left")
+        reply = self._json_replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         self.prompts.append(list(messages))

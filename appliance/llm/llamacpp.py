@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import LanguageModelError, ModelError
 from appliance.llm.base import Message
@@ -52,6 +53,21 @@ class LlamaCppLlm:
         n = threads if threads > 0 else self.threads
         # Read by llama.cpp before its next decode call; safe to set from another thread.
         self._llama._ctx.set_n_threads(n, n)
+
+    def complete_json(
+        self, messages: list[Message], schema: dict[str, Any], cancel: threading.Event
+    ) -> str:
+        with self._lock:
+            try:
+                reply = self._llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    response_format={"type": "json_object", "schema": schema},
+                    max_tokens=min(self.max_tokens, 64),  # a call is short; a runaway is not
+                    temperature=0.0,
+                )
+            except Exception as err:
+                raise LanguageModelError(f"llama.cpp failed: {err}") from err
+        return reply["choices"][0]["message"].get("content") or ""
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         with self._lock:

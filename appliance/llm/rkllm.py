@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from appliance.errors import LanguageModelError, ModelError
+from appliance.errors import GrammarUnsupportedError, LanguageModelError, ModelError
 from appliance.llm.base import Message
 
 # ---- rkllm.h 1.2.1 -------------------------------------------------------------------
@@ -361,6 +361,15 @@ class RkllmLlm:
     def share_cpu(self, threads: int) -> None:
         """No-op: the model's matrix work runs on the NPU, and the runtime's few CPU helper
         threads are fixed when the model is loaded, so there is nothing to hand to TTS."""
+
+    def complete_json(
+        self, messages: list[Message], schema: dict[str, Any], cancel: threading.Event
+    ) -> str:
+        """RKLLM samples without a grammar, so its output cannot be held to a schema: the
+        language model makes no tool calls on the NPU (the fast path still works)."""
+        raise GrammarUnsupportedError(
+            "the RKLLM backend has no grammar support, so the language model cannot call tools"
+        )
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         system, user = build_prompt(messages)

@@ -1,0 +1,228 @@
+"""Everything of "doing things", put together from the configuration: the devices, the
+tool registry, the timers, the audit log, the fast path, the language model's tool calls,
+and the GPIO button, mute switch and status light. `attach` joins it to a pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from appliance import events as ev
+from appliance.actions.audit import AuditLog
+from appliance.actions.builtin import register_builtin_tools
+from appliance.actions.config import ActionsConfig, DeviceConfig
+from appliance.actions.devices import DeviceBackend, DeviceDirectory, MqttFactory, build_devices
+from appliance.actions.fastpath import FastPath
+from appliance.actions.timers import Timers, TimerStore
+from appliance.actions.tools import CallContext, Outcome, ToolRegistry
+from appliance.config import data_dir
+from appliance.errors import ConfigError
+
+if TYPE_CHECKING:
+    from appliance.config import AppConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Actions:
+    def __init__(
+        self,
+        devices: Sequence[DeviceConfig],
+        config: ActionsConfig,
+        bus: ev.EventBus,
+        data_dir: Path,
+        *,
+        pin_factory: Any = None,
+        make_mqtt: MqttFactory | None = None,
+        origin: str = "voice",
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.pin_factory = pin_factory
+        self._pipeline: Any = None
+        self._controls: Any = None
+        self._status: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self.long_press_hooks: list[Callable[[], Any]] = []
+        """Called when the button is held (the web engineer's "reset pairing")."""
+        needs_gpio = any(d.gpio is not None for d in devices)
+        if needs_gpio and pin_factory is None and config.pin_factory:
+            from appliance.actions.gpio import make_pin_factory
+
+            self.pin_factory = make_pin_factory(config.pin_factory)
+        self.audit = AuditLog(
+            data_dir / "audit.sqlite3",
+            retention_days=config.audit_retention_days,
+            max_rows=config.audit_max_rows,
+        )
+        try:
+            self.devices: DeviceDirectory = build_devices(
+                devices, make_gpio=self._gpio_backend, make_mqtt=make_mqtt
+            )
+        except BaseException:
+            self.audit.close()
+            raise
+        self.registry = ToolRegistry(bus, self.audit)
+        self.timers = Timers(
+            TimerStore(data_dir / "timers.sqlite3"),
+            bus,
+            self._announce,
+            max_seconds=config.max_timer_hours * 3600,
+            clock=clock,
+        )
+        register_builtin_tools(self.registry, self.devices, self.timers, now=now, stop=self._stop)
+        self.origin = origin
+        self.fast_path = FastPath(self.registry, self.devices, origin=origin)
+        self.llm_tools: Any = None
+        self.handlers: list[Any] = [self.fast_path] if config.fast_path else []
+
+    def _gpio_backend(self, config: DeviceConfig) -> DeviceBackend:
+        from appliance.actions.gpio import GpioOutputBackend, UnavailableBackend
+
+        try:
+            return GpioOutputBackend(config, self.pin_factory)
+        except ConfigError as err:
+            # One bad pin must not take the appliance down: the device answers why.
+            _LOGGER.error("%s", err)
+            return UnavailableBackend(config.name, str(err))
+
+    # ---- joining a pipeline ------------------------------------------------------------
+
+    def attach(self, pipeline: Any) -> None:
+        """Handlers before the language model, announcements through `pipeline.say`, the
+        button / mute switch / status light on the pipeline's controls."""
+        self._pipeline = pipeline
+        for handler in self.handlers:
+            if handler not in pipeline.handlers:
+                pipeline.handlers.append(handler)
+        llm = getattr(getattr(pipeline, "engines", None), "llm", None)
+        if self.config.llm_tools and llm is not None and self.llm_tools is None:
+            from appliance.actions.llm_tools import LlmToolCaller
+
+            async def on_llm_thread(fn: Callable[..., Any], *args: Any) -> Any:
+                return await pipeline.in_stage("llm", fn, *args)
+
+            self.llm_tools = LlmToolCaller(
+                llm, self.registry, self.devices, on_llm_thread, origin=self.origin
+            )
+            pipeline.handlers.append(self.llm_tools)
+        loop = asyncio.get_running_loop()
+        light = self.config.status_light
+        if light.pin is not None or light.red is not None:
+            from appliance.actions.gpio import StatusLight
+
+            self._status = StatusLight(light, self._factory())
+            self._unsubscribe = self.bus.subscribe(self._status)
+        if self.config.button.pin is not None or self.config.mute_switch.pin is not None:
+            from appliance.actions.gpio import GpioControls
+
+            self._controls = GpioControls(
+                self.config,
+                self._factory(),
+                loop,
+                on_press=self.push_to_talk,
+                on_hold=self.long_press,
+                on_mute=self.mute,
+            )
+
+    def _factory(self) -> Any:
+        if self.pin_factory is None and self.config.pin_factory:
+            from appliance.actions.gpio import make_pin_factory
+
+            self.pin_factory = make_pin_factory(self.config.pin_factory)
+        return self.pin_factory
+
+    async def start(self) -> None:
+        """Re-arm the timers kept from before a restart; apply the audit retention."""
+        await asyncio.to_thread(self.audit.prune)
+        await self.timers.start()
+
+    async def close(self) -> None:
+        await self.timers.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for part in (self._controls, self._status):
+            if part is not None:
+                part.close()
+        self.devices.close()
+        self.timers.store.close()
+        self.audit.close()
+
+    async def __aenter__(self) -> Actions:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- what the hardware controls do -------------------------------------------------
+
+    def push_to_talk(self) -> None:
+        if self._pipeline is not None and not self._pipeline.listen_now(by="button"):
+            _LOGGER.info("button pressed, but the appliance is muted or not listening")
+
+    def long_press(self) -> None:
+        ok = bool(self.long_press_hooks)
+        for hook in self.long_press_hooks:
+            try:
+                result = hook()
+                if asyncio.iscoroutine(result):
+                    asyncio.ensure_future(result)  # noqa: RUF006 - the hook owns its task
+            except Exception:
+                ok = False
+                _LOGGER.exception("long-press hook failed")
+        result = "pairing reset" if ok else "no long-press action is set up"
+        self.registry.record(
+            Outcome(ok, result, "reset_pairing"), CallContext("button", origin="button")
+        )
+
+    def mute(self, muted: bool) -> None:
+        if self._pipeline is None:
+            return
+        self._pipeline.set_muted(muted, by="switch")
+        self.registry.record(
+            Outcome(True, "muted" if muted else "unmuted", "mute", {"muted": muted}),
+            CallContext("button", origin="button"),
+        )
+
+    async def _announce(self, text: str) -> None:
+        if self._pipeline is None:
+            _LOGGER.warning("announcement with no pipeline attached: %s", text)
+            return
+        await self._pipeline.say(text, cue="timer")
+
+    def _stop(self) -> bool:
+        return bool(self._pipeline is not None and self._pipeline.interrupt("stop"))
+
+
+@contextlib.asynccontextmanager
+async def actions_for(
+    config: AppConfig,
+    pipeline: Any,
+    *,
+    origin: str = "voice",
+    pin_factory: Any = None,
+    make_mqtt: MqttFactory | None = None,
+) -> AsyncIterator[Actions]:
+    """The actions of a configuration, attached to a running pipeline for as long as the
+    block runs (`appliance run`, `listen`, `ask`, `demo`)."""
+    actions = Actions(
+        config.devices,
+        config.actions,
+        pipeline.bus,
+        data_dir(),
+        pin_factory=pin_factory,
+        make_mqtt=make_mqtt,
+        origin=origin,
+    )
+    async with actions:
+        actions.attach(pipeline)
+        yield actions

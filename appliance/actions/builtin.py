@@ -1,0 +1,214 @@
+"""The built-in tools: devices, timers, time and date, arithmetic, stop."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from appliance.actions.devices import Device, DeviceDirectory
+from appliance.actions.numbers import number_words, spoken_duration
+from appliance.actions.timers import Timers
+from appliance.actions.tools import Param, Tool, ToolError, ToolRegistry
+
+OPERATORS = ("plus", "minus", "times", "divided by")
+
+
+def register_builtin_tools(
+    registry: ToolRegistry,
+    devices: DeviceDirectory,
+    timers: Timers | None,
+    *,
+    now: Callable[[], dt.datetime] = dt.datetime.now,
+    stop: Callable[[], bool] | None = None,
+) -> None:
+    names = tuple(devices.names)
+    if names:
+        _device_tools(registry, devices, names)
+    if timers is not None:
+        _timer_tools(registry, timers)
+
+    async def time_now(_: dict[str, Any]) -> str:
+        return f"It's {speak_time(now())}."
+
+    async def date_today(_: dict[str, Any]) -> str:
+        return f"Today is {speak_date(now())}."
+
+    async def calculate(args: dict[str, Any]) -> str:
+        a, op, b = args["a"], args["operator"], args["b"]
+        return (
+            f"{format_number(a)} {op} {format_number(b)} is {format_number(arithmetic(a, op, b))}."
+        )
+
+    async def stop_tool(_: dict[str, Any]) -> str:
+        stopped = stop() if stop is not None else False
+        return "" if stopped else "Nothing is playing."
+
+    registry.register(Tool("time_now", "Tell the current time.", time_now))
+    registry.register(Tool("date_today", "Tell today's date and weekday.", date_today))
+    registry.register(
+        Tool(
+            "calculate",
+            "Work out a sum: a plus/minus/times/divided by b.",
+            calculate,
+            (
+                Param("a", "number"),
+                Param("operator", "string", enum=OPERATORS),
+                Param("b", "number"),
+            ),
+        )
+    )
+    registry.register(Tool("stop", "Stop what is being said or played.", stop_tool))
+
+
+def _device_tools(registry: ToolRegistry, devices: DeviceDirectory, names: tuple[str, ...]) -> None:
+    device_param = Param("device", "string", "the device's name", enum=names)
+
+    def find(args: dict[str, Any]) -> Device:
+        device = devices.get(args["device"])
+        if device is None:  # cannot happen after validation; kept for direct calls
+            raise ToolError(f"I don't know a device called {args['device']}.")
+        return device
+
+    def switch(on: bool | None) -> Callable[[dict[str, Any]], Any]:
+        async def run(args: dict[str, Any]) -> str:
+            device = find(args)
+            target = on
+            if target is None:
+                state = device.backend.is_on()
+                if state is None:
+                    raise ToolError(
+                        f"I don't know whether the {device.name} is on, so I can't toggle it."
+                    )
+                target = not state
+            await device.backend.set_on(target)
+            return f"The {device.name} is {'on' if target else 'off'}."
+
+        return run
+
+    async def brightness(args: dict[str, Any]) -> str:
+        device = find(args)
+        if not device.backend.dimmable:
+            raise ToolError(f"The {device.name} can't be dimmed; I can only turn it on or off.")
+        percent = args["percent"]
+        await device.backend.set_brightness(percent / 100.0)
+        return f"The {device.name} is at {format_number(percent)} percent."
+
+    async def state(args: dict[str, Any]) -> str:
+        device = find(args)
+        on = device.backend.is_on()
+        if on is None:
+            return f"I don't know whether the {device.name} is on."
+        return f"The {device.name} is {'on' if on else 'off'}."
+
+    registry.register(Tool("device_on", "Turn a device on.", switch(True), (device_param,)))
+    registry.register(Tool("device_off", "Turn a device off.", switch(False), (device_param,)))
+    registry.register(Tool("device_toggle", "Switch a device to its other state.", switch(None),
+                           (device_param,)))  # fmt: skip
+    percent = Param("percent", "number", "brightness in percent", minimum=0, maximum=100)
+    registry.register(Tool("device_brightness", "Set a light's brightness.", brightness,
+                           (device_param, percent)))  # fmt: skip
+    registry.register(Tool("device_state", "Say whether a device is on.", state, (device_param,)))
+
+
+def _timer_tools(registry: ToolRegistry, timers: Timers) -> None:
+    name_param = Param("name", "string", 'the timer\'s name, e.g. "pasta"', required=False)
+
+    async def set_timer(args: dict[str, Any]) -> str:
+        record = await timers.set(args["seconds"], args.get("name", ""))
+        return f"OK, {spoken_duration(record.seconds)}, starting now."
+
+    async def list_timers(_: dict[str, Any]) -> str:
+        running = timers.running()
+        if not running:
+            return "You have no timers."
+        parts = [f"the {t.label} with {spoken_duration(timers.remaining(t))} left" for t in running]
+        count = "one timer" if len(parts) == 1 else f"{number_words(len(parts))} timers"
+        return f"You have {count}: {_join(parts)}."
+
+    def one(name: str, verb: str) -> Any:
+        found = timers.find(name)
+        if not found:
+            raise ToolError(f"You have no {name + ' ' if name else ''}timer.")
+        if len(found) > 1:
+            labels = _join([f"the {t.label}" for t in found], "or")
+            raise ToolError(f"Which timer do you want to {verb}: {labels}?")
+        return found[0]
+
+    async def cancel(args: dict[str, Any]) -> str:
+        name = args.get("name", "")
+        if args.get("all"):
+            found = timers.find(name)
+            for record in found:
+                await timers.cancel(record)
+            return (
+                "No timers to cancel." if not found else f"Cancelled {_count_timers(len(found))}."
+            )
+        record = one(name, "cancel")
+        await timers.cancel(record)
+        return f"Cancelled the {record.label}."
+
+    async def remaining(args: dict[str, Any]) -> str:
+        record = one(args.get("name", ""), "check")
+        return f"{_capital(spoken_duration(timers.remaining(record)))} left on the {record.label}."
+
+    registry.register(
+        Tool(
+            "timer_set",
+            "Start a timer.",
+            set_timer,
+            (Param("seconds", "number", "length in seconds"), name_param),
+        )
+    )
+    registry.register(Tool("timer_list", "List the running timers.", list_timers))
+    registry.register(
+        Tool(
+            "timer_cancel",
+            "Cancel a timer (or all of them).",
+            cancel,
+            (name_param, Param("all", "boolean", "cancel every timer", required=False)),
+        )
+    )
+    registry.register(Tool("timer_remaining", "Say how long is left on a timer.", remaining,
+                           (name_param,)))  # fmt: skip
+
+
+def arithmetic(a: float, op: str, b: float) -> float:
+    if op == "plus":
+        return a + b
+    if op == "minus":
+        return a - b
+    if op == "times":
+        return a * b
+    if op == "divided by":
+        if b == 0:
+            raise ToolError("I can't divide by zero.")
+        return a / b
+    raise ToolError(f"I can't do {op}.")
+
+
+def format_number(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.6g}"
+
+
+def speak_time(moment: dt.datetime) -> str:
+    hour = moment.hour % 12 or 12
+    return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def speak_date(moment: dt.datetime) -> str:
+    return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
+
+
+def _join(parts: list[str], last: str = "and") -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {last} " + parts[-1]
+
+
+def _count_timers(n: int) -> str:
+    return "one timer" if n == 1 else f"{number_words(n)} timers"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]

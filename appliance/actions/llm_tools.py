@@ -1,0 +1,213 @@
+"""Tool calls by the language model, for device and timer requests the fast path did not
+recognise ("I need the porch light", "could you give me a ten minute countdown").
+
+The model's output is held by llama.cpp's JSON-schema grammar to
+`{"tool": <a real tool>, "arguments": {...}}` or `{"tool": "none"}`, so it always parses
+and names a real tool. That makes calls parse, not right: a 135M model picks a wrong
+tool or device for many plain requests. So before anything runs, the call is checked
+against what was said: the device must be named in the transcript, the verb must fit
+("on" for device_on), a timer's length and a brightness level are taken from the words,
+not from the model. A call that fails the check is dropped and the request gets an
+ordinary spoken answer; an unknown tool or invalid arguments get "I couldn't do that".
+The confirmation is the tool's own sentence (a template), not the model's wording.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from appliance.actions.devices import DeviceDirectory
+from appliance.actions.numbers import parse_duration, parse_number, tokens
+from appliance.actions.tools import CallContext, Tool, ToolRegistry
+from appliance.errors import GrammarUnsupportedError, LanguageModelError
+from appliance.handlers import Handled
+from appliance.llm.base import LanguageModel, Message
+
+_LOGGER = logging.getLogger(__name__)
+NAME = "llm_tools"
+OFFERED = ("device_on", "device_off", "device_toggle", "device_brightness", "device_state",
+           "timer_set", "timer_list", "timer_cancel", "timer_remaining")  # fmt: skip
+"""Time, date and sums are left to the fast path: the model would answer "what time is
+it in Tokyo" with the local time."""
+_HINTS = {"timer", "timers", "remind", "countdown", "light", "lights", "lamp", "lamps", "fan",
+          "brightness", "dim", "brighter", "darker", "switch", "turn", "power"}  # fmt: skip
+_OFF = {"off", "out", "shut", "stop", "kill", "down"}
+_VERBS = {
+    "device_off": _OFF,
+    "device_toggle": {"toggle", "switch", "flip"},
+    "device_brightness": {"brightness", "dim", "brighter", "darker", "percent", "bright"},
+    "device_state": {"is", "are", "whether", "status", "state"},
+    "timer_set": {"timer", "remind", "countdown", "alarm"},
+    "timer_list": {"timer", "timers"},
+    "timer_cancel": {"cancel", "stop", "delete", "remove", "clear"},
+    "timer_remaining": {"left", "remaining", "long"},
+}
+
+BlockingRunner = Callable[..., Awaitable[Any]]
+
+
+class LlmToolCaller:
+    """A `TextHandler`, tried after the fast path."""
+
+    def __init__(
+        self,
+        llm: LanguageModel,
+        registry: ToolRegistry,
+        devices: DeviceDirectory,
+        run_blocking: BlockingRunner,
+        *,
+        origin: str = "voice",
+    ) -> None:
+        self.llm = llm
+        self.registry = registry
+        self.devices = devices
+        self.run_blocking = run_blocking
+        self.origin = origin
+        self.enabled = True
+        self.tools = [t for name in OFFERED if (t := registry.get(name)) is not None]
+        self.schema = call_schema(self.tools)
+
+    def worth_asking(self, text: str) -> bool:
+        words = set(tokens(text))
+        return bool(self.tools) and (bool(words & _HINTS) or bool(self.devices.mentioned(text)))
+
+    async def handle(self, text: str, turn: int) -> Handled | None:
+        if not self.enabled or not self.worth_asking(text):
+            return None
+        tools = self.relevant(text)
+        messages = [Message("system", self.prompt(tools)), Message("user", text)]
+        try:
+            raw = await self.run_blocking(
+                self.llm.complete_json, messages, call_schema(tools), threading.Event()
+            )
+        except GrammarUnsupportedError as err:
+            _LOGGER.warning("tool calls by the language model are off: %s", err)
+            self.enabled = False
+            return None
+        except LanguageModelError as err:
+            _LOGGER.warning("tool call failed, answering in words instead: %s", err)
+            return None
+        context = CallContext("llm", turn, text, self.origin)
+        try:
+            call = json.loads(raw)
+            tool, arguments = call["tool"], call.get("arguments", {})
+            if not isinstance(tool, str) or not isinstance(arguments, dict):
+                raise TypeError("tool must be a name and arguments an object")
+        except (ValueError, KeyError, TypeError) as err:
+            # Cut off at max_tokens (a number that never ends): no call was made.
+            _LOGGER.warning("the language model's tool call %r is not usable: %s", raw, err)
+            return None
+        if tool == "none":
+            return None
+        if tool in OFFERED and self.registry.get(tool) is not None:
+            checked = self.check(tool, arguments, text)
+            if checked is None:
+                _LOGGER.info("dropped the model's call %s(%s) for %r", tool, arguments, text)
+                return None
+            arguments = checked
+        outcome = await self.registry.call(tool, arguments, context)
+        return Handled(outcome.message, NAME, tool)
+
+    def relevant(self, text: str) -> list[Tool]:
+        """Only the tools the words could be about: a tiny model chooses better among
+        three tools than among nine."""
+        words = set(tokens(text))
+        timers = bool(words & {"timer", "timers", "remind", "countdown", "alarm"})
+        devices = bool(self.devices.mentioned(text)) or bool(words & (_HINTS - {"timer",
+                       "timers", "remind", "countdown"}))  # fmt: skip
+        chosen = [t for t in self.tools if (timers and t.name.startswith("timer_"))
+                  or (devices and t.name.startswith("device_"))]  # fmt: skip
+        return chosen or self.tools
+
+    def prompt(self, tools: list[Tool] | None = None) -> str:
+        lines = [f"- {t.name}({', '.join(p.name for p in t.params)}): {t.description}"
+                 for t in (tools or self.tools)]  # fmt: skip
+        devices = ", ".join(self.devices.names) or "none"
+        return (
+            "You control a home. Pick the one tool that does what the user asks, or the tool "
+            '"none" for questions and chat. Tools:\n'
+            + "\n".join(lines)
+            + f"\nDevices: {devices}.\nTimer lengths are in seconds. Answer with JSON only."
+        )
+
+    def check(self, tool: str, arguments: dict[str, Any], text: str) -> dict[str, Any] | None:
+        """The call as the words support it, or None when the words do not support it."""
+        words = tokens(text)
+        question = bool(words) and words[0] in ("is", "are", "was", "were", "do", "does")
+        if tool in ("device_on", "device_off", "device_toggle") and question:
+            return None
+        if tool == "device_on":
+            if set(words) & _OFF:
+                return None  # "I need the porch light" may mean on; "…off" never does
+        elif not set(words) & _VERBS[tool]:
+            return None
+        checked = dict(arguments)
+        if tool.startswith("device_"):
+            named = {d.name for d in self.devices.mentioned(text)}
+            if checked.get("device") not in named:
+                return None
+        if tool == "device_brightness":
+            levels = _numbers(words)
+            if len(levels) != 1:
+                return None
+            checked["percent"] = levels[0]  # out of range is refused by validation
+        if tool == "timer_set":
+            lengths = _durations(words)
+            if len(lengths) != 1:
+                return None
+            checked["seconds"] = lengths[0]
+        return checked
+
+
+def call_schema(tools: list[Tool]) -> dict[str, Any]:
+    """JSON schema of one call: a real tool with its typed arguments, or "none"."""
+    options: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": tool.name}, "arguments": _closed(tool)},
+            "required": ["tool", "arguments"],
+        }
+        for tool in tools
+    ]
+    options.append({"type": "object", "properties": {"tool": {"const": "none"}},
+                    "required": ["tool"]})  # fmt: skip
+    return {"anyOf": options}
+
+
+def _closed(tool: Tool) -> dict[str, Any]:
+    """The tool's arguments without free text: a tiny model fills an open string with
+    the same word until it runs out of tokens, and the JSON never closes."""
+    schema = tool.arguments_schema()
+    free = [p.name for p in tool.params if p.type == "string" and not p.enum]
+    for name in free:
+        schema["properties"].pop(name)
+    schema["required"] = [r for r in schema["required"] if r not in free]
+    return schema
+
+
+def _numbers(words: list[str]) -> list[float]:
+    found, i = [], 0
+    while i < len(words):
+        parsed = parse_number(words, i)
+        if parsed is None:
+            i += 1
+            continue
+        found.append(parsed[0])
+        i = parsed[1]
+    return found
+
+
+def _durations(words: list[str]) -> list[float]:
+    found, i = [], 0
+    while i < len(words):
+        parsed = parse_duration(words, i)
+        if parsed is None:
+            i += 1
+            continue
+        found.append(parsed[0])
+        i = parsed[1]
+    return found

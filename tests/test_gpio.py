@@ -1,0 +1,192 @@
+"""GPIO through gpiozero's own MockFactory: output pin histories, driven input pins."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from appliance import events as ev
+from appliance.actions.app import Actions
+from appliance.actions.config import (
+    ActionsConfig,
+    ButtonConfig,
+    DeviceConfig,
+    GpioOutput,
+    MuteSwitchConfig,
+    StatusLightConfig,
+)
+from appliance.actions.gpio import StatusLight
+from appliance.errors import ConfigError
+from tests.actions_fakes import ControlsSpy
+from tests.fakes import Recorder
+
+DEVICES = [
+    DeviceConfig("porch light", "light", ("front light",), "outside", GpioOutput(17, pwm=True)),
+    DeviceConfig("garden pump", "relay", (), "garden", GpioOutput(27, active_high=False)),
+]
+
+
+@pytest.fixture
+def factory():
+    pins = MockFactory(pin_class=MockPWMPin)
+    yield pins
+    pins.reset()
+
+
+def states(factory, pin: int) -> list[float]:
+    return [s.state for s in factory.pin(pin).states]
+
+
+def make(tmp_path, factory, config=None, devices=DEVICES):
+    bus = ev.EventBus()
+    recorder = Recorder()
+    bus.subscribe(recorder)
+    return Actions(devices, config or ActionsConfig(), bus, tmp_path, pin_factory=factory), recorder
+
+
+def test_spoken_commands_drive_the_pins(tmp_path, factory):
+    actions, recorder = make(tmp_path, factory)
+
+    async def main():
+        async with actions:
+            said = []
+            for text in ("Turn on the porch light.", "Dim the front light to 25 percent.",
+                         "Turn on the garden pump.", "Is the garden pump on?",
+                         "Toggle the garden pump.", "Turn the porch light off."):  # fmt: skip
+                said.append((await actions.fast_path.handle(text, 1)).reply)
+            return said
+
+    said = asyncio.run(main())
+    assert said == [
+        "The porch light is on.",
+        "The porch light is at 25 percent.",
+        "The garden pump is on.",
+        "The garden pump is on.",
+        "The garden pump is off.",
+        "The porch light is off.",
+    ]
+    assert states(factory, 17) == [0, 1.0, 0.25, 0]
+    # active low: off (at start) is high, on drives the pin low; released at close
+    assert states(factory, 27) == [0, 1, 0, 1, 0]
+    assert all(a.ok for a in recorder.of("action"))
+
+
+def test_a_pin_already_in_use_is_answered_not_toggled(tmp_path, factory):
+    from gpiozero import LED
+
+    squatter = LED(17, pin_factory=factory)  # another program holds pin 17
+    actions, recorder = make(tmp_path, factory)
+
+    async def main():
+        async with actions:
+            broken = await actions.fast_path.handle("Turn on the porch light.", 1)
+            fine = await actions.fast_path.handle("Turn on the garden pump.", 2)
+            return broken, fine
+
+    broken, fine = asyncio.run(main())
+    assert broken.reply == (
+        "I can't use the porch light: GPIO pin 17 for the porch light is already in use "
+        "by another device or program."
+    )
+    assert fine.reply == "The garden pump is on."
+    assert not squatter.is_lit and states(factory, 17) == [0]
+    assert [(a.tool, a.ok) for a in recorder.of("action")] == [("device_on", False),
+                                                                ("device_on", True)]  # fmt: skip
+    squatter.close()
+
+
+def test_button_mute_switch_and_long_press(tmp_path, factory):
+    config = ActionsConfig(
+        button=ButtonConfig(pin=5, hold_seconds=0.5), mute_switch=MuteSwitchConfig(pin=6)
+    )
+    actions, recorder = make(tmp_path, factory, config)
+    controls = ControlsSpy()
+    held = []
+    actions.long_press_hooks.append(lambda: held.append(True))
+
+    async def main():
+        async with actions:
+            actions.attach(controls)
+            assert controls.handlers == [actions.fast_path]
+            button, switch = factory.pin(5), factory.pin(6)
+            button.drive_low()  # pressed (pull-up: pressed is low)
+            await until(lambda: controls.listens)
+            button.drive_high()
+            switch.drive_low()  # mute switch closed
+            await until(lambda: controls.mutes)
+            assert controls.muted
+            switch.drive_high()
+            await until(lambda: len(controls.mutes) == 2)
+            button.drive_low()
+            await until(lambda: held, seconds=3)
+            button.drive_high()
+
+    asyncio.run(main())
+    assert controls.listens[0] == "button"
+    assert controls.mutes == [(True, "switch"), (False, "switch")]
+    buttons = [a for a in recorder.of("action") if a.path == "button"]
+    assert [(a.tool, a.arguments, a.ok) for a in buttons] == [
+        ("mute", {"muted": True}, True), ("mute", {"muted": False}, True),
+        ("reset_pairing", {}, True),
+    ]  # fmt: skip
+
+
+async def until(condition, seconds: float = 2.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_the_status_light_follows_the_state_and_shows_muted(factory):
+    led = StatusLight(StatusLightConfig(pin=13), factory)
+    bus = ev.EventBus()
+    bus.subscribe(led)
+    pin = factory.pin(13)
+
+    def state(name):
+        bus.publish(ev.StateChanged(turn=0, stream_time=0.0, state=name))
+
+    state("listening")
+    assert pin.state == 1
+    state("idle")
+    assert pin.state == 0
+    state("thinking")  # blinks in gpiozero's thread
+    pin.clear_states()
+    import time
+
+    time.sleep(0.5)
+    assert len(pin.states) >= 2
+    state("speaking")
+    assert pin.state == 1
+    led.muted = True
+    led.show("muted")
+    state("idle")  # still muted: keeps blinking the muted pattern
+    assert led.muted
+    led.close()
+
+
+def test_the_rgb_status_light_takes_a_colour_per_state(factory):
+    led = StatusLight(StatusLightConfig(red=20, green=21, blue=22), factory)
+    led(ev.StateChanged(turn=0, stream_time=0.0, state="listening"))
+    assert (factory.pin(20).state, factory.pin(21).state, factory.pin(22).state) == (0, 0, 1)
+    led(ev.StateChanged(turn=0, stream_time=0.0, state="speaking"))
+    assert (factory.pin(20).state, factory.pin(21).state, factory.pin(22).state) == (0, 1, 0)
+    led(ev.StateChanged(turn=0, stream_time=0.0, state="idle"))
+    assert (factory.pin(20).state, factory.pin(21).state, factory.pin(22).state) == (0, 0, 0)
+    led.close()
+
+
+def test_a_control_pin_in_use_is_a_clear_error(tmp_path, factory):
+    config = ActionsConfig(button=ButtonConfig(pin=17))
+    actions, _ = make(tmp_path, factory, config)
+
+    async def main():
+        async with actions:
+            with pytest.raises(ConfigError, match="GPIO pin 17 for the button is already in use"):
+                actions.attach(ControlsSpy())
+
+    asyncio.run(main())

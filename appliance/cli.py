@@ -429,8 +429,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             async with (
                 Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
                 vision_hook(config, pipeline),
-                mqtt_service(config.mqtt, pipeline),
-                actions_for(config, pipeline),
+                mqtt_service(config.mqtt, pipeline) as mqtt,
+                actions_for(
+                    config, pipeline, make_mqtt=mqtt.devices.make_mqtt_backend if mqtt else None
+                ),
             ):
                 await serve(pipeline, open_microphone)
             return 0

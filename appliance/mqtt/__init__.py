@@ -6,6 +6,6 @@ MQTT-backed devices for the action tools.
 - `link`: one connection to the broker: Last Will, reconnect with backoff, the outbox pump.
 - `bridge`: pipeline events → state topics; command topics → the pipeline.
 - `discovery`: Home Assistant MQTT discovery payloads.
-- `device`: a light or switch behind MQTT topics (`DeviceBackend`).
+- `device`: a light or switch behind MQTT topics (an `actions.devices.DeviceBackend`).
 - `service`: all of it started and stopped with `appliance run`.
 """

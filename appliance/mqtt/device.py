@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from appliance.actions.devices import DeviceBackend
 from appliance.errors import ConfigError
 from appliance.mqtt.config import check_topic
 from appliance.mqtt.link import MqttLink
@@ -29,20 +30,6 @@ _LOGGER = logging.getLogger(__name__)
 
 COMMAND_TTL = 60.0
 """Seconds a device command may wait in the outbox for the broker."""
-
-
-class DeviceBackend(Protocol):
-    """What backs a device (a GPIO pin or MQTT topics); shared with `appliance.actions`."""
-
-    dimmable: bool
-
-    async def set_on(self, on: bool) -> None: ...
-
-    async def set_brightness(self, level: float) -> None: ...  # 0.0–1.0
-
-    def is_on(self) -> bool | None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,16 @@ class VisionLooked(Event):
     """Path of the kept image (only with vision.save_images = true), else ""."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConfigFallback(Event):
+    type: ClassVar[str] = "config_fallback"
+    path: str
+    """The config file that was found broken at start."""
+    used: str
+    """backup (its .bak, the last good version) or defaults."""
+    message: str
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     ModelPlanned,
     Ready,
@@ -210,6 +220,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TurnEnd,
     Error,
     VisionLooked,
+    ConfigFallback,
 )
 
 

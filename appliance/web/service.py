@@ -1,0 +1,144 @@
+"""The web server as part of the appliance: first-start pairing code, the app, the
+server, the mDNS advertisement, and their clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from appliance import events as ev
+from appliance.config import AppConfig, ConfigFallback
+from appliance.web.app import create_app
+from appliance.web.auth import PairingStore
+from appliance.web.context import WebContext
+from appliance.web.live import LiveTargets
+from appliance.web.logbuffer import SECRET_LOGGER, LogBuffer
+from appliance.web.names import device_name
+from appliance.web.paths import web_dir
+from appliance.web.server import WebServer, bind
+from appliance.web.settings import ConfigStore
+from appliance.web.status import StatusTracker
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def spoken_code(code: str) -> str:
+    """ "12345678" → "1 2 3 4, 5 6 7 8": said digit by digit, in two groups."""
+    half = len(code) // 2
+    return f"{' '.join(code[:half])}, {' '.join(code[half:])}"
+
+
+async def announce_new_code(
+    code: str, announce: Callable[[str], Awaitable[None]] | None, *, by: str
+) -> None:
+    """Log a new pairing code once (to the journal only: its logger never reaches the
+    logs page) and say it aloud."""
+    logging.getLogger(SECRET_LOGGER).warning(
+        "new pairing code (%s): %s — enter it on the config page", by, code
+    )
+    if announce is not None:
+        try:
+            await announce(f"Your pairing code is {spoken_code(code)}. Again: {spoken_code(code)}.")
+        except Exception as err:
+            _LOGGER.warning("could not speak the pairing code: %s", err)
+
+
+class WebService:
+    """`async with WebService(...)`: serves the page while the block runs."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        config_path: Path,
+        *,
+        pipeline: Any = None,
+        bus: ev.EventBus | None = None,
+        localhost_only: bool = False,
+        port: int | None = None,
+        fallback: ConfigFallback | None = None,
+        logs: LogBuffer | None = None,
+        mdns: bool | None = None,
+        microphone_levels: Any = None,
+    ) -> None:
+        self.bus = bus or (pipeline.bus if pipeline is not None else ev.EventBus())
+        self.tracker = StatusTracker()
+        self.tracker.keep_transcripts = config.web.keep_transcripts
+        self.logs = logs or LogBuffer()
+        self._own_logs = logs is None
+        self.localhost_only = localhost_only
+        self.port = config.web.port if port is None else port
+        self.mdns = (config.web.mdns and not localhost_only) if mdns is None else mdns
+        say = getattr(pipeline, "say", None)
+        self.ctx = WebContext(
+            config=config,
+            store=ConfigStore(config_path),
+            pairing=PairingStore(web_dir()),
+            logs=self.logs,
+            tracker=self.tracker,
+            bus=self.bus,
+            pipeline=pipeline,
+            notice=fallback.message if fallback else "",
+            announce=say,
+            microphone_levels=microphone_levels,
+        )
+        self.ctx.live = LiveTargets(
+            pipeline=pipeline,
+            on_device_name=self._rename,
+            on_keep_transcripts=self._keep_transcripts,
+        )
+        self.app = create_app(self.ctx)
+        self.server: WebServer | None = None
+        self.advertiser: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "") else self.server.host
+        return f"http://{host}:{self.server.port}"
+
+    def _keep_transcripts(self, keep: bool) -> None:
+        self.tracker.keep_transcripts = keep
+        if not keep:
+            self.tracker.forget_transcripts()
+
+    def _rename(self, name: str) -> None:
+        if self.advertiser is not None:
+            self.advertiser.rename(name or device_name(self.ctx.config))
+
+    async def __aenter__(self) -> WebService:
+        if self._own_logs:
+            self.logs.attach(logging.getLogger("appliance"))
+        self._unsubscribe = self.bus.subscribe(self.tracker)
+        self.tracker.state = "idle" if self.ctx.pipeline is not None else "no engines"
+        code = self.ctx.pairing.ensure_code()
+        host = "127.0.0.1" if self.localhost_only else self.ctx.config.web.host
+        self.server = WebServer(self.app, bind(host, self.port))
+        await self.server.start()
+        _LOGGER.warning("config page on %s", self.url if self.localhost_only or host != "0.0.0.0"
+                        else f"port {self.server.port} of every interface")  # fmt: skip
+        if code is not None:
+            await announce_new_code(code, self.ctx.announce, by="first start")
+        if self.mdns:
+            from appliance.discovery.mdns import Advertiser
+
+            self.advertiser = Advertiser(device_name(self.ctx.config), self.server.port)
+            try:
+                await self.advertiser.start()
+            except Exception as err:  # no multicast here: the page still works by address
+                _LOGGER.warning("mDNS advertisement failed: %s", err)
+                self.advertiser = None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.advertiser is not None:
+            await self.advertiser.close()
+            self.advertiser = None
+        if self.server is not None:
+            await self.server.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._own_logs:
+            self.logs.detach(logging.getLogger("appliance"))

@@ -41,6 +41,11 @@ async def browse(args: argparse.Namespace) -> int:
     found: dict[str, dict[str, object]] = {}
     pending: set[asyncio.Task[None]] = set()
 
+    def report(event: str, name: str) -> None:
+        if args.watch:
+            entry = found.get(name, {"name": name.removesuffix("." + kind)})
+            print(json.dumps({"event": event, **entry}), flush=True)
+
     async def resolve(name: str) -> None:
         info = AsyncServiceInfo(kind, name)
         if await info.async_request(azc.zeroconf, 3000):
@@ -51,10 +56,12 @@ async def browse(args: argparse.Namespace) -> int:
                 "server": info.server,
                 "txt": {k.decode(): (v or b"").decode() for k, v in info.properties.items()},
             }
+            report("added", name)
 
     def on_change(zeroconf: Zeroconf, service_type: str, name: str,
                   state_change: ServiceStateChange) -> None:  # fmt: skip
         if state_change is ServiceStateChange.Removed:
+            report("removed", name)
             found.pop(name, None)
         else:
             task = asyncio.ensure_future(resolve(name))
@@ -65,11 +72,12 @@ async def browse(args: argparse.Namespace) -> int:
     deadline = asyncio.get_running_loop().time() + args.timeout
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.1)
-        if args.expect and len(found) >= args.expect and not pending:
+        if not args.watch and args.expect and len(found) >= args.expect and not pending:
             break
     await browser.async_cancel()
     await azc.async_close()
-    print(json.dumps(sorted(found.values(), key=lambda s: str(s["name"]))), flush=True)
+    if not args.watch:
+        print(json.dumps(sorted(found.values(), key=lambda s: str(s["name"]))), flush=True)
     return 0
 
 
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     look.add_argument("--type", choices=("own", "http"), default="own")
     look.add_argument("--timeout", type=float, default=5.0)
     look.add_argument("--expect", type=int, default=0, help="stop once this many are found")
+    look.add_argument("--watch", action="store_true",
+                      help="print services added or removed as JSON lines")  # fmt: skip
     look.set_defaults(run=browse)
     args = parser.parse_args(argv)
     return asyncio.run(args.run(args))

@@ -18,7 +18,7 @@ from importlib import metadata
 
 import ifaddr
 from zeroconf import IPVersion, NonUniqueNameException, ServiceInfo
-from zeroconf.asyncio import AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from appliance.web.config import host_label
 
@@ -66,6 +66,8 @@ class Advertiser:
         self.announced: Announced | None = None
         self._poller: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.probe_ms = 1000
+        """How long to wait for another device answering for a name before taking it."""
 
     def _host(self) -> str:
         return host_label(self._hostname or self.wanted_name or socket.gethostname())
@@ -93,9 +95,14 @@ class Advertiser:
                 )
                 for kind in (OWN_TYPE, HTTP_TYPE)
             ]  # fmt: skip
+            if await self._answered(infos[0]):
+                _LOGGER.warning("mDNS name %r is taken on this network; trying another", name)
+                continue
             try:
                 for info in infos:
-                    await self._zc.async_register_service(info)
+                    # The first await probes for the name; the second waits for the
+                    # announcements to be sent.
+                    await (await self._zc.async_register_service(info))
             except NonUniqueNameException:
                 _LOGGER.warning("mDNS name %r is taken on this network; trying another", name)
                 for info in infos:
@@ -109,12 +116,19 @@ class Advertiser:
             return self.announced
         raise RuntimeError(f"no free mDNS name found after {MAX_RENAMES} tries")
 
+    async def _answered(self, info: ServiceInfo) -> bool:
+        """Whether another device answers for this name now. zeroconf's own probing only
+        consults what its cache has heard so far, and a fresh start has heard nothing."""
+        assert self._zc is not None
+        other = AsyncServiceInfo(info.type, info.name)
+        return bool(await other.async_request(self._zc.zeroconf, self.probe_ms))
+
     async def _unregister(self) -> None:
         if self._zc is None:
             return
         for info in self._infos:
             with contextlib.suppress(Exception):
-                await self._zc.async_unregister_service(info)
+                await (await self._zc.async_unregister_service(info))  # goodbye sent
         await self._zc.async_close()
         self._zc = None
         self._infos = []

@@ -3,6 +3,7 @@ server, the mDNS advertisement, and their clean shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -92,6 +93,7 @@ class WebService:
         self.server: WebServer | None = None
         self.advertiser: Any = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._advertising: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -125,14 +127,18 @@ class WebService:
             from appliance.discovery.mdns import Advertiser
 
             self.advertiser = Advertiser(device_name(self.ctx.config), self.server.port)
-            try:
-                await self.advertiser.start()
-            except Exception as err:  # no multicast here: the page still works by address
-                _LOGGER.warning("mDNS advertisement failed: %s", err)
-                self.advertiser = None
+            self._advertising = asyncio.create_task(self._advertise(), name="mdns-start")
         return self
 
+    async def _advertise(self) -> None:
+        try:
+            await self.advertiser.start()
+        except Exception as err:  # no multicast here: the page still works by address
+            _LOGGER.warning("mDNS advertisement failed: %s", err)
+
     async def __aexit__(self, *exc: object) -> None:
+        if self._advertising is not None:
+            await self._advertising
         if self.advertiser is not None:
             await self.advertiser.close()
             self.advertiser = None

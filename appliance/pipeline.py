@@ -850,7 +850,7 @@ class Pipeline:
         pipeline's engines, stage threads (so no engine is called from a second thread),
         bus and settings, while a live loop keeps its own state. Turn numbers continue
         this pipeline's."""
-        other = Pipeline(self.engines, sink, self.bus, self.settings)
+        other = Pipeline(self.engines, sink, self.bus, self.settings, handlers=self.handlers)
         for stage in other._stages.values():
             stage.shutdown()
         other._stages = self._stages

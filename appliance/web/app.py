@@ -32,6 +32,7 @@ from appliance.web.auth import csrf_token
 from appliance.web.context import WebContext
 from appliance.web.live import apply_changes
 from appliance.web.names import device_name
+from appliance.web.pairing import PAIRING_ANNOUNCEMENT, announce_new_code
 from appliance.web.settings import (
     FIELDS,
     ConfigConflict,
@@ -404,9 +405,10 @@ def create_app(ctx: WebContext) -> FastAPI:
             return render("access.html", request, session, 400, status=ctx.pairing.status(),
                           tokens=ctx.pairing.tokens(), new_token=None,
                           problem="Tick the box to confirm the reset.")  # fmt: skip
-        from appliance.web.service import announce_new_code
-
-        await announce_new_code(ctx.pairing.reset(), ctx.announce, by="the config page")
+        speaking = announce_new_code(ctx.pairing.reset(), ctx.announce, by="the config page")
+        if speaking is not None:
+            ctx.background.add(speaking)
+            speaking.add_done_callback(ctx.background.discard)
         response = to_pair()
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -572,10 +574,20 @@ def create_app(ctx: WebContext) -> FastAPI:
     async def api_events(request: Request) -> StreamingResponse:
         """The event bus as server-sent events: `data:` is the event as JSON, as in
         `--events` (see the README's event table)."""
-        authorise(request, unsafe=False)
+        session = authorise(request, unsafe=False)
+        bearer = request.headers.get("authorization", "")[7:].strip()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=512)
 
+        def still_allowed() -> bool:
+            """A stream outlives its request: after "Reset pairing" it must stop."""
+            if session is not None:
+                return ctx.pairing.session_valid(session)
+            return ctx.pairing.token_valid(bearer)
+
         def forward(event: ev.Event) -> None:
+            text = getattr(event, "text", "")
+            if event.type == "announcement" and text.startswith(PAIRING_ANNOUNCEMENT):
+                return  # the new pairing code is for the room, not for open streams
             if queue.full():  # a slow reader loses the oldest events, never the bus
                 queue.get_nowait()
             queue.put_nowait(ev.to_dict(event))
@@ -589,6 +601,10 @@ def create_app(ctx: WebContext) -> FastAPI:
                     try:
                         item = await asyncio.wait_for(queue.get(), 15)
                     except TimeoutError:
+                        item = None
+                    if not still_allowed():
+                        return
+                    if item is None:
                         yield ": keep-alive\n\n"
                         continue
                     yield f"data: {json.dumps(item, ensure_ascii=False)}\n\n"

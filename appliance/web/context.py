@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,5 +45,7 @@ class WebContext:
     microphone_levels: Callable[[float], Awaitable[list[float]]] | None = None
     """Records the microphone for some seconds and returns its level per 100 ms (dBFS),
     for the "test microphone" meter; None where no microphone is attached."""
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    """Tasks started by requests that outlive them (speaking a new pairing code)."""
     secure_cookies: bool = False
     """Mark cookies Secure (only when served behind HTTPS)."""

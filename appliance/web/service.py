@@ -4,8 +4,9 @@ server, the mDNS advertisement, and their clean shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +16,15 @@ from appliance.web.app import create_app
 from appliance.web.auth import PairingStore
 from appliance.web.context import WebContext
 from appliance.web.live import LiveTargets
-from appliance.web.logbuffer import SECRET_LOGGER, LogBuffer
+from appliance.web.logbuffer import LogBuffer
 from appliance.web.names import device_name
+from appliance.web.pairing import announce_new_code
 from appliance.web.paths import web_dir
 from appliance.web.server import WebServer, bind
 from appliance.web.settings import ConfigStore
 from appliance.web.status import StatusTracker
 
 _LOGGER = logging.getLogger(__name__)
-
-
-def spoken_code(code: str) -> str:
-    """ "12345678" → "1 2 3 4, 5 6 7 8": said digit by digit, in two groups."""
-    half = len(code) // 2
-    return f"{' '.join(code[:half])}, {' '.join(code[half:])}"
-
-
-async def announce_new_code(
-    code: str, announce: Callable[[str], Awaitable[None]] | None, *, by: str
-) -> None:
-    """Log a new pairing code once (to the journal only: its logger never reaches the
-    logs page) and say it aloud."""
-    logging.getLogger(SECRET_LOGGER).warning(
-        "new pairing code (%s): %s — enter it on the config page", by, code
-    )
-    if announce is not None:
-        try:
-            await announce(f"Your pairing code is {spoken_code(code)}. Again: {spoken_code(code)}.")
-        except Exception as err:
-            _LOGGER.warning("could not speak the pairing code: %s", err)
 
 
 class WebService:
@@ -122,7 +103,10 @@ class WebService:
         _LOGGER.warning("config page on %s", self.url if self.localhost_only or host != "0.0.0.0"
                         else f"port {self.server.port} of every interface")  # fmt: skip
         if code is not None:
-            await announce_new_code(code, self.ctx.announce, by="first start")
+            speaking = announce_new_code(code, self.ctx.announce, by="first start")
+            if speaking is not None:
+                self.ctx.background.add(speaking)
+                speaking.add_done_callback(self.ctx.background.discard)
         if self.mdns:
             from appliance.discovery.mdns import Advertiser
 
@@ -137,6 +121,10 @@ class WebService:
             _LOGGER.warning("mDNS advertisement failed: %s", err)
 
     async def __aexit__(self, *exc: object) -> None:
+        for task in list(self.ctx.background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._advertising is not None:
             await self._advertising
         if self.advertiser is not None:

@@ -17,9 +17,9 @@ import secrets
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, Header, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -83,12 +83,15 @@ class ConfigOut(BaseModel):
     editable: list[dict[str, Any]]
 
 
+SettingName = Literal[tuple(f.name for f in FIELDS)]  # type: ignore[valid-type]
+
+
 class ConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: str | None = Field(None, max_length=64, description="From GET (or If-Match).")
-    settings: dict[str, str | int | float | bool] = Field(
-        description='"section.key" → value, e.g. {"llm.system_prompt": "Be brief."}',
-        max_length=64,
+    version: str = Field(max_length=64, description="The version (ETag) from GET /api/config.")
+    settings: dict[SettingName, str | int | float | bool] = Field(  # type: ignore[valid-type]
+        description='"section.key" → value, e.g. {"llm.system_prompt": "Be brief."}; ranges '
+        "and model names are checked against the configuration's rules (422 per field)."
     )
 
 
@@ -512,23 +515,15 @@ def create_app(ctx: WebContext) -> FastAPI:
         "/api/config",
         response_model=ConfigSaved,
         tags=["api"],
-        responses={**PROBLEMS, 409: {"model": Problem}, 422: {"model": Problem},
-                   428: {"model": Problem}},
+        responses={**PROBLEMS, 409: {"model": Problem}, 422: {"model": Problem}},
     )  # fmt: skip
-    async def api_config_put(
-        request: Request,
-        body: Annotated[ConfigIn, Body()],
-        if_match: Annotated[str | None, Header(max_length=80)] = None,
-    ) -> Any:
+    async def api_config_put(request: Request, body: Annotated[ConfigIn, Body()]) -> Any:
         """Change settings: validated, written atomically (the previous file kept as
-        .bak), applied live where possible. Send the version from GET (or If-Match):
-        a save over a newer file is refused with 409."""
+        .bak), applied live where possible. Send the version from GET: a save over a
+        file that changed since is refused with 409."""
         authorise(request, unsafe=True)
-        version = body.version or (if_match or "").strip().strip('"')
-        if not version:
-            raise HTTPException(428, "send the version from GET /api/config (or If-Match)")
         try:
-            report = await save_settings(dict(body.settings), version)
+            report = await save_settings(dict(body.settings), body.version)
         except _Invalid as bad:
             return JSONResponse({"detail": bad.errors}, status_code=422)
         except ConfigConflict as err:
@@ -553,16 +548,16 @@ def create_app(ctx: WebContext) -> FastAPI:
         return {"ok": True}
 
     @app.post("/api/microphone-test", tags=["api"],
-              responses={**PROBLEMS, 503: {"model": Problem}})  # fmt: skip
+              responses={**PROBLEMS, 409: {"model": Problem}})  # fmt: skip
     async def api_microphone_test(request: Request) -> dict[str, Any]:
         """Record the microphone for 2 s; its level per 100 ms in dBFS."""
         authorise(request, unsafe=True)
         if ctx.microphone_levels is None:
-            raise HTTPException(503, "no microphone is attached to this appliance process")
+            raise HTTPException(409, "no microphone is attached to this appliance process")
         try:
             levels = await ctx.microphone_levels(2.0)
         except ApplianceError as err:
-            raise HTTPException(503, str(err)) from None
+            raise HTTPException(409, str(err)) from None
         return {"levels_dbfs": levels}
 
     @app.get(

@@ -412,12 +412,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 pipeline_settings(config), earcons=config.feedback.earcons
             )
 
-            def open_microphone() -> MicrophoneSource:
+            from appliance.web.miclevel import LevelTap
+
+            tap = LevelTap()  # levels for the config page's "test microphone"
+
+            def open_microphone() -> Any:
                 # After an unplug the device may come back under another index: look again.
                 found = choose_device(
                     args.input_device or config.audio.input_device, want_input=True
                 )
-                return MicrophoneSource(found)
+                return tap.wrap(MicrophoneSource(found))
 
             async with (
                 Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
@@ -426,7 +430,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ):
                 if fallback is not None:
                     publish_fallback(bus, fallback)
-                async with _web_service(args, config, config_path, pipeline, fallback):
+                async with _web_service(args, config, config_path, pipeline, fallback, tap):
                     await serve(pipeline, open_microphone)
             return 0
 
@@ -452,14 +456,16 @@ def _service_config(args: argparse.Namespace) -> tuple[AppConfig, Path, Any]:
 
 
 def _web_service(
-    args: argparse.Namespace, config: AppConfig, path: Path, pipeline: Any, fallback: Any
-) -> contextlib.AbstractAsyncContextManager[Any]:
+    args: argparse.Namespace, config: AppConfig, path: Path, pipeline: Any, fallback: Any,
+    tap: Any,
+) -> contextlib.AbstractAsyncContextManager[Any]:  # fmt: skip
     if args.no_web or not config.web.enabled:
         return contextlib.nullcontext()
     from appliance.web.service import WebService
 
     return WebService(config, path, pipeline=pipeline, localhost_only=args.localhost_only,
-                      port=args.web_port, fallback=fallback)  # fmt: skip
+                      port=args.web_port, fallback=fallback,
+                      microphone_levels=tap.levels)  # fmt: skip
 
 
 def _log_event(event: ev.Event) -> None:

@@ -401,3 +401,75 @@ def test_reset_pairing_from_the_page_signs_everyone_out(web):
     fresh = requests.Session()
     assert web.pair(fresh, digits).status_code == 200
     assert fresh.get(web.url + "/api/status").status_code == 200
+
+
+def test_mute_listen_now_and_speaker_test_use_the_pipeline(web):
+    client = web.session()
+    csrf = {"X-CSRF-Token": web.csrf(client)}
+    muted = client.post(web.url + "/api/mute", json={"muted": True}, headers=csrf)
+    assert muted.json() == {"muted": True, "listening": False}
+    assert web.pipeline.muted
+    assert client.get(web.url + "/api/status").json()["state"] == "muted"
+    refused = client.post(web.url + "/api/listen-now", headers=csrf)
+    assert refused.status_code == 409 and "muted" in refused.json()["detail"]
+    client.post(web.url + "/api/mute", json={"muted": False}, headers=csrf)
+    idle = client.post(web.url + "/api/listen-now", headers=csrf)  # no microphone loop here
+    assert idle.status_code == 409 and "no microphone" in idle.json()["detail"]
+    assert (
+        client.post(web.url + "/api/mute", json={"muted": "yes"}, headers=csrf).status_code == 422
+    )
+    spoke = client.post(web.url + "/api/speaker-test", headers=csrf)
+    assert spoke.status_code == 200
+    assert any("speaker test" in text for text in web.engines.tts.spoken)
+    no_mic = client.post(web.url + "/api/microphone-test", headers=csrf)
+    assert no_mic.status_code == 409
+
+
+def test_the_microphone_meter_reads_the_live_source():
+    import asyncio
+
+    import numpy as np
+
+    from appliance.audio.sources import ArraySource
+    from appliance.web.miclevel import LevelTap
+
+    async def main() -> list[float]:
+        tap = LevelTap()
+        loud = (np.sin(np.arange(16000 * 2) / 5) * 16000).astype(np.int16)
+        source = tap.wrap(ArraySource(loud, realtime=True, tail_silence=0.0))
+        assert source.live
+
+        async def drain() -> None:
+            async for _ in source.chunks():
+                pass
+
+        feeding = asyncio.create_task(drain())
+        levels = await tap.levels(0.5)
+        await feeding
+        return levels
+
+    levels = asyncio.run(main())
+    assert 4 <= len(levels) <= 8  # 80 ms chunks over half a second
+    assert all(-10 < db < -8.5 for db in levels)  # sine peak 0.49 → RMS 0.35 = −9.2 dBFS
+
+
+def test_reset_pairing_for_the_button(web):
+    import asyncio
+
+    from appliance.web.pairing import reset_pairing
+
+    client = web.session()
+    spoken: list[str] = []
+
+    async def say(text: str) -> None:
+        spoken.append(text)
+
+    async def press() -> None:
+        task = reset_pairing(say)
+        assert task is not None
+        await task
+
+    web.call(press())
+    assert client.get(web.url + "/api/status").status_code == 401
+    assert len(spoken) == 1 and "pairing code" in spoken[0]
+    asyncio.run(asyncio.sleep(0))

@@ -101,6 +101,16 @@ class ConfigSaved(BaseModel):
     restart: list[str]
 
 
+class MuteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    muted: bool
+
+
+class ControlOut(BaseModel):
+    muted: bool
+    listening: bool = False
+
+
 class Problem(BaseModel):
     detail: Any
 
@@ -531,6 +541,31 @@ def create_app(ctx: WebContext) -> FastAPI:
         new_version = ctx.store.version()
         return {"version": new_version, "applied": list(report.applied),
                 "restart": list(report.restart)}  # fmt: skip
+
+    def running_pipeline() -> Any:
+        if ctx.pipeline is None:
+            raise HTTPException(409, "the engines are not loaded")
+        return ctx.pipeline
+
+    @app.post("/api/mute", response_model=ControlOut, tags=["api"],
+              responses={**PROBLEMS, 409: {"model": Problem}})  # fmt: skip
+    async def api_mute(request: Request, body: Annotated[MuteIn, Body()]) -> dict[str, Any]:
+        """Mute or unmute the microphone (no wake word, no follow-ups while muted)."""
+        authorise(request, unsafe=True)
+        pipeline = running_pipeline()
+        pipeline.set_muted(body.muted, by="web")
+        return {"muted": pipeline.muted}
+
+    @app.post("/api/listen-now", response_model=ControlOut, tags=["api"],
+              responses={**PROBLEMS, 409: {"model": Problem}})  # fmt: skip
+    async def api_listen_now(request: Request) -> dict[str, Any]:
+        """Push-to-talk: listen for a request now, as if the wake word was heard."""
+        authorise(request, unsafe=True)
+        pipeline = running_pipeline()
+        if not pipeline.listen_now(by="web"):
+            reason = "it is muted" if pipeline.muted else "no microphone is being listened to"
+            raise HTTPException(409, f"cannot listen now: {reason}")
+        return {"muted": False, "listening": True}
 
     @app.get("/api/logs", tags=["api"], responses=PROBLEMS)
     async def api_logs(request: Request) -> dict[str, Any]:

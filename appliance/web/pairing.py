@@ -39,3 +39,14 @@ def announce_new_code(
             _LOGGER.warning("could not speak the pairing code: %s", err)
 
     return asyncio.create_task(speak(), name="say-pairing-code")
+
+
+def reset_pairing(announce: Callable[[str], Awaitable[None]] | None) -> asyncio.Task[None] | None:
+    """ "Reset pairing" from anywhere in the appliance process, e.g. a long press of the
+    GPIO button: a new code (logged once, spoken), every session and API token signed
+    out. Call it on the event loop (from a gpiozero callback thread, through
+    `loop.call_soon_threadsafe`); pass `pipeline.say` as `announce`."""
+    from appliance.web.auth import PairingStore
+    from appliance.web.paths import web_dir
+
+    return announce_new_code(PairingStore(web_dir()).reset(), announce, by="the button")

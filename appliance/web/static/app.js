@@ -112,9 +112,31 @@
     source.onmessage = (message) => {
       const event = JSON.parse(message.data);
       if (event.type === "state") setState(event.state);
-      if (event.type === "muted") setState(event.muted ? "muted" : "idle");
+      if (event.type === "muted" && mute) { mute.dataset.muted = String(event.muted);
+        mute.textContent = event.muted ? "Unmute" : "Mute"; }
       if (["turn_end", "error"].includes(event.type)) refreshStatus();
     };
+  }
+
+  const mute = document.getElementById("mute");
+  if (mute) {
+    const said = document.getElementById("control-result");
+    const show = (muted) => {
+      mute.dataset.muted = String(muted);
+      mute.textContent = muted ? "Unmute" : "Mute";
+    };
+    mute.addEventListener("click", async () => {
+      try {
+        const r = await api("/api/mute", { method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ muted: mute.dataset.muted !== "true" }) });
+        show(r.muted); said.textContent = "";
+      } catch (e) { said.textContent = e.message; }
+    });
+    document.getElementById("listen-now").addEventListener("click", async () => {
+      try { await api("/api/listen-now", { method: "POST" }); said.textContent = "Listening…"; }
+      catch (e) { said.textContent = e.message; }
+    });
   }
 
   // ---- try it ------------------------------------------------------------------------

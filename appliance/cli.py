@@ -465,7 +465,7 @@ def _web_service(
 
     return WebService(config, path, pipeline=pipeline, localhost_only=args.localhost_only,
                       port=args.web_port, fallback=fallback,
-                      microphone_levels=tap.levels)  # fmt: skip
+                      microphone_levels=tap.levels, required=False)  # fmt: skip
 
 
 def _log_event(event: ev.Event) -> None:

@@ -188,3 +188,30 @@ async def _publish_state(bus: EventBus) -> None:
     from appliance.events import StateChanged
 
     bus.publish(StateChanged(turn=0, stream_time=0.0, state="idle"))
+
+
+def test_a_port_in_use_does_not_stop_the_service_but_stops_the_web_command(web_env, caplog):
+    import socket
+
+    from appliance.config import AppConfig
+    from appliance.errors import ConfigError
+    from appliance.web.service import WebService
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+
+    async def start(required: bool) -> bool:
+        service = WebService(AppConfig(), web_env / "config.toml", localhost_only=True,
+                             port=port, mdns=False, required=required)  # fmt: skip
+        async with service:
+            return service.server is not None
+
+    try:
+        assert asyncio.run(start(required=False)) is False
+        assert any("cannot serve the config page" in r.getMessage() for r in caplog.records)
+        with pytest.raises(ConfigError, match="in use"):
+            asyncio.run(start(required=True))
+    finally:
+        taken.close()

@@ -12,6 +12,7 @@ from typing import Any
 
 from appliance import events as ev
 from appliance.config import AppConfig, ConfigFallback
+from appliance.errors import ConfigError
 from appliance.web.app import create_app
 from appliance.web.auth import PairingStore
 from appliance.web.context import WebContext
@@ -43,6 +44,7 @@ class WebService:
         logs: LogBuffer | None = None,
         mdns: bool | None = None,
         microphone_levels: Any = None,
+        required: bool = True,
     ) -> None:
         self.bus = bus or (pipeline.bus if pipeline is not None else ev.EventBus())
         self.tracker = StatusTracker()
@@ -50,6 +52,8 @@ class WebService:
         self.logs = logs or LogBuffer()
         self._own_logs = logs is None
         self.localhost_only = localhost_only
+        self.required = required
+        """False inside `appliance run`: a port in use must not stop the voice appliance."""
         self.port = config.web.port if port is None else port
         self.mdns = (config.web.mdns and not localhost_only) if mdns is None else mdns
         say = getattr(pipeline, "say", None)
@@ -98,7 +102,16 @@ class WebService:
         self.tracker.state = "idle" if self.ctx.pipeline is not None else "no engines"
         code = self.ctx.pairing.ensure_code()
         host = "127.0.0.1" if self.localhost_only else self.ctx.config.web.host
-        self.server = WebServer(self.app, bind(host, self.port))
+        try:
+            sock = bind(host, self.port)
+        except OSError as err:
+            message = f"cannot serve the config page on {host}:{self.port}: {err.strerror or err}"
+            if self.required:
+                raise ConfigError(f"{message} (set web.port, or use --web-port)") from None
+            # The voice appliance keeps working without its page.
+            _LOGGER.error("%s; the appliance runs without it (set web.port)", message)
+            return self
+        self.server = WebServer(self.app, sock)
         await self.server.start()
         _LOGGER.warning("config page on %s", self.url if self.localhost_only or host != "0.0.0.0"
                         else f"port {self.server.port} of every interface")  # fmt: skip

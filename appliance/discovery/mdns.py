@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 import ifaddr
-from zeroconf import IPVersion, NonUniqueNameException, ServiceInfo
+from zeroconf import DNSQuestionType, IPVersion, NonUniqueNameException, ServiceInfo
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from appliance.web.config import host_label
@@ -66,7 +66,7 @@ class Advertiser:
         self.announced: Announced | None = None
         self._poller: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self.probe_ms = 1000
+        self.probe_ms = 1500
         """How long to wait for another device answering for a name before taking it."""
 
     def _host(self) -> str:
@@ -121,7 +121,10 @@ class Advertiser:
         consults what its cache has heard so far, and a fresh start has heard nothing."""
         assert self._zc is not None
         other = AsyncServiceInfo(info.type, info.name)
-        return bool(await other.async_request(self._zc.zeroconf, self.probe_ms))
+        # Ask for multicast answers: a unicast one goes to port 5353 of the asker, which
+        # another responder on the same host may hold (SO_REUSEPORT) and swallow.
+        return bool(await other.async_request(self._zc.zeroconf, self.probe_ms,
+                                              question_type=DNSQuestionType.QM))  # fmt: skip
 
     async def _unregister(self) -> None:
         if self._zc is None:

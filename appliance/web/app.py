@@ -55,7 +55,10 @@ FORM_LIMIT = 64 * 1024
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    text: str = Field(min_length=1, max_length=2000, description="The request, as typed.")
+    text: str = Field(
+        min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]",
+        description="The request, as typed (not only spaces).",
+    )  # fmt: skip
     audio: bool = Field(False, description="Also return the reply as a WAV (base64).")
 
 
@@ -451,9 +454,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     async def api_ask(request: Request, body: Annotated[AskRequest, Body()]) -> dict[str, Any]:
         """A typed request: the reply (spoken by the appliance too), optionally as audio."""
         authorise(request, unsafe=True)
-        if not body.text.strip():
-            raise HTTPException(422, "text is empty")
-        out = await ask(body.text)
+        out = await ask(body.text.strip())
         out["audio_wav_base64"] = None
         if body.audio and out["reply"]:
             from appliance.audio.wav import wav_bytes

@@ -215,3 +215,27 @@ def test_a_port_in_use_does_not_stop_the_service_but_stops_the_web_command(web_e
             asyncio.run(start(required=True))
     finally:
         taken.close()
+
+
+def test_the_advertiser_notices_hostname_address_and_name_changes(monkeypatch):
+    """What triggers a new announcement (the announcing itself is tested in a network
+    namespace, test_discovery.py); no packet is sent here."""
+    from appliance.discovery import mdns
+
+    host = ["kitchen"]
+    addresses = [["192.0.2.10"]]
+    monkeypatch.setattr(mdns.socket, "gethostname", lambda: host[0])
+    monkeypatch.setattr(mdns, "current_addresses", lambda: addresses[0])
+    advertiser = mdns.Advertiser("", 80)  # no device name: follow the hostname
+    assert not advertiser.changed()  # nothing announced yet
+    advertiser._base = advertiser._name()
+    advertiser.announced = mdns.Announced("kitchen", "kitchen.local", ("192.0.2.10",), 80)
+    assert not advertiser.changed()
+    host[0] = "hall"
+    assert advertiser.changed() and advertiser._host() == "hall"
+    host[0] = "kitchen"
+    addresses[0] = ["192.0.2.11"]
+    assert advertiser.changed()
+    addresses[0] = ["192.0.2.10"]
+    advertiser.wanted_name = "Kitchen Speaker"
+    assert advertiser.changed() and advertiser._host() == "kitchen-speaker"

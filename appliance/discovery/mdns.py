@@ -61,6 +61,7 @@ class Advertiser:
         self.path = path
         self.poll_seconds = poll_seconds
         self._hostname = hostname
+        self._base = ""
         self._zc: AsyncZeroconf | None = None
         self._infos: list[ServiceInfo] = []
         self.announced: Announced | None = None
@@ -69,8 +70,23 @@ class Advertiser:
         self.probe_ms = 1500
         """How long to wait for another device answering for a name before taking it."""
 
+    def _name(self) -> str:
+        """The name to announce: the configured one, else the system's hostname now
+        (so a hostname changed while running is followed)."""
+        return self.wanted_name or socket.gethostname().split(".")[0] or "appliance"
+
     def _host(self) -> str:
-        return host_label(self._hostname or self.wanted_name or socket.gethostname())
+        return host_label(self._hostname or self._name())
+
+    def changed(self) -> bool:
+        """Whether the addresses, the host name or the name differ from what is announced."""
+        if self.announced is None:
+            return False
+        return (
+            tuple(current_addresses()) != self.announced.addresses
+            or f"{self._host()}.local" != self.announced.host
+            or self._name() != self._base
+        )
 
     def _txt(self, name: str) -> dict[str, str]:
         return {"version": app_version(), "name": name, "path": self.path, "api": API_VERSION}
@@ -85,7 +101,7 @@ class Advertiser:
         addresses = current_addresses()
         host = self._host()
         self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
-        base = self.wanted_name or host
+        base = self._base = self._name()
         for attempt in range(1, MAX_RENAMES + 1):
             name = base if attempt == 1 else f"{base} ({attempt})"
             infos = [
@@ -141,8 +157,7 @@ class Advertiser:
         async with self._lock:
             if self.announced is None:
                 return False
-            if (tuple(current_addresses()) == self.announced.addresses
-                    and f"{self._host()}.local" == self.announced.host):  # fmt: skip
+            if not self.changed():
                 return False
             _LOGGER.info("network changed: announcing again")
             await self._unregister()
@@ -152,8 +167,6 @@ class Advertiser:
     def rename(self, name: str) -> None:
         """A new device name (from the settings): announced in the background."""
         self.wanted_name = name
-        self._hostname = None
-        self.announced = Announced("", "", (), self.port)  # force the next refresh
         task = asyncio.get_running_loop().create_task(self.refresh(), name="mdns-rename")
         task.add_done_callback(_log_failure)
         self._rename_task = task

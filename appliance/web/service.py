@@ -18,7 +18,6 @@ from appliance.web.auth import PairingStore
 from appliance.web.context import WebContext
 from appliance.web.live import LiveTargets
 from appliance.web.logbuffer import LogBuffer
-from appliance.web.names import device_name
 from appliance.web.pairing import announce_new_code
 from appliance.web.paths import web_dir
 from appliance.web.server import WebServer, bind
@@ -93,7 +92,7 @@ class WebService:
 
     def _rename(self, name: str) -> None:
         if self.advertiser is not None:
-            self.advertiser.rename(name or device_name(self.ctx.config))
+            self.advertiser.rename(name)
 
     async def __aenter__(self) -> WebService:
         if self._own_logs:
@@ -123,7 +122,8 @@ class WebService:
         if self.mdns:
             from appliance.discovery.mdns import Advertiser
 
-            self.advertiser = Advertiser(device_name(self.ctx.config), self.server.port)
+            # An empty device name follows the system's hostname, also when it changes.
+            self.advertiser = Advertiser(self.ctx.config.web.device_name, self.server.port)
             self._advertising = asyncio.create_task(self._advertise(), name="mdns-start")
         return self
 

@@ -33,6 +33,9 @@ APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev libspeexdsp1 espe
               libgl1 libglib2.0-0 fonts-dejavu-core)
 # The MQTT tests start a real broker and make a test CA.
 if [ "$WITH_DEV" -eq 1 ]; then APT_PACKAGES+=(mosquitto mosquitto-clients openssl); fi
+# The config page's tests: Debian's Chromium (driven by Playwright; never `playwright
+# install`) and iproute2 (`ip netns` for the mDNS test).
+if [ "$WITH_DEV" -eq 1 ]; then APT_PACKAGES+=(chromium iproute2); fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -27,6 +27,7 @@ from appliance.errors import (
     AudioDeviceError,
     ConfigError,
 )
+from appliance.web.cli import add_web_commands, add_web_options
 
 _LOGGER = logging.getLogger("appliance")
 SAMPLES = Path(__file__).with_name("samples")
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input-device", help="microphone index or name (see `appliance devices`)")
     run.add_argument("--output-device", help="speaker index or name")
     run.add_argument("--events", metavar="OUT.jsonl|-", help="also write events as JSON Lines")
+    run.add_argument("--no-web", action="store_true", help="do not serve the config page")
+    add_web_options(run)
     run.set_defaults(handler=cmd_run)
 
     ask = command(
@@ -170,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_vision_commands(
         command("vision", "The camera: read text in view, describe it, or capture a frame.")
     )
+    add_web_commands(command)
     return parser
 
 
@@ -389,8 +393,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.pipeline import Pipeline
     from appliance.service import serve
     from appliance.vision.build import vision_hook
+    from appliance.web.cli import publish_fallback
 
-    config = _config(args)
+    config, config_path, fallback = _service_config(args)
     microphone = choose_device(args.input_device or config.audio.input_device, want_input=True)
     speaker_device = choose_device(
         args.output_device or config.audio.output_device, want_input=False
@@ -417,12 +422,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 pipeline_settings(config), earcons=config.feedback.earcons
             )
 
-            def open_microphone() -> MicrophoneSource:
+            from appliance.web.miclevel import LevelTap
+
+            tap = LevelTap()  # levels for the config page's "test microphone"
+
+            def open_microphone() -> Any:
                 # After an unplug the device may come back under another index: look again.
                 found = choose_device(
                     args.input_device or config.audio.input_device, want_input=True
                 )
-                return MicrophoneSource(found)
+                return tap.wrap(MicrophoneSource(found))
 
             from appliance.actions.app import actions_for
 
@@ -434,13 +443,44 @@ def cmd_run(args: argparse.Namespace) -> int:
                     config, pipeline, make_mqtt=mqtt.devices.make_mqtt_backend if mqtt else None
                 ),
             ):
-                await serve(pipeline, open_microphone)
+                if fallback is not None:
+                    publish_fallback(bus, fallback)
+                async with _web_service(args, config, config_path, pipeline, fallback, tap):
+                    await serve(pipeline, open_microphone)
             return 0
 
         try:
             return _run_async(main, args.say)
         finally:
             speaker.close()
+
+
+def _service_config(args: argparse.Namespace) -> tuple[AppConfig, Path, Any]:
+    """The service's configuration: a broken file falls back to its backup or the
+    defaults (said on stderr, in the log, as an event and on the page) instead of
+    keeping the appliance from starting."""
+    from appliance.config import load_config_or_fallback, user_config_path
+
+    path = args.config or default_config_path() or user_config_path()
+    config, fallback = load_config_or_fallback(path if path.exists() else None)
+    if fallback is not None:
+        _LOGGER.error("config: %s", fallback.message)
+    if getattr(args, "models_dir", None):
+        config = dataclasses.replace(config, models_dir=str(args.models_dir))
+    return config, path, fallback
+
+
+def _web_service(
+    args: argparse.Namespace, config: AppConfig, path: Path, pipeline: Any, fallback: Any,
+    tap: Any,
+) -> contextlib.AbstractAsyncContextManager[Any]:  # fmt: skip
+    if args.no_web or not config.web.enabled:
+        return contextlib.nullcontext()
+    from appliance.web.service import WebService
+
+    return WebService(config, path, pipeline=pipeline, localhost_only=args.localhost_only,
+                      port=args.web_port, fallback=fallback,
+                      microphone_levels=tap.levels, required=False)  # fmt: skip
 
 
 def _log_event(event: ev.Event) -> None:

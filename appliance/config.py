@@ -19,6 +19,7 @@ from appliance.actions.config import ActionsConfig, DeviceList
 from appliance.errors import ConfigError
 from appliance.mqtt.config import MqttConfig
 from appliance.vision.config import VisionConfig
+from appliance.web.config import WebConfig
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Jarvis, a helpful voice assistant running offline on a small device. "
@@ -193,6 +194,8 @@ class AppConfig:
     devices: DeviceList = field(default_factory=DeviceList)
     """`[[devices]]` tables: what the appliance can switch (see "Doing things")."""
     actions: ActionsConfig = field(default_factory=ActionsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    """The config page, its API and the mDNS advertisement (appliance/web)."""
 
     def models_path(self) -> Path:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()
@@ -249,6 +252,44 @@ def load_config(path: Path | None) -> AppConfig:
         return _build(AppConfig, raw, "")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def build_config(raw: dict[str, Any]) -> AppConfig:
+    """Validate parsed TOML tables into an AppConfig (raises ConfigError)."""
+    return _build(AppConfig, raw, "")
+
+
+@dataclass(frozen=True)
+class ConfigFallback:
+    """A config file found broken at start, and what is used instead."""
+
+    path: str
+    used: str
+    """backup (PATH.bak, the last good version) or defaults."""
+    message: str
+
+
+def load_config_or_fallback(path: Path | None) -> tuple[AppConfig, ConfigFallback | None]:
+    """For the service: a half-written or invalid config must not keep the appliance
+    from starting. Fall back to the backup the last save kept, else the defaults, and
+    say so (the caller logs it, publishes a `config_fallback` event and the page shows a
+    banner). The broken file is left in place for the user to look at or save over."""
+    try:
+        return load_config(path), None
+    except ConfigError as err:
+        if path is None or not Path(path).exists():
+            raise
+        problem = str(err)
+    backup = Path(path).with_name(Path(path).name + ".bak")
+    try:
+        config = load_config(backup) if backup.is_file() else None
+    except ConfigError:
+        config = None
+    if config is not None:
+        message = f"{problem}. Using the last good version, {backup}."
+        return config, ConfigFallback(str(path), "backup", message)
+    message = f"{problem}. No usable backup: using the default settings."
+    return AppConfig(), ConfigFallback(str(path), "defaults", message)
 
 
 def config_from_args(args: Any) -> AppConfig:
@@ -359,9 +400,10 @@ def toml_value(value: Any) -> str:
     raise ConfigError(f"cannot write {value!r} to TOML")
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str, *, backup: bool = True) -> None:
     """Replace a file so that a crash leaves the old or the new content, never half;
-    the old content is kept as PATH.bak."""
+    the old content is kept as PATH.bak (unless `backup` is False: a corrupt file must
+    not overwrite the last good backup)."""
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,9 +413,8 @@ def atomic_write(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            backup = path.with_name(path.name + ".bak")
-            with open(path, "rb") as old, open(backup, "wb") as copy:
+        if backup and path.exists():
+            with open(path, "rb") as old, open(path.with_name(path.name + ".bak"), "wb") as copy:
                 copy.write(old.read())
                 copy.flush()
                 os.fsync(copy.fileno())

@@ -218,6 +218,15 @@ class Timer(Event):
     """Unix time when it ends (or ended)."""
 
 
+class ConfigFallback(Event):
+    type: ClassVar[str] = "config_fallback"
+    path: str
+    """The config file that was found broken at start."""
+    used: str
+    """backup (its .bak, the last good version) or defaults."""
+    message: str
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     ModelPlanned,
     Ready,
@@ -240,6 +249,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     VisionLooked,
     Action,
     Timer,
+    ConfigFallback,
 )
 
 

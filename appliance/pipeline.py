@@ -845,6 +845,21 @@ class Pipeline:
             except Exception as apology_error:
                 _LOGGER.error("could not speak the apology either: %s", apology_error)
 
+    async def run_recording(self, source: AudioSource, sink: AudioSink) -> list[TurnResult]:
+        """Answer a recording (the config page's WAV upload) into its own sink, on this
+        pipeline's engines, stage threads (so no engine is called from a second thread),
+        bus and settings, while a live loop keeps its own state. Turn numbers continue
+        this pipeline's."""
+        other = Pipeline(self.engines, sink, self.bus, self.settings, handlers=self.handlers)
+        for stage in other._stages.values():
+            stage.shutdown()
+        other._stages = self._stages
+        other._turn = self._turn
+        try:
+            return await other.run(source)
+        finally:
+            self._turn = max(self._turn, other._turn)
+
     def _strip_wake_phrase(self, text: str) -> str:
         return self._wake_pattern.sub("", text, count=1).strip()
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -220,23 +222,33 @@ def _alsa_file_devices(tmp_path: Path, recording: Path) -> dict[str, str]:
 
 def test_run_answers_from_a_microphone_and_stops_cleanly_on_sigint(tmp_path):
     demo = Path(__file__).parents[1] / "appliance" / "samples" / "demo_request.wav"
-    env = {**os.environ, **_alsa_file_devices(tmp_path, demo)}
+    env = {**os.environ, **_alsa_file_devices(tmp_path, demo),
+           "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
+           "APPLIANCE_MODELS_DIR": str(default_models_dir())}  # fmt: skip
     events = tmp_path / "events.jsonl"
+    # The config page runs inside `run`: on loopback only here (no LAN, no mDNS).
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "run", "--input-device", "testmic",
-         "--output-device", "testspeaker", "--events", str(events)],
+         "--output-device", "testspeaker", "--events", str(events),
+         "--localhost-only", "--web-port", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if events.exists() and '"turn_end"' in events.read_text():
                 break
             time.sleep(0.2)
+        page = _paired_status(errors)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
+    reader.join(5)
+    err = "".join(errors)
     assert proc.returncode == 130, err
     kinds = [json.loads(line) for line in events.read_text().splitlines()]
     transcript = next(e["text"] for e in kinds if e["type"] == "transcript")
@@ -245,3 +257,20 @@ def test_run_answers_from_a_microphone_and_stops_cleanly_on_sigint(tmp_path):
     # 16-bit mono at the voice's 22050 Hz: more than half a second reached the speaker.
     assert (tmp_path / "speaker.raw").stat().st_size > 22050
     assert "Traceback" not in err
+    # The page shares the service's event bus: the spoken turn is on it.
+    assert "capital" in page["turns"][0]["transcript"].lower(), page
+    # The first start spoke the pairing code.
+    assert any(e["type"] == "announcement" and "pairing code" in e["text"] for e in kinds)
+
+
+def _paired_status(stderr_lines: list[str]) -> dict:
+    """Pair with the code the journal got at first start, then read /api/status."""
+    import requests
+
+    text = "".join(stderr_lines)
+    url = re.search(r"config page on (http://127\.0\.0\.1:\d+)", text).group(1)
+    code = re.search(r"new pairing code \(first start\): (\d{8})", text).group(1)
+    client = requests.Session()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', client.get(url + "/pair").text).group(1)
+    client.post(url + "/pair", data={"nonce": nonce, "code": code})
+    return client.get(url + "/api/status").json()

@@ -56,3 +56,23 @@ class ScriptedLlm:
             if self.token_delay:
                 time.sleep(self.token_delay)
             yield word if index == 0 else " " + word
+
+
+class EchoLlm:
+    """Answers every request by repeating it ("You asked: …"): lets the config page and
+    its tests run without a model (`appliance web --fake-engines`)."""
+
+    def __init__(self) -> None:
+        self.prompts: list[list[Message]] = []
+
+    def share_cpu(self, threads: int) -> None:
+        return None
+
+    def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        asked = messages[-1].content if messages else ""
+        words = f"You asked: {asked}".split(" ")
+        for index, word in enumerate(words):
+            if cancel.is_set():
+                return
+            yield word if index == 0 else " " + word

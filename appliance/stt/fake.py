@@ -22,3 +22,11 @@ class ScriptedStt:
         if isinstance(item, Exception):
             raise item
         return item
+
+
+class DescribingStt:
+    """ "Transcribes" any audio as its length ("1.2 seconds of audio"): for running the
+    config page without models (`appliance web --fake-engines`)."""
+
+    def transcribe(self, audio: np.ndarray, prompt: str = "") -> str:
+        return f"{len(audio) / 16000:.1f} seconds of audio"

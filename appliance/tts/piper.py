@@ -41,6 +41,13 @@ class PiperTts:
         self._syn = SynthesisConfig(length_scale=length_scale)
         self._lock = threading.Lock()
 
+    def set_length_scale(self, length_scale: float) -> None:
+        """Change the speaking rate from the next sentence on (the config page)."""
+        from piper.config import SynthesisConfig
+
+        with self._lock:
+            self._syn = SynthesisConfig(length_scale=length_scale)
+
     def synthesize(self, text: str) -> np.ndarray:
         try:
             with self._lock:

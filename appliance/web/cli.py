@@ -1,0 +1,130 @@
+"""`appliance web` (the page on its own, with real or fake engines) and `appliance
+pairing reset|show-status`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from appliance.config import load_config_or_fallback
+
+
+def add_web_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    web = command(
+        "web",
+        "Serve the config page and API without the microphone loop: with the real "
+        "engines (typed requests, WAV uploads), or --fake-engines to try the page on a PC.",
+    )
+    add_web_options(web)
+    web.add_argument(
+        "--fake-engines",
+        action="store_true",
+        help="no models: a reply that repeats the request, tones for speech",
+    )
+    web.add_argument("--no-mdns", action="store_true", help="do not announce on the network")
+    web.set_defaults(handler=cmd_web)
+
+    pairing = command("pairing", "The pairing code that lets a browser in.")
+    verbs = pairing.add_subparsers(dest="pairing_command", metavar="ACTION", required=True)
+    reset = verbs.add_parser(
+        "reset", help="make a new code (printed), and sign out every browser and API token"
+    )
+    reset.set_defaults(handler=cmd_pairing_reset)
+    show = verbs.add_parser("show-status", help="whether a code exists, sessions and tokens")
+    show.set_defaults(handler=cmd_pairing_status)
+
+
+def add_web_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--localhost-only", action="store_true",
+                        help="serve the page on 127.0.0.1 only (no LAN, no mDNS)")  # fmt: skip
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        metavar="PORT",
+        help="port for the page (default: web.port, 80; 0 = any free port)",
+    )
+
+
+def cmd_pairing_reset(args: argparse.Namespace) -> int:
+    from appliance.web.auth import PairingStore
+    from appliance.web.paths import web_dir
+
+    store = PairingStore(web_dir())
+    code = store.reset()
+    args.say(f"New pairing code: {code}")
+    args.say("Every paired browser and API token has been signed out. Enter this code on the "
+             "config page (http://NAME.local).")  # fmt: skip
+    return 0
+
+
+def cmd_pairing_status(args: argparse.Namespace) -> int:
+    from appliance.web.auth import PairingStore
+    from appliance.web.paths import web_dir
+
+    status = PairingStore(web_dir()).status()
+    if not status.paired:
+        args.say("No pairing code yet: one is made (and spoken) when the appliance first "
+                 "starts, or run `appliance pairing reset`.")  # fmt: skip
+        return 0
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(status.code_created or 0))
+    args.say(f"Pairing code set on {created} (stored hashed; `appliance pairing reset` "
+             "makes a new one).")  # fmt: skip
+    args.say(f"Paired browser sessions: {status.sessions}; API tokens: {status.tokens}.")
+    return 0
+
+
+def fake_engines() -> Any:
+    from appliance.audio.vad import EnergyVad
+    from appliance.llm.fake import EchoLlm
+    from appliance.pipeline import Engines
+    from appliance.stt.fake import DescribingStt
+    from appliance.tts.fake import ToneTts
+    from appliance.wake.fake import MarkerWakeDetector
+
+    return Engines(llm=EchoLlm(), tts=ToneTts(), wake=MarkerWakeDetector(), vad=EnergyVad(),
+                   stt=DescribingStt())  # fmt: skip
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from appliance import events as ev
+    from appliance.audio.sinks import NullSink
+    from appliance.cli import _plan_publisher, _progress, _run_async
+    from appliance.config import default_config_path, user_config_path
+    from appliance.engines import load_engines, pipeline_settings
+    from appliance.pipeline import Pipeline
+    from appliance.web.service import WebService
+
+    path = args.config or default_config_path() or user_config_path()
+    config, fallback = load_config_or_fallback(path if path.exists() else None)
+    bus = ev.EventBus()
+    if fallback is not None:
+        args.say(f"warning: {fallback.message}")
+    engines = (
+        fake_engines() if args.fake_engines
+        else load_engines(config, progress=_progress, on_plan=_plan_publisher(bus))
+    )  # fmt: skip
+
+    async def main() -> int:
+        async with Pipeline(engines, NullSink(), bus, pipeline_settings(config)) as pipeline:
+            if fallback is not None:
+                publish_fallback(bus, fallback)
+            service = WebService(
+                config, path, pipeline=pipeline, localhost_only=args.localhost_only,
+                port=args.web_port, fallback=fallback, mdns=False if args.no_mdns else None,
+            )  # fmt: skip
+            async with service:
+                args.say(f"config page: {service.url}")
+                await asyncio.Event().wait()
+        return 0
+
+    return _run_async(main, args.say)
+
+
+def publish_fallback(bus: Any, fallback: Any) -> None:
+    from appliance import events as ev
+
+    bus.publish(ev.ConfigFallback(turn=0, stream_time=0.0, path=fallback.path,
+                                  used=fallback.used, message=fallback.message))  # fmt: skip

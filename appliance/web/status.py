@@ -1,0 +1,179 @@
+"""What the status page shows: the live state (followed on the event bus), the recent
+turns with per-stage latency, errors, and the board's readings."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance import events as ev
+from appliance.config import AppConfig
+from appliance.models.budget import read_memory_state
+
+CHART_STAGES = ("stt", "llm_first_token", "tts_first_sentence", "ttfa", "turn")
+
+
+@dataclass
+class TurnSummary:
+    turn: int
+    outcome: str = ""
+    transcript: str = ""
+    reply: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    ended: float = 0.0
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    time: float
+    stage: str
+    code: str
+    message: str
+
+
+class StatusTracker:
+    """A bus subscriber that keeps the state and the last turns and errors."""
+
+    def __init__(self, *, keep_turns: int = 20, keep_errors: int = 20) -> None:
+        self.state = "starting"
+        self.muted = False
+        self.keep_transcripts = True
+        self.turns: deque[TurnSummary] = deque(maxlen=keep_turns)
+        self.errors: deque[ErrorSummary] = deque(maxlen=keep_errors)
+        self._open: dict[int, TurnSummary] = {}
+        self._typed: list[str] = []
+        self.events_seen = 0
+
+    def expect_typed(self, text: str) -> None:
+        """A typed request is about to start: it publishes no transcript, so its text is
+        given to the next turn that begins."""
+        self._typed.append(text)
+
+    def __call__(self, event: ev.Event) -> None:
+        self.events_seen += 1
+        kind = event.type
+        if kind == "state":
+            self.state = getattr(event, "state", self.state)
+            if self._typed and event.turn and event.turn not in self._open and \
+                    self.state == "thinking":  # fmt: skip
+                self._turn(event.turn).transcript = self._typed.pop(0)
+        elif kind == "muted":
+            self.muted = bool(getattr(event, "muted", False))
+        elif kind == "transcript":
+            self._turn(event.turn).transcript = getattr(event, "text", "")
+        elif kind == "reply":
+            self._turn(event.turn).reply = getattr(event, "text", "")
+        elif kind == "turn_end":
+            summary = self._open.pop(event.turn, None) or TurnSummary(event.turn)
+            summary.outcome = getattr(event, "outcome", "")
+            summary.timings = dict(getattr(event, "timings", {}))
+            summary.ended = event.wall_time
+            if not self.keep_transcripts:
+                summary.transcript = summary.reply = ""
+            self.turns.append(summary)
+        elif kind == "error":
+            self.errors.append(
+                ErrorSummary(
+                    event.wall_time,
+                    getattr(event, "stage", ""),
+                    getattr(event, "code", ""),
+                    getattr(event, "message", ""),
+                )
+            )
+
+    def _turn(self, turn: int) -> TurnSummary:
+        if turn not in self._open:
+            self._open[turn] = TurnSummary(turn)
+        return self._open[turn]
+
+    def forget_transcripts(self) -> None:
+        for summary in [*self.turns, *self._open.values()]:
+            summary.transcript = summary.reply = ""
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_temperature(root: Path = Path("/")) -> float | None:
+    """The hottest thermal zone in °C (a Pi has one, an RK3588 several); None without any."""
+    temps = []
+    for zone in sorted((root / "sys/class/thermal").glob("thermal_zone*")):
+        text = _read(zone / "temp")
+        if text and text.lstrip("-").isdigit():
+            temps.append(int(text) / 1000)
+    return max(temps) if temps else None
+
+
+def load_average(root: Path = Path("/")) -> tuple[float, float, float] | None:
+    text = _read(root / "proc/loadavg")
+    if not text:
+        return None
+    parts = text.split()
+    try:
+        return float(parts[0]), float(parts[1]), float(parts[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def system_readings(root: Path = Path("/")) -> dict[str, Any]:
+    memory = read_memory_state(root)
+    mib = 1024 * 1024
+    return {
+        "cpu_temperature_c": cpu_temperature(root),
+        "load_average": load_average(root),
+        "cpu_cores": os.cpu_count(),
+        "memory_total_mb": round(memory.mem_total / mib),
+        "memory_available_mb": round(memory.mem_available / mib),
+        "swap_total_mb": round(memory.swap_total / mib),
+        "swap_free_mb": round(memory.swap_free / mib),
+        "zram": [
+            {
+                "name": z.name,
+                "size_mb": round(z.disksize / mib),
+                "stored_mb": round(z.orig_data_size / mib),
+                "algorithm": z.algorithm,
+                "ratio": round(z.ratio, 2),
+            }
+            for z in memory.zram
+        ],
+    }
+
+
+def model_rows(config: AppConfig) -> list[dict[str, Any]]:
+    """The configured model per role, with the resident memory measured for it."""
+    from appliance.models.catalog import ModelStore
+
+    try:
+        store = ModelStore(config.models_path())
+        catalog = store.catalog
+    except Exception:  # a broken catalog must not take the status page down
+        catalog = {}
+    rows = []
+    for role, name in (("wake", config.wake.model), ("stt", config.stt.model),
+                       ("llm", config.llm.model), ("tts", config.tts.voice)):  # fmt: skip
+        entry = catalog.get(name)
+        ram = entry.ram if entry else None
+        rows.append({"role": role, "name": name,
+                     "ram_mb": round(ram.total_mb) if ram else None})  # fmt: skip
+    return rows
+
+
+def status_snapshot(
+    tracker: StatusTracker, config: AppConfig, *, root: Path = Path("/"), started: float
+) -> dict[str, Any]:
+    return {
+        "state": "muted" if tracker.muted else tracker.state,
+        "uptime_seconds": round(time.time() - started, 1),
+        "models": model_rows(config),
+        "system": system_readings(root),
+        "turns": [asdict(t) for t in reversed(tracker.turns)],
+        "errors": [asdict(e) for e in reversed(tracker.errors)],
+    }

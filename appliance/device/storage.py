@@ -1,0 +1,66 @@
+"""The writable data directory (on the image: the /data partition) and what to do when
+it is full or read-only: keep running on what is loaded, and say why."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+LOW_SPACE_BYTES = 16 * 1024 * 1024
+"""Below this much free space the data directory counts as full: config saves and imports
+would fail half-way, so the service says so before they are tried."""
+
+
+def data_dir() -> Path:
+    """The appliance's writable state directory: `$APPLIANCE_DATA_DIR`, else
+    `~/.local/share/appliance` (the SD image sets `/data/appliance`)."""
+    # Same contract as appliance.config.data_dir() on main; this one goes at the rebase.
+    configured = os.environ.get("APPLIANCE_DATA_DIR", "")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".local" / "share" / "appliance"
+
+
+def check_writable(path: Path, *, low_space_bytes: int = LOW_SPACE_BYTES) -> str | None:
+    """None if `path` can take new files; otherwise one sentence that says what is wrong,
+    that the appliance keeps running without saving, and how to fix it."""
+    if not path.is_dir():
+        return (
+            f"data directory {path} does not exist: settings and imported models cannot be "
+            "saved (create it, or set APPLIANCE_DATA_DIR)"
+        )
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError as err:
+        return f"data directory {path} cannot be read ({err.strerror}): running read-only"
+    if free < low_space_bytes:
+        return (
+            f"data partition full: {free // 1024} KiB free in {path}; running read-only, "
+            "settings and imported models are not saved (remove imported models with "
+            "`appliance models remove NAME`)"
+        )
+    probe = path / f".write-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 4096)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        reason = {
+            errno.ENOSPC: "no space left",
+            errno.EROFS: "mounted read-only",
+            errno.EACCES: "permission denied",
+            errno.EDQUOT: "quota exceeded",
+        }.get(err.errno or 0, err.strerror or str(err))
+        return (
+            f"data directory {path} cannot be written ({reason}): running read-only, "
+            "settings and imported models are not saved"
+        )
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return None

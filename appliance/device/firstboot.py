@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,10 +150,16 @@ def apply_settings(paths: Paths, settings: DeviceSettings, *, live: bool) -> lis
 
 
 def _enable(unit: str, root: Path, *, live: bool) -> None:
-    if live:
-        done = _run("systemctl", "enable", "--now", "--no-block", unit)
-    else:
-        done = _run("systemctl", f"--root={root}", "enable", unit)
+    if not live:
+        # What `systemctl enable` does for a WantedBy=multi-user.target unit, on a tree.
+        wants = root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        template = re.sub(r"@[^.]*\.", "@.", unit)
+        link = wants / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path("/lib/systemd/system") / template)
+        return
+    done = _run("systemctl", "enable", "--now", "--no-block", unit)
     if done.returncode != 0:
         raise RuntimeError(f"systemctl enable {unit}: {done.stderr.strip()}")
 

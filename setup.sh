@@ -33,6 +33,8 @@ APT_PACKAGES=(build-essential cmake pkg-config portaudio19-dev libspeexdsp1 espe
               libgl1 libglib2.0-0 fonts-dejavu-core)
 # The MQTT tests start a real broker and make a test CA.
 if [ "$WITH_DEV" -eq 1 ]; then APT_PACKAGES+=(mosquitto mosquitto-clients openssl); fi
+# The SD image build and its QEMU boot test (image-build/, tests/test_image.py).
+APT_PACKAGES+=(mmdebstrap genimage dosfstools mtools e2fsprogs fdisk qemu-system-x86)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

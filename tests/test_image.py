@@ -65,6 +65,11 @@ class SerialShell:
         tail = self.text()[-4000:]
         raise AssertionError(f"no {pattern!r} within {timeout:.0f} s; console:\n{tail}")
 
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
@@ -117,14 +122,12 @@ def qemu_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return image
 
 
-@pytest.fixture
-def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]]:
-    """The image as a user would flash it: a bigger card, appliance.txt on the FAT
-    partition (with mistakes in it), then the first boot."""
+def _flash(image: Path, tmp_path: Path) -> Path:
+    """The image as a user would flash it: onto a bigger card, with appliance.txt (with
+    mistakes in it) put on the FAT partition afterwards."""
     disk = tmp_path / "card.img"
-    shutil.copyfile(qemu_image, disk)
-    original = disk.stat().st_size
-    os.truncate(disk, original + 512 * 1024 * 1024)  # the card is bigger than the image
+    shutil.copyfile(image, disk)
+    os.truncate(disk, disk.stat().st_size + 512 * 1024 * 1024)
     boot = _partitions(disk)[0]
     settings = tmp_path / "appliance.txt"
     settings.write_text(
@@ -135,14 +138,17 @@ def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]
     subprocess.run(
         ["mcopy", "-i", f"{disk}@@{offset}", str(settings), "::appliance.txt"], check=True
     )
-    kernel_dir = qemu_image.parent
+    return disk
+
+
+def _boot(
+    qemu: list[str], disk: Path, kernel: Path, initrd: Path, cmdline: str
+) -> tuple[SerialShell, int]:
     port = _free_port()
-    cmdline = (kernel_dir / "cmdline").read_text().strip() + " quiet loglevel=3"
     proc = subprocess.Popen(
-        ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
-         "-smp", "2", "-m", "2048", "-nographic", "-monitor", "none", "-serial", "stdio",
-         "-kernel", str(kernel_dir / "vmlinuz"), "-initrd", str(kernel_dir / "initrd.img"),
-         "-append", cmdline,
+        [*qemu, "-accel", "tcg", "-smp", "2", "-m", "2048",
+         "-nographic", "-monitor", "none", "-serial", "stdio",
+         "-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline + " quiet loglevel=3",
          "-drive", f"file={disk},format=raw,if=virtio",
          # User-mode network that cannot reach anything: only the forwarded loopback port.
          "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:80",
@@ -152,18 +158,63 @@ def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]
          "-device", "hda-duplex,audiodev=snd0"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    shell = SerialShell(proc)
+    return SerialShell(proc), port
+
+
+@pytest.fixture
+def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]]:
+    disk = _flash(qemu_image, tmp_path)
+    here = qemu_image.parent
+    shell, port = _boot(
+        ["qemu-system-x86_64", "-machine", "q35", "-cpu", "max"],
+        disk, here / "vmlinuz", here / "initrd.img", (here / "cmdline").read_text().strip(),
+    )  # fmt: skip
     try:
         yield shell, port
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+        shell.stop()
 
 
 @pytest.mark.image
 def test_qemu_image_boots_to_a_working_appliance(booted):
     shell, _port = booted
+    _check_a_fresh_appliance(shell)
+
+
+@pytest.mark.image
+@pytest.mark.skipif(
+    os.environ.get("APPLIANCE_IMAGE_ARM64") != "1",
+    reason="opt-in: the arm64 build takes hours under qemu-user (APPLIANCE_IMAGE_ARM64=1)",
+)
+def test_rpi_image_boots_under_qemu_aarch64(tmp_path):
+    """The rpi image, booted under qemu-system-aarch64 -M virt with its own generic arm64
+    kernel (the Pi's boot firmware is not emulated)."""
+    out = tmp_path / "out"
+    args = [str(BUILD), "rpi", "--out", str(out)]
+    if os.environ.get("APPLIANCE_ARM64_WHEELS"):
+        args += ["--arm64-wheels", os.environ["APPLIANCE_ARM64_WHEELS"]]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=6 * 3600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    disk = _flash(out / "rpi" / "appliance-rpi.img", tmp_path)
+    offset = int(_partitions(disk)[0]["start"]) * 512  # type: ignore[call-overload]
+    for name in ("vmlinuz", "initrd.img"):
+        listing = subprocess.run(["mdir", "-b", "-i", f"{disk}@@{offset}", "::"],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
+        found = sorted(p for p in listing.split() if Path(p).name.startswith(name))[-1]
+        subprocess.run(["mcopy", "-i", f"{disk}@@{offset}", found, str(tmp_path / name)],
+                       check=True)  # fmt: skip
+    shell, _ = _boot(
+        ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a72"], disk,
+        tmp_path / "vmlinuz", tmp_path / "initrd.img",
+        "root=LABEL=root rootfstype=ext4 rootwait ro console=ttyAMA0 net.ifnames=0",
+    )  # fmt: skip
+    try:
+        _check_a_fresh_appliance(shell)
+    finally:
+        shell.stop()
+
+
+def _check_a_fresh_appliance(shell: SerialShell) -> None:
     started = time.monotonic()
     shell.wait_for(r"root@appliance-[0-9a-f]{4}:", timeout=600)
     booted_at = time.monotonic() - started

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from appliance import events as ev
+from appliance.config import default_models_dir
 from appliance.device.notify import SystemdNotifier, service_notifications
 from appliance.device.storage import check_writable
 from tests.test_cli import _alsa_file_devices
@@ -122,9 +123,13 @@ def test_full_data_dir_is_named_with_the_fix(full_dir):
     assert not list(full_dir.glob(".write-probe-*"))
 
 
-def test_writable_dir_and_missing_dir(tmp_path):
+def test_writable_dir_missing_dir_and_impossible_dir(tmp_path):
     assert check_writable(tmp_path) is None
-    assert "does not exist" in (check_writable(tmp_path / "nope") or "")
+    assert check_writable(tmp_path / "new" / "dir") is None
+    assert (tmp_path / "new" / "dir").is_dir()
+    (tmp_path / "file").write_text("")
+    problem = check_writable(tmp_path / "file" / "data") or ""
+    assert "cannot be created" in problem and "APPLIANCE_DATA_DIR" in problem
 
 
 @pytest.mark.e2e
@@ -140,6 +145,8 @@ def test_run_under_systemd_notify_with_a_full_data_partition(notify_socket, full
         "NOTIFY_SOCKET": address,
         "WATCHDOG_USEC": "1000000",
         "APPLIANCE_DATA_DIR": str(full_dir),
+        # The models stay where setup.sh prepared them (they would be under the data dir).
+        "APPLIANCE_MODELS_DIR": str(default_models_dir()),
     }
     events = tmp_path / "events.jsonl"
     proc = subprocess.Popen(

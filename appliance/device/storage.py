@@ -13,23 +13,16 @@ LOW_SPACE_BYTES = 16 * 1024 * 1024
 would fail half-way, so the service says so before they are tried."""
 
 
-def data_dir() -> Path:
-    """The appliance's writable state directory: `$APPLIANCE_DATA_DIR`, else
-    `~/.local/share/appliance` (the SD image sets `/data/appliance`)."""
-    # Same contract as appliance.config.data_dir() on main; this one goes at the rebase.
-    configured = os.environ.get("APPLIANCE_DATA_DIR", "")
-    if configured:
-        return Path(configured)
-    return Path.home() / ".local" / "share" / "appliance"
-
-
 def check_writable(path: Path, *, low_space_bytes: int = LOW_SPACE_BYTES) -> str | None:
-    """None if `path` can take new files; otherwise one sentence that says what is wrong,
-    that the appliance keeps running without saving, and how to fix it."""
-    if not path.is_dir():
+    """None if `path` can take new files (it is created if missing); otherwise one sentence
+    that says what is wrong, that the appliance keeps running without saving, and how to
+    fix it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
         return (
-            f"data directory {path} does not exist: settings and imported models cannot be "
-            "saved (create it, or set APPLIANCE_DATA_DIR)"
+            f"data directory {path} cannot be created ({err.strerror}): settings and imported "
+            "models cannot be saved (set APPLIANCE_DATA_DIR to a writable directory)"
         )
     try:
         free = shutil.disk_usage(path).free

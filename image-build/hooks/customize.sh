@@ -69,7 +69,10 @@ if [ "$BOARD" = rpi ]; then
 fi
 if [ "$BOARD" = rockchip ]; then
   say "extlinux.conf for U-Boot (u-boot-menu)"
-  echo "U_BOOT_PARAMETERS=\"$KERNEL_CMDLINE\"" >> "$ROOTFS/etc/default/u-boot"
+  {
+    echo 'U_BOOT_ROOT="root=LABEL=root"'
+    echo "U_BOOT_PARAMETERS=\"${KERNEL_CMDLINE#root=LABEL=root }\""
+  } >> "$ROOTFS/etc/default/u-boot"
   chroot "$ROOTFS" u-boot-update
 fi
 

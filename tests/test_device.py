@@ -190,3 +190,40 @@ def test_run_under_systemd_notify_with_a_full_data_partition(notify_socket, full
     assert '"reply"' in events.read_text()  # it kept answering
     assert lines[-2:] == ["STOPPING=1", "STATUS=stopping"]
     assert "data partition full" in err
+
+
+@pytest.mark.e2e
+def test_run_under_systemd_notify(notify_socket, tmp_path):
+    """A real `appliance run` as systemd starts it (Type=notify, WatchdogSec=1), with a
+    writable data directory: READY=1 after loading, WATCHDOG=1 from its loop, STOPPING=1."""
+    address, sock = notify_socket
+    demo = Path(__file__).parents[1] / "appliance" / "samples" / "demo_request.wav"
+    env = {
+        **os.environ,
+        **_alsa_file_devices(tmp_path, demo),
+        "NOTIFY_SOCKET": address,
+        "WATCHDOG_USEC": "1000000",
+        "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
+        "APPLIANCE_MODELS_DIR": str(default_models_dir()),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--input-device", "testmic",
+         "--output-device", "testspeaker"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines += _drain(sock)
+            if lines.count("WATCHDOG=1") >= 3:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        lines += _drain(sock)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert lines[lines.index("READY=1") + 1] == "STATUS=idle", lines
+    assert lines.count("WATCHDOG=1") >= 3
+    assert lines[-2:] == ["STOPPING=1", "STATUS=stopping"]

@@ -36,6 +36,10 @@ if [ "$WITH_DEV" -eq 1 ]; then APT_PACKAGES+=(mosquitto mosquitto-clients openss
 # The config page's tests: Debian's Chromium (driven by Playwright; never `playwright
 # install`) and iproute2 (`ip netns` for the mDNS test).
 if [ "$WITH_DEV" -eq 1 ]; then APT_PACKAGES+=(chromium iproute2); fi
+# The SD image build and its QEMU boot test (image-build/, tests/test_image.py).
+if [ "$WITH_DEV" -eq 1 ]; then
+  APT_PACKAGES+=(mmdebstrap genimage dosfstools mtools e2fsprogs fdisk qemu-system-x86)
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -388,6 +388,8 @@ def _plan_publisher(bus: ev.EventBus) -> Callable[[Any], None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.audio.devices import MicrophoneSource, SpeakerSink, choose_device
+    from appliance.config import data_dir as config_data_dir
+    from appliance.device.notify import SystemdNotifier, service_notifications
     from appliance.engines import load_engines, pipeline_settings
     from appliance.mqtt.service import mqtt_service
     from appliance.pipeline import Pipeline
@@ -435,7 +437,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             from appliance.actions.app import actions_for
 
+            # Under systemd (Type=notify): READY=1, the watchdog and STATUS= lines.
+            notices = service_notifications(
+                SystemdNotifier.from_environment(), bus, data_dir=config_data_dir()
+            )
             async with (
+                notices,
                 Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
                 vision_hook(config, pipeline),
                 mqtt_service(config.mqtt, pipeline) as mqtt,

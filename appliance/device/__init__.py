@@ -1,0 +1,1 @@
+"""Running as a device service: systemd notifications, the /data partition, first boot."""

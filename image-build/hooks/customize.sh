@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# mmdebstrap --customize-hook: turns the Debian root filesystem into the appliance's.
+#   customize.sh ROOTFS BOARD WORKDIR
+# WORKDIR holds wheels/ (the appliance and its pinned dependencies, built on the host) and
+# models/ (prepared on the host from the registry packages that carry them).
+set -euo pipefail
+ROOTFS=$1 BOARD=$2 WORK=$3
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+say() { printf '    [customize] %s\n' "$*"; }
+
+say "systemd units and settings from systemd/install.list"
+while read -r src dest mode; do
+  case "$src" in ''|'#'*) continue ;; esac
+  install -D -m "$mode" "$REPO/systemd/$src" "$ROOTFS$dest"
+done < "$REPO/systemd/install.list"
+
+say "overlay: common + $BOARD"
+cp -a "$HERE/overlay/common/." "$ROOTFS/"
+if [ -d "$HERE/overlay/$BOARD" ]; then cp -a "$HERE/overlay/$BOARD/." "$ROOTFS/"; fi
+
+cat > "$ROOTFS/etc/fstab" <<FSTAB
+# Root is replaced whole by updates; everything that changes lives on /data.
+LABEL=root  /               ext4  noatime,errors=remount-ro  0 1
+LABEL=BOOT  /boot/firmware  vfat  noatime,umask=0022,nofail  0 2
+LABEL=data  /data           ext4  noatime,nofail             0 2
+FSTAB
+echo appliance > "$ROOTFS/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tappliance\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+  > "$ROOTFS/etc/hosts"
+
+say "Python venv /opt/appliance/venv (wheels built on the host, no index)"
+rm -rf "$ROOTFS/tmp/wheels"
+cp -a "$WORK/wheels" "$ROOTFS/tmp/wheels"
+chroot "$ROOTFS" python3 -m venv /opt/appliance/venv
+chroot "$ROOTFS" /opt/appliance/venv/bin/pip install -q --no-index --no-cache-dir \
+  --disable-pip-version-check --find-links /tmp/wheels -r /tmp/wheels/requirements.txt
+chroot "$ROOTFS" /opt/appliance/venv/bin/pip install -q --no-index --no-cache-dir \
+  --disable-pip-version-check --no-deps --find-links /tmp/wheels appliance
+rm -rf "$ROOTFS/tmp/wheels"
+# The catalog lives at the top of the checkout (models/catalog.toml) and the wheel does not
+# carry it; the package looks for its installed copy beside catalog.py.
+site=$(chroot "$ROOTFS" /opt/appliance/venv/bin/python -c \
+  'import appliance.models, os; print(os.path.dirname(appliance.models.__file__))')
+install -m 0644 "$REPO/models/catalog.toml" "$ROOTFS$site/catalog.toml"
+ln -sf /opt/appliance/venv/bin/appliance "$ROOTFS/usr/local/bin/appliance"
+install -m 0644 "$REPO/README.md" "$ROOTFS/opt/appliance/README.md"
+
+say "user, groups and the data directory"
+chroot "$ROOTFS" systemd-sysusers
+mkdir -p "$ROOTFS/data/appliance"
+cp -a "$WORK/models" "$ROOTFS/data/appliance/models"
+chroot "$ROOTFS" systemd-tmpfiles --create /usr/lib/tmpfiles.d/appliance.conf
+chroot "$ROOTFS" chown -R appliance:appliance /data/appliance
+
+say "services: appliance, first boot, networkd, avahi; SSH off until appliance.txt asks"
+chroot "$ROOTFS" systemctl enable appliance.service appliance-firstboot.service \
+  appliance-settings.service systemd-networkd.service avahi-daemon.service >/dev/null 2>&1
+chroot "$ROOTFS" systemctl disable ssh.service >/dev/null 2>&1 || true
+# Every device makes its own: host keys at first boot, machine id at boot.
+rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+: > "$ROOTFS/etc/machine-id"
+rm -f "$ROOTFS/var/lib/dbus/machine-id"
+
+if [ "$BOARD" = rpi ]; then
+  say "raspi-firmware: kernel, initrd, DTBs, config.txt and cmdline.txt into /boot/firmware"
+  version=$(basename "$(ls -d "$ROOTFS"/lib/modules/* | sort -V | tail -1)")
+  chroot "$ROOTFS" /etc/kernel/postinst.d/z50-raspi-firmware "$version"
+fi
+if [ "$BOARD" = rockchip ]; then
+  say "extlinux.conf for U-Boot (u-boot-menu)"
+  {
+    echo 'U_BOOT_ROOT="root=LABEL=root"'
+    echo "U_BOOT_PARAMETERS=\"${KERNEL_CMDLINE#root=LABEL=root }\""
+  } >> "$ROOTFS/etc/default/u-boot"
+  chroot "$ROOTFS" u-boot-update
+fi
+
+say "trim: apt lists and caches"
+chroot "$ROOTFS" apt-get clean
+rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin

@@ -139,12 +139,6 @@ def test_writable_dir_missing_dir_and_impossible_dir(tmp_path):
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    strict=True,
-    reason="found at the last rebase: the actions' SQLite store (main, issue 4) stops "
-    "`appliance run` on a full /data with OperationalError 'database or disk is full' "
-    "(exit 1); remove this mark once appliance/actions opens its store read-only then",
-)
 def test_run_under_systemd_notify_with_a_full_data_partition(notify_socket, full_dir, tmp_path):
     """A real `appliance run` as systemd would start it (Type=notify, WatchdogSec=1): READY=1
     after the models load, WATCHDOG=1 from its loop, STATUS= naming the full /data; it keeps

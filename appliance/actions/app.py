@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -141,8 +142,16 @@ class Actions:
         return self.pin_factory
 
     async def start(self) -> None:
-        """Re-arm the timers kept from before a restart; apply the audit retention."""
-        await asyncio.to_thread(self.audit.prune)
+        """Re-arm the timers kept from before a restart; apply the audit retention. A data
+        partition that cannot keep them is an `error` event; the actions work on."""
+        for problem in (self.audit.problem, self.timers.store.problem):
+            if problem:
+                self.bus.publish(
+                    ev.Error(turn=0, stream_time=0.0, stage="actions", code="not_saved",
+                             message=problem)
+                )  # fmt: skip
+        with contextlib.suppress(sqlite3.Error):  # a full card: the prune can wait
+            await asyncio.to_thread(self.audit.prune)
         await self.timers.start()
 
     async def close(self) -> None:

@@ -7,12 +7,17 @@ Rows are never changed (a trigger refuses UPDATE); only retention deletes old on
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from appliance.actions.storage import open_database
+
+_LOGGER = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -58,14 +63,17 @@ class AuditLog:
         self.path = path
         self.retention_days = retention_days
         self.max_rows = max_rows
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db, self.problem = open_database(path, _SCHEMA, "the audit log")
         self._appended = 0
 
     def append(self, entry: AuditEntry) -> None:
+        try:
+            self._insert(entry)
+        except sqlite3.Error as err:  # a full card must not undo the action itself
+            _LOGGER.error("audit log: cannot record %s (%s)", entry.tool, err)
+
+    def _insert(self, entry: AuditEntry) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT INTO actions (time, origin, path, turn, transcript, tool, arguments, ok,"

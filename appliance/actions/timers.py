@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from appliance import events as ev
 from appliance.actions.numbers import spoken_duration, timer_label
+from appliance.actions.storage import open_database
 from appliance.actions.tools import ToolError
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,13 +60,12 @@ class TimerRecord:
 
 class TimerStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a confirmed timer is on the card
-        self._db.executescript(_SCHEMA)
+        # synchronous=FULL: a confirmed timer is on the card.
+        self._db, self.problem = open_database(
+            path, _SCHEMA, "timers", pragmas=("PRAGMA synchronous=FULL",)
+        )
 
     def add(self, name: str, seconds: float, now: float) -> TimerRecord:
         with self._lock:

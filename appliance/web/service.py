@@ -99,7 +99,15 @@ class WebService:
             self.logs.attach(logging.getLogger("appliance"))
         self._unsubscribe = self.bus.subscribe(self.tracker)
         self.tracker.state = "idle" if self.ctx.pipeline is not None else "no engines"
-        code = self.ctx.pairing.ensure_code()
+        try:
+            code = self.ctx.pairing.ensure_code()
+        except OSError as err:  # a full or read-only data partition: no pairing for now
+            _LOGGER.error(
+                "cannot save the pairing state (%s): the page cannot be paired with until "
+                "the data partition has space again",
+                err.strerror or err,
+            )
+            code = None
         host = "127.0.0.1" if self.localhost_only else self.ctx.config.web.host
         try:
             sock = bind(host, self.port)

@@ -356,7 +356,7 @@ def build_stop_model(
             progress(f"stop keyword: {index} recordings made")
     x, y = windows(examples)
     progress(f"stop keyword: training on {len(y)} windows ({int(y.sum())} stop) …")
-    params = train_head(x, y, seed=seed)
+    params = train_head(x, y)
     model = StopWordModel(params)
     result = evaluate(model, embeddings, own_voice)
     model.save(destination, recipe=RECIPE_VERSION)

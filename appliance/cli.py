@@ -448,8 +448,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 mqtt_service(config.mqtt, pipeline) as mqtt,
                 actions_for(
                     config, pipeline, make_mqtt=mqtt.devices.make_mqtt_backend if mqtt else None
-                ),
+                ) as actions,
             ):
+                from appliance.web.pairing import reset_pairing
+
+                # Holding the GPIO button resets the pairing (a new code, spoken).
+                actions.long_press_hooks.append(lambda: reset_pairing(pipeline.say))
                 if fallback is not None:
                     publish_fallback(bus, fallback)
                 async with _web_service(args, config, config_path, pipeline, fallback, tap):

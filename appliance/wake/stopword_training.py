@@ -8,8 +8,9 @@ pitches) and by Piper, mixed with what is left of the appliance's own voice afte
 cancellation and with noise; against other words (many of them close: "top", "shop",
 "stock"), everyday requests, and long stretches of the appliance's own voice.
 
-Everything is seeded: the same models give the same head. Training takes about a minute
-on 2 cores (`appliance models prepare` does it once).
+Everything is seeded, but Piper's voice varies from run to run, so heads made on two
+machines differ a little. Making the recordings and training takes about 5 minutes on 2
+cores (`appliance models prepare` does it once, and again only when RECIPE_VERSION moves).
 """
 
 from __future__ import annotations
@@ -383,7 +384,7 @@ def prepare_stop_keyword(
     if not force and destination.is_file() and recipe_of(destination) == RECIPE_VERSION:
         progress(f"  ok       {FILE_NAME} (stop keyword, recipe {RECIPE_VERSION})")
         return destination
-    progress("  making   the stop keyword head from espeak-ng and Piper speech (~1–2 min) …")
+    progress("  making   the stop keyword head from espeak-ng and Piper speech (~5 min) …")
     embeddings = SpeechEmbeddings(
         store.path("oww-melspectrogram", "wake-features"),
         store.path("oww-embedding", "wake-features"),

@@ -149,3 +149,10 @@ def test_other_words_over_its_own_voice_are_mostly_not_stop(made):
             cleaned = _over_its_own_voice(phrase, own, at=1.5 + 0.7 * i)
             fired.append(model.detections(embeddings.of_audio(cleaned)) > 0)
     assert sum(fired) <= len(fired) // 2, fired
+
+
+def test_the_config_default_is_the_measured_threshold():
+    from appliance.config import ConversationConfig
+    from appliance.wake.stopword import DEFAULT_THRESHOLD
+
+    assert ConversationConfig().stop_keyword_threshold == DEFAULT_THRESHOLD == 0.97

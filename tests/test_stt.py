@@ -17,6 +17,8 @@ from appliance.testing.speech import add_noise, compose, espeak_phrase
         ("Read this. Read this. Read this. Read this. Read this. Read this", "Read this."),
         ("Hey Jarvis, read this. read this. read this.", "Hey Jarvis, read this."),
         ("one two one two one two three", "one two three"),
+        ("Turn on the light. Turn on the light. Turn on the", "Turn on the light."),
+        ("Turn it on. Turn it on.", "Turn it on. Turn it on."),  # twice, not cut off
         ("I had had a dog", "I had had a dog"),  # twice is language, not a loop
         ("no no", "no no"),
         ("What is the capital of France?", "What is the capital of France?"),

@@ -25,22 +25,25 @@ def fitted_audio_context(samples: int, rate: int = 16_000) -> int:
 
 def collapse_repeats(text: str, *, times: int = 3) -> str:
     """Whisper's decoding loop: a run of the same words said `times` or more times in a
-    row ("Read this. Read this. Read this. Read this") is kept once. A cut-off last
-    repetition is dropped too."""
+    row ("Read this. Read this. Read this. Read this") is kept once, and so is a phrase
+    said twice and then cut off by the token bound ("Turn on the light. Turn on the light.
+    Turn on the"). A cut-off last repetition is dropped too."""
     words = text.split()
     keys = [w.strip(".,!?;:").lower() for w in words]
     at = 0
     while at < len(words):
-        for size in range(1, (len(words) - at) // times + 1):
+        for size in range(1, (len(words) - at) // 2 + 1):
             unit = keys[at : at + size]
             end = at + size
             while keys[end : end + size] == unit:
                 end += size
-            if (end - at) // size < times:
-                continue
             rest = keys[end:]
-            if rest and rest == unit[: len(rest)]:
-                end = len(words)  # the loop was cut off mid-repetition
+            cut_off = bool(rest) and rest == unit[: len(rest)]  # stopped by the token bound
+            repeats = (end - at) // size
+            if repeats < times and not (repeats >= 2 and cut_off and size >= 2):
+                continue
+            if cut_off:
+                end = len(words)
             del words[at + size : end], keys[at + size : end]
             break
         at += 1

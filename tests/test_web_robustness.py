@@ -239,3 +239,19 @@ def test_the_advertiser_notices_hostname_address_and_name_changes(monkeypatch):
     addresses[0] = ["192.0.2.10"]
     advertiser.wanted_name = "Kitchen Speaker"
     assert advertiser.changed() and advertiser._host() == "kitchen-speaker"
+
+
+def test_the_effective_config_round_trips_with_devices_and_unset_pins():
+    """What the page validates against: every section, [[devices]] included and optional
+    pins left unset, must read back as the same configuration."""
+    from appliance.config import build_config, to_toml
+    from appliance.web.settings import config_to_raw
+
+    raw = tomllib.loads(
+        '[[devices]]\nname = "porch light"\naliases = ["front light"]\ngpio = { pin = 17 }\n'
+        '[[devices]]\nname = "fan"\nkind = "fan"\nmqtt = { command_topic = "fan/set" }\n'
+    )
+    config = build_config(raw)
+    again = config_to_raw(config)
+    assert build_config(again) == config
+    assert build_config(tomllib.loads(to_toml(again))) == config

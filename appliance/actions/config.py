@@ -7,6 +7,7 @@ topic set (the raw `mqtt` table is handed to the MQTT engineer's device factory)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,19 @@ class DeviceConfig:
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+    def to_table(self) -> dict[str, Any]:
+        """The `[[devices]]` table this entry was read from (for saving the config)."""
+        table: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.aliases:
+            table["aliases"] = list(self.aliases)
+        if self.room:
+            table["room"] = self.room
+        if self.gpio is not None:
+            table["gpio"] = dataclasses.asdict(self.gpio)
+        if self.mqtt is not None:
+            table["mqtt"] = dict(self.mqtt)
+        return table
 
 
 class DeviceList(tuple):  # type: ignore[type-arg]

@@ -246,5 +246,16 @@ class ConfigStore:
 
 
 def config_to_raw(config: AppConfig) -> dict[str, Any]:
-    """The whole effective configuration as TOML-ready tables."""
-    return dataclasses.asdict(config)
+    """The whole effective configuration as TOML-ready tables (TOML has no None: an unset
+    optional setting is left out, as it would be in the file)."""
+    raw = _toml_ready(dataclasses.asdict(config))
+    raw["devices"] = [device.to_table() for device in config.devices]
+    return raw
+
+
+def _toml_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_toml_ready(v) for v in value]
+    return value

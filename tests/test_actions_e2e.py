@@ -82,10 +82,12 @@ def pin_states(pins, pin):
 
 
 def test_spoken_commands_switch_the_pins_and_bad_ones_switch_nothing(engines, pins, tmp_path):
+    # Whisper tiny hears Piper's "porch light" as "porch slide" now and then (Piper's
+    # speech varies from run to run) and espeak-ng's "brightness" as "right us".
     recording = spoken(
         engines,
-        "Turn on the porch light.",
-        "Set the front light to thirty percent.",
+        ("espeak", "Turn on the porch light."),
+        ("espeak", "Set the front light to thirty percent."),
         ("espeak", "Turn off the garage door."),
         "Set the porch light brightness to three hundred percent.",
     )

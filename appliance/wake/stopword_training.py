@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.audio.format import PIPELINE_RATE
+from appliance.models.catalog import ModelStore
 from appliance.testing.speech import tts_phrase
 from appliance.tts.base import TextToSpeech
 from appliance.wake.openwakeword import CHUNK, SpeechEmbeddings
@@ -370,7 +371,7 @@ def build_stop_model(
 
 
 def prepare_stop_keyword(
-    store,  # ModelStore
+    store: ModelStore,
     voice: str,
     *,
     progress: Callable[[str], None] = print,

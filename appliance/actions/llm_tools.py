@@ -189,25 +189,22 @@ def _closed(tool: Tool) -> dict[str, Any]:
     return schema
 
 
-def _numbers(words: list[str]) -> list[float]:
+def _every(words: list[str], parse: Any) -> list[float]:
+    """Every value `parse` (parse_number or parse_duration) finds, left to right."""
     found, i = [], 0
     while i < len(words):
-        parsed = parse_number(words, i)
+        parsed = parse(words, i)
         if parsed is None:
             i += 1
             continue
         found.append(parsed[0])
         i = parsed[1]
     return found
+
+
+def _numbers(words: list[str]) -> list[float]:
+    return _every(words, parse_number)
 
 
 def _durations(words: list[str]) -> list[float]:
-    found, i = [], 0
-    while i < len(words):
-        parsed = parse_duration(words, i)
-        if parsed is None:
-            i += 1
-            continue
-        found.append(parsed[0])
-        i = parsed[1]
-    return found
+    return _every(words, parse_duration)

@@ -24,14 +24,16 @@ def tts_phrase(tts: TextToSpeech, text: str) -> np.ndarray:
     return float_to_int16(resample(audio / 32768.0, tts.sample_rate, PIPELINE_RATE))
 
 
-def espeak_phrase(text: str, *, voice: str = "en-us", speed: int = 150) -> np.ndarray:
+def espeak_phrase(
+    text: str, *, voice: str = "en-us", speed: int = 150, pitch: int = 50
+) -> np.ndarray:
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "phrase.wav"
         subprocess.run(
-            [espeak, "-v", voice, "-s", str(speed), "-w", str(out), text],
+            [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text],
             check=True,
             capture_output=True,
         )

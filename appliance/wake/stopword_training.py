@@ -25,7 +25,7 @@ import numpy as np
 
 from appliance.audio.format import PIPELINE_RATE
 from appliance.models.catalog import ModelStore
-from appliance.testing.speech import tts_phrase
+from appliance.testing.speech import espeak_phrase, tts_phrase
 from appliance.tts.base import TextToSpeech
 from appliance.wake.openwakeword import CHUNK, SpeechEmbeddings
 from appliance.wake.stopword import (
@@ -100,20 +100,7 @@ class Example:
 
 
 def espeak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-    import shutil
-    import subprocess
-    import tempfile
-
-    from appliance.audio.wav import load_for_pipeline
-
-    binary = shutil.which("espeak-ng")
-    if binary is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "phrase.wav"
-        command = [binary, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text]
-        subprocess.run(command, check=True, capture_output=True)
-        return load_for_pipeline(out)
+    return espeak_phrase(text, voice=voice, speed=speed, pitch=pitch)
 
 
 def _trim(samples: np.ndarray) -> np.ndarray:

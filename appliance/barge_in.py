@@ -76,6 +76,36 @@ def heard_text(sentences: list[tuple[str, float]], played: float) -> str:
     return " ".join(out)
 
 
+DOUBLE_TALK_KEPT_DB = -6.0
+"""With echo cancellation, speech heard while the appliance talks counts as the user's
+only if the canceller kept at least this much of the microphone's energy."""
+
+
+@dataclass
+class KeptEnergy:
+    """How much of the microphone's energy the echo canceller kept over the last
+    `chunks` chunks, in dB: its own voice, which the canceller predicts, loses 10 dB or
+    more; a voice in the room it cannot predict loses almost nothing."""
+
+    chunks: int = 10
+    _mic: list[float] = field(default_factory=list)
+    _kept: list[float] = field(default_factory=list)
+
+    def add(self, mic: np.ndarray, kept: np.ndarray) -> None:
+        self._mic = [*self._mic, float(np.sum(mic.astype(np.float64) ** 2))][-self.chunks :]
+        self._kept = [*self._kept, float(np.sum(kept.astype(np.float64) ** 2))][-self.chunks :]
+
+    def db(self) -> float:
+        mic = sum(self._mic)
+        if mic <= 0:
+            return 0.0
+        return float(10 * np.log10(max(sum(self._kept), 1e-9) / mic))
+
+    def reset(self) -> None:
+        self._mic = []
+        self._kept = []
+
+
 @dataclass
 class StopListener:
     """Collects short bursts of speech heard while the appliance talks, for the STT to

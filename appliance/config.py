@@ -160,6 +160,9 @@ class TtsConfig:
     """Speaking rate: above 1 is slower, below 1 faster."""
     threads: int = 1
     """ONNX threads for Piper; 0 = every core."""
+    vary: bool = True
+    """Piper's natural variation between two sayings of the same text; false makes
+    every saying identical (what the tests and benchmarks use)."""
 
     def __post_init__(self) -> None:
         _check(0.3 <= self.length_scale <= 3.0, "tts.length_scale must be 0.3–3")

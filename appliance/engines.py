@@ -98,6 +98,7 @@ def load_engines(
         store.path(config.tts.voice, "tts"),
         length_scale=config.tts.length_scale,
         threads=resolve_threads(config.tts.threads),
+        vary=config.tts.vary,
     )
     done()
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from appliance import events as ev
-from appliance.audio.aec import EchoCanceller, NoEchoCanceller
+from appliance.audio.aec import CaptureTimeline, EchoCanceller, NoEchoCanceller
 from appliance.audio.earcons import earcon
 from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
 from appliance.audio.sinks import AudioSink
@@ -42,7 +42,9 @@ from appliance.audio.vad import (
     VoiceActivityDetector,
 )
 from appliance.barge_in import (
+    DOUBLE_TALK_KEPT_DB,
     STOP_PHRASES,
+    KeptEnergy,
     StopListener,
     echoes,
     heard_text,
@@ -197,7 +199,11 @@ class Pipeline:
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
         self.results: list[TurnResult] = []
         self._active: _TurnControl | None = None
-        self._stop_listener = StopListener(min_kept_db=-6.0 if self.echo.active else None)
+        self._stop_listener = StopListener(
+            min_kept_db=DOUBLE_TALK_KEPT_DB if self.echo.active else None
+        )
+        self._kept = KeptEnergy(chunks=STOP_WINDOW)
+        self._capture_timeline = CaptureTimeline()
         self._stop_checks: set[asyncio.Task[None]] = set()
         self.conversation = Conversation(
             max_tokens=self.settings.conversation.history_tokens,
@@ -273,9 +279,11 @@ class Pipeline:
         self._listen_request = by
         return True
 
-    async def say(self, text: str, *, cue: str | None = None) -> None:
+    async def say(self, text: str, *, cue: str | None = None, shown: str | None = None) -> None:
         """Speak an announcement (a timer that ended, a "say" command) after whatever is
-        playing. The wake word or "stop" interrupts it like a reply."""
+        playing. The wake word or "stop" interrupts it like a reply. `shown` is what the
+        `announcement` event carries instead of `text`, for a secret said aloud only
+        (the pairing code): events reach files, MQTT and the config page."""
         text = " ".join(text.split())
         if not text:
             return
@@ -283,7 +291,7 @@ class Pipeline:
             self._announcing += 1
             control = _TurnControl(self._turn)
             self._active = control
-            self._publish(ev.Announcement, text=text)
+            self._publish(ev.Announcement, text=text if shown is None else shown)
             self._set_state("speaking")
             rate = self.engines.tts.sample_rate
             try:
@@ -335,6 +343,9 @@ class Pipeline:
         try:
             async for chunk in source.chunks():
                 self._stream_time = chunk.end
+                if chunk.captured_at:
+                    captured = self._capture_timeline.stamp(chunk.captured_at, chunk.duration)
+                    chunk = dataclasses.replace(chunk, captured_at=captured)
                 if self._muted:
                     if endpointer is not None:  # muted mid-request: drop what was heard
                         endpointer = None
@@ -449,6 +460,7 @@ class Pipeline:
         played = self._played_reference(chunk)
         cleaned = await listen.run(self.echo.process, chunk.samples, played)
         heard = AudioChunk(cleaned, chunk.start)
+        self._kept.add(chunk.samples, cleaned)
         pre_roll.append(heard)
         control = self._active
         if not self.settings.conversation.barge_in or control is None or control.interrupted_by:
@@ -479,7 +491,21 @@ class Pipeline:
         embeddings = getattr(engines.wake, "embeddings", None)
         if stop is None or embeddings is None or not self.echo.active:
             return False
-        return stop.check(embeddings.recent(STOP_WINDOW)) is not None
+        detection = stop.check(embeddings.recent(STOP_WINDOW))
+        if detection is None:
+            return False
+        kept = self._kept.db()
+        if kept < DOUBLE_TALK_KEPT_DB:
+            _LOGGER.info(
+                "stop keyword score %.3f ignored: the canceller removed %.1f dB, its own voice",
+                detection.score,
+                -kept,
+            )
+            return False
+        _LOGGER.info(
+            "stop keyword heard over the reply (score %.3f, %.1f dB kept)", detection.score, kept
+        )
+        return True
 
     def _played_reference(self, chunk: AudioChunk) -> np.ndarray:
         """What the speaker played while this chunk was being captured."""

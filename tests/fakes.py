@@ -12,6 +12,7 @@ import numpy as np
 from appliance.audio.format import PIPELINE_RATE
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.vad import EndpointSettings, EnergyVad
+from appliance.config import AppConfig, TtsConfig
 from appliance.events import Event, EventBus
 from appliance.llm.fake import ScriptedLlm
 from appliance.pipeline import Engines, Pipeline, PipelineSettings
@@ -25,6 +26,12 @@ ANSWERED_TURN_EVENTS = (
     "reply_sentence", "tts_first_audio", "reply", "turn_end",
 )  # fmt: skip
 """Events every answered spoken turn publishes, in this order (state changes aside)."""
+
+
+def repeatable_config(**changes) -> AppConfig:
+    """The default config with Piper's run-to-run variation off: the end-to-end tests
+    hear the same voice every run, so whisper tiny's hearing of it does not vary."""
+    return AppConfig(tts=TtsConfig(vary=False), **changes)
 
 
 def quiet(seconds: float, seed: int = 0) -> np.ndarray:

@@ -19,7 +19,7 @@ from appliance.config import AppConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.pipeline import Pipeline
 from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
-from tests.fakes import Recorder
+from tests.fakes import Recorder, repeatable_config
 
 pytestmark = pytest.mark.e2e
 DEVICES = [
@@ -30,7 +30,7 @@ DEVICES = [
 
 @pytest.fixture(scope="module")
 def engines():
-    return load_engines(AppConfig())
+    return load_engines(repeatable_config())
 
 
 @pytest.fixture

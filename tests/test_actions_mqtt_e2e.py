@@ -22,7 +22,7 @@ from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox
 from appliance.pipeline import Pipeline
 from appliance.testing.speech import add_noise, compose, espeak_phrase
-from tests.fakes import Recorder
+from tests.fakes import Recorder, repeatable_config
 from tests.mqtt_broker import Mosquitto, subscriber
 from tests.test_mqtt_link import config, until
 
@@ -38,7 +38,7 @@ DEVICES = [
 
 
 def test_spoken_commands_reach_a_pin_and_a_real_broker(tmp_path):
-    engines = load_engines(AppConfig())
+    engines = load_engines(repeatable_config())
     pins = MockFactory(pin_class=MockPWMPin)
     broker = Mosquitto(tmp_path / "broker").start()
     outbox = Outbox(tmp_path / "outbox.sqlite3", 100)

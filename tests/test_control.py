@@ -125,6 +125,18 @@ def test_an_announcement_is_spoken_after_the_reply_that_is_playing():
     assert [e.state for e in rec.of("state")][-2:] == ["speaking", "idle"]
 
 
+def test_a_secret_said_aloud_is_not_in_the_announcement_event():
+    pipeline, rec, sink, tts, llm = make_pipeline([], [])
+
+    async def main():
+        async with pipeline:
+            await pipeline.say("Your pairing code is 1 2 3 4.", shown="Your pairing code is …")
+
+    asyncio.run(main())
+    assert tts.spoken == ["Your pairing code is 1 2 3 4."]
+    assert [e.text for e in rec.of("announcement")] == ["Your pairing code is …"]
+
+
 def test_the_wake_word_interrupts_an_announcement_and_the_request_is_answered():
     pipeline, rec, sink, tts, llm = make_pipeline(["what time is it"], ["Noon."])
     pipeline.sink = ClockSink()

@@ -17,14 +17,14 @@ from appliance.config import AppConfig, ConversationConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.pipeline import Engines, Pipeline
 from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
-from tests.fakes import ANSWERED_TURN_EVENTS, Recorder
+from tests.fakes import ANSWERED_TURN_EVENTS, Recorder, repeatable_config
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def config() -> AppConfig:
-    return AppConfig()
+    return repeatable_config()
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,14 @@ def test_a_follow_up_without_the_wake_word_is_answered_in_context(engines, confi
     assert [r.outcome for r in results] == ["replied", "replied"]
     assert "germany" in words(results[1].transcript)
     assert "berlin" in words(results[1].reply), results[1].reply
+
+
+def test_the_repeatable_voice_says_a_text_the_same_way_twice(engines: Engines) -> None:
+    """`tts.vary = false` (the tests' config) is what keeps these tests' hearing steady;
+    Piper's default voice draws new noise for every saying."""
+    from appliance.tts.piper import PiperTts
+
+    text = "Set a timer for ten minutes."
+    assert np.array_equal(engines.tts.synthesize(text), engines.tts.synthesize(text))
+    varying = PiperTts(engines.tts.voice_path)
+    assert not np.array_equal(varying.synthesize(text), varying.synthesize(text))

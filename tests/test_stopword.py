@@ -3,10 +3,13 @@ never trained on, over the appliance's own voice after echo cancellation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from appliance.audio.aec import SpeexEchoCanceller
+from appliance.barge_in import DOUBLE_TALK_KEPT_DB, KeptEnergy
 from appliance.config import default_models_dir
 from appliance.errors import ModelError
 from appliance.models.catalog import ModelStore
@@ -89,12 +92,15 @@ def made():
     )
     from appliance.tts.piper import PiperTts
 
-    tts = PiperTts(store.path("en_US-joe-medium", "tts"))
+    tts = PiperTts(store.path("en_US-joe-medium", "tts"), vary=False)
     return StopWordModel.load(path, threshold=0.97), embeddings, own_voice_recording(tts)
 
 
-def _over_its_own_voice(phrase: np.ndarray, own: np.ndarray, at: float = 1.5) -> np.ndarray:
-    """The user's phrase in the room while the appliance talks, through Speex AEC."""
+def _over_its_own_voice(
+    phrase: np.ndarray, own: np.ndarray, at: float = 1.5, *, mic_too: bool = False
+) -> Any:
+    """The user's phrase in the room while the appliance talks, through Speex AEC (and
+    the microphone signal with it, for `mic_too`)."""
     n = int(at * 16000) + len(phrase) + 16000
     played = own[:n].astype(np.float64)
     mic = np.zeros(n)
@@ -115,7 +121,22 @@ def _over_its_own_voice(phrase: np.ndarray, own: np.ndarray, at: float = 1.5) ->
         canceller.process(mic16[i : i + CHUNK], own[:n][i : i + CHUNK])
         for i in range(0, n - CHUNK + 1, CHUNK)
     ]
-    return np.concatenate(out)
+    cleaned = np.concatenate(out)
+    return (cleaned, mic16[: len(cleaned)]) if mic_too else cleaned
+
+
+def _stops_the_pipeline_would_take(model, embeddings, cleaned, mic) -> list[float]:
+    """Detections as the pipeline takes them: the head's, where the canceller kept at
+    least DOUBLE_TALK_KEPT_DB of the microphone's energy over the last 0.8 s."""
+    kept = KeptEnergy(chunks=WINDOW)
+    feats = embeddings.of_audio(cleaned)
+    detector = StopWordDetector(model)
+    taken = []
+    for i in range(min(len(feats), len(cleaned) // CHUNK)):
+        kept.add(mic[i * CHUNK : (i + 1) * CHUNK], cleaned[i * CHUNK : (i + 1) * CHUNK])
+        if detector.check(feats[: i + 1]) is not None and kept.db() >= DOUBLE_TALK_KEPT_DB:
+            taken.append((i + 1) * CHUNK / 16000)
+    return taken
 
 
 def test_stop_in_voices_it_never_heard_over_its_own_voice(made):
@@ -123,21 +144,41 @@ def test_stop_in_voices_it_never_heard_over_its_own_voice(made):
     found = []
     for voice in HELD_OUT_VOICES:
         phrase = espeak("stop", voice, 150, 50).astype(np.float64)
-        cleaned = _over_its_own_voice(phrase, own)
-        found.append(model.detections(embeddings.of_audio(cleaned)) > 0)
-    # One draw of Piper's varying voice as the echo: 5/5 and 3/5 have both been seen with
-    # the head `models prepare` makes; the README's 19/20 is over 20 phrases.
+        cleaned, mic = _over_its_own_voice(phrase, own, mic_too=True)
+        found.append(bool(_stops_the_pipeline_would_take(model, embeddings, cleaned, mic)))
+    # The README's figure is over 20 phrases; here one word in 5 voices.
     assert sum(found) >= 3, found
 
 
 def test_its_own_voice_alone_is_not_stop(made):
     model, embeddings, own = made
     # 40 s of its own voice (which says "stopped" once), with echo cancellation as in use.
-    # Piper's voice varies from run to run; the bench measures the rate over 10 minutes
-    # (0 per hour at the default threshold); here a head that fires on its own voice as a
-    # habit fails, one borderline window in a run does not.
-    alone = _over_its_own_voice(np.zeros(16000), own, at=38.0)
+    # The head alone may fire on what is left of its voice (one window has been seen);
+    # the pipeline then sees the canceller took most of the sound away, and ignores it.
+    # The bench measures the rate over 10 minutes.
+    alone, mic = _over_its_own_voice(np.zeros(16000), own, at=38.0, mic_too=True)
     assert model.detections(embeddings.of_audio(alone)) <= 1
+    assert _stops_the_pipeline_would_take(model, embeddings, alone, mic) == []
+
+
+def test_its_own_voice_through_a_cold_canceller_is_not_stop(made):
+    """The first reply after a start: Speex has not adapted yet and leaves most of its own
+    voice in, loud (the speaker next to the mic)."""
+    model, embeddings, own = made
+    played = own[: 30 * 16000]
+    mic = np.zeros(len(played))
+    delay = int(0.02 * 16000)
+    mic[delay:] = played[: len(played) - delay].astype(np.float64)  # at full level
+    mic += np.random.default_rng(1).normal(0, 30, len(mic))
+    mic16 = np.clip(mic, -32768, 32767).astype(np.int16)
+    canceller = SpeexEchoCanceller()
+    cleaned = np.concatenate(
+        [
+            canceller.process(mic16[i : i + CHUNK], played[i : i + CHUNK])
+            for i in range(0, len(played) - CHUNK + 1, CHUNK)
+        ]
+    )
+    assert model.detections(embeddings.of_audio(cleaned)) == 0
 
 
 def test_other_words_over_its_own_voice_are_mostly_not_stop(made):

@@ -16,7 +16,7 @@ from appliance.engines import load_engines, pipeline_settings
 from appliance.pipeline import Pipeline
 from appliance.testing.echo import EchoRoom
 from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
-from tests.fakes import Recorder
+from tests.fakes import Recorder, repeatable_config
 
 pytestmark = pytest.mark.e2e
 MOON = "Tell me three facts about the moon."
@@ -28,7 +28,7 @@ ECHO_DB = -12.0
 
 @pytest.fixture(scope="module")
 def engines():
-    return load_engines(AppConfig())
+    return load_engines(repeatable_config())
 
 
 def talk(engines, recording, *, echo_canceller, follow_up=0.0, echo_db=ECHO_DB):
@@ -68,8 +68,10 @@ def test_its_own_reply_in_the_microphone_does_not_wake_or_answer_it(engines, can
     results, recorder, room = talk(
         engines, request(engines, MOON, 14.0), echo_canceller=echo, echo_db=LOUD_ECHO_DB
     )
-    assert room.echo_seconds > 5, "the reply should have been heard back for a while"
-    assert [r.outcome for r in results] == ["replied"], [r.transcript for r in results]
+    heard = [(r.transcript, r.outcome) for r in results]
+    heard += [(e.by, e.heard[-60:]) for e in recorder.of("interrupted")]
+    assert room.echo_seconds > 5, ("the reply should have been heard back for a while", heard)
+    assert [r.outcome for r in results] == ["replied"], heard
     assert len(recorder.of("wake")) == 1 and recorder.of("interrupted") == []
     assert len(results[0].sentences) >= 2
 

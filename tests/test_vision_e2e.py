@@ -24,7 +24,7 @@ from appliance.vision.config import VisionConfig
 from appliance.vision.handler import VisionHandler
 from appliance.vision.ocr import RapidOcrReader
 from appliance.vision.service import VisionService
-from tests.fakes import Recorder
+from tests.fakes import Recorder, repeatable_config
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def letters(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def engines() -> Engines:
-    return load_engines(AppConfig())
+    return load_engines(repeatable_config())
 
 
 def test_hey_jarvis_read_this_speaks_the_sign(engines: Engines, tmp_path: Path) -> None:

@@ -391,9 +391,11 @@ def test_reset_pairing_from_the_page_signs_everyone_out(web):
     unconfirmed = client.post(web.url + "/access/reset", data={"csrf": csrf})
     assert unconfirmed.status_code == 400
     spoken: list[str] = []
+    published: list[str | None] = []
 
-    async def capture(text: str) -> None:
+    async def capture(text: str, *, shown: str | None = None) -> None:
         spoken.append(text)
+        published.append(shown)
 
     web.service.ctx.announce = capture
     client.post(web.url + "/access/reset", data={"csrf": csrf, "confirm": "on"})
@@ -402,6 +404,8 @@ def test_reset_pairing_from_the_page_signs_everyone_out(web):
     [said] = spoken
     digits = "".join(ch for ch in said.split("Again")[0] if ch.isdigit())
     assert len(digits) == 8 and digits != web.code
+    # The event (files, MQTT, the page's stream) says a code was given, not the code.
+    assert published[0] and not any(ch.isdigit() for ch in published[0])
     fresh = requests.Session()
     assert web.pair(fresh, digits).status_code == 200
     assert fresh.get(web.url + "/api/status").status_code == 200
@@ -465,7 +469,7 @@ def test_reset_pairing_for_the_button(web):
     client = web.session()
     spoken: list[str] = []
 
-    async def say(text: str) -> None:
+    async def say(text: str, *, shown: str | None = None) -> None:
         spoken.append(text)
 
     async def press() -> None:

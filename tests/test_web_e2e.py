@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from appliance.audio.wav import parse_wav
-from appliance.config import AppConfig, default_models_dir
+from appliance.config import default_models_dir
 from appliance.engines import load_engines, pipeline_settings
+from tests.fakes import repeatable_config
 from tests.web_harness import running_web
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +21,7 @@ def test_a_wav_upload_and_a_typed_request_through_the_real_pipeline(tmp_path, mo
     models = default_models_dir()
     monkeypatch.setenv("APPLIANCE_MODELS_DIR", str(models))
     monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))
-    config = AppConfig()
+    config = repeatable_config()
     engines = load_engines(config)
     with running_web(tmp_path, engines=engines, settings=pipeline_settings(config)) as web:
         client = web.session()

@@ -119,6 +119,34 @@ class SpeexEchoCanceller:
             lib.speex_preprocess_state_destroy(self._pre)
 
 
+class CaptureTimeline:
+    """Capture times on a continuous, sample-exact timeline, for lining the echo
+    reference up with the microphone. A chunk's arrival time jitters by milliseconds
+    (threads, the event loop), but the microphone's samples are continuous: a reference
+    cut at jittery times slips against the echo every chunk, and Speex then cancels 2 dB
+    instead of 14 (measured: 2 ms of jitter is enough; so is a one-sample wobble). So
+    each chunk is stamped exactly one chunk after the previous; the timeline moves only
+    when arrivals have drifted from it by `shift_after` on average (clock drift, a gap
+    after an overflow or a replug), in one step."""
+
+    def __init__(self, *, smoothing: float = 0.1, shift_after: float = 0.01) -> None:
+        self._smoothing = smoothing
+        self._shift_after = shift_after
+        self._last = 0.0
+        self._drift = 0.0
+
+    def stamp(self, arrived: float, seconds: float) -> float:
+        if not self._last:
+            self._last = arrived
+            return arrived
+        self._last += seconds
+        self._drift += self._smoothing * ((arrived - self._last) - self._drift)
+        if abs(self._drift) > self._shift_after:
+            self._last += self._drift
+            self._drift = 0.0
+        return self._last
+
+
 def best_echo_canceller() -> EchoCanceller:
     try:
         return SpeexEchoCanceller()

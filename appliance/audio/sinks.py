@@ -166,6 +166,7 @@ class RealTimeSink:
         self._busy = False
         self._generation = 0
         self._played = 0.0
+        self._logged_until = 0.0
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -237,25 +238,38 @@ class RealTimeSink:
             if self._generation != gen or self._closed:
                 return
             block = samples[offset : offset + step]
-            started = time.monotonic()
-            self._output(block, rate)
+            # Logged as it starts: the echo canceller's reference must not lag the sound.
             ref = reference[index * ref_step : (index + 1) * ref_step]
-            self.log.add(started, ref)
+            self.log.add(self._log_time(len(block) / rate), ref)
+            self._output(block, rate)
             self._played += len(block) / rate
+
+    def _log_time(self, seconds: float) -> float:
+        """Where this block goes in the playback log: right after the previous one while
+        playing continues (the speaker's samples are continuous; the thread's wake-ups
+        are not), at the current time after a pause or an underrun (50 ms late)."""
+        now = time.monotonic()
+        started = self._logged_until
+        if not now - 0.05 <= started <= now + 0.5:
+            started = now
+        self._logged_until = started + seconds
+        return started
 
 
 class ClockSink(RealTimeSink):
     """A virtual speaker: takes as long to "play" as a real one, with no device. For
     benchmarks and for tests of barge-in and of the appliance hearing itself."""
 
+    BUFFER_SECONDS = 0.06
+    """Like a sound card's buffer, it takes blocks ahead of playing them: a late thread
+    wake-up does not break the sound (nor the log the echo canceller reads)."""
+
     def __init__(self, log: PlaybackLog | None = None) -> None:
-        self._next = 0.0
         super().__init__(log, name="clock-sink")
 
     def _output(self, block: np.ndarray, rate: int) -> None:
-        now = time.monotonic()
-        self._next = max(self._next, now)
-        self._next += len(block) / rate
-        delay = self._next - time.monotonic()
+        # The block was logged as playing until `_logged_until`: return once the buffer
+        # has room, i.e. when that is no more than BUFFER_SECONDS ahead.
+        delay = self._logged_until - self.BUFFER_SECONDS - time.monotonic()
         if delay > 0:
             time.sleep(delay)

@@ -49,10 +49,13 @@ class EchoRoom:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # A room's echo is continuous: cut it on the ideal timeline (`due`), while the
+            # chunk is stamped with its jittery arrival, as a microphone thread's would be.
+            heard = min(due, time.monotonic())
+            echo = self._played.window(heard - self._delay, n).astype(np.float64)
+            echo += 0.4 * self._played.window(heard - self._delay - 0.015, n)
+            echo += 0.15 * self._played.window(heard - self._delay - 0.04, n)
             now = time.monotonic()
-            echo = self._played.window(now - self._delay, n).astype(np.float64)
-            echo += 0.4 * self._played.window(now - self._delay - 0.015, n)
-            echo += 0.15 * self._played.window(now - self._delay - 0.04, n)
             if np.abs(echo).max() > 300:
                 self.echo_seconds += n / PIPELINE_RATE
             mixed = self._samples[offset : offset + n] + self._gain * echo

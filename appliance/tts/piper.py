@@ -12,7 +12,17 @@ from appliance.errors import ModelError, TextToSpeechError
 
 
 class PiperTts:
-    def __init__(self, voice_path: Path, *, length_scale: float = 1.0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        voice_path: Path,
+        *,
+        length_scale: float = 1.0,
+        threads: int = 1,
+        vary: bool = True,
+    ) -> None:
+        """`vary=False` turns off the voice's random noise (VITS noise and phoneme-width
+        noise), so the same text gives the same samples every time: tests and benchmarks
+        then hear one voice, not a new draw per run."""
         try:
             import onnxruntime as ort
             from piper import PiperVoice
@@ -37,8 +47,10 @@ class PiperTts:
             self._voice = PiperVoice(config=config, session=session)
         except Exception as err:
             raise ModelError(f"Piper cannot load the voice {voice_path}: {err}") from err
+        self.voice_path = voice_path
         self.sample_rate = int(config.sample_rate)
-        self._syn = SynthesisConfig(length_scale=length_scale)
+        self._vary = vary
+        self._syn = self._synthesis_config(SynthesisConfig, length_scale)
         self._lock = threading.Lock()
 
     def set_length_scale(self, length_scale: float) -> None:
@@ -46,7 +58,12 @@ class PiperTts:
         from piper.config import SynthesisConfig
 
         with self._lock:
-            self._syn = SynthesisConfig(length_scale=length_scale)
+            self._syn = self._synthesis_config(SynthesisConfig, length_scale)
+
+    def _synthesis_config(self, factory: type, length_scale: float):  # noqa: ANN202
+        if self._vary:
+            return factory(length_scale=length_scale)
+        return factory(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
 
     def synthesize(self, text: str) -> np.ndarray:
         try:

@@ -20,7 +20,7 @@ from appliance.wake.base import Detection
 
 WINDOW = 10
 """Embeddings per decision: 0.8 s of hops on 0.76 s receptive fields (~1.5 s of audio)."""
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 """Bump when the training recipe changes: `models prepare` remakes older heads."""
 FILE_NAME = "stop-keyword.npz"
 DEFAULT_THRESHOLD = 0.97

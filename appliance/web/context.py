@@ -14,6 +14,7 @@ from appliance.events import EventBus
 from appliance.web.auth import LoginLimiter, PairingStore
 from appliance.web.live import LiveTargets
 from appliance.web.logbuffer import LogBuffer
+from appliance.web.pairing import Announce
 from appliance.web.settings import ConfigStore
 from appliance.web.status import StatusTracker
 
@@ -40,7 +41,7 @@ class WebContext:
     upload_limit: int = UPLOAD_LIMIT
     sysroot: Path = Path("/")
     started: float = field(default_factory=time.time)
-    announce: Callable[[str], Awaitable[None]] | None = None
+    announce: Announce | None = None
     """Speaks a new pairing code (after "Reset pairing")."""
     microphone_levels: Callable[[float], Awaitable[list[float]]] | None = None
     """Records the microphone for some seconds and returns its level per 100 ms (dBFS),

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 from appliance.web.logbuffer import SECRET_LOGGER
 
 _LOGGER = logging.getLogger(__name__)
 
+
+class Announce(Protocol):
+    """`Pipeline.say`: speak `text`; events carry `shown` instead when given."""
+
+    def __call__(self, text: str, *, shown: str | None = None) -> Awaitable[None]: ...
+
+
 PAIRING_ANNOUNCEMENT = "Your pairing code is"
-"""How the spoken code starts: the event stream to browsers leaves such announcements out."""
+"""How the spoken code starts."""
+SHOWN = f"{PAIRING_ANNOUNCEMENT} … (said aloud only; also in the journal)"
+"""What the `announcement` event says instead of the code: events are written to files,
+published over MQTT and streamed to the config page."""
 
 
 def spoken_code(code: str) -> str:
@@ -21,7 +32,7 @@ def spoken_code(code: str) -> str:
 
 
 def announce_new_code(
-    code: str, announce: Callable[[str], Awaitable[None]] | None, *, by: str
+    code: str, announce: Announce | None, *, by: str
 ) -> asyncio.Task[None] | None:
     """Log a new pairing code once (to the journal only: its logger never reaches the
     logs page) and start saying it aloud (the returned task; keep a reference)."""
@@ -34,14 +45,14 @@ def announce_new_code(
 
     async def speak() -> None:
         try:
-            await announce(f"{PAIRING_ANNOUNCEMENT} {said}. Again: {said}.")
+            await announce(f"{PAIRING_ANNOUNCEMENT} {said}. Again: {said}.", shown=SHOWN)
         except Exception as err:
             _LOGGER.warning("could not speak the pairing code: %s", err)
 
     return asyncio.create_task(speak(), name="say-pairing-code")
 
 
-def reset_pairing(announce: Callable[[str], Awaitable[None]] | None) -> asyncio.Task[None] | None:
+def reset_pairing(announce: Announce | None) -> asyncio.Task[None] | None:
     """ "Reset pairing" from anywhere in the appliance process, e.g. a long press of the
     GPIO button: a new code (logged once, spoken), every session and API token signed
     out. Call it on the event loop (from a gpiozero callback thread, through

@@ -211,7 +211,7 @@ class Timer(Event):
     name: str
     """The timer's name ("" for an unnamed one)."""
     state: str
-    """set, cancelled or fired."""
+    """set, restored (running again after a restart), cancelled or fired."""
     seconds: float
     """The timer's total duration."""
     ends_at: float

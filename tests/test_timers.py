@@ -61,7 +61,7 @@ def test_set_list_remaining_and_cancel(tmp_path):
 
     said = asyncio.run(main())
     assert said[0] == "OK, ten minutes, starting now."
-    assert said[1] == "OK, one hour and thirty minutes, starting now."
+    assert said[1] == "OK, pasta timer for one hour and thirty minutes, starting now."
     assert said[2].startswith("You have two timers: the ten minute timer with")
     assert "the pasta timer with one hour and" in said[2]
     assert said[3].endswith("left on the pasta timer.")
@@ -99,7 +99,10 @@ def test_a_timer_survives_a_restart_and_still_fires(tmp_path):
 
     asyncio.run(restart())
     assert controls.said == [("Your two second timer is done.", "timer")]
-    (fired,) = recorder.of("timer")
+    # Re-armed at start, published as "restored" (MQTT's timer sensors show it again).
+    restored, fired = recorder.of("timer")
+    assert (restored.state, restored.seconds, restored.name) == ("restored", 2, "")
+    assert restored.ends_at == fired.ends_at and restored.timer_id == fired.timer_id
     assert fired.state == "fired" and fired.seconds == 2
     assert TimerStore(tmp_path / "timers.sqlite3").running() == []
 
@@ -110,6 +113,8 @@ def test_a_timer_that_ended_while_off_is_announced_at_start(tmp_path):
     store.close()
     controls = ControlsSpy()
     bus = ev.EventBus()
+    recorder = Recorder()
+    bus.subscribe(recorder)
 
     async def main():
         timers = Timers(TimerStore(tmp_path / "timers.sqlite3"), bus, controls.say)
@@ -122,6 +127,7 @@ def test_a_timer_that_ended_while_off_is_announced_at_start(tmp_path):
 
     asyncio.run(main())
     assert controls.said == [("Your tea timer ended while I was off, ten minutes ago.", None)]
+    assert [t.state for t in recorder.of("timer")] == ["fired"]  # not "restored" first
 
 
 def test_a_cancelled_timer_does_not_fire(tmp_path):

@@ -116,7 +116,8 @@ def _timer_tools(registry: ToolRegistry, timers: Timers) -> None:
 
     async def set_timer(args: dict[str, Any]) -> str:
         record = await timers.set(args["seconds"], args.get("name", ""))
-        return f"OK, {spoken_duration(record.seconds)}, starting now."
+        named = f"{record.name} timer for " if record.name else ""
+        return f"OK, {named}{spoken_duration(record.seconds)}, starting now."
 
     async def list_timers(_: dict[str, Any]) -> str:
         running = timers.running()

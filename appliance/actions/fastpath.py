@@ -191,24 +191,53 @@ def _timer(words: list[str], line: str) -> Intent | None:
         if found is None:
             continue
         seconds, end = found
-        rest = words[:i] + words[end:]
-        return Intent("timer_set", {"seconds": seconds, "name": _set_timer_name(rest)})
+        return Intent("timer_set", {"seconds": seconds, "name": set_timer_name(words)})
     return None
 
 
+_TIMER_WORDS = ("timer", "countdown", "alarm", "reminder")
 _NAME_NOISE = {"set", "start", "make", "create", "put", "on", "a", "an", "the", "my", "timer",
                "for", "remind", "me", "in", "countdown", "of", "called", "named", "minute",
-               "minutes", "second", "seconds", "hour", "hours"}  # fmt: skip
+               "minutes", "second", "seconds", "hour", "hours", "give", "get", "need", "want",
+               "i", "you", "us", "new", "up", "quick", "alarm", "reminder", "please", "and",
+               "with", "to", "that", "this", "some", "one"}  # fmt: skip
 
 
-def _set_timer_name(rest: list[str]) -> str:
-    """ "set a pasta timer for …" → pasta; "… called eggs" → eggs; else ""."""
+def set_timer_name(words: list[str]) -> str:
+    """The name a request to set a timer gives it, from the words said (the fast path and
+    the language model's calls both use this): "set a pasta timer for …" → pasta, "give me
+    a pasta countdown of ten minutes" → pasta, "… called eggs" → eggs, "a ten minute timer
+    for the roast" → roast; else "". The length is taken out first."""
+    rest = list(words)
+    for i in range(len(rest)):
+        found = parse_duration(rest, i)
+        if found is not None:
+            rest = rest[:i] + rest[found[1] :]
+            break
     if "called" in rest or "named" in rest:
         index = max(i for i, w in enumerate(rest) if w in ("called", "named"))
         return " ".join(w for w in rest[index + 1 :] if w not in ("the", "a"))
-    if "timer" in rest:
-        before = [w for w in rest[: rest.index("timer")] if w not in _NAME_NOISE]
+    keyword = next((i for i, w in enumerate(rest) if w in _TIMER_WORDS), None)
+    if keyword is None:
+        return ""
+    before: list[str] = []
+    for word in reversed(rest[:keyword]):  # the words right before "timer"
+        if word in _NAME_NOISE or parse_number([word], 0) is not None:
+            break
+        before.insert(0, word)
+    if before:
         return " ".join(before)
+    for i in range(keyword + 1, len(rest)):  # "… timer for the roast"
+        if rest[i] != "for":
+            continue
+        after = [w for w in rest[i + 1 :] if w not in ("the", "my", "a", "an")]
+        name = []
+        for word in after:
+            if word in _NAME_NOISE or parse_number([word], 0) is not None:
+                break
+            name.append(word)
+        if name:
+            return " ".join(name)
     return ""
 
 

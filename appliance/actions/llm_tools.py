@@ -9,7 +9,14 @@ against what was said: the device must be named in the transcript, the verb must
 ("on" for device_on), a timer's length and a brightness level are taken from the words,
 not from the model. A call that fails the check is dropped and the request gets an
 ordinary spoken answer; an unknown tool or invalid arguments get "I couldn't do that".
-The confirmation is the tool's own sentence (a template), not the model's wording.
+A timer's name is taken from the words too ("a pasta countdown of ten minutes" → pasta),
+by the fast path's own rule.
+
+The result is then fed back and the model phrases the spoken answer in one short
+sentence (`phrasing.py`). Its sentence is spoken only if it keeps the result's facts (the
+device and its new state, the timer's length and name, every number) and says nothing
+against them; otherwise the tool's own sentence (the template) is. A failed call always
+speaks the template: it says exactly what went wrong.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from appliance.actions import phrasing
 from appliance.actions.devices import DeviceDirectory
-from appliance.actions.numbers import parse_duration, parse_number, tokens
-from appliance.actions.tools import CallContext, Tool, ToolRegistry
+from appliance.actions.fastpath import normalise, set_timer_name
+from appliance.actions.numbers import every_value, parse_duration, parse_number, tokens
+from appliance.actions.phrasing import Phrasing
+from appliance.actions.tools import CallContext, Outcome, Tool, ToolRegistry
 from appliance.errors import GrammarUnsupportedError, LanguageModelError
 from appliance.handlers import Handled
 from appliance.llm.base import LanguageModel, Message
@@ -61,13 +71,18 @@ class LlmToolCaller:
         run_blocking: BlockingRunner,
         *,
         origin: str = "voice",
+        phrase: bool = True,
     ) -> None:
         self.llm = llm
         self.registry = registry
         self.devices = devices
         self.run_blocking = run_blocking
         self.origin = origin
+        self.phrase = phrase
+        """Let the model phrase the answer (checked); False: always the template."""
         self.enabled = True
+        self.last_phrasing: Phrasing | None = None
+        """How the last answer was phrased (for tests and the benchmark)."""
         self.tools = [t for name in OFFERED if (t := registry.get(name)) is not None]
         self.schema = call_schema(self.tools)
 
@@ -110,7 +125,34 @@ class LlmToolCaller:
                 return None
             arguments = checked
         outcome = await self.registry.call(tool, arguments, context)
-        return Handled(outcome.message, NAME, tool)
+        if not outcome.ok or not self.phrase:
+            return Handled(outcome.message, NAME, tool)
+        phrased = await self.phrase_result(text, outcome)
+        return Handled(phrased.text, NAME, tool)
+
+    async def phrase_result(self, text: str, outcome: Outcome) -> Phrasing:
+        """The model's sentence for a tool's result if it keeps the facts, else the
+        template; logged either way."""
+        facts = phrasing.facts_of(
+            outcome.tool, outcome.arguments, outcome.message, self.devices.names
+        )
+        prompt = phrasing.messages(text, outcome.message)
+        try:
+            said = await self.run_blocking(phrasing.first_sentence, self.llm, prompt)
+        except LanguageModelError as err:
+            said, reason = "", f"the language model failed: {err}"
+        else:
+            reason = phrasing.check(said, facts)
+        if reason:
+            _LOGGER.info(
+                "answer by template %r (the model's %r: %s)", outcome.message, said, reason
+            )
+            result = Phrasing(outcome.message, False, reason, said)
+        else:
+            _LOGGER.info("answer phrased by the model: %r (template %r)", said, outcome.message)
+            result = Phrasing(said, True, "", said)
+        self.last_phrasing = result
+        return result
 
     def relevant(self, text: str) -> list[Tool]:
         """Only the tools the words could be about: a tiny model chooses better among
@@ -151,15 +193,16 @@ class LlmToolCaller:
             if checked.get("device") not in named:
                 return None
         if tool == "device_brightness":
-            levels = _numbers(words)
+            levels = every_value(words, parse_number)
             if len(levels) != 1:
                 return None
             checked["percent"] = levels[0]  # out of range is refused by validation
         if tool == "timer_set":
-            lengths = _durations(words)
+            lengths = every_value(words, parse_duration)
             if len(lengths) != 1:
                 return None
             checked["seconds"] = lengths[0]
+            checked["name"] = set_timer_name(normalise(text))
         return checked
 
 
@@ -187,24 +230,3 @@ def _closed(tool: Tool) -> dict[str, Any]:
         schema["properties"].pop(name)
     schema["required"] = [r for r in schema["required"] if r not in free]
     return schema
-
-
-def _every(words: list[str], parse: Any) -> list[float]:
-    """Every value `parse` (parse_number or parse_duration) finds, left to right."""
-    found, i = [], 0
-    while i < len(words):
-        parsed = parse(words, i)
-        if parsed is None:
-            i += 1
-            continue
-        found.append(parsed[0])
-        i = parsed[1]
-    return found
-
-
-def _numbers(words: list[str]) -> list[float]:
-    return _every(words, parse_number)
-
-
-def _durations(words: list[str]) -> list[float]:
-    return _every(words, parse_duration)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _SMALL = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -70,6 +71,21 @@ def parse_number(words: list[str], start: int) -> tuple[float, int] | None:
     if not seen:
         return None
     return float(total + current), i
+
+
+def every_value(
+    words: list[str], parse: Callable[[list[str], int], tuple[float, int] | None]
+) -> list[float]:
+    """Every value `parse` (parse_number or parse_duration) finds, left to right."""
+    found, i = [], 0
+    while i < len(words):
+        parsed = parse(words, i)
+        if parsed is None:
+            i += 1
+            continue
+        found.append(parsed[0])
+        i = parsed[1]
+    return found
 
 
 def parse_duration(words: list[str], start: int = 0) -> tuple[float, int] | None:

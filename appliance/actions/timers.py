@@ -121,8 +121,14 @@ class Timers:
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
-        """Schedule every timer still running in the store (after a restart)."""
-        for record in self.store.running():
+        """Schedule every timer still running in the store (after a restart). Each one
+        that has not ended yet is published as a `timer` event with state "restored", so
+        the MQTT timer sensors show it again at once; one that ended while the appliance
+        was off is announced (and published as "fired") straight away."""
+        now = self.clock()
+        for record in await asyncio.to_thread(self.store.running):
+            if record.ends_at > now:
+                self._publish(record, "restored", 0)
             self._schedule(record)
 
     async def close(self) -> None:

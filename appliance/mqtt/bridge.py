@@ -140,7 +140,7 @@ class MqttBridge:
             "ends_at": ends_at,
         }
         state = data.get("state")
-        if state == "set":
+        if state in ("set", "restored"):  # restored: running again after a restart
             self._timers[timer_id] = entry
         else:
             self._timers.pop(timer_id, None)

@@ -323,3 +323,49 @@ def test_configs_are_sent_again_when_home_assistant_comes_online(broker, tmp_pat
                 assert len(seen.messages) == 18  # only "online" asks again
 
     asyncio.run(main())
+
+
+def test_a_timer_restored_after_a_restart_is_published_again(broker, tmp_path):
+    """A timer set before a restart: the new service re-arms it and publishes it, so Home
+    Assistant's timer sensors keep showing it (and a timer set after the restart does not
+    make it vanish from the list)."""
+    from appliance.actions.app import Actions
+    from appliance.actions.config import ActionsConfig
+
+    async def service(texts: list[str], wait_for) -> tuple[list[str], Any]:  # noqa: ANN001
+        pipeline, *_ = make_pipeline([], [])
+        async with (
+            subscriber(broker.port, f"{BASE}/timers", f"{BASE}/timer_event") as (_, seen),
+            pipeline,
+            mqtt_service(settings(broker.port), pipeline, state_dir=tmp_path) as mqtt,
+            # As `appliance run` does: MQTT first, then the actions (which re-arm timers).
+            Actions([], ActionsConfig(), pipeline.bus, tmp_path) as actions,
+        ):
+            await online(mqtt)
+            replies = [(await actions.fast_path.handle(t, n)).reply for n, t in enumerate(texts)]
+            await seen.wait_for(wait_for)
+        return replies, seen
+
+    def timers(seen) -> list[dict[str, Any]]:  # noqa: ANN001
+        return [json.loads(p) for p in seen.on(f"{BASE}/timers")]
+
+    replies, _ = asyncio.run(
+        service(["Set a tea timer for ten minutes."], lambda s: bool(s.on(f"{BASE}/timers")))
+    )
+    assert replies == ["OK, tea timer for ten minutes, starting now."]
+
+    # The service stops and starts again on the same data directory.
+    replies, seen = asyncio.run(
+        service(
+            ["Set an eggs timer for five minutes."],
+            lambda s: [t["active"] for t in timers(s)][-1:] == [2],
+        )
+    )
+    events = [json.loads(p) for p in seen.on(f"{BASE}/timer_event")]
+    assert [(e["name"], e["state"]) for e in events] == [("tea", "restored"), ("eggs", "set")]
+    assert events[0]["seconds"] == 600 and events[0]["ends_at"].startswith("20")
+    # Live messages (not the retained one from before the restart): tea, then tea and eggs.
+    live = [json.loads(p) for t, p, retained in seen.messages
+            if t == f"{BASE}/timers" and not retained]  # fmt: skip
+    assert [[t["name"] for t in m["timers"]] for m in live] == [["tea"], ["eggs", "tea"]]
+    assert live[-1]["next_name"] == "eggs"

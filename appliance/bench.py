@@ -419,7 +419,7 @@ async def _measure(
         say("Actions: end of speech → action done, fast path vs the language model's call …")
         from appliance.actions.bench import action_latency
 
-        report["actions"] = await action_latency(engines, settings, runs=min(turns, 3))
+        report["actions"] = await action_latency(engines, settings, runs=actions_runs(turns))
     say(f"Its own speech played into the microphone ({self_speech_minutes:.0f} min) …")
     report["self_wakes"] = self_wakes(engines, self_speech_minutes)
     return report
@@ -436,6 +436,11 @@ _STAGES = (
 )
 
 
+def actions_runs(turns: int) -> int:
+    """Turns of each path (fast, language model) for the actions figures: at least 2."""
+    return max(2, min(turns, 3))
+
+
 def run_bench(
     config: AppConfig,
     *,
@@ -446,8 +451,20 @@ def run_bench(
     json_path: Path | None,
     say: Say,
     progress: Callable[[str], None],
+    only: str = "",
 ) -> int:
     report: dict[str, Any] = {"cores": os.cpu_count(), "turns": turns}
+    if only == "actions":
+        from appliance.actions.bench import action_latency
+
+        say("Loading models …")
+        engines = load_engines(config, progress=progress)
+        say("Actions: end of speech → action done, fast path vs the language model's call …")
+        settings = _without_memory(pipeline_settings(config))
+        report["actions"] = asyncio.run(action_latency(engines, settings, actions_runs(turns)))
+        _say_table(_action_rows(report), say)
+        _save(report, json_path, say)
+        return 0
     say("Benchmark: cold start in a fresh process …")
     report["cold_start"] = cold_start(config, config_path)
     say("Loading models …")
@@ -462,11 +479,56 @@ def run_bench(
     report["vision"] = vision_figures(engines.tts, threads=config.vision.ocr_threads)
 
     _print_table(report, say)
+    _save(report, json_path, say)
+    return 0
+
+
+def _save(report: dict[str, Any], json_path: Path | None, say: Say) -> None:
     text = json.dumps(report, indent=2)
     say(text)
     if json_path:
         json_path.write_text(text + "\n", "utf-8")
-    return 0
+
+
+def _say_table(rows: list[tuple[str, str, str]], say: Say) -> None:
+    width = max((len(r[0]) for r in rows), default=10)
+    say(f"\n{'measure'.ljust(width)}  {'value':>10}  target")
+    for name, value, target in rows:
+        say(f"{name.ljust(width)}  {value:>10}  {target}")
+    say("")
+
+
+def _action_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    acts = report.get("actions", {})
+    if not acts:
+        return []
+
+    def ms(key: str) -> str:
+        return f"{acts[key] * 1000:.0f} ms" if acts.get(key) else "no valid call"
+
+    runs = acts.get("runs", 0)
+    rows = [
+        (f"End of speech → action done, fast path (median of {runs})", ms("fast_s"), ""),
+        (f"End of speech → action done, LLM tool call (median of {runs})", ms("llm_s"), ""),
+        ("End of speech → answer ready, fast path", ms("fast_answer_s"), ""),
+        ("End of speech → answer ready, LLM call + phrasing", ms("llm_answer_s"), ""),
+    ]
+    if acts.get("llm_over_fast"):
+        rows.append(("Action done: LLM path / fast path", f"{acts['llm_over_fast']:.1f}×", ""))
+    if acts.get("llm_over_fast_answer"):
+        rows.append(
+            ("Answer ready: LLM path / fast path", f"{acts['llm_over_fast_answer']:.1f}×", "")
+        )
+    phrasing = acts.get("phrasing")
+    if phrasing:
+        rows.append(
+            (
+                "LLM phrasings that kept the facts (used)",
+                f"{phrasing['accepted']}/{phrasing['requests']}",
+                "",
+            )
+        )
+    return rows
 
 
 def _print_table(report: dict[str, Any], say: Say) -> None:
@@ -504,15 +566,7 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
                 "",
             )
         )
-    acts = report.get("actions", {})
-    if acts.get("fast_s"):
-        rows.append(
-            ("End of speech → action done, fast path", f"{acts['fast_s'] * 1000:.0f} ms", "")
-        )
-        llm = f"{acts['llm_s'] * 1000:.0f} ms" if acts.get("llm_s") else "no valid call"
-        rows.append(("End of speech → action done, LLM tool call", llm, ""))
-        if acts.get("llm_over_fast"):
-            rows.append(("Action: LLM path / fast path", f"{acts['llm_over_fast']:.1f}×", ""))
+    rows += _action_rows(report)
     own = report.get("self_wakes")
     if own:
         rows.append(
@@ -542,11 +596,7 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
         from appliance.vision.bench import table_rows
 
         rows += table_rows(report["vision"])
-    width = max(len(r[0]) for r in rows)
-    say(f"\n{'measure'.ljust(width)}  {'value':>10}  target")
-    for name, value, target in rows:
-        say(f"{name.ljust(width)}  {value:>10}  {target}")
-    say("")
+    _say_table(rows, say)
     say(
         "language model            load (mmap / read)   RSS file+anon (mmap / read)     "
         "first token  tokens/s"

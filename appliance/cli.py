@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="its own speech played into the mic, for false self-wakes per hour (default 2)",
     )
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
+    bench.add_argument(
+        "--only",
+        choices=["actions"],
+        help="only these figures (actions: end of speech → action done, fast path vs the "
+        "language model, and how often its phrasing is used)",
+    )
     bench.set_defaults(handler=cmd_bench)
 
     from appliance.actions.commands import add_actions_commands
@@ -538,6 +544,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         json_path=args.json,
         say=args.say,
         progress=_progress,
+        only=args.only or "",
     )
 
 

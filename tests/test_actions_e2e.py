@@ -13,6 +13,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from appliance import events as ev
 from appliance.actions.app import Actions
 from appliance.actions.config import ActionsConfig, DeviceConfig, GpioOutput
+from appliance.actions.phrasing import check, facts_of
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource
 from appliance.config import AppConfig
@@ -138,6 +139,67 @@ def test_a_spoken_timer_survives_a_restart_and_is_announced(engines, pins, tmp_p
     (announcement,) = second.of("announcement")
     assert announcement.text == "Your four second timer is done."
     assert sink.seconds > 1  # chime + Piper speaking it
+
+
+def test_the_language_model_sets_a_named_timer_and_phrases_the_answer(engines, pins, tmp_path):
+    """A request the fast path does not take goes to SmolLM2: its grammar-held call sets
+    the timer with the length and the name from the words, and the spoken answer is the
+    model's own sentence only if it keeps those facts (else the tool's template)."""
+    # (Whisper tiny hears Piper's "a pasta countdown" as "a post account down", and "a
+    # tea countdown" as "a T-count down": the names come after "countdown" here.)
+    recording = spoken(
+        engines,
+        "Give me a ten minute countdown for the pasta.",
+        ("espeak", "Give me a five minute countdown for the eggs."),
+    )
+    results, recorder, sink = converse(engines, recording, tmp_path, pins)
+    assert len(results) == 2, [r.transcript for r in results]
+    actions = recorder.of("action")
+    assert [(a.tool, a.path, a.ok) for a in actions] == [("timer_set", "llm", True)] * 2, [
+        (r.transcript, r.reply) for r in results
+    ]
+    assert [a.arguments for a in actions] == [
+        {"seconds": 600, "name": "pasta"}, {"seconds": 300, "name": "eggs"},
+    ]  # fmt: skip
+    assert [(t.name, t.seconds, t.state) for t in recorder.of("timer")] == [
+        ("pasta", 600, "set"), ("eggs", 300, "set"),
+    ]  # fmt: skip
+    assert [h.handler for h in recorder.of("handled")] == ["llm_tools"] * 2
+    for result, action, name in zip(results, actions, ("pasta", "eggs"), strict=True):
+        template = action.result
+        assert template.startswith(f"OK, {name} timer for "), template
+        facts = facts_of("timer_set", action.arguments, template, [d.name for d in DEVICES])
+        assert result.reply == template or check(result.reply, facts) == "", result.reply
+        assert name in result.reply.lower(), result.reply
+    assert sink.seconds > 2
+
+
+def test_the_models_phrasings_keep_the_facts_of_fifteen_results(engines):
+    """SmolLM2 phrases the results of the bench's 15 requests; every sentence used keeps
+    its result's facts, the others fall back to the template. The share it gets right is
+    a figure of the model and the prompt: a change that lowers it fails here."""
+    from appliance.actions.bench import PHRASING_REQUESTS, phrasing_acceptance
+
+    measured = asyncio.run(phrasing_acceptance(engines.llm))
+    results = measured["results"]
+    assert len(results) == len(PHRASING_REQUESTS) == 15
+    for row in results:
+        if row["accepted"]:
+            assert row["reason"] == "" and row["model"], row
+        else:
+            assert row["reason"], row
+    spoken_facts = {
+        "I need the porch light, it's dark": ("porch light", "on"),
+        "could you give me a pasta countdown of ten minutes": ("pasta", "ten minutes"),
+    }
+    for row in results:
+        if row["request"] in spoken_facts and row["accepted"]:
+            said = row["model"].lower()
+            assert all(fact in said for fact in spoken_facts[row["request"]]), row
+    # 12 of 15 at temperature 0 when this was written (README "Tool calls by the language
+    # model"); below 10 the prompt or the check has got worse.
+    assert measured["accepted"] >= 10, [(r["model"], r["reason"]) for r in results]
+    assert max(r["seconds"] for r in results) < 30  # capped at MAX_TOKENS
 
 
 def test_appliance_ask_runs_commands_from_the_config_and_logs_them(tmp_path):

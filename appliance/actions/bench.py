@@ -73,7 +73,7 @@ async def action_latency(
                                "load_average_before": list(os.getloadavg())}  # fmt: skip
     pins = MockFactory(pin_class=MockPWMPin)
     for path, fast in (("fast", True), ("llm", False)):
-        # One warm-up turn each, not counted: the first grammar-held call is much slower.
+        # One warm-up turn each, not counted (first calls allocate buffers).
         warm_up, _ = await _one(engines, settings, recording, fast, pins)
         figures[f"{path}_warm_up_s"] = round(warm_up.get("action", float("nan")), 3)
         done, answered, tools, phrased = [], [], [], 0
@@ -130,7 +130,11 @@ async def _one(
                 await pipeline.run(ArraySource(recording))
                 caller = actions.llm_tools
                 if caller is not None and caller.last_phrasing is not None:
-                    marks["phrased_by_model"] = float(caller.last_phrasing.by_model)
+                    phrased = caller.last_phrasing
+                    marks["phrased_by_model"] = float(phrased.by_model)
+                    tool += f" → {phrased.text!r}" + (
+                        f" ({phrased.reason})" if phrased.reason else ""
+                    )
     pins.reset()
     start = marks.pop("speech_end", None)
     if start is None:

@@ -198,6 +198,26 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
     assert 0 <= report["barge_in"]["recognised_to_silence_s"] < 1.0
     assert report["self_wakes"]["own_speech_minutes"] > 0.2
     assert "speex_per_hour" in report["self_wakes"]
+
+
+def test_bench_only_actions_gives_the_fast_and_llm_paths_as_a_ratio_of_one_run(tmp_path):
+    # One thread per engine: on a shared 2-core machine two threads each collapse (README).
+    config = tmp_path / "config.toml"
+    config.write_text("[llm]\nthreads = 1\n[stt]\nthreads = 1\n")
+    out = tmp_path / "bench.json"
+    proc = appliance("--config", str(config), "bench", "--only", "actions", "--turns", "1",
+                     "--json", str(out), timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    acts = json.loads(out.read_text())["actions"]
+    assert acts["runs"] == 2  # at least 2 turns each, even with --turns 1
+    assert len(acts["fast_runs_s"]) == len(acts["llm_runs_s"]) == 2, acts
+    assert all("device_on({'device': 'porch light'}) ok=True" in t for t in acts["llm_tools"])
+    assert 0 < acts["fast_s"] < acts["llm_s"]
+    assert acts["llm_over_fast"] == acts["llm_s"] / acts["fast_s"]
+    assert acts["llm_answer_s"] >= acts["llm_s"]  # the answer is phrased after the action
+    assert acts["phrasing"]["requests"] == 15 and acts["phrasing"]["accepted"] >= 10
+    assert len(acts["load_average_before"]) == 3
+    assert "Action done: LLM path / fast path" in proc.stdout
     assert appliance("bench", "--turns", "0").returncode == 2
 
 

@@ -135,7 +135,8 @@ def test_a_spoken_timer_survives_a_restart_and_is_announced(engines, pins, tmp_p
     pins.reset()
     # The service stops; a new one starts on the same data directory.
     _, second, sink = converse(engines, spoken(engines)[:0], tmp_path, pins, linger=10.0)
-    assert [t.state for t in second.of("timer")] == ["fired"]
+    # "restored" first if the restart came before the timer's end, as it usually does.
+    assert [t.state for t in second.of("timer")] in (["restored", "fired"], ["fired"])
     (announcement,) = second.of("announcement")
     assert announcement.text == "Your four second timer is done."
     assert sink.seconds > 1  # chime + Piper speaking it

@@ -66,7 +66,7 @@ def request(engines, text, tail):
 def test_its_own_reply_in_the_microphone_does_not_wake_or_answer_it(engines, canceller):
     echo = SpeexEchoCanceller() if canceller == "speex" else NoEchoCanceller()
     results, recorder, room = talk(
-        engines, request(engines, MOON, 14.0), echo_canceller=echo, echo_db=LOUD_ECHO_DB
+        engines, request(engines, MOON, 18.0), echo_canceller=echo, echo_db=LOUD_ECHO_DB
     )
     heard = [(r.transcript, r.outcome) for r in results]
     heard += [(e.by, e.heard[-60:]) for e in recorder.of("interrupted")]

@@ -43,6 +43,7 @@ class LookButton:
         self._say = say
         self._loop = loop
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.ignored = 0
         """Presses that came while a look was still running."""
         try:
@@ -53,6 +54,8 @@ class LookButton:
 
     def pressed(self) -> None:
         """On the event loop: start a look unless one is running."""
+        if self._closed:  # a press that was on its way while the button closed
+            return
         if self._task is not None and not self._task.done():
             self.ignored += 1
             _LOGGER.info("look button pressed while a look is running: ignored")
@@ -74,6 +77,7 @@ class LookButton:
             await asyncio.wait({self._task})
 
     async def aclose(self) -> None:
+        self._closed = True
         self.button.close()
         if self._task is not None and not self._task.done():
             self._task.cancel()

@@ -590,8 +590,9 @@ def create_app(ctx: WebContext) -> FastAPI:
             raise HTTPException(422, answer.text)
         if answer.problem == "camera":
             raise HTTPException(503, answer.text)
-        if speak and ctx.pipeline is not None:
-            speaking = asyncio.ensure_future(ctx.pipeline.say(answer.text))
+        say = getattr(ctx.pipeline, "say", None)
+        if speak and say is not None:
+            speaking = asyncio.ensure_future(say(answer.text))
             ctx.background.add(speaking)
             speaking.add_done_callback(ctx.background.discard)
         return {

@@ -201,8 +201,33 @@ class AppConfig:
     web: WebConfig = field(default_factory=WebConfig)
     """The config page, its API and the mDNS advertisement (appliance/web)."""
 
+    def __post_init__(self) -> None:
+        pin = self.vision.button_pin
+        if pin is not None:
+            used = _actions_pins(self.actions, self.devices)
+            if pin in used:
+                raise ConfigError(
+                    f"vision.button_pin {pin} is already the {used[pin]}'s pin; give the look "
+                    "button a pin of its own"
+                )
+
     def models_path(self) -> Path:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()
+
+
+def _actions_pins(actions: ActionsConfig, devices: DeviceList) -> dict[int, str]:
+    """The GPIO pins the actions use, and what for."""
+    light = actions.status_light
+    named = [
+        (actions.button.pin, "push-to-talk button (actions.button)"),
+        (actions.mute_switch.pin, "mute switch (actions.mute_switch)"),
+    ]
+    for pin in (light.pin, light.red, light.green, light.blue):
+        named.append((pin, "status light (actions.status_light)"))
+    for device in devices:
+        if device.gpio is not None:
+            named.append((device.gpio.pin, f'device "{device.name}"'))
+    return {pin: what for pin, what in named if pin is not None}
 
 
 def data_dir() -> Path:

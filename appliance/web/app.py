@@ -19,16 +19,17 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import PlainTextResponse, StreamingResponse
 
 from appliance import events as ev
 from appliance.actions.config import DEVICE_KINDS
 from appliance.errors import ApplianceError, AudioInputError
+from appliance.vision.intents import look_kind
 from appliance.web.auth import csrf_token
 from appliance.web.context import WebContext
 from appliance.web.devices import GPIO_PINS, DeviceForm, reserved_pins
@@ -171,6 +172,29 @@ class ControlOut(BaseModel):
     listening: bool = False
 
 
+class VisionCapture(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    capture: Literal[True] = Field(description="Capture a frame from the camera now.")
+    question: str = Field(
+        "", max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+        description='What to look for: "read this", "is anyone at the door?"; "" = read.',
+    )  # fmt: skip
+    kind: Literal["read", "describe"] | None = Field(
+        None, description="read or describe; default: from the question"
+    )
+    speak: bool = Field(False, description="The appliance also says the answer.")
+
+
+class VisionOut(BaseModel):
+    kind: str = Field(description="read or describe")
+    text: str = Field(description="The answer, as it would be spoken.")
+    backend: str = Field(description="rapidocr, the vision model, or none")
+    lines: list[str] = Field(description="The text lines OCR read, top to bottom.")
+    problem: str = Field(description='"" when it looked; else why not (see the README)')
+    seconds: float
+    capture_seconds: float
+
+
 class Problem(BaseModel):
     detail: Any
 
@@ -199,17 +223,18 @@ def _turn_out(result: Any) -> dict[str, Any]:
     }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, *, too_large: str = "") -> bytes:
     """The request body, refused (413) as soon as it is larger than `limit`: a declared
     Content-Length is checked first, a chunked body while it streams in."""
+    message = too_large or f"too large: at most {limit // (1024 * 1024) or 1} MiB"
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise HTTPException(413, f"too large: at most {limit // (1024 * 1024) or 1} MiB")
+        raise HTTPException(413, message)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(413, f"too large: at most {limit // (1024 * 1024) or 1} MiB")
+            raise HTTPException(413, message)
     return bytes(body)
 
 
@@ -636,6 +661,82 @@ def create_app(ctx: WebContext) -> FastAPI:
         )  # fmt: skip
         return {"turns": [_turn_out(r) for r in results], "message": message}
 
+    vision_body = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": VisionCapture.model_json_schema()},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+
+    @app.post(
+        "/api/vision",
+        response_model=VisionOut,
+        tags=["api"],
+        responses={**PROBLEMS, 413: {"model": Problem}, 415: {"model": Problem},
+                   422: {"model": Problem}, 503: {"model": Problem}},
+        openapi_extra={"requestBody": vision_body},
+    )  # fmt: skip
+    async def api_vision(
+        request: Request,
+        question: Annotated[str, Query(max_length=1000)] = "",
+        kind: Literal["read", "describe"] | None = None,
+        speak: bool = False,
+    ) -> dict[str, Any]:
+        """Look once. Either an image (`Content-Type: image/jpeg`, `image/png` or another
+        image type; at most `vision.max_image_bytes`), with `question`, `kind` and `speak`
+        in the query string; or JSON `{"capture": true, "question": "read this"}` to take
+        a picture with the camera now. Returns the answer, the backend and what OCR read."""
+        authorise(request, unsafe=True)
+        vision = ctx.vision
+        if vision is None:
+            raise HTTPException(
+                503, "vision is off: no camera is configured or found (set vision.camera; "
+                "see the README's Vision section)",
+            )  # fmt: skip
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        image: bytes | None = None
+        if media == "application/json":
+            raw = await _read_body(request, FORM_LIMIT)
+            try:
+                body = VisionCapture.model_validate_json(raw)
+            except ValidationError as err:
+                details = err.errors(include_url=False, include_context=False, include_input=False)
+                raise HTTPException(422, details) from None
+            question, kind, speak = body.question, body.kind, body.speak
+        elif media.startswith("image/") or media == "application/octet-stream":
+            limit = vision.config.max_image_bytes
+            image = await _read_body(
+                request, limit, too_large=f"the image is larger than {limit} bytes "
+                "(vision.max_image_bytes): send a smaller or more compressed one",
+            )  # fmt: skip
+        else:
+            raise HTTPException(415, "send an image (Content-Type: image/jpeg, image/png, …) "
+                                "or JSON {\"capture\": true}")  # fmt: skip
+        if any(ord(c) < 32 and c not in "\t\n\r" for c in question):
+            raise HTTPException(422, "the question contains control characters")
+        question = " ".join(question.split())
+        chosen = kind or look_kind(question)
+        answer = await vision.look("describe" if chosen == "describe" else "read",
+                                   image=image, question=question)  # fmt: skip
+        if answer.problem == "image_too_large":
+            raise HTTPException(413, answer.text)
+        if answer.problem == "image":
+            raise HTTPException(422, answer.text)
+        if answer.problem == "camera":
+            raise HTTPException(503, answer.text)
+        say = getattr(ctx.pipeline, "say", None)
+        if speak and say is not None:
+            speaking = asyncio.ensure_future(say(answer.text))
+            ctx.background.add(speaking)
+            speaking.add_done_callback(ctx.background.discard)
+        return {
+            "kind": answer.kind, "text": answer.text, "backend": answer.backend,
+            "lines": list(answer.lines), "problem": answer.problem,
+            "seconds": answer.seconds, "capture_seconds": answer.capture_seconds,
+        }  # fmt: skip
+
     @app.get("/api/status", tags=["api"], responses=PROBLEMS)
     async def api_status(request: Request) -> dict[str, Any]:
         """State, models and their RAM, CPU temperature and load, memory and zram, the
@@ -806,6 +907,6 @@ def create_app(ctx: WebContext) -> FastAPI:
     from appliance.web.security import BodyLimit, SecurityHeaders
 
     app.add_middleware(BodyLimit, small=FORM_LIMIT, large=ctx.upload_limit,
-                       large_paths=("/api/listen",))  # fmt: skip
+                       large_paths=("/api/listen", "/api/vision"))  # fmt: skip
     app.add_middleware(SecurityHeaders)
     return app

@@ -91,7 +91,7 @@ def test_saying_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answe
 def test_saying_stop_over_a_reply_stops_it(engines):
     assert engines.stop is not None, "no stop keyword head: run ./setup.sh (models prepare)"
     user = espeak_phrase("Stop!", voice="en-us+m7", speed=150)
-    recording = np.concatenate([request(engines, MOON, 5.0), add_noise(compose(user, 3.0))])
+    recording = np.concatenate([request(engines, MOON, 8.0), add_noise(compose(user, 3.0))])
     results, recorder, room = talk(engines, recording, echo_canceller=SpeexEchoCanceller())
     assert [r.outcome for r in results] == ["interrupted"], [r.transcript for r in results]
     (cut,) = recorder.of("interrupted")

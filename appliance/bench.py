@@ -178,6 +178,7 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
     barge-in threshold, with and without the Speex echo canceller. Per hour of its own
     speech."""
     from appliance.audio.aec import NoEchoCanceller, SpeexEchoCanceller
+    from appliance.barge_in import DOUBLE_TALK_KEPT_DB, KeptEnergy
     from appliance.wake.stopword import WINDOW
 
     assert engines.wake is not None
@@ -199,11 +200,16 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
         wake.reset()
         wakes = stops = 0
         embeddings = getattr(wake, "embeddings", None)
+        kept = KeptEnergy(chunks=WINDOW)
         for i in range(0, len(mic) - 1279, 1280):
             cleaned = canceller.process(mic[i : i + 1280], played[i : i + 1280])
+            kept.add(mic[i : i + 1280], cleaned)
             wakes += wake.process(cleaned, threshold) is not None
             if engines.stop is not None and embeddings is not None:
-                stops += engines.stop.check(embeddings.recent(WINDOW)) is not None
+                heard = engines.stop.check(embeddings.recent(WINDOW)) is not None
+                # As the pipeline takes them: behind the double-talk gate with AEC.
+                gate = not canceller.active or kept.db() >= DOUBLE_TALK_KEPT_DB
+                stops += heard and gate
         figures[f"{name}_wakes"] = float(wakes)
         figures[f"{name}_per_hour"] = wakes / hours
         if engines.stop is not None:

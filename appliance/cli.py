@@ -293,8 +293,8 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
 
             async with (
                 Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
-                vision_hook(config, pipeline),
-                actions_for(config, pipeline),
+                vision_hook(config, pipeline) as vision,
+                actions_for(config, pipeline, vision=vision),
             ):
                 results = await pipeline.run(source)
             _describe_results(results, args.say)
@@ -353,8 +353,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
             async with (
                 Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
-                vision_hook(config, pipeline),
-                actions_for(config, pipeline, origin="typed"),
+                vision_hook(config, pipeline) as vision,
+                actions_for(config, pipeline, origin="typed", vision=vision),
             ):
                 result = await pipeline.ask(args.text)
             args.say(result.reply or "(no reply)")
@@ -450,10 +450,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             async with (
                 notices,
                 Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
-                vision_hook(config, pipeline),
-                mqtt_service(config.mqtt, pipeline) as mqtt,
+                vision_hook(config, pipeline, button=True) as vision,
+                mqtt_service(config.mqtt, pipeline, vision=vision) as mqtt,
                 actions_for(
-                    config, pipeline, make_mqtt=mqtt.devices.make_mqtt_backend if mqtt else None
+                    config,
+                    pipeline,
+                    make_mqtt=mqtt.devices.make_mqtt_backend if mqtt else None,
+                    vision=vision,
                 ) as actions,
             ):
                 from appliance.web.pairing import reset_pairing
@@ -462,7 +465,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 actions.long_press_hooks.append(lambda: reset_pairing(pipeline.say))
                 if fallback is not None:
                     publish_fallback(bus, fallback)
-                async with _web_service(args, config, config_path, pipeline, fallback, tap):
+                web = _web_service(args, config, config_path, pipeline, fallback, tap, vision)
+                async with web:
                     await serve(pipeline, open_microphone)
             return 0
 
@@ -489,7 +493,7 @@ def _service_config(args: argparse.Namespace) -> tuple[AppConfig, Path, Any]:
 
 def _web_service(
     args: argparse.Namespace, config: AppConfig, path: Path, pipeline: Any, fallback: Any,
-    tap: Any,
+    tap: Any, vision: Any,
 ) -> contextlib.AbstractAsyncContextManager[Any]:  # fmt: skip
     if args.no_web or not config.web.enabled:
         return contextlib.nullcontext()
@@ -497,7 +501,7 @@ def _web_service(
 
     return WebService(config, path, pipeline=pipeline, localhost_only=args.localhost_only,
                       port=args.web_port, fallback=fallback,
-                      microphone_levels=tap.levels, required=False)  # fmt: skip
+                      microphone_levels=tap.levels, required=False, vision=vision)  # fmt: skip
 
 
 def _log_event(event: ev.Event) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -200,8 +201,33 @@ class AppConfig:
     web: WebConfig = field(default_factory=WebConfig)
     """The config page, its API and the mDNS advertisement (appliance/web)."""
 
+    def __post_init__(self) -> None:
+        pin = self.vision.button_pin
+        if pin is not None:
+            used = _actions_pins(self.actions, self.devices)
+            if pin in used:
+                raise ConfigError(
+                    f"vision.button_pin {pin} is already the {used[pin]}'s pin; give the look "
+                    "button a pin of its own"
+                )
+
     def models_path(self) -> Path:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()
+
+
+def _actions_pins(actions: ActionsConfig, devices: DeviceList) -> dict[int, str]:
+    """The GPIO pins the actions use, and what for."""
+    light = actions.status_light
+    named = [
+        (actions.button.pin, "push-to-talk button (actions.button)"),
+        (actions.mute_switch.pin, "mute switch (actions.mute_switch)"),
+    ]
+    for pin in (light.pin, light.red, light.green, light.blue):
+        named.append((pin, "status light (actions.status_light)"))
+    for device in devices:
+        if device.gpio is not None:
+            named.append((device.gpio.pin, f'device "{device.name}"'))
+    return {pin: what for pin, what in named if pin is not None}
 
 
 def data_dir() -> Path:
@@ -388,13 +414,24 @@ def _array_of_tables(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char, f"\\u{ord(char):04x}")
+
+
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        # TOML allows no raw control character but tab in a basic string: escape them all.
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = _CONTROL.sub(_escape_control, escaped)
         return f'"{escaped}"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"

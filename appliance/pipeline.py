@@ -647,6 +647,8 @@ class Pipeline:
         self._turn += 1
         result = TurnResult(self._turn, transcript=text)
         self.results.append(result)
+        # Typed requests are turns like spoken ones (the status page, MQTT, event files).
+        self._publish(ev.Transcript, turn=result.turn, text=text, stt_seconds=0.0)
         self._set_state("thinking")
         started = time.monotonic()
         try:

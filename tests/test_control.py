@@ -186,3 +186,17 @@ def test_push_to_talk_captures_a_request_without_the_wake_word():
     (wake,) = rec.of("wake")
     assert (wake.wake_word, wake.score) == ("button", 1.0)
     assert pipeline.listen_now(by="button") is False  # the run is over
+
+
+def test_a_typed_request_is_a_turn_with_a_transcript_event():
+    pipeline, rec, sink, tts, llm = make_pipeline([], ["Four."])
+
+    async def main():
+        async with pipeline:
+            return await pipeline.ask("what is two and two")
+
+    result = asyncio.run(main())
+    assert result.reply == "Four."
+    [transcript] = rec.of("transcript")
+    assert (transcript.text, transcript.stt_seconds) == ("what is two and two", 0.0)
+    assert transcript.turn == result.turn

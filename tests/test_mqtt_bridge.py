@@ -316,11 +316,12 @@ def test_configs_are_sent_again_when_home_assistant_comes_online(broker, tmp_pat
                 assert all(retained for *_, retained in seen.messages)
                 await client.publish("homeassistant/status", "offline", qos=1)
                 await client.publish("homeassistant/status", "online", qos=1)
-                # All 10 again: the 8 configs and the 2 empty ones (transcripts are off).
-                await seen.wait_for(lambda s: len(s.messages) == 18)
+                # All 11 again: the 8 configs and the 3 empty ones (transcripts are off,
+                # and there is no camera for the Look button).
+                await seen.wait_for(lambda s: len(s.messages) == 19)
                 await client.publish("homeassistant/status", b"\xffjunk", qos=1)
                 await asyncio.sleep(0.2)
-                assert len(seen.messages) == 18  # only "online" asks again
+                assert len(seen.messages) == 19  # only "online" asks again
 
     asyncio.run(main())
 

@@ -66,7 +66,7 @@ def request(engines, text, tail):
 def test_its_own_reply_in_the_microphone_does_not_wake_or_answer_it(engines, canceller):
     echo = SpeexEchoCanceller() if canceller == "speex" else NoEchoCanceller()
     results, recorder, room = talk(
-        engines, request(engines, MOON, 14.0), echo_canceller=echo, echo_db=LOUD_ECHO_DB
+        engines, request(engines, MOON, 18.0), echo_canceller=echo, echo_db=LOUD_ECHO_DB
     )
     heard = [(r.transcript, r.outcome) for r in results]
     heard += [(e.by, e.heard[-60:]) for e in recorder.of("interrupted")]
@@ -91,7 +91,7 @@ def test_saying_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answe
 def test_saying_stop_over_a_reply_stops_it(engines):
     assert engines.stop is not None, "no stop keyword head: run ./setup.sh (models prepare)"
     user = espeak_phrase("Stop!", voice="en-us+m7", speed=150)
-    recording = np.concatenate([request(engines, MOON, 5.0), add_noise(compose(user, 3.0))])
+    recording = np.concatenate([request(engines, MOON, 8.0), add_noise(compose(user, 3.0))])
     results, recorder, room = talk(engines, recording, echo_canceller=SpeexEchoCanceller())
     assert [r.outcome for r in results] == ["interrupted"], [r.transcript for r in results]
     (cut,) = recorder.of("interrupted")

@@ -89,3 +89,47 @@ def test_hey_jarvis_read_this_speaks_the_sign(engines: Engines, tmp_path: Path) 
     assert sink.seconds > 3.0  # both answers were spoken
     audio, _rate = sink.audio()
     assert np.abs(audio).max() > 1000
+
+
+def test_the_language_model_looks_when_the_spoken_trigger_does_not_catch_it(
+    engines: Engines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request the spoken trigger does not catch ("could you check what the label on this
+    says"): the real language model (grammar-held) calls the look tool, the call is
+    checked against the words, and the label is read by real OCR."""
+    from appliance.actions.app import actions_for
+    from appliance.vision.intents import vision_kind
+
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))
+    request = "Could you check what the label on this says?"
+    assert vision_kind(request) is None  # the fast trigger leaves it to the model
+    save_image(render_sign("SHAKE WELL"), tmp_path / "camera" / "label.png")
+    vision = VisionConfig(camera="file", path=str(tmp_path / "camera"))
+    config = repeatable_config(vision=vision)
+    camera = FileCamera(tmp_path / "camera", max_bytes=vision.max_image_bytes,
+                        max_pixels=vision.max_pixels)  # fmt: skip
+    bus = ev.EventBus()
+    recorder = Recorder()
+    bus.subscribe(recorder)
+    service = VisionService(vision, camera, RapidOcrReader(threads=1), publish=bus.publish)
+
+    async def main():
+        async with (
+            Pipeline(engines, RecordingSink(), bus, pipeline_settings(config)) as pipeline,
+            actions_for(config, pipeline, vision=service),
+        ):
+            return await pipeline.ask(request), await pipeline.ask("Tell me a joke.")
+
+    try:
+        looked, joke = asyncio.run(main())
+    finally:
+        service.close()
+    assert looked.reply.startswith("It says:") and letters("SHAKE WELL") in letters(looked.reply)
+    [handled] = recorder.of("handled")
+    assert (handled.handler, handled.action, handled.turn) == ("llm_tools", "look", looked.turn)
+    [action] = recorder.of("action")
+    assert (action.tool, action.path, action.ok, action.arguments["kind"]) == (
+        "look", "llm", True, "read",
+    )  # fmt: skip
+    assert [e.backend for e in recorder.of("vision")] == ["rapidocr"]
+    assert joke.outcome == "replied" and "SHAKE" not in joke.reply.upper()

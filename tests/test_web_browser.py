@@ -137,3 +137,76 @@ def test_pair_change_a_setting_and_see_a_new_turn_live(web, browser):
     phone.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors
     context.close()
+
+
+def test_set_the_broker_and_add_devices_on_the_page(web, browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(web.url + "/pair")
+    page.fill("#code", web.code)
+    page.click("button[type=submit]")
+    page.wait_for_url(web.url + "/")
+    # The status page's memory: this process's RSS, and the catalog's figures labelled.
+    assert re.search(r"This process now: \d+ MB resident", page.inner_text("#process-memory"))
+
+    # The broker: saved to the file (a restart applies it); the password never comes back.
+    page.goto(web.url + "/settings")
+    page.fill("#mqtt\\.host", "broker.local")
+    page.fill("#mqtt\\.port", "1884")
+    page.fill("#mqtt\\.username", "appliance")
+    page.fill("#mqtt\\.password", "pw-typed-in-the-browser")
+    page.uncheck("#mqtt\\.discovery")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("#saved")
+    assert "MQTT broker host: saved; takes effect when the appliance restarts" in page.inner_text(
+        "#saved"
+    )
+    mqtt = tomllib.loads(web.config_path.read_text())["mqtt"]
+    assert mqtt == {"host": "broker.local", "port": 1884, "username": "appliance",
+                    "password": "pw-typed-in-the-browser", "tls": False, "ca_file": "",
+                    "discovery": False}  # fmt: skip
+    assert "pw-typed-in-the-browser" not in page.content()
+    assert page.input_value("#mqtt\\.password") == ""
+
+    # A GPIO device, then an MQTT one (the form shows the chosen backend's fields).
+    page.fill("#device-name", "garden pump")
+    page.select_option("#device-kind", "relay")
+    page.fill("#device-aliases", "pump, water")
+    page.fill("#device-pin", "27")
+    page.uncheck("#device-active_high")
+    assert page.locator("#device-mqtt").is_hidden()
+    page.click("#device-save")
+    page.wait_for_selector("#saved")
+    assert "Devices: saved" in page.inner_text("#saved")
+    page.select_option("#device-backend", "mqtt")
+    assert page.locator("#device-gpio").is_hidden() and page.locator("#device-mqtt").is_visible()
+    page.fill("#device-name", "kitchen light")
+    page.fill("#device-room", "kitchen")
+    page.fill("#device-command_topic", "home/+/light/set")
+    page.click("#device-save")
+    page.wait_for_selector("#device-error-command_topic")
+    assert "wildcards" in page.inner_text("#device-error-command_topic")
+    shot(page, "settings-device-invalid")
+    page.fill("#device-command_topic", "home/kitchen/light/set")
+    page.fill("#device-state_topic", "home/kitchen/light/state")
+    page.click("#device-save")
+    page.wait_for_selector("#saved")
+    rows = page.locator("#device-list tr[data-device]")
+    assert rows.count() == 2
+    assert "GPIO 27, on when low" in rows.nth(0).inner_text()
+    assert "home/kitchen/light/set" in rows.nth(1).inner_text()
+    on_disk = tomllib.loads(web.config_path.read_text())
+    assert on_disk["devices"] == [
+        {"name": "garden pump", "kind": "relay", "aliases": ["pump", "water"],
+         "gpio": {"pin": 27, "pwm": False, "active_high": False}},
+        {"name": "kitchen light", "kind": "light", "room": "kitchen",
+         "mqtt": {"command_topic": "home/kitchen/light/set",
+                  "state_topic": "home/kitchen/light/state", "payload_on": "ON",
+                  "payload_off": "OFF"}},
+    ]  # fmt: skip
+    assert on_disk["mqtt"]["password"] == "pw-typed-in-the-browser"
+    shot(page, "settings-devices")
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+    context.close()

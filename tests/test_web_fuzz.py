@@ -10,6 +10,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from appliance.testing.images import render_sign, save_image
+from appliance.vision.camera import FileCamera
+from appliance.vision.config import VisionConfig
+from appliance.vision.fake import FakeReader
+from appliance.vision.service import VisionService
 from appliance.web.auth import PairingStore
 from appliance.web.paths import web_dir
 from tests.web_harness import running_web
@@ -20,8 +25,17 @@ def web(tmp_path_factory):
     root = tmp_path_factory.mktemp("web-fuzz")
     old = os.environ.get("APPLIANCE_DATA_DIR")
     os.environ["APPLIANCE_DATA_DIR"] = str(root / "data")
+    view = save_image(render_sign("EXIT", size=(320, 120), font_size=40), root / "view.png")
+
+    def vision(bus):
+        # Like the engines here, the reader is a stand-in: 25 real reads would take half
+        # a minute, and what is fuzzed is the HTTP side (test_vision_triggers reads for real).
+        config = VisionConfig(camera="file", path=str(view), max_image_bytes=100_000)
+        camera = FileCamera(view, max_bytes=config.max_image_bytes, max_pixels=config.max_pixels)
+        return VisionService(config, camera, FakeReader(["EXIT"]), publish=bus.publish)
+
     try:
-        with running_web(root) as running:
+        with running_web(root, vision=vision) as running:
             running.token = PairingStore(web_dir()).new_token("fuzz")[0]
             yield running
     finally:
@@ -31,7 +45,7 @@ def web(tmp_path_factory):
             os.environ["APPLIANCE_DATA_DIR"] = old
 
 
-schemathesis.serializer.alias("audio/wav", "application/octet-stream")
+schemathesis.serializer.alias(["audio/wav", "image/png", "image/jpeg"], "application/octet-stream")
 
 
 def _fuzzer(operation, url: str, headers: dict[str, str], excluded: list):
@@ -56,15 +70,15 @@ def test_api_from_its_spec(web):
     for operation in operations:
         if operation.path == "/api/events":
             continue
-        # Any bytes are "schema-valid" for an audio/wav body, but only a WAV is accepted
-        # (a clear 400); setting values have ranges and model names from the catalog
-        # that JSON Schema does not carry (a 422 per field). Both are tested in
-        # test_web_api; every other check runs on them too.
-        lenient = operation.path in ("/api/listen", "/api/config")
+        # Any bytes are "schema-valid" for an audio/wav or image body, but only a WAV or
+        # an image is accepted (a clear 400 or 422); setting values have ranges and model
+        # names from the catalog that JSON Schema does not carry (a 422 per field). These
+        # are tested in test_web_api and test_vision_triggers; every other check runs on
+        # them too.
+        lenient = operation.path in ("/api/listen", "/api/config", "/api/vision")
         excluded = [positive_data_acceptance] if lenient else []
 
         _fuzzer(operation, web.url, headers, excluded)()
         tested.append(f"{operation.method.upper()} {operation.path}")
-    assert {"POST /api/ask", "POST /api/listen", "PUT /api/config", "GET /api/status"} <= set(
-        tested
-    )
+    assert {"POST /api/ask", "POST /api/listen", "POST /api/vision", "PUT /api/config",
+            "GET /api/status"} <= set(tested)  # fmt: skip

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,10 @@ def running_web(
     settings: PipelineSettings | None = None,
     create_code: bool = True,
     upload_limit: int | None = None,
+    vision: Callable[[EventBus], Any] | None = None,
 ) -> Iterator[RunningWeb]:
-    """Needs APPLIANCE_DATA_DIR pointed at a temporary directory (the `web_env` fixture)."""
+    """Needs APPLIANCE_DATA_DIR pointed at a temporary directory (the `web_env` fixture).
+    `vision` makes the VisionService for POST /api/vision, given the pipeline's bus."""
     config_path = tmp_path / "config.toml"
     if config_text is not None:
         config_path.write_text(config_text)
@@ -84,8 +86,9 @@ def running_web(
         holder["stop"] = stop
         pipeline = Pipeline(engines, RecordingSink(), EventBus(),
                             settings or PipelineSettings(system_prompt="be brief"))  # fmt: skip
+        looking = vision(pipeline.bus) if vision is not None else None
         service = WebService(config, config_path, pipeline=pipeline, localhost_only=True,
-                             port=0, fallback=fallback, mdns=False)  # fmt: skip
+                             port=0, fallback=fallback, mdns=False, vision=looking)  # fmt: skip
         if upload_limit is not None:
             service.ctx.upload_limit = upload_limit
         try:
@@ -99,6 +102,8 @@ def running_web(
             raise
         finally:
             pipeline.close()
+            if looking is not None:
+                looking.close()
 
     thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
     thread.start()

@@ -44,7 +44,10 @@ class Actions:
         origin: str = "voice",
         now: Callable[[], dt.datetime] = dt.datetime.now,
         clock: Callable[[], float] = time.time,
+        vision: Any = None,
     ) -> None:
+        """`vision` (a VisionService, when a camera is on) adds the `look` tool for the
+        language model."""
         self.config = config
         self.bus = bus
         self.pin_factory = pin_factory
@@ -80,6 +83,10 @@ class Actions:
             clock=clock,
         )
         register_builtin_tools(self.registry, self.devices, self.timers, now=now, stop=self._stop)
+        if vision is not None:
+            from appliance.vision.tool import look_tool
+
+            self.registry.register(look_tool(vision))
         self.origin = origin
         self.fast_path = FastPath(self.registry, self.devices, origin=origin)
         self.llm_tools: Any = None
@@ -220,9 +227,11 @@ async def actions_for(
     origin: str = "voice",
     pin_factory: Any = None,
     make_mqtt: MqttFactory | None = None,
+    vision: Any = None,
 ) -> AsyncIterator[Actions]:
     """The actions of a configuration, attached to a running pipeline for as long as the
-    block runs (`appliance run`, `listen`, `ask`, `demo`)."""
+    block runs (`appliance run`, `listen`, `ask`, `demo`); with `vision` (the running
+    VisionService) the language model may also look through the camera."""
     actions = Actions(
         config.devices,
         config.actions,
@@ -231,6 +240,7 @@ async def actions_for(
         pin_factory=pin_factory,
         make_mqtt=make_mqtt,
         origin=origin,
+        vision=vision,
     )
     async with actions:
         actions.attach(pipeline)

@@ -84,11 +84,14 @@ class LlmToolCaller:
         self.last_phrasing: Phrasing | None = None
         """How the last answer was phrased (for tests and the benchmark)."""
         self.tools = [t for name in OFFERED if (t := registry.get(name)) is not None]
+        # Tools added beside the built-in ones (the camera's look) check their own calls.
+        self.tools += [t for t in registry.tools if t.words_check is not None]
         self.schema = call_schema(self.tools)
 
     def worth_asking(self, text: str) -> bool:
         words = set(tokens(text))
-        return bool(self.tools) and (bool(words & _HINTS) or bool(self.devices.mentioned(text)))
+        hinted = bool(words & _HINTS) or any(words & t.hints for t in self.tools)
+        return bool(self.tools) and (hinted or bool(self.devices.mentioned(text)))
 
     async def handle(self, text: str, turn: int) -> Handled | None:
         if not self.enabled or not self.worth_asking(text):
@@ -118,14 +121,16 @@ class LlmToolCaller:
             return None
         if tool == "none":
             return None
-        if tool in OFFERED and self.registry.get(tool) is not None:
+        if any(t.name == tool for t in self.tools):
             checked = self.check(tool, arguments, text)
             if checked is None:
                 _LOGGER.info("dropped the model's call %s(%s) for %r", tool, arguments, text)
                 return None
             arguments = checked
         outcome = await self.registry.call(tool, arguments, context)
-        if not outcome.ok or not self.phrase:
+        if not outcome.ok or not self.phrase or tool not in OFFERED:
+            # Only the device and timer results have facts the check knows; another
+            # tool's answer (the camera's look: what it read) is spoken as it is.
             return Handled(outcome.message, NAME, tool)
         phrased = await self.phrase_result(text, outcome)
         return Handled(phrased.text, NAME, tool)
@@ -163,6 +168,7 @@ class LlmToolCaller:
                        "timers", "remind", "countdown"}))  # fmt: skip
         chosen = [t for t in self.tools if (timers and t.name.startswith("timer_"))
                   or (devices and t.name.startswith("device_"))]  # fmt: skip
+        chosen += [t for t in self.tools if words & t.hints and t not in chosen]
         return chosen or self.tools
 
     def prompt(self, tools: list[Tool] | None = None) -> str:
@@ -178,6 +184,9 @@ class LlmToolCaller:
 
     def check(self, tool: str, arguments: dict[str, Any], text: str) -> dict[str, Any] | None:
         """The call as the words support it, or None when the words do not support it."""
+        spec = self.registry.get(tool)
+        if spec is not None and spec.words_check is not None:
+            return spec.words_check(arguments, text)
         words = tokens(text)
         question = bool(words) and words[0] in ("is", "are", "was", "were", "do", "does")
         if tool in ("device_on", "device_off", "device_toggle") and question:

@@ -75,6 +75,7 @@ class Param:
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[str]]
+WordsCheck = Callable[[dict[str, Any], str], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ class Tool:
     description: str
     handler: Handler
     params: tuple[Param, ...] = ()
+    hints: frozenset[str] = frozenset()
+    """Words that make the language model worth asking about this tool (a tool added
+    beside the built-in ones, such as the camera's `look`)."""
+    words_check: WordsCheck | None = None
+    """Checks the language model's call against what was said: the arguments as the
+    words support them, or None to drop the call. A tool with one is offered to the
+    language model."""
 
     def arguments_schema(self) -> dict[str, Any]:
         return {

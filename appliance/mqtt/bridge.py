@@ -8,6 +8,9 @@ Commands (payload = UTF-8 text):
   on `<base>/ask/result`.
 - `mute`: ON / OFF (also true/false, 1/0) → `pipeline.set_muted(by="mqtt")`.
 - `listen`: any payload (Home Assistant's button sends PRESS) → `pipeline.listen_now`.
+- `look` (only with a camera): an optional question ("read this", "is the door open?";
+  PRESS or empty = read) → `VisionService.look`; the answer is spoken and published on
+  `<base>/look/result`.
 
 A payload that is not one of these (not UTF-8, empty, too long, an unknown command or
 value) is logged and answered on `<base>/error`; nothing else happens.
@@ -20,12 +23,16 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance import events as ev
 from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.discovery import Topics, discovery_messages
 from appliance.mqtt.link import DirectPublish, MqttLink
+from appliance.vision.intents import look_kind
+
+if TYPE_CHECKING:
+    from appliance.vision.service import VisionService
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,14 +61,23 @@ class CommandError(ValueError):
 
 
 class MqttBridge:
-    def __init__(self, pipeline: PipelineControl, link: MqttLink, config: MqttConfig) -> None:
+    def __init__(
+        self,
+        pipeline: PipelineControl,
+        link: MqttLink,
+        config: MqttConfig,
+        *,
+        vision: VisionService | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.link = link
         self.config = config
+        self.vision = vision
         self.topics = Topics(config.base)
         self._timers: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ask_lock = asyncio.Lock()
+        self._looking: asyncio.Task[None] | None = None
         self._undo: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -91,7 +107,7 @@ class MqttBridge:
     async def _announce(self, publish: DirectPublish) -> None:
         """On every connect: discovery configs (or their removal), and no transcript left
         retained on the broker when transcripts are off."""
-        for topic, payload in discovery_messages(self.config):
+        for topic, payload in discovery_messages(self.config, vision=self.vision is not None):
             await publish(topic, payload, True)
         if not self.config.publish_transcripts:
             await publish(self.topics.transcript, "", True)
@@ -100,7 +116,8 @@ class MqttBridge:
     def _on_ha_status(self, _topic: str, payload: bytes) -> None:
         # Home Assistant restarted: its birth message asks for the configs again.
         if payload.strip() == b"online" and self.link.connected:
-            for topic, config in discovery_messages(self.config):
+            vision = self.vision is not None
+            for topic, config in discovery_messages(self.config, vision=vision):
                 self.link.publish(topic, config, retain=True)
 
     # ---- events → state topics -------------------------------------------------------
@@ -181,8 +198,36 @@ class MqttBridge:
         elif name == "listen":
             if not self.pipeline.listen_now(by="mqtt"):
                 raise CommandError("not listening now: the appliance is muted or not running")
+        elif name == "look":
+            self._look(payload)
         else:
-            raise CommandError(f"unknown command {name!r}: use say, ask, mute or listen")
+            raise CommandError(f"unknown command {name!r}: use say, ask, mute, listen or look")
+
+    def _look(self, payload: bytes) -> None:
+        if self.vision is None:
+            raise CommandError("look: vision is off (no camera configured or found)")
+        question = "" if payload.strip().upper() in (b"", b"PRESS") else _text(payload, "look")
+        if self._looking is not None and not self._looking.done():
+            raise CommandError("look: a look is already running; send it again when it is done")
+        self._looking = self._spawn(self._look_and_say(self.vision, question), "look")
+
+    async def _look_and_say(self, vision: VisionService, question: str) -> None:
+        kind = look_kind(question)
+        answer = await vision.look("describe" if kind == "describe" else "read", question=question)
+        self._publish(
+            self.topics.look_result,
+            {
+                "question": question,
+                "kind": answer.kind,
+                "text": answer.text,
+                "backend": answer.backend,
+                "lines": list(answer.lines),
+                "problem": answer.problem,
+                "seconds": answer.seconds,
+            },
+            retain=False,
+        )
+        await self.pipeline.say(answer.text)
 
     async def _ask(self, text: str) -> None:
         async with self._ask_lock:  # one typed request at a time
@@ -197,7 +242,7 @@ class MqttBridge:
             retain=False,
         )
 
-    def _spawn(self, coro: Any, what: str) -> None:
+    def _spawn(self, coro: Any, what: str) -> asyncio.Task[None]:
         async def guarded() -> None:
             try:
                 await coro
@@ -214,6 +259,7 @@ class MqttBridge:
         task = asyncio.get_running_loop().create_task(guarded(), name=f"mqtt-{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _text(payload: bytes, command: str) -> str:

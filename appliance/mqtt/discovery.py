@@ -63,6 +63,10 @@ class Topics:
     def ask_result(self) -> str:
         return f"{self.base}/ask/result"
 
+    @property
+    def look_result(self) -> str:
+        return f"{self.base}/look/result"
+
     def command(self, name: str) -> str:
         return f"{self.base}/command/{name}"
 
@@ -76,6 +80,8 @@ class Entity:
     """Entity-specific keys; name, unique_id, device, availability are added."""
     private: bool = False
     """Carries what was said: announced only with publish_transcripts."""
+    vision: bool = False
+    """Needs the camera: announced only when vision is on."""
 
 
 def _version() -> str:
@@ -172,6 +178,17 @@ def entities(topics: Topics) -> list[Entity]:
             },
         ),
         Entity(
+            "button",
+            "look",
+            {
+                "name": "Look",
+                "command_topic": topics.command("look"),
+                "payload_press": "PRESS",
+                "icon": "mdi:camera",
+            },
+            vision=True,
+        ),
+        Entity(
             "sensor",
             "last_transcript",
             {
@@ -211,14 +228,18 @@ def device_block(config: MqttConfig) -> dict[str, Any]:
     }
 
 
-def discovery_messages(config: MqttConfig) -> list[tuple[str, str]]:
+def discovery_messages(config: MqttConfig, *, vision: bool = False) -> list[tuple[str, str]]:
     """(config topic, retained payload) for every entity: the JSON config of those to
-    announce, "" (remove) for the others."""
+    announce, "" (remove) for the others. `vision`: a camera is on (the Look button)."""
     topics = Topics(config.base)
     device = device_block(config)
     messages = []
     for entity in entities(topics):
-        wanted = config.discovery and (config.publish_transcripts or not entity.private)
+        wanted = (
+            config.discovery
+            and (config.publish_transcripts or not entity.private)
+            and (vision or not entity.vision)
+        )
         if not wanted:
             messages.append((config_topic(config, entity), ""))
             continue

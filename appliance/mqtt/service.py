@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from appliance import events as ev
 from appliance.config import data_dir
@@ -32,10 +33,15 @@ class MqttService:
 
 @contextlib.asynccontextmanager
 async def mqtt_service(
-    config: MqttConfig, pipeline: PipelineControl, *, state_dir: Path | None = None
+    config: MqttConfig,
+    pipeline: PipelineControl,
+    *,
+    state_dir: Path | None = None,
+    vision: Any = None,
 ) -> AsyncIterator[MqttService | None]:
     """Run MQTT beside the pipeline while the block runs; yields None when `[mqtt]` has
-    no host."""
+    no host. `vision` (the running VisionService, when a camera is on) enables the
+    `look` command and its Home Assistant button."""
     if not config.enabled:
         yield None
         return
@@ -48,7 +54,7 @@ async def mqtt_service(
         )
 
     link = MqttLink(config, outbox, on_error=on_error)
-    bridge = MqttBridge(pipeline, link, config)
+    bridge = MqttBridge(pipeline, link, config, vision=vision)
     bridge.start()
     task = asyncio.create_task(link.run(), name="mqtt-link")
 

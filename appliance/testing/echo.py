@@ -49,15 +49,16 @@ class EchoRoom:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            # A room's echo is continuous: cut it on the ideal timeline (`due`), while the
-            # chunk is stamped with its jittery arrival, as a microphone thread's would be.
+            # A room's echo is continuous: cut it on the ideal timeline (`due`). The chunk
+            # is stamped as a microphone thread would stamp it: a few ms of jitter after
+            # capture, even when the pipeline reading the chunks has fallen behind.
             heard = min(due, time.monotonic())
             echo = self._played.window(heard - self._delay, n).astype(np.float64)
             echo += 0.4 * self._played.window(heard - self._delay - 0.015, n)
             echo += 0.15 * self._played.window(heard - self._delay - 0.04, n)
-            now = time.monotonic()
+            captured = min(time.monotonic(), due + 0.005)
             if np.abs(echo).max() > 300:
                 self.echo_seconds += n / PIPELINE_RATE
             mixed = self._samples[offset : offset + n] + self._gain * echo
             mixed = np.clip(mixed, -32768, 32767).astype(np.int16)
-            yield AudioChunk(mixed, offset / PIPELINE_RATE, captured_at=now)
+            yield AudioChunk(mixed, offset / PIPELINE_RATE, captured_at=captured)

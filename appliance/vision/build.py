@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance import events as ev
 from appliance.config import AppConfig, data_dir
+from appliance.errors import ConfigError
 from appliance.vision.camera import open_camera
 from appliance.vision.errors import VisionModelMissing
 from appliance.vision.ocr import RapidOcrReader
@@ -17,6 +19,7 @@ from appliance.vision.vlm import HOW_TO_ADD, LlamaCppVlm, SceneDescriber, choose
 
 if TYPE_CHECKING:
     from appliance.pipeline import Pipeline
+    from appliance.vision.button import LookButton
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,23 +82,65 @@ def pick_describer(config: AppConfig) -> tuple[SceneDescriber | None, str]:
 
 
 @contextlib.asynccontextmanager
-async def vision_hook(config: AppConfig, pipeline: Pipeline) -> AsyncIterator[VisionService | None]:
+async def vision_hook(
+    config: AppConfig, pipeline: Pipeline, *, button: bool = False, pin_factory: Any = None
+) -> AsyncIterator[VisionService | None]:
     """While the pipeline runs: the vision service, its spoken trigger tried before the
-    language model, and its events on the pipeline's bus. Nothing when vision is off."""
+    language model, and its events on the pipeline's bus. With `button` (`appliance
+    run`), also the look button of `vision.button_pin`, on `pin_factory` (default: the
+    one `actions.pin_factory` names). Nothing when vision is off."""
     from appliance.vision.handler import VisionHandler
 
     service, note = build_vision(config, publish=pipeline.bus.publish)
     _LOGGER.info("vision: %s", note)
     if service is None:
+        if button and config.vision.button_pin is not None:
+            _LOGGER.warning("vision.button_pin is set, but vision is off: %s", note)
         yield None
         return
     handler = VisionHandler(service)
     pipeline.handlers.append(handler)
+    look_button = None
     try:
+        if button and config.vision.button_pin is not None:
+            look_button = _look_button(config, pipeline, service, pin_factory)
         if config.vision.ocr_at_start:
             await service.preload()
         yield service
     finally:
+        if look_button is not None:
+            await look_button.aclose()
         if handler in pipeline.handlers:
             pipeline.handlers.remove(handler)
         service.close()
+
+
+def _look_button(
+    config: AppConfig, pipeline: Pipeline, service: VisionService, pin_factory: Any
+) -> LookButton | None:
+    """The look button, or None (logged and published as an `error` event) when its pin
+    cannot be used: the rest of the appliance works without it."""
+    from appliance.actions.gpio import make_pin_factory
+    from appliance.vision.button import LookButton
+
+    vision = config.vision
+    assert vision.button_pin is not None
+    try:
+        if pin_factory is None:
+            pin_factory = make_pin_factory(config.actions.pin_factory)
+        return LookButton(
+            vision.button_pin,
+            service,
+            pipeline.say,
+            asyncio.get_running_loop(),
+            kind="describe" if vision.button_look == "describe" else "read",
+            pull_up=vision.button_pull_up,
+            pin_factory=pin_factory,
+        )
+    except ConfigError as err:
+        _LOGGER.error("the look button is off: %s", err)
+        message = f"the look button is off: {err}"
+        pipeline.bus.publish(
+            ev.Error(turn=0, stream_time=0.0, stage="actions", code="look_button", message=message)
+        )
+        return None

@@ -49,6 +49,13 @@ class VisionConfig:
     """Context of the vision model (an image takes several hundred tokens)."""
     vlm_max_tokens: int = 96
     """Longest scene description, in tokens."""
+    button_pin: int | None = None
+    """BCM pin of a "look" push button (`appliance run`); unset = none. Pressed: capture a
+    frame and say what it reads (or sees: `button_look`)."""
+    button_pull_up: bool = True
+    """True when the button connects the pin to ground."""
+    button_look: str = "read"
+    """What the button does: read (the text in view) or describe (the scene)."""
 
     def __post_init__(self) -> None:
         kinds = ", ".join(CAMERA_KINDS)
@@ -63,6 +70,13 @@ class VisionConfig:
         _check(0.0 <= self.min_confidence < 1.0, "vision.min_confidence must be 0–1")
         _check(512 <= self.vlm_context <= 32768, "vision.vlm_context must be 512–32768")
         _check(1 <= self.vlm_max_tokens <= 1024, "vision.vlm_max_tokens must be 1–1024")
+        _check(
+            self.button_pin is None or 0 <= self.button_pin <= 53,
+            "vision.button_pin must be a BCM pin number 0–53 (leave it out for no button)",
+        )
+        _check(
+            self.button_look in ("read", "describe"), "vision.button_look must be read or describe"
+        )
 
     @property
     def enabled(self) -> bool:

@@ -30,3 +30,13 @@ def vision_kind(text: str) -> str | None:
     if _DESCRIBE.search(said):
         return "describe"
     return None
+
+
+def look_kind(question: str, default: str = "read") -> str:
+    """What a look asked for by a button, MQTT or the API should do: read or describe.
+    A recognised request decides; any other question ("is the door open?") is for the
+    vision model; no question at all gets `default`."""
+    kind = vision_kind(question)
+    if kind is not None:
+        return kind
+    return "describe" if question.strip() else default

@@ -19,28 +19,33 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import PlainTextResponse, StreamingResponse
 
 from appliance import events as ev
+from appliance.actions.config import DEVICE_KINDS
 from appliance.errors import ApplianceError, AudioInputError
+from appliance.vision.intents import look_kind
 from appliance.web.auth import csrf_token
 from appliance.web.context import WebContext
+from appliance.web.devices import GPIO_PINS, DeviceForm, reserved_pins
 from appliance.web.live import apply_changes
 from appliance.web.names import device_name
 from appliance.web.pairing import PAIRING_ANNOUNCEMENT, announce_new_code
 from appliance.web.settings import (
+    DEVICES,
     FIELDS,
     ConfigConflict,
     config_to_raw,
     current_value,
     model_choices,
+    public_config,
 )
-from appliance.web.status import CHART_STAGES, status_snapshot
+from appliance.web.status import CHART_STAGES, RAM_NOTES, status_snapshot
 
 _LOGGER = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -80,10 +85,56 @@ class ListenResponse(BaseModel):
     message: str
 
 
+class DevicesInfo(BaseModel):
+    kinds: list[str]
+    gpio_pins: list[int] = Field(description="The lowest and highest BCM pin accepted.")
+    reserved_pins: dict[str, str] = Field(
+        description="Pins the button, mute switch or status light hold → which."
+    )
+    applies: str = Field(description="When a change to the devices takes effect.")
+
+
 class ConfigOut(BaseModel):
     version: str
-    settings: dict[str, Any]
+    settings: dict[str, Any] = Field(
+        description="The configuration in effect, as TOML tables; secrets left out."
+    )
     editable: list[dict[str, Any]]
+    devices: DevicesInfo
+
+
+class GpioIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: int = Field(description="BCM pin number, 0–27, not used by another device or the "
+                     "button, mute switch or status light.")  # fmt: skip
+    pwm: bool = False
+    active_high: bool = True
+
+
+class MqttDeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command_topic: str = Field(description="Exact topic (no + or #) for ON/OFF commands.")
+    state_topic: str = ""
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+    brightness_topic: str = ""
+    brightness_scale: int | None = None
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Unique, at most 60 characters.")
+    kind: str = Field("light", description="One of: " + ", ".join(DEVICE_KINDS))
+    aliases: list[str] = Field(default_factory=list, description="Other names (at most 8).")
+    room: str = ""
+    gpio: GpioIn | None = None
+    mqtt: MqttDeviceIn | None = None
+
+    def table(self) -> dict[str, Any]:
+        table = self.model_dump(exclude_none=True)
+        if "mqtt" in table:  # empty optional topics are left out, as in a hand-written file
+            table["mqtt"] = {k: v for k, v in table["mqtt"].items() if v != ""}
+        return table
 
 
 SettingName = Literal[tuple(f.name for f in FIELDS)]  # type: ignore[valid-type]
@@ -93,8 +144,15 @@ class ConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str = Field(max_length=64, description="The version (ETag) from GET /api/config.")
     settings: dict[SettingName, str | int | float | bool] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
         description='"section.key" → value, e.g. {"llm.system_prompt": "Be brief."}; ranges '
-        "and model names are checked against the configuration's rules (422 per field)."
+        "and model names are checked against the configuration's rules (422 per field). "
+        'A secret (mqtt.password) is never returned by GET; "" keeps the stored one.',
+    )
+    devices: list[DeviceIn] | None = Field(
+        None,
+        description="The whole [[devices]] list, replacing the saved one (omit to keep it). "
+        "Errors are keyed devices[i].field. Devices take effect at the next start.",
     )
 
 
@@ -112,6 +170,29 @@ class MuteIn(BaseModel):
 class ControlOut(BaseModel):
     muted: bool
     listening: bool = False
+
+
+class VisionCapture(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    capture: Literal[True] = Field(description="Capture a frame from the camera now.")
+    question: str = Field(
+        "", max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+        description='What to look for: "read this", "is anyone at the door?"; "" = read.',
+    )  # fmt: skip
+    kind: Literal["read", "describe"] | None = Field(
+        None, description="read or describe; default: from the question"
+    )
+    speak: bool = Field(False, description="The appliance also says the answer.")
+
+
+class VisionOut(BaseModel):
+    kind: str = Field(description="read or describe")
+    text: str = Field(description="The answer, as it would be spoken.")
+    backend: str = Field(description="rapidocr, the vision model, or none")
+    lines: list[str] = Field(description="The text lines OCR read, top to bottom.")
+    problem: str = Field(description='"" when it looked; else why not (see the README)')
+    seconds: float
+    capture_seconds: float
 
 
 class Problem(BaseModel):
@@ -142,17 +223,18 @@ def _turn_out(result: Any) -> dict[str, Any]:
     }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, *, too_large: str = "") -> bytes:
     """The request body, refused (413) as soon as it is larger than `limit`: a declared
     Content-Length is checked first, a chunked body while it streams in."""
+    message = too_large or f"too large: at most {limit // (1024 * 1024) or 1} MiB"
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise HTTPException(413, f"too large: at most {limit // (1024 * 1024) or 1} MiB")
+        raise HTTPException(413, message)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(413, f"too large: at most {limit // (1024 * 1024) or 1} MiB")
+            raise HTTPException(413, message)
     return bytes(body)
 
 
@@ -299,26 +381,52 @@ def create_app(ctx: WebContext) -> FastAPI:
             return to_pair()
         snapshot = status_snapshot(ctx.tracker, ctx.config, root=ctx.sysroot,
                                    started=ctx.started)  # fmt: skip
-        return render("status.html", request, session, s=snapshot, stages=CHART_STAGES)
+        return render("status.html", request, session, s=snapshot, stages=CHART_STAGES,
+                      ram_notes=RAM_NOTES)  # fmt: skip
 
     def settings_rows(values: dict[str, Any], errors: dict[str, str]) -> list[dict[str, Any]]:
         rows = []
         for item in FIELDS:
+            value = values.get(item.name, current_value(ctx.config, item))
             rows.append({
                 "field": item,
-                "value": values.get(item.name, current_value(ctx.config, item)),
+                # A secret is write-only: never put back into the page, not even on a 422.
+                "value": "" if item.kind == "secret" else value,
+                "stored": item.kind == "secret" and bool(current_value(ctx.config, item)),
                 "error": errors.get(item.name, ""),
                 "choices": model_choices(ctx.config, item.role) if item.kind == "choice" else [],
             })  # fmt: skip
         return rows
+
+    def devices_now() -> list[dict[str, Any]]:
+        return config_to_raw(ctx.config)[DEVICES]
+
+    def settings_view(request: Request, session: str, http_status: int = 200, *,
+                      values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+                      version: str | None = None, saved: Any = None, problem: str = "",
+                      device: DeviceForm | None = None, device_errors: dict[str, str] | None = None,
+                      editing: str = "") -> HTMLResponse:  # fmt: skip
+        return render(
+            "settings.html", request, session, http_status,
+            rows=settings_rows(values or {}, errors or {}),
+            version=ctx.store.version() if version is None else version,
+            saved=saved, problem=problem, devices=devices_now(),
+            device=device or DeviceForm.of({}), device_errors=device_errors or {},
+            editing=editing, kinds=DEVICE_KINDS, gpio_pins=GPIO_PINS,
+            reserved=reserved_pins(ctx.config.actions), broker=ctx.config.mqtt.host,
+        )  # fmt: skip
 
     @app.get("/settings", include_in_schema=False)
     async def settings_page(request: Request) -> Response:
         session = session_of(request)
         if session is None:
             return to_pair()
-        return render("settings.html", request, session, rows=settings_rows({}, {}),
-                      version=ctx.store.version(), saved=None, problem="")  # fmt: skip
+        editing = request.query_params.get("edit", "")[:200]
+        found = [d for d in devices_now() if d["name"] == editing]
+        if found:
+            return settings_view(request, session, device=DeviceForm.of(found[0]),
+                                 editing=editing)  # fmt: skip
+        return settings_view(request, session)
 
     @app.post("/settings", include_in_schema=False)
     async def settings_submit(request: Request) -> Response:
@@ -331,15 +439,66 @@ def create_app(ctx: WebContext) -> FastAPI:
         try:
             report = await save_settings(submitted, form.get("version", ""))
         except _Invalid as bad:
-            return render("settings.html", request, session, 422,
-                          rows=settings_rows(submitted, bad.errors),
-                          version=form.get("version", ""), saved=None,
-                          problem="Nothing was saved: fix the fields marked below.")  # fmt: skip
+            return settings_view(
+                request, session, 422, values=submitted, errors=bad.errors,
+                version=form.get("version", ""),
+                problem="Nothing was saved: fix the fields marked below.",
+            )  # fmt: skip
         except ConfigConflict as err:
-            return render("settings.html", request, session, 409, rows=settings_rows({}, {}),
-                          version=ctx.store.version(), saved=None, problem=str(err))  # fmt: skip
-        return render("settings.html", request, session, rows=settings_rows({}, {}),
-                      version=ctx.store.version(), saved=report, problem="")  # fmt: skip
+            return settings_view(request, session, 409, problem=str(err))
+        return settings_view(request, session, saved=report)
+
+    @app.post("/settings/devices", include_in_schema=False)
+    async def devices_submit(request: Request) -> Response:
+        """Add, change or remove one device; the whole list is checked and saved."""
+        session = session_of(request)
+        if session is None:
+            return to_pair()
+        form = await _form(request)
+        check_form_csrf(session, form)
+        action, original = form.get("action", ""), form.get("original", "")[:200]
+        tables = devices_now()
+        index = next((i for i, d in enumerate(tables) if d["name"] == original), None)
+        device = DeviceForm.from_form(form)
+        typing_errors: dict[str, str] = {}
+        if action in ("edit", "remove") and index is None:
+            return settings_view(request, session, 409, problem=(
+                f"There is no device called {original[:60]!r} any more (changed elsewhere?). "
+                "Nothing was saved: reload the page."))  # fmt: skip
+        if action == "remove":
+            assert index is not None
+            tables.pop(index)
+        elif action in ("add", "edit"):
+            table, typing_errors = device.table(tables[index] if index is not None else None)
+            if index is None:
+                tables.append(table)
+                index = len(tables) - 1
+            else:
+                tables[index] = table
+        else:
+            raise HTTPException(400, "unknown action")
+        editing = original if action == "edit" else ""
+        problem = "Nothing was saved: fix the device's fields marked below."
+        if typing_errors:
+            return settings_view(request, session, 422, version=form.get("version", ""),
+                                 problem=problem, device=device, device_errors=typing_errors,
+                                 editing=editing)  # fmt: skip
+        try:
+            report = await save_settings({}, form.get("version", ""), tables)
+        except _Invalid as bad:
+            mine = f"{DEVICES}[{index}]."
+            device_errors = {
+                k.removeprefix(mine): v for k, v in bad.errors.items() if k.startswith(mine)
+            }
+            others = [v for k, v in bad.errors.items() if not k.startswith(mine)]
+            if others:
+                problem += " " + " ".join(others)
+            return settings_view(request, session, 422, version=form.get("version", ""),
+                                 problem=problem, device=device, device_errors=device_errors,
+                                 editing=editing)  # fmt: skip
+        except ConfigConflict as err:
+            return settings_view(request, session, 409, problem=str(err))
+        return settings_view(request, session, saved=report)
 
     @app.get("/try", include_in_schema=False)
     async def try_page(request: Request) -> Response:
@@ -431,8 +590,10 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     # ---- the API ----------------------------------------------------------------------
 
-    async def save_settings(values: dict[str, Any], version: str) -> Any:
-        typed, errors = ctx.store.validate(ctx.config, values)
+    async def save_settings(
+        values: dict[str, Any], version: str, devices: list[Any] | None = None
+    ) -> Any:
+        typed, errors = ctx.store.validate(ctx.config, values, devices)
         if errors:
             raise _Invalid(errors)
         saved = ctx.store.save(ctx.config, typed, version)
@@ -500,6 +661,82 @@ def create_app(ctx: WebContext) -> FastAPI:
         )  # fmt: skip
         return {"turns": [_turn_out(r) for r in results], "message": message}
 
+    vision_body = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": VisionCapture.model_json_schema()},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+
+    @app.post(
+        "/api/vision",
+        response_model=VisionOut,
+        tags=["api"],
+        responses={**PROBLEMS, 413: {"model": Problem}, 415: {"model": Problem},
+                   422: {"model": Problem}, 503: {"model": Problem}},
+        openapi_extra={"requestBody": vision_body},
+    )  # fmt: skip
+    async def api_vision(
+        request: Request,
+        question: Annotated[str, Query(max_length=1000)] = "",
+        kind: Literal["read", "describe"] | None = None,
+        speak: bool = False,
+    ) -> dict[str, Any]:
+        """Look once. Either an image (`Content-Type: image/jpeg`, `image/png` or another
+        image type; at most `vision.max_image_bytes`), with `question`, `kind` and `speak`
+        in the query string; or JSON `{"capture": true, "question": "read this"}` to take
+        a picture with the camera now. Returns the answer, the backend and what OCR read."""
+        authorise(request, unsafe=True)
+        vision = ctx.vision
+        if vision is None:
+            raise HTTPException(
+                503, "vision is off: no camera is configured or found (set vision.camera; "
+                "see the README's Vision section)",
+            )  # fmt: skip
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        image: bytes | None = None
+        if media == "application/json":
+            raw = await _read_body(request, FORM_LIMIT)
+            try:
+                body = VisionCapture.model_validate_json(raw)
+            except ValidationError as err:
+                details = err.errors(include_url=False, include_context=False, include_input=False)
+                raise HTTPException(422, details) from None
+            question, kind, speak = body.question, body.kind, body.speak
+        elif media.startswith("image/") or media == "application/octet-stream":
+            limit = vision.config.max_image_bytes
+            image = await _read_body(
+                request, limit, too_large=f"the image is larger than {limit} bytes "
+                "(vision.max_image_bytes): send a smaller or more compressed one",
+            )  # fmt: skip
+        else:
+            raise HTTPException(415, "send an image (Content-Type: image/jpeg, image/png, …) "
+                                "or JSON {\"capture\": true}")  # fmt: skip
+        if any(ord(c) < 32 and c not in "\t\n\r" for c in question):
+            raise HTTPException(422, "the question contains control characters")
+        question = " ".join(question.split())
+        chosen = kind or look_kind(question)
+        answer = await vision.look("describe" if chosen == "describe" else "read",
+                                   image=image, question=question)  # fmt: skip
+        if answer.problem == "image_too_large":
+            raise HTTPException(413, answer.text)
+        if answer.problem == "image":
+            raise HTTPException(422, answer.text)
+        if answer.problem == "camera":
+            raise HTTPException(503, answer.text)
+        say = getattr(ctx.pipeline, "say", None)
+        if speak and say is not None:
+            speaking = asyncio.ensure_future(say(answer.text))
+            ctx.background.add(speaking)
+            speaking.add_done_callback(ctx.background.discard)
+        return {
+            "kind": answer.kind, "text": answer.text, "backend": answer.backend,
+            "lines": list(answer.lines), "problem": answer.problem,
+            "seconds": answer.seconds, "capture_seconds": answer.capture_seconds,
+        }  # fmt: skip
+
     @app.get("/api/status", tags=["api"], responses=PROBLEMS)
     async def api_status(request: Request) -> dict[str, Any]:
         """State, models and their RAM, CPU temperature and load, memory and zram, the
@@ -517,10 +754,18 @@ def create_app(ctx: WebContext) -> FastAPI:
         response.headers["ETag"] = f'"{version}"'
         editable = [
             {"name": f.name, "label": f.label, "kind": f.kind, "live": f.live,
-             "choices": model_choices(ctx.config, f.role) if f.kind == "choice" else []}
+             "group": f.group,
+             "choices": model_choices(ctx.config, f.role) if f.kind == "choice" else [],
+             **({"stored": bool(current_value(ctx.config, f))} if f.kind == "secret" else {})}
             for f in FIELDS
         ]  # fmt: skip
-        return {"version": version, "settings": config_to_raw(ctx.config), "editable": editable}
+        devices = {
+            "kinds": list(DEVICE_KINDS), "gpio_pins": list(GPIO_PINS),
+            "reserved_pins": {str(k): v for k, v in reserved_pins(ctx.config.actions).items()},
+            "applies": "at the next start",
+        }  # fmt: skip
+        return {"version": version, "settings": public_config(ctx.config), "editable": editable,
+                "devices": devices}  # fmt: skip
 
     @app.put(
         "/api/config",
@@ -533,8 +778,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         .bak), applied live where possible. Send the version from GET: a save over a
         file that changed since is refused with 409."""
         authorise(request, unsafe=True)
+        devices = None if body.devices is None else [d.table() for d in body.devices]
         try:
-            report = await save_settings(dict(body.settings), body.version)
+            report = await save_settings(dict(body.settings), body.version, devices)
         except _Invalid as bad:
             return JSONResponse({"detail": bad.errors}, status_code=422)
         except ConfigConflict as err:
@@ -661,6 +907,6 @@ def create_app(ctx: WebContext) -> FastAPI:
     from appliance.web.security import BodyLimit, SecurityHeaders
 
     app.add_middleware(BodyLimit, small=FORM_LIMIT, large=ctx.upload_limit,
-                       large_paths=("/api/listen",))  # fmt: skip
+                       large_paths=("/api/listen", "/api/vision"))  # fmt: skip
     app.add_middleware(SecurityHeaders)
     return app

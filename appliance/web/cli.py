@@ -95,6 +95,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     from appliance.config import default_config_path, user_config_path
     from appliance.engines import load_engines, pipeline_settings
     from appliance.pipeline import Pipeline
+    from appliance.vision.build import vision_hook
     from appliance.web.service import WebService
 
     path = args.config or default_config_path() or user_config_path()
@@ -108,12 +109,16 @@ def cmd_web(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
     async def main() -> int:
-        async with Pipeline(engines, NullSink(), bus, pipeline_settings(config)) as pipeline:
+        async with (
+            Pipeline(engines, NullSink(), bus, pipeline_settings(config)) as pipeline,
+            vision_hook(config, pipeline) as vision,
+        ):
             if fallback is not None:
                 publish_fallback(bus, fallback)
             service = WebService(
                 config, path, pipeline=pipeline, localhost_only=args.localhost_only,
                 port=args.web_port, fallback=fallback, mdns=False if args.no_mdns else None,
+                vision=vision,
             )  # fmt: skip
             async with service:
                 args.say(f"config page: {service.url}")

@@ -50,3 +50,5 @@ class WebContext:
     """Tasks started by requests that outlive them (speaking a new pairing code)."""
     secure_cookies: bool = False
     """Mark cookies Secure (only when served behind HTTPS)."""
+    vision: Any = None
+    """The running VisionService (POST /api/vision); None when vision is off."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.config import AppConfig
-from appliance.web.settings import FIELDS_BY_NAME
+from appliance.web.settings import DEVICES, FIELDS_BY_NAME
 
 
 @dataclass
@@ -37,6 +37,12 @@ def apply_changes(targets: LiveTargets, new: AppConfig, changed: tuple[str, ...]
     applied: list[str] = []
     restart: list[str] = []
     for name in changed:
+        if name == DEVICES:
+            restart.append(
+                "Devices: saved; they take effect when the appliance restarts (the pins, "
+                "the fast path and the language model's tools are set up at start)"
+            )
+            continue
         item = FIELDS_BY_NAME[name]
         value = getattr(getattr(new, item.section), item.key)
         if _apply(targets, name, value, new):

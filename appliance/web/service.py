@@ -44,6 +44,7 @@ class WebService:
         mdns: bool | None = None,
         microphone_levels: Any = None,
         required: bool = True,
+        vision: Any = None,
     ) -> None:
         self.bus = bus or (pipeline.bus if pipeline is not None else ev.EventBus())
         self.tracker = StatusTracker()
@@ -67,6 +68,7 @@ class WebService:
             notice=fallback.message if fallback else "",
             announce=say,
             microphone_levels=microphone_levels,
+            vision=vision,
         )
         self.ctx.live = LiveTargets(
             pipeline=pipeline,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import math
 import re
 import threading
@@ -21,10 +22,20 @@ from typing import Any
 
 from appliance.config import AppConfig, atomic_write, build_config, to_toml
 from appliance.errors import ConfigError
+from appliance.web.devices import check_devices
 
 MAX_TEXT = 4000
 """Longest system prompt (characters)."""
 MAX_STRING = 200
+MAX_PATH = 1024
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+JOINT_SECTIONS = ("mqtt",)
+"""Sections whose settings depend on each other (TLS and its CA file; a password and its
+user name): their submitted values are checked together."""
 
 
 class ConfigConflict(ConfigError):
@@ -37,7 +48,9 @@ class SettingField:
     key: str
     label: str
     kind: str
-    """float, int, bool, str, text (long string) or choice."""
+    """float, int, bool, str, text (long string), choice, host (a host name or an IP
+    address), path (an absolute file path) or secret (write-only: never shown or returned;
+    an empty value keeps the stored one)."""
     help: str = ""
     live: str = ""
     """What reloads when it changes; empty = a restart is needed."""
@@ -45,6 +58,11 @@ class SettingField:
     """For model choices: the catalog role whose models are offered."""
     pattern: str = ""
     """For strings: a regular expression the whole value must match."""
+    bounds: tuple[float, float] | None = None
+    """For numbers: the allowed range, checked even where the config's own rule is not
+    (an MQTT port while the broker host is empty)."""
+    group: str = ""
+    """A heading the page shows above the field and those after it with the same group."""
 
     @property
     def name(self) -> str:
@@ -80,9 +98,24 @@ FIELDS: tuple[SettingField, ...] = (
     SettingField("web", "keep_transcripts",
                  "Privacy: keep what was said in the recent turns (memory only)", "bool",
                  live="status page, at once"),
-    # ---- DEVICES / MQTT: the lead wires `[[devices]]` and `[mqtt]` here after merging the
-    # actions work. Add their SettingFields (or a section renderer) in this place; the page
-    # and the API pick up every entry of FIELDS.
+    # The MQTT broker (`[mqtt]`). The link is started with the appliance: a restart applies
+    # these. The devices (`[[devices]]`) are a list, edited in their own part of the page
+    # (appliance/web/devices.py) and carried by PUT /api/config's "devices".
+    SettingField("mqtt", "host", "MQTT broker host", "host",
+                 "A host name or an IP address; empty = MQTT off", group="MQTT broker"),
+    SettingField("mqtt", "port", "MQTT broker port", "int", "0 = 1883, or 8883 with TLS",
+                 bounds=(0, 65535), group="MQTT broker"),
+    SettingField("mqtt", "username", "MQTT user name", "str", "Empty = anonymous",
+                 pattern=r"[^\x00-\x1f\x7f]*", group="MQTT broker"),
+    SettingField("mqtt", "password", "MQTT password", "secret",
+                 "Never shown again; leave it empty to keep the stored one (an empty user "
+                 "name drops it)", group="MQTT broker"),
+    SettingField("mqtt", "tls", "MQTT over TLS", "bool", group="MQTT broker"),
+    SettingField("mqtt", "ca_file", "MQTT CA certificate file", "path",
+                 "The PEM file of the CA that signed the broker's certificate, e.g. "
+                 "/etc/appliance/broker-ca.pem; empty = the system's CAs", group="MQTT broker"),
+    SettingField("mqtt", "discovery", "Home Assistant discovery", "bool",
+                 "Announce the appliance to Home Assistant over MQTT", group="MQTT broker"),
 )  # fmt: skip
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -121,14 +154,25 @@ def coerce(item: SettingField, value: Any, choices: Callable[[str], list[str]]) 
             raise ValueError(f"must be a number, not {str(value)[:40]!r}") from None
         if isinstance(number, float) and not math.isfinite(number):
             raise ValueError("must be a finite number")
+        if item.bounds and not item.bounds[0] <= number <= item.bounds[1]:
+            low, high = (f"{b:g}" for b in item.bounds)
+            raise ValueError(f"must be {low}–{high}, not {str(value)[:40]}")
         return number
     if not isinstance(value, str):
         raise ValueError("must be text")
-    limit = MAX_TEXT if item.kind == "text" else MAX_STRING
+    limit = {"text": MAX_TEXT, "path": MAX_PATH}.get(item.kind, MAX_STRING)
     if len(value) > limit:
         raise ValueError(f"is too long ({len(value)} characters; at most {limit})")
     if "\x00" in value:
         raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid text (it holds a lone surrogate)") from None
+    if item.kind == "secret":
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters (new lines, tabs, …)")
+        return value
     if item.kind == "choice":
         allowed = choices(item.role)
         if value not in allowed:
@@ -136,9 +180,44 @@ def coerce(item: SettingField, value: Any, choices: Callable[[str], list[str]]) 
                 f"{value[:60]!r} is not a known {item.role} model; choose one of: "
                 + (", ".join(allowed) or "(none prepared)")
             )
+    if item.kind == "host":
+        return _host(value.strip())
+    if item.kind == "path":
+        return _path(value.strip())
     if item.pattern and not re.fullmatch(item.pattern, value):
         raise ValueError(f"{value[:60]!r} is not allowed here")
     return value.strip() if item.kind == "str" else value
+
+
+def _host(value: str) -> str:
+    """A host name or an IP address (v4 or v6), or empty."""
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", value) or not _HOST_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value[:60]!r} is not a host name or an IP address (letters, digits, - and . "
+            "only, e.g. broker.local or 192.168.1.10)"
+        )
+    return value
+
+
+def _path(value: str) -> str:
+    """An absolute file path without control characters or `..`, or empty."""
+    if not value:
+        return value
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    if not value.startswith("/"):
+        raise ValueError(f"{value[:60]!r} must be an absolute path, e.g. /etc/ssl/broker-ca.pem")
+    if ".." in value.split("/"):
+        raise ValueError(f"{value[:60]!r} must not contain .. (name the file directly)")
+    if value.endswith("/"):
+        raise ValueError(f"{value[:60]!r} names a folder, not a file")
+    return value
 
 
 def version_of(data: bytes | None) -> str:
@@ -151,7 +230,30 @@ class SaveResult:
     config: AppConfig
     version: str
     changed: tuple[str, ...]
-    """Names of the settings whose value changed."""
+    """Names of the settings whose value changed ("devices" when the devices did)."""
+
+
+DEVICES = "devices"
+"""The key of the device list in validated values (beside "section.key" settings)."""
+
+
+def merge(raw: dict[str, Any], typed: dict[str, Any]) -> dict[str, Any]:
+    """`raw` (TOML tables) with validated values applied; `raw` itself is not changed."""
+    out = {name: dict(table) if isinstance(table, dict) else table for name, table in raw.items()}
+    for name, value in typed.items():
+        if name == DEVICES:
+            out[DEVICES] = [dict(table) for table in value]
+            continue
+        section, key = name.split(".")
+        out.setdefault(section, {})[key] = value
+    mqtt = out.get("mqtt", {})
+    if typed.get("mqtt.username") == "" and "mqtt.password" not in typed:
+        mqtt.pop("password", None)  # anonymous: a stored password goes with the user name
+    return out
+
+
+def _mentioned(message: str, names: list[str]) -> list[str]:
+    return [name for name in names if re.search(rf"\b{re.escape(name)}\b", message)]
 
 
 class ConfigStore:
@@ -189,9 +291,10 @@ class ConfigStore:
                 return {}, False
 
     def validate(
-        self, current: AppConfig, values: dict[str, Any]
+        self, current: AppConfig, values: dict[str, Any], devices: list[Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Typed values and per-field errors for raw values keyed "section.key"."""
+        """Typed values and per-field errors for raw values keyed "section.key", and for
+        a new device list (the whole list; its errors keyed "devices[i].field")."""
         typed: dict[str, Any] = {}
         errors: dict[str, str] = {}
         cache: dict[str, list[str]] = {}
@@ -206,6 +309,8 @@ class ConfigStore:
             if item is None:
                 errors[name] = "is not a setting that can be changed here"
                 continue
+            if item.kind == "secret" and value == "":
+                continue  # write-only: empty keeps the stored one
             try:
                 typed[name] = coerce(item, value, choices)
             except ValueError as err:
@@ -215,12 +320,52 @@ class ConfigStore:
         base = config_to_raw(current)
         for name, value in typed.items():
             section, key = name.split(".")
-            trial = {**base, section: {**base.get(section, {}), key: value}}
+            if section in JOINT_SECTIONS:
+                continue
             try:
-                build_config(trial)
+                build_config(merge(base, {name: value}))
             except ConfigError as err:
                 errors[name] = f"{FIELDS_BY_NAME[name].label}: {err}"
+        for section in JOINT_SECTIONS:
+            self._check_joint(base, typed, errors, section)
+        broker = merge(base, typed).get("mqtt", {}).get("host", "")
+        if devices is not None:
+            cleaned, problems = check_devices(devices, current.actions, broker=bool(broker))
+            for (index, key), message in problems.items():
+                errors[f"{DEVICES}[{index}].{key}"] = message
+            if not problems:
+                typed[DEVICES] = cleaned
+        if not broker and "mqtt.host" in typed and "mqtt.host" not in errors:
+            users = [d.get("name", "?") for d in typed.get(DEVICES, config_to_raw(current)[DEVICES])
+                     if "mqtt" in d]  # fmt: skip
+            if users:
+                errors["mqtt.host"] = (
+                    f"{FIELDS_BY_NAME['mqtt.host'].label}: the devices "
+                    f"{', '.join(users)} use MQTT; remove them before turning MQTT off"
+                )
+        if not errors and typed:
+            try:  # everything together, as it will be saved
+                build_config(merge(base, typed))
+            except ConfigError as err:
+                errors[next(iter(typed))] = str(err)
         return typed, errors
+
+    @staticmethod
+    def _check_joint(
+        base: dict[str, Any], typed: dict[str, Any], errors: dict[str, str], section: str
+    ) -> None:
+        """The submitted values of one section together; a failing rule is blamed on the
+        fields its message names, which are then left out to find the next one."""
+        names = [n for n in typed if n.startswith(section + ".") and n not in errors]
+        while names:
+            try:
+                build_config(merge(base, {n: typed[n] for n in names}))
+                return
+            except ConfigError as err:
+                blamed = _mentioned(str(err), names) or names[-1:]
+                for name in blamed:
+                    errors[name] = f"{FIELDS_BY_NAME[name].label}: {err}"
+                names = [n for n in names if n not in blamed]
 
     def save(self, current: AppConfig, typed: dict[str, Any], version: str) -> SaveResult:
         """Write the changed settings if the file is still at `version`."""
@@ -233,16 +378,20 @@ class ConfigStore:
                     "the current settings, then make your change again."
                 )
             raw, disk_is_good = self._base(data)
+            raw = merge(raw, typed)
             changed = []
             for name, value in typed.items():
-                section, key = name.split(".")
-                raw.setdefault(section, {})[key] = value
-                if current_value(current, FIELDS_BY_NAME[name]) != value:
+                if name == DEVICES:
+                    if value != config_to_raw(current)[DEVICES]:
+                        changed.append(name)
+                elif current_value(current, FIELDS_BY_NAME[name]) != value:
                     changed.append(name)
+            if typed.get("mqtt.username") == "" and current.mqtt.password:
+                changed.append("mqtt.password")
             config = build_config(raw)
             text = to_toml(raw)
             atomic_write(self.path, text, backup=disk_is_good)
-            return SaveResult(config, version_of(text.encode()), tuple(changed))
+            return SaveResult(config, version_of(text.encode()), tuple(dict.fromkeys(changed)))
 
 
 def config_to_raw(config: AppConfig) -> dict[str, Any]:
@@ -250,6 +399,15 @@ def config_to_raw(config: AppConfig) -> dict[str, Any]:
     optional setting is left out, as it would be in the file)."""
     raw = _toml_ready(dataclasses.asdict(config))
     raw["devices"] = [device.to_table() for device in config.devices]
+    return raw
+
+
+def public_config(config: AppConfig) -> dict[str, Any]:
+    """`config_to_raw` without the secrets (for GET /api/config and the page)."""
+    raw = config_to_raw(config)
+    for item in FIELDS:
+        if item.kind == "secret":
+            raw.get(item.section, {}).pop(item.key, None)
     return raw
 
 

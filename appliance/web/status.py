@@ -147,8 +147,16 @@ def system_readings(root: Path = Path("/")) -> dict[str, Any]:
     }
 
 
+RAM_NOTES = {
+    "measured": "measured: loaded alone in a fresh process and run once by appliance models "
+    "measure (on x86_64, when the catalog was made)",
+    "estimated": "estimated from the file's shape when it was imported (not measured)",
+}
+
+
 def model_rows(config: AppConfig) -> list[dict[str, Any]]:
-    """The configured model per role, with the resident memory measured for it."""
+    """The configured model per role, with the catalog's RAM figure and where it comes
+    from: measured for the built-in models, estimated for imported ones."""
     from appliance.models.catalog import ModelStore
 
     try:
@@ -161,9 +169,29 @@ def model_rows(config: AppConfig) -> list[dict[str, Any]]:
                        ("llm", config.llm.model), ("tts", config.tts.voice)):  # fmt: skip
         entry = catalog.get(name)
         ram = entry.ram if entry else None
+        source = None if ram is None else "estimated" if entry.source == "import" else "measured"
         rows.append({"role": role, "name": name,
-                     "ram_mb": round(ram.total_mb) if ram else None})  # fmt: skip
+                     "ram_mb": round(ram.total_mb) if ram else None,
+                     "ram_source": source,
+                     "ram_context": ram.context if ram and ram.context else None})  # fmt: skip
     return rows
+
+
+def process_memory(status_file: Path = Path("/proc/self/status")) -> dict[str, int] | None:
+    """This process's resident memory now (MB), from the kernel: the total, its file pages
+    (mmap'ed model weights) and anonymous pages, and the peak. None where unreadable."""
+    values: dict[str, int] = {}
+    text = _read(status_file)
+    for line in (text or "").splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if key in ("VmRSS", "RssFile", "RssAnon", "VmHWM") and parts and parts[0].isdigit():
+            values[key] = round(int(parts[0]) / 1024)
+    if "VmRSS" not in values:
+        return None
+    return {"rss_mb": values["VmRSS"], "file_mb": values.get("RssFile", 0),
+            "anon_mb": values.get("RssAnon", 0),
+            "peak_mb": values.get("VmHWM", values["VmRSS"])}  # fmt: skip
 
 
 def status_snapshot(
@@ -173,6 +201,7 @@ def status_snapshot(
         "state": "muted" if tracker.muted else tracker.state,
         "uptime_seconds": round(time.time() - started, 1),
         "models": model_rows(config),
+        "process_memory": process_memory(),
         "system": system_readings(root),
         "turns": [asdict(t) for t in reversed(tracker.turns)],
         "errors": [asdict(e) for e in reversed(tracker.errors)],

@@ -213,4 +213,15 @@
       } catch (e) { result.textContent = "Microphone test: " + e.message; }
     });
   }
+
+  // ---- settings: the device form shows the fields of the chosen backend -------------
+  const backend = document.getElementById("device-backend");
+  if (backend) {
+    const show = () => {
+      document.getElementById("device-gpio").hidden = backend.value !== "gpio";
+      document.getElementById("device-mqtt").hidden = backend.value !== "mqtt";
+    };
+    backend.addEventListener("change", show);
+    show();
+  }
 })();

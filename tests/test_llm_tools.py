@@ -260,6 +260,8 @@ TWO_TIMERS = (
          "The ten minute timer is running.", "none of"),
         ("timer_remaining", {"name": ""}, "Nine minutes and fifty seconds left on the pasta timer.",
          "The pasta timer has 9 minutes and 50 seconds left.", ""),
+        ("timer_remaining", {"name": ""}, "Nine minutes and fifty seconds left on the pasta timer.",
+         "I set the pasta timer to 9 minutes and 50 seconds.", "'set'"),
         ("timer_list", {}, TWO_TIMERS, "You have two eggs timer with four minutes left.",
          "leaves out 'pasta'"),
         ("timer_list", {}, TWO_TIMERS, "You have two timers, pasta with nine minutes and eggs "

@@ -51,7 +51,7 @@ _FAILURE = {
     "unfortunately", "however", "but",
 }  # fmt: skip
 _CANCELLED = {"cancelled", "canceled", "cancel", "stopped", "removed", "deleted", "cleared"}
-_LEFT = {"left", "remaining", "remain", "remains", "to"}
+_LEFT = {"left", "remaining", "remain", "remains"}
 _NOT_NAMES = {"the", "a", "an", "my", "your", "minute", "second", "hour", "and", "one"}
 _STATE = re.compile(r"\bis (on|off)\b")
 
@@ -108,6 +108,8 @@ def facts_of(
         phrases.append(tuple(tokens(name)))
     if tool != "timer_set":
         phrases += [(w,) for w in _timer_names(words)]
+    if tool.startswith("timer_") and tool != "timer_set":
+        forbidden += [("set",), ("started",), ("starting",)]  # no new timer was set
     percent = None
     if tool == "device_brightness" and isinstance(arguments.get("percent"), int | float):
         percent = float(arguments["percent"])  # type: ignore[arg-type]

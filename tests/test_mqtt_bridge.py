@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -206,30 +205,6 @@ def test_home_assistant_discovery_announces_the_device_and_removes_it_when_disab
     asyncio.run(main())
 
 
-@dataclass(frozen=True, kw_only=True)
-class TimerEvent(ev.Event):
-    """The actions engineer's `timer` event (same type and fields), until it is merged."""
-
-    type: ClassVar[str] = "timer"
-    timer_id: int
-    name: str
-    state: str
-    seconds: float
-    ends_at: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class ActionEvent(ev.Event):
-    """The actions engineer's `action` event (same type and fields), until it is merged."""
-
-    type: ClassVar[str] = "action"
-    tool: str
-    arguments: dict[str, Any]
-    ok: bool
-    result: str
-    path: str
-
-
 def test_transcripts_timers_and_actions_are_published(broker, tmp_path):
     pipeline, rec, sink, tts, llm = make_pipeline(
         ["set a tea timer for ten minutes"], ["Ten minutes, starting now."]
@@ -246,13 +221,13 @@ def test_transcripts_timers_and_actions_are_published(broker, tmp_path):
             await pipeline.run(ArraySource(request()))  # a spoken turn
             bus = pipeline.bus
             base = {"turn": 1, "stream_time": 0.0}
-            bus.publish(TimerEvent(**base, timer_id=1, name="tea", state="set",
+            bus.publish(ev.Timer(**base, timer_id=1, name="tea", state="set",
                                    seconds=600, ends_at=1_900_000_600.0))  # fmt: skip
-            bus.publish(TimerEvent(**base, timer_id=2, name="eggs", state="set",
+            bus.publish(ev.Timer(**base, timer_id=2, name="eggs", state="set",
                                    seconds=300, ends_at=1_900_000_300.0))  # fmt: skip
-            bus.publish(TimerEvent(**base, timer_id=2, name="eggs", state="fired",
+            bus.publish(ev.Timer(**base, timer_id=2, name="eggs", state="fired",
                                    seconds=300, ends_at=1_900_000_300.0))  # fmt: skip
-            bus.publish(ActionEvent(**base, tool="timer_set", arguments={"minutes": 10},
+            bus.publish(ev.Action(**base, tool="timer_set", arguments={"minutes": 10},
                                     ok=True, result="set", path="fast_path"))  # fmt: skip
             await seen.wait_for(
                 lambda s: len(s.on(f"{BASE}/timers")) == 3 and bool(s.on(f"{BASE}/last_action"))

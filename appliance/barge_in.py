@@ -4,6 +4,7 @@ voice from the appliance's own, and working out what was heard before the cut.""
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,19 +82,18 @@ DOUBLE_TALK_KEPT_DB = -6.0
 only if the canceller kept at least this much of the microphone's energy."""
 
 
-@dataclass
 class KeptEnergy:
     """How much of the microphone's energy the echo canceller kept over the last
     `chunks` chunks, in dB: its own voice, which the canceller predicts, loses 10 dB or
     more; a voice in the room it cannot predict loses almost nothing."""
 
-    chunks: int = 10
-    _mic: list[float] = field(default_factory=list)
-    _kept: list[float] = field(default_factory=list)
+    def __init__(self, chunks: int = 10) -> None:
+        self._mic: deque[float] = deque(maxlen=chunks)
+        self._kept: deque[float] = deque(maxlen=chunks)
 
     def add(self, mic: np.ndarray, kept: np.ndarray) -> None:
-        self._mic = [*self._mic, float(np.sum(mic.astype(np.float64) ** 2))][-self.chunks :]
-        self._kept = [*self._kept, float(np.sum(kept.astype(np.float64) ** 2))][-self.chunks :]
+        self._mic.append(float(np.sum(mic.astype(np.float64) ** 2)))
+        self._kept.append(float(np.sum(kept.astype(np.float64) ** 2)))
 
     def db(self) -> float:
         mic = sum(self._mic)
@@ -101,9 +101,13 @@ class KeptEnergy:
             return 0.0
         return float(10 * np.log10(max(sum(self._kept), 1e-9) / mic))
 
+    def someone_else(self) -> bool:
+        """The double-talk gate: a voice the canceller could not predict is in there."""
+        return self.db() >= DOUBLE_TALK_KEPT_DB
+
     def reset(self) -> None:
-        self._mic = []
-        self._kept = []
+        self._mic.clear()
+        self._kept.clear()
 
 
 @dataclass

@@ -178,7 +178,7 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
     barge-in threshold, with and without the Speex echo canceller. Per hour of its own
     speech."""
     from appliance.audio.aec import NoEchoCanceller, SpeexEchoCanceller
-    from appliance.barge_in import DOUBLE_TALK_KEPT_DB, KeptEnergy
+    from appliance.barge_in import KeptEnergy
     from appliance.wake.stopword import WINDOW
 
     assert engines.wake is not None
@@ -208,7 +208,7 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
             if engines.stop is not None and embeddings is not None:
                 heard = engines.stop.check(embeddings.recent(WINDOW)) is not None
                 # As the pipeline takes them: behind the double-talk gate with AEC.
-                gate = not canceller.active or kept.db() >= DOUBLE_TALK_KEPT_DB
+                gate = not canceller.active or kept.someone_else()
                 stops += heard and gate
         figures[f"{name}_wakes"] = float(wakes)
         figures[f"{name}_per_hour"] = wakes / hours

@@ -495,7 +495,7 @@ class Pipeline:
         if detection is None:
             return False
         kept = self._kept.db()
-        if kept < DOUBLE_TALK_KEPT_DB:
+        if not self._kept.someone_else():
             _LOGGER.info(
                 "stop keyword score %.3f ignored: the canceller removed %.1f dB, its own voice",
                 detection.score,

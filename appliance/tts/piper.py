@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,20 +51,20 @@ class PiperTts:
         self.voice_path = voice_path
         self.sample_rate = int(config.sample_rate)
         self._vary = vary
-        self._syn = self._synthesis_config(SynthesisConfig, length_scale)
+        self._synthesis_config_type = SynthesisConfig
+        self._syn = self._synthesis_config(length_scale)
         self._lock = threading.Lock()
 
     def set_length_scale(self, length_scale: float) -> None:
         """Change the speaking rate from the next sentence on (the config page)."""
-        from piper.config import SynthesisConfig
-
         with self._lock:
-            self._syn = self._synthesis_config(SynthesisConfig, length_scale)
+            self._syn = self._synthesis_config(length_scale)
 
-    def _synthesis_config(self, factory: type, length_scale: float):  # noqa: ANN202
+    def _synthesis_config(self, length_scale: float) -> Any:
+        make = self._synthesis_config_type
         if self._vary:
-            return factory(length_scale=length_scale)
-        return factory(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
+            return make(length_scale=length_scale)
+        return make(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
 
     def synthesize(self, text: str) -> np.ndarray:
         try:

@@ -7,13 +7,15 @@
 #              arm64), rockchip (RK3588/RK3566 boards, arm64)
 #   --out      where the image goes (default image-build/out)
 #   --uboot    rockchip only: the board's u-boot-rockchip.bin (you build or download it)
-#   --arm64-wheels DIR   arm64 only: aarch64 wheels of llama-cpp-python and PyAudio, built
-#              beforehand (see image-build/README.md); without it they are compiled inside
-#              the arm64 root filesystem under qemu-user, which takes hours
+#   --arm64-wheels DIR   arm64 only: an aarch64 wheel of llama-cpp-python (and optionally
+#              PyAudio) built beforehand, e.g. on an arm64 machine; without it the llama-cpp-python
+#              wheel is cross-compiled here (image-build/arm64-wheels.sh, ~5 min, kept in
+#              OUT/arm64-wheels/ for the next build) and PyAudio is compiled in the chroot
 #
-# Needs root (mmdebstrap's root mode), network access to deb.debian.org, ./setup.sh done
-# (the appliance's venv builds the wheels and prepares the models), and for arm64 boards on
-# an x86 machine qemu-user-static with binfmt_misc. Everything is built in a temporary
+# Needs root (mmdebstrap's root mode), network access to deb.debian.org and PyPI, ./setup.sh
+# done (the appliance's venv builds the wheels and prepares the models), and for arm64 boards
+# on an x86 machine qemu-user-static with binfmt_misc and Debian's aarch64 cross compilers
+# (gcc-aarch64-linux-gnu g++-aarch64-linux-gnu). Everything is built in a temporary
 # directory and moved into place at the end: a failed or interrupted build leaves nothing.
 # Ends with the image's path, size and sha256.
 set -euo pipefail
@@ -63,6 +65,15 @@ programs cannot run here. Run: mount -t binfmt_misc binfmt_misc /proc/sys/fs/bin
 update-binfmts --enable $qemu"
   grep -qx enabled "/proc/sys/fs/binfmt_misc/$qemu" 2>/dev/null || die "binfmt for $qemu is \
 not enabled. Run: apt-get install qemu-user-static binfmt-support && update-binfmts --enable $qemu"
+  if [ -z "$ARM64_WHEELS" ] && ! command -v aarch64-linux-gnu-g++ >/dev/null; then
+    die "llama-cpp-python has no aarch64 wheel on PyPI and no cross compiler is here. Run: \
+apt-get install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu, or pass --arm64-wheels DIR with \
+a wheel built on an arm64 machine (see image-build/README.md)"
+  fi
+  if [ -n "$ARM64_WHEELS" ]; then
+    ls "$ARM64_WHEELS"/llama_cpp_python-*aarch64*.whl >/dev/null 2>&1 || die "--arm64-wheels \
+$ARM64_WHEELS has no llama_cpp_python-*aarch64*.whl"
+  fi
 fi
 if [ "$BOARD" = rockchip ]; then
   [ -n "$UBOOT" ] || die "rockchip needs the board's U-Boot: --uboot u-boot-rockchip.bin \
@@ -91,19 +102,32 @@ if [ "$ARCH" = "$HOST_ARCH" ]; then
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${PIP[@]}" wheel --no-deps \
     -r "$WORK/wheels/requirements.txt" -w "$WORK/wheels"
 else
-  # Binary wheels for aarch64 where the registry has them; the two source-only packages
-  # from --arm64-wheels, or compiled in the chroot (slow, see the README).
+  # Binary wheels for aarch64 where the registry has them. llama-cpp-python: from
+  # --arm64-wheels, or cross-compiled (kept for the next build). PyAudio (one small C file):
+  # from --arm64-wheels, or its source, compiled in the chroot by the customize hook.
   "${PIP[@]}" download --no-deps --only-binary=:all: --platform manylinux2014_aarch64 \
     --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp \
     -d "$WORK/wheels" $(grep -vE '^(llama-cpp-python|PyAudio)==' "$WORK/wheels/requirements.txt")
+  llama_version=$(grep -E '^llama-cpp-python==' "$WORK/wheels/requirements.txt" | cut -d= -f3)
   if [ -n "$ARM64_WHEELS" ]; then
-    cp "$ARM64_WHEELS"/llama_cpp_python-*aarch64*.whl "$ARM64_WHEELS"/[Pp]y[Aa]udio-*aarch64*.whl \
-      "$WORK/wheels/" || die "--arm64-wheels $ARM64_WHEELS lacks llama-cpp-python or PyAudio"
+    cp "$ARM64_WHEELS"/llama_cpp_python-"$llama_version"-*aarch64*.whl "$WORK/wheels/" \
+      || die "--arm64-wheels $ARM64_WHEELS has no llama-cpp-python $llama_version"
+    cp "$ARM64_WHEELS"/[Pp]y[Aa]udio-*aarch64*.whl "$WORK/wheels/" 2>/dev/null || true
   else
+    cached="$OUT/arm64-wheels/llama_cpp_python-$llama_version-py3-none-linux_aarch64.whl"
+    if [ -f "$cached" ]; then
+      echo "    llama-cpp-python $llama_version: cross-compiled before, $cached"
+    else
+      "$HERE/arm64-wheels.sh" "$OUT/arm64-wheels"
+    fi
+    cp "$cached" "$WORK/wheels/"
+  fi
+  if ! ls "$WORK"/wheels/[Pp]y[Aa]udio-*.whl >/dev/null 2>&1; then
     "${PIP[@]}" download --no-deps --no-binary=:all: -d "$WORK/wheels" \
-      "$(grep -E '^llama-cpp-python==' "$WORK/wheels/requirements.txt")" \
       "$(grep -E '^PyAudio==' "$WORK/wheels/requirements.txt")"
-    echo "    llama-cpp-python and PyAudio will be compiled in the $ARCH chroot (hours)"
+    # Its build needs setuptools and wheel; the chroot installs with --no-index.
+    "${PIP[@]}" download --only-binary=:all: -d "$WORK/wheels" setuptools wheel
+    echo "    PyAudio will be compiled in the $ARCH chroot"
   fi
 fi
 "${PIP[@]}" wheel --no-deps --no-build-isolation -w "$WORK/wheels" "$REPO" 2>/dev/null \
@@ -153,6 +177,11 @@ export IMAGE_NAME UBOOT_IMAGE="${UBOOT:+$(realpath "$UBOOT")}"
 echo "    root $ROOT_SIZE, data $DATA_SIZE"
 genimage --loglevel 0 --config "$HERE/genimage/$GENIMAGE" --rootpath "$WORK/rootfs" \
   --tmppath "$WORK/genimage-tmp" --inputpath "$WORK/input" --outputpath "$WORK/genimage-out"
+
+# ---- read the finished image back ----------------------------------------------------------
+step "checks: the image itself (partitions, venv architecture and pins, models)"
+"$VENV/bin/python" "$HERE/inspect_image.py" "$WORK/genimage-out/$IMAGE_NAME" "$BOARD" \
+  --json "$WORK/genimage-out/appliance-$BOARD.manifest.json"
 
 # ---- move into place ---------------------------------------------------------------------
 step "done"

@@ -139,6 +139,7 @@ def qemu_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     print(f"qemu-virt image built in {time.monotonic() - started:.0f} s")
     assert re.search(r"^sha256  [0-9a-f]{64}$", done.stdout, re.M), done.stdout[-1000:]
     assert "units verified, every referenced file present" in done.stdout
+    assert "image checked:" in done.stdout  # image-build/inspect_image.py found no problem
     image = out / "qemu-virt" / "appliance-qemu-virt.img"
     assert image.exists() and not list(out.glob(".build-*")), "build left its work directory"
     return image
@@ -161,6 +162,30 @@ def _flash(image: Path, tmp_path: Path) -> Path:
         ["mcopy", "-i", f"{disk}@@{offset}", str(settings), "::appliance.txt"], check=True
     )
     return disk
+
+
+def _log_root_in_on_the_console(disk: Path, tty: str, tmp_path: Path) -> None:
+    """Root logged in on the serial console of this test's copy of the card (the rpi image,
+    unlike qemu-virt, has no console login), written into the root file system with
+    debugfs: no mount, no loop device."""
+    root = _partitions(disk)[1]
+    offset = int(root["start"]) * 512  # type: ignore[call-overload]
+    dropin = tmp_path / "autologin.conf"
+    dropin.write_text(
+        "[Service]\nExecStart=\n"
+        "ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200 %I $TERM\n"
+    )
+    folder = f"/etc/systemd/system/serial-getty@{tty}.service.d"
+    requests = f"mkdir {folder}\nwrite {dropin} {folder}/autologin.conf\n"
+    subprocess.run(
+        ["debugfs", "-w", "-f", "-", f"{disk}?offset={offset}"],
+        input=requests, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    check = subprocess.run(
+        ["debugfs", "-R", f"cat {folder}/autologin.conf", f"{disk}?offset={offset}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "--autologin root" in check.stdout, check.stderr
 
 
 def _boot(
@@ -204,20 +229,39 @@ def test_qemu_image_boots_to_a_working_appliance(booted):
 
 
 @pytest.mark.image
+def test_the_qemu_image_reads_back_as_built(qemu_image):
+    """build.sh reads every image back (image-build/inspect_image.py, the checks the kept
+    rpi manifest gets in test_image_contents.py) and keeps the manifest beside it."""
+    manifest = json.loads(qemu_image.with_name("appliance-qemu-virt.manifest.json").read_text())
+    assert [p["label"] for p in manifest["partitions"]] == ["BOOT", "root", "data"]
+    venv = manifest["root"]["venv"]
+    assert list(venv["elf_files"]) == ["x86-64"] and venv["elf_files"]["x86-64"] > 100
+    assert venv["distributions"]["llama-cpp-python"] == "0.3.36"
+    assert "appliance.service" in manifest["root"]["enabled"]
+    assert "llm/SmolLM2-135M-Instruct.Q4_1.gguf" in manifest["data"]["models"]
+
+
+@pytest.mark.image
 @pytest.mark.skipif(
     os.environ.get("APPLIANCE_IMAGE_ARM64") != "1",
-    reason="opt-in: the arm64 build takes hours under qemu-user (APPLIANCE_IMAGE_ARM64=1)",
+    reason="opt-in: the arm64 build takes about an hour under qemu-user (APPLIANCE_IMAGE_ARM64=1)",
 )
 def test_rpi_image_boots_under_qemu_aarch64(tmp_path):
     """The rpi image, booted under qemu-system-aarch64 -M virt with its own generic arm64
-    kernel (the Pi's boot firmware is not emulated)."""
-    out = tmp_path / "out"
-    args = [str(BUILD), "rpi", "--out", str(out)]
-    if os.environ.get("APPLIANCE_ARM64_WHEELS"):
-        args += ["--arm64-wheels", os.environ["APPLIANCE_ARM64_WHEELS"]]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=6 * 3600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    disk = _flash(out / "rpi" / "appliance-rpi.img", tmp_path)
+    kernel (the Pi's boot firmware is not emulated). APPLIANCE_RPI_IMAGE=path boots an image
+    built before instead of building one."""
+    if os.environ.get("APPLIANCE_RPI_IMAGE"):
+        image = Path(os.environ["APPLIANCE_RPI_IMAGE"])
+    else:
+        out = tmp_path / "out"
+        args = [str(BUILD), "rpi", "--out", str(out)]
+        if os.environ.get("APPLIANCE_ARM64_WHEELS"):
+            args += ["--arm64-wheels", os.environ["APPLIANCE_ARM64_WHEELS"]]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=6 * 3600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        image = out / "rpi" / "appliance-rpi.img"
+    disk = _flash(image, tmp_path)
+    _log_root_in_on_the_console(disk, "ttyAMA0", tmp_path)
     offset = int(_partitions(disk)[0]["start"]) * 512  # type: ignore[call-overload]
     for name in ("vmlinuz", "initrd.img"):
         listing = subprocess.run(["mdir", "-b", "-i", f"{disk}@@{offset}", "::"],

@@ -259,3 +259,23 @@ def test_build_refusals_for_bad_arguments(tmp_path):
     assert rock.returncode == 2
     assert "--uboot" in rock.stderr or "binfmt" in rock.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_build_refuses_arm64_wheels_without_llama_and_writes_nothing(tmp_path):
+    out, wheels = tmp_path / "out", tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "PyAudio-0.2.14-cp311-cp311-linux_aarch64.whl").write_bytes(b"")
+    # binfmt_misc as on a machine where it is set up, in a private mount namespace, so that
+    # the check after it is reached on any machine.
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         "mount -t tmpfs none /proc/sys/fs/binfmt_misc"
+         " && echo enabled > /proc/sys/fs/binfmt_misc/status"
+         " && echo enabled > /proc/sys/fs/binfmt_misc/qemu-aarch64"
+         " && exec \"$0\" rpi --out \"$1\" --arm64-wheels \"$2\"",
+         str(BUILD), str(out), str(wheels)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"--arm64-wheels {wheels} has no llama_cpp_python-*aarch64*.whl" in done.stderr
+    assert not out.exists()

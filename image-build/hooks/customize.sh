@@ -7,7 +7,7 @@ set -euo pipefail
 ROOTFS=$1 BOARD=$2 WORK=$3
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-say() { printf '    [customize] %s\n' "$*"; }
+say() { printf '    [customize, %s s] %s\n' "$SECONDS" "$*"; }
 
 say "systemd units and settings from systemd/install.list"
 while read -r src dest mode; do
@@ -33,6 +33,24 @@ say "Python venv /opt/appliance/venv (wheels built on the host, no index)"
 rm -rf "$ROOTFS/tmp/wheels"
 cp -a "$WORK/wheels" "$ROOTFS/tmp/wheels"
 chroot "$ROOTFS" python3 -m venv /opt/appliance/venv
+sources=$(cd "$ROOTFS/tmp/wheels" && ls ./*.tar.gz 2>/dev/null || true)
+if [ -n "$sources" ]; then
+  # A foreign board without a binary PyAudio wheel: compile it here, against the board's own
+  # Python and PortAudio, with build tools that are removed again afterwards.
+  build_tools="gcc libc6-dev python3-dev portaudio19-dev"
+  say "compiling $(echo $sources | sed 's,\./,,g') in the chroot (apt: $build_tools, removed after)"
+  chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o=Dpkg::Use-Pty=0 \
+    --no-install-recommends $build_tools > "$WORK/build-tools.log" 2>&1 \
+    || { tail -20 "$WORK/build-tools.log" >&2; exit 1; }
+  for source in $sources; do
+    chroot "$ROOTFS" /opt/appliance/venv/bin/pip wheel -q --no-index --no-cache-dir \
+      --disable-pip-version-check --no-deps --find-links /tmp/wheels -w /tmp/wheels \
+      "/tmp/wheels/${source#./}"
+    rm -f "$ROOTFS/tmp/wheels/${source#./}"
+  done
+  chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove \
+    -o=Dpkg::Use-Pty=0 $build_tools >> "$WORK/build-tools.log" 2>&1
+fi
 chroot "$ROOTFS" /opt/appliance/venv/bin/pip install -q --no-index --no-cache-dir \
   --disable-pip-version-check --find-links /tmp/wheels -r /tmp/wheels/requirements.txt
 chroot "$ROOTFS" /opt/appliance/venv/bin/pip install -q --no-index --no-cache-dir \
@@ -63,8 +81,12 @@ rm -f "$ROOTFS/var/lib/dbus/machine-id"
 
 if [ "$BOARD" = rpi ]; then
   say "raspi-firmware: kernel, initrd, DTBs, config.txt and cmdline.txt into /boot/firmware"
+  # The packages ran this hook before the overlay's /etc/default/raspi-firmware existed, so
+  # cmdline.txt named /dev/mmcblk0p2. Run it again as dpkg does ("configure"; without that
+  # it does nothing) so it reads our settings: root=LABEL=root, consoles, no cma=.
   version=$(basename "$(ls -d "$ROOTFS"/lib/modules/* | sort -V | tail -1)")
-  chroot "$ROOTFS" /etc/kernel/postinst.d/z50-raspi-firmware "$version"
+  chroot "$ROOTFS" env DEB_MAINT_PARAMS=configure \
+    /etc/kernel/postinst.d/z50-raspi-firmware "$version"
 fi
 if [ "$BOARD" = rockchip ]; then
   say "extlinux.conf for U-Boot (u-boot-menu)"

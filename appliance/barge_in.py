@@ -3,6 +3,7 @@ voice from the appliance's own, and working out what was heard before the cut.""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -108,6 +109,26 @@ class KeptEnergy:
     def reset(self) -> None:
         self._mic.clear()
         self._kept.clear()
+
+
+NO_AEC_BARGE_IN_THRESHOLD = 0.85
+"""Wake score needed over a reply without echo cancellation: its own voice reaches the
+detector whole."""
+
+
+def barge_in_threshold(
+    echo_active: bool, kept: KeptEnergy, configured: float | None, detector: float
+) -> float | None:
+    """The wake score that interrupts a reply (None: the detector's own threshold).
+
+    With echo cancellation, a detection counts only while the double-talk gate is open:
+    what is left of its own "Jarvis" after the canceller (a cold one removes only about
+    13 dB) can still score 0.99. A closed gate withholds the detection (an unreachable
+    threshold) rather than discarding it, so that the detector's cool-down does not
+    swallow the user's wake word a moment later."""
+    if not echo_active:
+        return configured or max(NO_AEC_BARGE_IN_THRESHOLD, detector)
+    return configured if kept.someone_else() else math.inf
 
 
 @dataclass

@@ -172,13 +172,27 @@ def _room_echo(played: np.ndarray, gain_db: float = -6.0) -> np.ndarray:
     return out * 10 ** (gain_db / 20)
 
 
+_JARVIS_REPLIES = (
+    "I am Jarvis, your voice assistant, and I run on this little board.",
+    "Jarvis here. The kitchen light is now on.",
+    "Hello, this is Jarvis. The timer is set for ten minutes.",
+    "Sure. Jarvis can do that. The porch light is off now.",
+    "The capital of France is Paris. Ask Jarvis anything else.",
+    "Hey, Jarvis speaking! Seventeen times twenty three is three hundred and ninety one.",
+)
+"""Replies that say the wake word early, in the first seconds of a reply."""
+
+
 def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
     """False wakes (and false "stop"s, with the keyword head) while the appliance's own
-    speech (mentioning "Jarvis") plays back into the microphone at -6 dB, scored at the
-    barge-in threshold, with and without the Speex echo canceller. Per hour of its own
-    speech."""
+    speech (mentioning "Jarvis") plays back into the microphone at -6 dB, scored as the
+    pipeline scores barge-ins (barge_in.barge_in_threshold), with and without the Speex
+    echo canceller. Per hour of its own speech. Then replies that say "Jarvis" in their
+    first seconds, one after another: with the canceller kept between replies and the
+    double-talk gate (as the pipeline does), against the canceller reset before each reply
+    and no gate (as it did before), in the same run."""
     from appliance.audio.aec import NoEchoCanceller, SpeexEchoCanceller
-    from appliance.barge_in import KeptEnergy
+    from appliance.barge_in import KeptEnergy, barge_in_threshold
     from appliance.wake.stopword import WINDOW
 
     assert engines.wake is not None
@@ -188,32 +202,60 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
         speech += phrases
     played = np.concatenate(speech)
     rng = np.random.default_rng(3)
-    mic = np.clip(_room_echo(played) + rng.normal(0, 30, len(played)), -32768, 32767)
-    mic = mic.astype(np.int16)
+
+    def in_the_room(played: np.ndarray) -> np.ndarray:
+        mic = np.clip(_room_echo(played) + rng.normal(0, 30, len(played)), -32768, 32767)
+        return mic.astype(np.int16)
+
+    mic = in_the_room(played)
     hours = len(played) / 16000 / 3600
     figures: dict[str, float] = {"own_speech_minutes": hours * 60}
     wake = engines.wake
-    for name, canceller, threshold in (
-        ("speex", SpeexEchoCanceller(), None),
-        ("no_aec", NoEchoCanceller(), 0.85),
-    ):
-        wake.reset()
+    detector_threshold = getattr(wake, "threshold", 0.5)
+    embeddings = getattr(wake, "embeddings", None)
+
+    def listen(canceller, kept, mic, played, *, gate: bool = True) -> tuple[int, int]:
         wakes = stops = 0
-        embeddings = getattr(wake, "embeddings", None)
-        kept = KeptEnergy(chunks=WINDOW)
         for i in range(0, len(mic) - 1279, 1280):
             cleaned = canceller.process(mic[i : i + 1280], played[i : i + 1280])
             kept.add(mic[i : i + 1280], cleaned)
+            threshold = (
+                barge_in_threshold(canceller.active, kept, None, detector_threshold)
+                if gate
+                else None
+            )
             wakes += wake.process(cleaned, threshold) is not None
             if engines.stop is not None and embeddings is not None:
                 heard = engines.stop.check(embeddings.recent(WINDOW)) is not None
                 # As the pipeline takes them: behind the double-talk gate with AEC.
-                gate = not canceller.active or kept.someone_else()
-                stops += heard and gate
+                stops += heard and (not canceller.active or kept.someone_else())
+        return wakes, stops
+
+    for name, canceller in (("speex", SpeexEchoCanceller()), ("no_aec", NoEchoCanceller())):
+        wake.reset()
+        wakes, stops = listen(canceller, KeptEnergy(chunks=WINDOW), mic, played)
         figures[f"{name}_wakes"] = float(wakes)
         figures[f"{name}_per_hour"] = wakes / hours
         if engines.stop is not None:
             figures[f"{name}_stops_per_hour"] = stops / hours
+
+    replies = [np.concatenate([np.zeros(8000, np.int16), tts_phrase(engines.tts, text)])
+               for text in _JARVIS_REPLIES]  # fmt: skip
+    figures["jarvis_replies"] = float(len(replies))
+    for name, reset_each, gate in (
+        ("jarvis_woke", False, True),
+        ("jarvis_woke_before", True, False),
+    ):
+        canceller = SpeexEchoCanceller()
+        woke = 0
+        for reply in replies:
+            if reset_each:
+                canceller.reset()
+            wake.reset()
+            wakes, _ = listen(canceller, KeptEnergy(chunks=WINDOW), in_the_room(reply), reply,
+                              gate=gate)  # fmt: skip
+            woke += wakes > 0
+        figures[name] = float(woke)
     wake.reset()
     return figures
 
@@ -589,6 +631,16 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
                 "",
             )
         )
+        if "jarvis_replies" in own:
+            rows.append(
+                (
+                    'Replies saying "Jarvis" early that woke it (Speex kept + gate / reset, '
+                    "no gate)",
+                    f"{own['jarvis_woke']:.0f} / {own['jarvis_woke_before']:.0f} of "
+                    f"{own['jarvis_replies']:.0f}",
+                    "",
+                )
+            )
         for name, label in (("speex", "Speex"), ("no_aec", "no AEC")):
             if f"{name}_stops_per_hour" in own:
                 rows.append(

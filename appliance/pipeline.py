@@ -46,6 +46,7 @@ from appliance.barge_in import (
     STOP_PHRASES,
     KeptEnergy,
     StopListener,
+    barge_in_threshold,
     echoes,
     heard_text,
     is_stop_phrase,
@@ -107,7 +108,8 @@ class PipelineSettings:
     """Follow-up window, conversation memory, barge-in."""
     barge_in_threshold: float = 0.0
     """Wake score needed while speaking; 0 = the detector's own threshold with echo
-    cancellation, 0.85 without (the appliance's own voice reaches the microphone)."""
+    cancellation (while the double-talk gate is open), 0.85 without (the appliance's own
+    voice reaches the microphone). See barge_in.barge_in_threshold."""
     stop_phrases: tuple[str, ...] = STOP_PHRASES
     earcons: bool = False
     """Short sounds on wake, at the end of listening and on an error (`appliance run`)."""
@@ -150,6 +152,22 @@ class _TurnControl:
         if self.played_at_start is None:
             return ""
         return heard_text(self.sentences, played_now - self.played_at_start)
+
+    def said_lately(self, played_now: float, word: str, seconds: float = 1.5) -> bool:
+        """Whether a sentence played in the last `seconds` contains `word`: the wake
+        detector reacts up to about a second after the word, and the room adds echo."""
+        if self.played_at_start is None or not word:
+            return False
+        now = played_now - self.played_at_start
+        pattern = re.compile(rf"\b{re.escape(word)}\b", re.I)
+        start = 0.0
+        for sentence, length in self.sentences:
+            if start > now:
+                break
+            if start + length >= now - seconds and pattern.search(sentence):
+                return True
+            start += length
+        return False
 
 
 class _Stage:
@@ -340,6 +358,8 @@ class Pipeline:
         engines = self._listening()
         self._set_idle()
         self._live = source.live
+        # A new source may be another microphone in another place: learn the room afresh.
+        await listen.run(self.echo.reset)
         try:
             async for chunk in source.chunks():
                 self._stream_time = chunk.end
@@ -374,7 +394,9 @@ class Pipeline:
                     finished = await turn_task
                     turn_task = None
                     await listen.run(engines.wake.reset)
-                    await listen.run(self.echo.reset)
+                    # The canceller keeps what it learnt of the room for the next reply: a
+                    # cold one removes only about 13 dB in a reply's first seconds, where
+                    # its own "I am Jarvis" woke it in half of such replies.
                     pre_roll.clear()
                     window = self._follow_up_window(finished)
                     if window > 0:
@@ -465,10 +487,16 @@ class Pipeline:
         control = self._active
         if not self.settings.conversation.barge_in or control is None or control.interrupted_by:
             return False
-        threshold = self.settings.barge_in_threshold or (
-            None if self.echo.active else max(0.85, getattr(engines.wake, "threshold", 0.5))
-        )
+        threshold = self._barge_in_threshold(engines)
         detection = await listen.run(engines.wake.process, cleaned, threshold)
+        name = max(self.settings.wake_phrase.split(), key=len, default="")
+        if detection is not None and control.said_lately(self.sink.played_seconds(), name):
+            _LOGGER.info(
+                "wake word (score %.3f) over the reply ignored: the reply just said %r",
+                detection.score,
+                name,
+            )
+            detection = None
         if detection is not None:
             self.interrupt("wake")
             await self._woken(detection.wake_word, detection.score, engines)
@@ -483,6 +511,14 @@ class Pipeline:
             self._stop_checks.add(task)
             task.add_done_callback(self._stop_checks.discard)
         return False
+
+    def _barge_in_threshold(self, engines: _Listening) -> float | None:
+        return barge_in_threshold(
+            self.echo.active,
+            self._kept,
+            self.settings.barge_in_threshold or None,
+            getattr(engines.wake, "threshold", 0.5),
+        )
 
     def _heard_stop_keyword(self, engines: _Listening) -> bool:
         """The keyword head on the embeddings the wake detector just computed. Only with

@@ -198,6 +198,9 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
     assert 0 <= report["barge_in"]["recognised_to_silence_s"] < 1.0
     assert report["self_wakes"]["own_speech_minutes"] > 0.2
     assert "speex_per_hour" in report["self_wakes"]
+    own = report["self_wakes"]
+    assert own["jarvis_replies"] == 6 and 0 <= own["jarvis_woke"] <= 6
+    assert 'Replies saying "Jarvis" early that woke it' in proc.stdout
 
 
 def test_bench_only_actions_gives_the_fast_and_llm_paths_as_a_ratio_of_one_run(tmp_path):

@@ -15,7 +15,15 @@ from appliance.audio.sinks import ClockSink
 from appliance.audio.sources import ArraySource
 from appliance.errors import LanguageModelError, SpeechToTextError
 from appliance.pipeline import APOLOGY
-from tests.fakes import ANSWERED_TURN_EVENTS, loud, make_pipeline, quiet, request
+from appliance.wake.fake import WAKE_MARKER, mark_wake
+from tests.fakes import (
+    ANSWERED_TURN_EVENTS,
+    loud,
+    make_pipeline,
+    quiet,
+    request,
+    wake_chunk,
+)
 
 
 def run(pipeline, samples, *, realtime: bool = False):
@@ -233,6 +241,65 @@ def test_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answered():
     assert len(first.assistant) < len(LONG_REPLY) - 40
     # The LLM was told to stop: the cut reply's generation did not run to the end.
     assert results[0].reply != LONG_REPLY
+
+
+class RoomCanceller:
+    """An echo canceller that removes `removes_db` of everything the microphone hears but
+    the wake marker: its own voice saying the wake word, as a canceller leaves it (0 dB: a
+    voice in the room, which a canceller cannot predict and keeps)."""
+
+    active = True
+
+    def __init__(self, removes_db: float) -> None:
+        self.gain = 10 ** (-removes_db / 20)
+        self.resets = 0
+
+    def process(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+        out = (mic.astype(np.float64) * self.gain).astype(np.int16)
+        for i in np.flatnonzero(mic[: len(mic) - len(WAKE_MARKER) + 1] == WAKE_MARKER[0]):
+            if np.array_equal(mic[i : i + len(WAKE_MARKER)], WAKE_MARKER):
+                out[i : i + len(WAKE_MARKER)] = WAKE_MARKER
+        return out
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+@pytest.mark.parametrize(("removes_db", "outcomes"), [
+    (20.0, ["replied"]),  # its own voice: the double-talk gate is closed
+    (0.0, ["interrupted", "replied"]),  # someone else: the gate is open
+])  # fmt: skip
+def test_the_wake_word_in_its_own_echo_does_not_interrupt_it(removes_db, outcomes):
+    pipeline, rec, sink, tts, llm = with_clock_sink(
+        make_pipeline(["tell me a story", "what time is it"], [LONG_REPLY, "Noon."])
+    )
+    canceller = RoomCanceller(removes_db)
+    pipeline.echo = canceller
+    # While it replies, the microphone hears something loud with the wake word in it.
+    heard = mark_wake(loud(1.2), int(0.48 * 16000))
+    samples = np.concatenate([request(trail=0.6), heard, quiet(7.0)])
+    results = run_live(_with(pipeline, follow_up_seconds=0.0), samples)
+    assert [r.outcome for r in results] == outcomes
+    assert [e.by for e in rec.of("interrupted")] == (["wake"] if removes_db == 0 else [])
+    # The canceller keeps what it learnt between turns: reset once, for the new source.
+    assert canceller.resets == 1
+
+
+NAMED_REPLY = "I am Jarvis, your assistant. " + LONG_REPLY
+
+
+@pytest.mark.parametrize(("after", "interrupted"), [
+    (0.24, False),  # while it says "I am Jarvis": its own name, not the user
+    (2.4, True),  # seconds after its name: the user
+])  # fmt: skip
+def test_the_wake_word_right_after_it_said_its_own_name_is_not_a_barge_in(after, interrupted):
+    pipeline, rec, sink, tts, llm = with_clock_sink(
+        make_pipeline(["tell me a story", "what time is it"], [NAMED_REPLY, "Noon."])
+    )
+    samples = np.concatenate([request(trail=0.6), quiet(after), wake_chunk(), quiet(8.0)])
+    results = run_live(_with(pipeline, follow_up_seconds=0.0), samples)
+    assert [e.by for e in rec.of("interrupted")] == (["wake"] if interrupted else [])
+    assert results[0].outcome == ("interrupted" if interrupted else "replied")
 
 
 def test_stop_said_over_a_reply_silences_it_within_a_block():

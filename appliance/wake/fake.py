@@ -26,6 +26,9 @@ class MarkerWakeDetector:
         self.resets = 0
 
     def process(self, samples: np.ndarray, threshold: float | None = None) -> Detection | None:
+        """A marker scores 1.0: heard at any threshold up to 1."""
+        if threshold is not None and threshold > 1.0:
+            return None
         n = len(WAKE_MARKER)
         hits = np.flatnonzero(samples[: len(samples) - n + 1] == WAKE_MARKER[0])
         if any(np.array_equal(samples[i : i + n], WAKE_MARKER) for i in hits):

@@ -244,7 +244,7 @@ def test_the_qemu_image_reads_back_as_built(qemu_image):
 @pytest.mark.image
 @pytest.mark.skipif(
     os.environ.get("APPLIANCE_IMAGE_ARM64") != "1",
-    reason="opt-in: the arm64 build takes about an hour under qemu-user (APPLIANCE_IMAGE_ARM64=1)",
+    reason="opt-in: the arm64 build and boot take about 45 min (APPLIANCE_IMAGE_ARM64=1)",
 )
 def test_rpi_image_boots_under_qemu_aarch64(tmp_path):
     """The rpi image, booted under qemu-system-aarch64 -M virt with its own generic arm64

@@ -1,6 +1,6 @@
 """What is inside the arm64 Raspberry Pi image, checked without building it again.
 
-`image-build/build.sh rpi` takes about an hour here (an arm64 root file system under
+`image-build/build.sh rpi` takes about half an hour here (an arm64 root file system under
 qemu-user), too long for CI. Every build reads its finished image back with
 `image-build/inspect_image.py` and writes a manifest beside it; the manifest of the last rpi
 build is kept in `image-build/manifests/rpi.json`, and these tests check it: partitions,

@@ -489,12 +489,10 @@ class Pipeline:
             return False
         threshold = self._barge_in_threshold(engines)
         detection = await listen.run(engines.wake.process, cleaned, threshold)
-        name = max(self.settings.wake_phrase.split(), key=len, default="")
-        if detection is not None and control.said_lately(self.sink.played_seconds(), name):
+        if detection is not None and self._its_own_name(control):
             _LOGGER.info(
-                "wake word (score %.3f) over the reply ignored: the reply just said %r",
+                "wake word (score %.3f) over the reply ignored: the reply just named it",
                 detection.score,
-                name,
             )
             detection = None
         if detection is not None:
@@ -511,6 +509,12 @@ class Pipeline:
             self._stop_checks.add(task)
             task.add_done_callback(self._stop_checks.discard)
         return False
+
+    def _its_own_name(self, control: _TurnControl) -> bool:
+        """The reply just said the wake word's name (the longest word of the phrase,
+        "jarvis" in "hey jarvis"): a detection now is its own voice."""
+        name = max(self.settings.wake_phrase.split(), key=len, default="")
+        return control.said_lately(self.sink.played_seconds(), name)
 
     def _barge_in_threshold(self, engines: _Listening) -> float | None:
         return barge_in_threshold(

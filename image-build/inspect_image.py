@@ -238,7 +238,7 @@ def _locked() -> dict[str, str]:
     return pins
 
 
-def _catalog_files() -> dict[str, tuple[int, str]]:
+def catalog_files() -> dict[str, tuple[int, str]]:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from appliance.models.catalog import load_catalog
@@ -309,7 +309,7 @@ def problems(manifest: Manifest, board: str) -> list[str]:
 
     # The default models, exactly as the catalog lists them, and the "stop" head.
     models = manifest["data"]["models"]
-    for path, (size, sha256) in _catalog_files().items():
+    for path, (size, sha256) in catalog_files().items():
         got = models.get(path)
         if got is None:
             found.append(f"model {path} is not on the data partition")

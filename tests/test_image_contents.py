@@ -86,7 +86,7 @@ def test_every_compiled_file_in_its_venv_is_arm64(rpi):
 
 def test_it_carries_the_default_models_byte_for_byte(rpi):
     models = rpi["data"]["models"]
-    catalogued = inspector._catalog_files()
+    catalogued = inspector.catalog_files()
     assert catalogued and set(catalogued) <= set(models)
     assert "stop-keyword.npz" in models
 
@@ -121,7 +121,7 @@ def test_a_missing_pi_5_tree_and_a_wrong_pin_are_found(rpi):
 
 def test_a_changed_model_host_keys_and_a_disabled_service_are_found(rpi):
     def damage(m):
-        name = next(iter(inspector._catalog_files()))
+        name = next(iter(inspector.catalog_files()))
         m["data"]["models"][name]["sha256"] = "0" * 64
         m["root"]["ssh_host_keys"] = ["ssh_host_ed25519_key"]
         m["root"]["enabled"].remove("appliance.service")

@@ -57,20 +57,21 @@ CMAKE_ARGS="-DCMAKE_TOOLCHAIN_FILE=$WORK/aarch64.cmake -DGGML_NATIVE=OFF \
 
 # The build tags the wheel with the host's platform (linux_x86_64) though every library in
 # it is aarch64: retag it, after checking that this is so.
-"$VENV/bin/python" - "$WORK/out" "$DEST" <<'PY'
+"$VENV/bin/python" - "$WORK/out" "$DEST" "$HERE" <<'PY'
 import base64, hashlib, sys, zipfile
 from pathlib import Path
 
 out, dest = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from inspect_image import elf_machine
+
 (built,) = out.glob("llama_cpp_python-*.whl")
-AARCH64 = 183  # e_machine of an ELF file for ARM64
 with zipfile.ZipFile(built) as src:
     libraries = [n for n in src.namelist() if ".so" in n.rsplit("/", 1)[-1]]
     if not libraries:
         sys.exit(f"{built.name} has no shared libraries")
     for name in libraries:
-        head = src.read(name)[:20]
-        if head[:4] != b"\x7fELF" or int.from_bytes(head[18:20], "little") != AARCH64:
+        if elf_machine(src.read(name)[:20]) != "aarch64":
             sys.exit(f"{name} in {built.name} is not an aarch64 library")
     new_name = built.name.replace("linux_x86_64", "linux_aarch64")
     target = dest / new_name

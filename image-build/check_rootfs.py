@@ -107,10 +107,14 @@ def check(rootfs: Path, board: str) -> list[str]:
     return problems
 
 
-def board_dtbs(board: str) -> list[str]:
+def board_env(board: str) -> dict[str, str]:
+    """The variables of image-build/boards/BOARD.env (ARCH, REQUIRED_DTBS, …)."""
     env = (REPO / "image-build/boards" / f"{board}.env").read_text()
-    match = re.search(r'^REQUIRED_DTBS="([^"]*)"', env, re.M)
-    return match[1].split() if match else []
+    return {m[1]: m[2] for m in re.finditer(r'^([A-Z_]+)="?([^"\n]*)"?$', env, re.M)}
+
+
+def board_dtbs(board: str) -> list[str]:
+    return board_env(board).get("REQUIRED_DTBS", "").split()
 
 
 def main() -> int:

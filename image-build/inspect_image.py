@@ -27,7 +27,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_rootfs import board_dtbs, unit_names  # noqa: E402  (beside this script)
+from check_rootfs import board_dtbs, board_env, unit_names  # noqa: E402  (beside this script)
 
 ELF_MACHINES = {62: "x86-64", 183: "aarch64", 40: "arm", 3: "x86"}
 BOARD_MACHINE = {"amd64": "x86-64", "arm64": "aarch64"}
@@ -41,17 +41,10 @@ class ImageError(Exception):
     """The image cannot be read (not a disk image, a partition that is not what it says)."""
 
 
-def _run(*args: str) -> str:
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode:
-        raise ImageError(f"{' '.join(args[:3])}…: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
-def _run_bytes(*args: str) -> bytes:
+def _run(*args: str) -> bytes:
     done = subprocess.run(args, capture_output=True)
     if done.returncode:
-        raise ImageError(f"{' '.join(args[:3])}…: {done.stderr.decode()[-300:]}")
+        raise ImageError(f"{' '.join(args[:3])}…: {done.stderr.decode()[-300:].strip()}")
     return done.stdout
 
 
@@ -62,7 +55,7 @@ class Ext4:
         self.device = f"{image}?offset={offset}"
 
     def _debugfs(self, request: str) -> bytes:
-        return _run_bytes("debugfs", "-R", request, self.device)
+        return _run("debugfs", "-R", request, self.device)
 
     def read(self, path: str) -> bytes | None:
         if not self.exists(path):
@@ -92,7 +85,7 @@ class Ext4:
 
 
 def _fat_files(image: Path, offset: int) -> list[str]:
-    listing = _run("mdir", "-/", "-b", "-i", f"{image}@@{offset}", "::")
+    listing = _run("mdir", "-/", "-b", "-i", f"{image}@@{offset}", "::").decode()
     return sorted(line.removeprefix("::/") for line in listing.split() if line.startswith("::/"))
 
 
@@ -103,9 +96,9 @@ def _fat_text(image: Path, offset: int, name: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def _elf_machine(path: Path) -> str | None:
-    with open(path, "rb") as handle:
-        head = handle.read(20)
+def elf_machine(head: bytes) -> str | None:
+    """The CPU a file is compiled for, from its first 20 bytes; None if it is not ELF.
+    (arm64-wheels.sh checks the cross-compiled wheel with this too.)"""
     if len(head) < 20 or head[:4] != b"\x7fELF":
         return None
     machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
@@ -116,14 +109,13 @@ def _venv(root: Ext4) -> dict[str, Any]:
     """Distributions and compiled files of /opt/appliance/venv."""
     with tempfile.TemporaryDirectory(prefix="inspect-venv-") as tmp:
         venv = root.copy_tree("/opt/appliance/venv", Path(tmp))
-        machines: dict[str, int] = {}
         by_machine: dict[str, list[str]] = {}
         for path in sorted(venv.rglob("*")):
             if path.is_symlink() or not path.is_file():
                 continue
-            machine = _elf_machine(path)
+            with open(path, "rb") as handle:
+                machine = elf_machine(handle.read(20))
             if machine:
-                machines[machine] = machines.get(machine, 0) + 1
                 by_machine.setdefault(machine, []).append(str(path.relative_to(venv)))
         site = next(venv.glob("lib/python3*/site-packages"), None)
         dists = {}
@@ -135,7 +127,7 @@ def _venv(root: Ext4) -> dict[str, Any]:
     return {
         "python": version[1] if version else None,
         "distributions": dists,
-        "elf_files": machines,
+        "elf_files": {m: len(names) for m, names in by_machine.items()},
         # a few names per architecture, so that a stray one can be found
         "elf_examples": {m: names[:5] for m, names in by_machine.items()},
     }
@@ -169,7 +161,7 @@ def inspect(image: Path) -> Manifest:
     partitions = []
     for number, part in enumerate(table["partitions"], start=1):
         offset = int(part["start"]) * SECTOR
-        info = _run("blkid", "-p", "-O", str(offset), "-o", "export", str(image))
+        info = _run("blkid", "-p", "-O", str(offset), "-o", "export", str(image)).decode()
         fields = dict(line.split("=", 1) for line in info.splitlines() if "=" in line)
         partitions.append({
             "number": number,
@@ -221,11 +213,6 @@ def inspect(image: Path) -> Manifest:
 # ---- checks ---------------------------------------------------------------------------
 
 
-def _board_env(board: str) -> dict[str, str]:
-    env = (REPO / "image-build/boards" / f"{board}.env").read_text()
-    return {m[1]: m[2] for m in re.finditer(r'^([A-Z_]+)="?([^"\n]*)"?$', env, re.M)}
-
-
 def _locked() -> dict[str, str]:
     """Runtime pins the image must carry: requirements.lock minus the model carriers."""
     pins = {}
@@ -253,7 +240,7 @@ def catalog_files() -> dict[str, tuple[int, str]]:
 
 def problems(manifest: Manifest, board: str) -> list[str]:
     """What is wrong with the image the manifest describes, for this board ([] if nothing)."""
-    env = _board_env(board)
+    env = board_env(board)
     found: list[str] = []
     parts = {p["label"]: p for p in manifest["partitions"]}
 

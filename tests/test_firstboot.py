@@ -117,7 +117,7 @@ def test_hostname_from_the_machine_id(tree):
 def test_no_pairing_code_comes_from_the_image(tree):
     """A code baked into the image would be shared by every card and told to no one: the
     first boot removes it, so the service makes (speaks and logs) this device's own."""
-    baked = tree.data / firstboot.PAIRING_STATE
+    baked = firstboot.pairing_state(tree.data)
     baked.parent.mkdir(parents=True)
     baked.write_text('{"code": {"salt": "00", "hash": "00", "created": 0}}')
     step = {s.name: s for s in firstboot.run(tree, live=False)}["pairing"]

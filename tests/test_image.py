@@ -164,22 +164,23 @@ def _flash(image: Path, tmp_path: Path) -> Path:
     return disk
 
 
-def _log_root_in_on_the_console(disk: Path, tty: str, tmp_path: Path) -> None:
-    """Root logged in on the serial console of this test's copy of the card (the rpi image,
-    unlike qemu-virt, has no console login), written into the root file system with
-    debugfs: no mount, no loop device."""
+QEMU_AUTOLOGIN = (
+    REPO / "image-build/overlay/qemu-virt/etc/systemd/system"
+    / "serial-getty@ttyS0.service.d/autologin.conf"
+)  # fmt: skip
+
+
+def _log_root_in_on_the_console(disk: Path, tty: str) -> None:
+    """Root logged in on the serial console of this test's copy of the card, with the
+    drop-in the qemu-virt image carries (the rpi image has no console login), written into
+    the root file system with debugfs: no mount, no loop device."""
     root = _partitions(disk)[1]
     offset = int(root["start"]) * 512  # type: ignore[call-overload]
-    dropin = tmp_path / "autologin.conf"
-    dropin.write_text(
-        "[Service]\nExecStart=\n"
-        "ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200 %I $TERM\n"
-    )
     folder = f"/etc/systemd/system/serial-getty@{tty}.service.d"
-    requests = f"mkdir {folder}\nwrite {dropin} {folder}/autologin.conf\n"
+    commands = f"mkdir {folder}\nwrite {QEMU_AUTOLOGIN} {folder}/autologin.conf\n"
     subprocess.run(
         ["debugfs", "-w", "-f", "-", f"{disk}?offset={offset}"],
-        input=requests, capture_output=True, text=True, check=True,
+        input=commands, capture_output=True, text=True, check=True,
     )  # fmt: skip
     check = subprocess.run(
         ["debugfs", "-R", f"cat {folder}/autologin.conf", f"{disk}?offset={offset}"],
@@ -261,11 +262,11 @@ def test_rpi_image_boots_under_qemu_aarch64(tmp_path):
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         image = out / "rpi" / "appliance-rpi.img"
     disk = _flash(image, tmp_path)
-    _log_root_in_on_the_console(disk, "ttyAMA0", tmp_path)
+    _log_root_in_on_the_console(disk, "ttyAMA0")
     offset = int(_partitions(disk)[0]["start"]) * 512  # type: ignore[call-overload]
+    listing = subprocess.run(["mdir", "-b", "-i", f"{disk}@@{offset}", "::"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     for name in ("vmlinuz", "initrd.img"):
-        listing = subprocess.run(["mdir", "-b", "-i", f"{disk}@@{offset}", "::"],
-                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
         found = sorted(p for p in listing.split() if Path(p).name.startswith(name))[-1]
         subprocess.run(["mcopy", "-i", f"{disk}@@{offset}", found, str(tmp_path / name)],
                        check=True)  # fmt: skip

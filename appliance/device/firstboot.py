@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.device.settings_file import DeviceSettings, parse_settings, redacted
+from appliance.web.auth import PairingStore
 
 _LOGGER = logging.getLogger("appliance.firstboot")
 SETTINGS_NAME = "appliance.txt"
@@ -98,8 +99,11 @@ def set_hostname(root: Path, name: str, *, live: bool) -> str:
     return f"host name {name}: http://{name}.local"
 
 
-PAIRING_STATE = Path("web") / "auth.json"
-"""The pairing code's hash, sessions and tokens, in the data directory (appliance/web/auth.py)."""
+def pairing_state(data: Path) -> Path:
+    """Where the service keeps the pairing code's hash, sessions and tokens."""
+    return PairingStore(data / "web").path
+
+
 WHERE_THE_CODE_IS = (
     "appliance.service makes this device's pairing code at its first start, speaks it and "
     "writes it to the journal (journalctl -u appliance | grep 'pairing code')"
@@ -110,7 +114,7 @@ def pairing(paths: Paths) -> str:
     """Every card made from an image must have its own code, and its user must be able to
     learn it: the service makes it (spoken, and in the journal) when it finds none. A code
     made here would reach no one, so this step only removes one the image carried."""
-    state = paths.data / PAIRING_STATE
+    state = pairing_state(paths.data)
     if state.exists():
         state.unlink()
         return f"removed the pairing state the image carried ({state}); {WHERE_THE_CODE_IS}"

@@ -122,8 +122,8 @@ def barge_in_threshold(
     """The wake score that interrupts a reply (None: the detector's own threshold).
 
     With echo cancellation, a detection counts only while the double-talk gate is open:
-    what is left of its own "Jarvis" after the canceller (a cold one removes only about
-    13 dB) can still score 0.99. A closed gate withholds the detection (an unreachable
+    what is left of its own "Jarvis" after the canceller (a cold one removes only 4–14 dB)
+    can still score 0.99. A closed gate withholds the detection (an unreachable
     threshold) rather than discarding it, so that the detector's cool-down does not
     swallow the user's wake word a moment later."""
     if not echo_active:

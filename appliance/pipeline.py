@@ -395,7 +395,7 @@ class Pipeline:
                     turn_task = None
                     await listen.run(engines.wake.reset)
                     # The canceller keeps what it learnt of the room for the next reply: a
-                    # cold one removes only about 13 dB in a reply's first seconds, where
+                    # cold one removes only 4–14 dB in a reply's first seconds, where
                     # its own "I am Jarvis" woke it in half of such replies.
                     pre_roll.clear()
                     window = self._follow_up_window(finished)

@@ -80,11 +80,18 @@ class ListenConfig:
 
 @dataclass(frozen=True)
 class ConversationConfig:
+    language: str = "en"
+    """The language of the sentence library commands are understood with (en, de, fr, …:
+    any language home-assistant-intents has)."""
+    follow_up: str = "asked"
+    """When to listen for a follow-up without the wake word: "asked" (only after a reply
+    that asks something, or a request that expects more, as Home Assistant's
+    continue_conversation), "always" (after every reply) or "never"."""
     follow_up_seconds: float = 5.0
-    """After a reply, listen this long for a follow-up without the wake word (0 = only
-    after a reply that asks a question)."""
+    """How long a follow-up window stays open (with follow_up = "always", after a reply
+    that asks nothing)."""
     question_follow_up_seconds: float = 5.0
-    """The follow-up window a reply ending with "?" always opens."""
+    """How long the window stays open after a reply that asks something."""
     history_tokens: int = 512
     """How much of the conversation the LLM is given (oldest dropped first; 0 = none)."""
     history_idle_seconds: float = 300.0
@@ -96,6 +103,10 @@ class ConversationConfig:
     "stop" to the speech-to-text check alone."""
 
     def __post_init__(self) -> None:
+        _check(self.follow_up in ("asked", "always", "never"),
+               'conversation.follow_up must be "asked", "always" or "never"')  # fmt: skip
+        _check(bool(re.fullmatch(r"[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?", self.language)),
+               'conversation.language must be a language code such as "en" or "de"')  # fmt: skip
         _check(0 <= self.follow_up_seconds <= 30, "conversation.follow_up_seconds must be 0–30")
         _check(0 <= self.question_follow_up_seconds <= 30,
                "conversation.question_follow_up_seconds must be 0–30")  # fmt: skip

@@ -205,6 +205,24 @@ class Action(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class IntentRecognized(Event):
+    type: ClassVar[str] = "intent"
+    intent: str
+    """The sentence library's intent (HassTurnOn, HassStartTimer, …) or one of ours
+    (ApplianceCalculate, ApplianceConfirm)."""
+    slots: dict[str, Any]
+    """The slot values it matched: name, area, brightness, seconds, …"""
+    score: float
+    """How sure the match is, 0–1: 1 for a sentence the library matched as it was said,
+    less for a fuzzy one (a misheard name or word)."""
+    path: str
+    """library (matched as said), fuzzy (matched after correcting a misheard word or name),
+    confirm (a middling match: asked about first) or model (the language model's call)."""
+    text: str
+    """The sentence that was matched (after correction, for a fuzzy match)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Timer(Event):
     type: ClassVar[str] = "timer"
     timer_id: int
@@ -247,6 +265,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TurnEnd,
     Error,
     VisionLooked,
+    IntentRecognized,
     Action,
     Timer,
     ConfigFallback,

@@ -19,11 +19,15 @@ from appliance.actions.audit import AuditLog
 from appliance.actions.builtin import register_builtin_tools
 from appliance.actions.config import ActionsConfig, DeviceConfig
 from appliance.actions.devices import DeviceBackend, DeviceDirectory, MqttFactory, build_devices
-from appliance.actions.fastpath import FastPath
+from appliance.actions.lists import ItemLists, register_list_tools
 from appliance.actions.timers import Timers, TimerStore
 from appliance.actions.tools import CallContext, Outcome, ToolRegistry
 from appliance.config import data_dir
 from appliance.errors import ConfigError
+from appliance.understanding.handler import IntentHandler
+from appliance.understanding.library import load_library
+from appliance.understanding.recognizer import Recognizer
+from appliance.understanding.vocabulary import bias_prompt
 
 if TYPE_CHECKING:
     from appliance.config import AppConfig
@@ -45,9 +49,11 @@ class Actions:
         now: Callable[[], dt.datetime] = dt.datetime.now,
         clock: Callable[[], float] = time.time,
         vision: Any = None,
+        language: str = "en",
     ) -> None:
         """`vision` (a VisionService, when a camera is on) adds the `look` tool for the
-        language model."""
+        language model. `language` chooses the sentence library commands are matched
+        with; a library that cannot be loaded raises ModelError naming its package."""
         self.config = config
         self.bus = bus
         self.pin_factory = pin_factory
@@ -87,10 +93,26 @@ class Actions:
             from appliance.vision.tool import look_tool
 
             self.registry.register(look_tool(vision))
+        self.lists = ItemLists(data_dir / "lists.sqlite3")
+        register_list_tools(self.registry, self.lists)
         self.origin = origin
-        self.fast_path = FastPath(self.registry, self.devices, origin=origin)
+        try:
+            self.recognizer = Recognizer(load_library(language), devices)
+        except BaseException:
+            self.lists.close()
+            self.audit.close()
+            self.devices.close()
+            raise
+        self.intents = IntentHandler(
+            self.recognizer,
+            self.registry,
+            self.devices,
+            timers=self.timers,
+            max_timer_hours=config.max_timer_hours,
+            origin=origin,
+        )
         self.llm_tools: Any = None
-        self.handlers: list[Any] = [self.fast_path] if config.fast_path else []
+        self.handlers: list[Any] = [self.intents] if config.fast_path else []
 
     def _gpio_backend(self, config: DeviceConfig) -> DeviceBackend:
         from appliance.actions.gpio import GpioOutputBackend, UnavailableBackend
@@ -151,7 +173,7 @@ class Actions:
     async def start(self) -> None:
         """Re-arm the timers kept from before a restart; apply the audit retention. A data
         partition that cannot keep them is an `error` event; the actions work on."""
-        for problem in (self.audit.problem, self.timers.store.problem):
+        for problem in (self.audit.problem, self.timers.store.problem, self.lists.problem):
             if problem:
                 self.bus.publish(
                     ev.Error(turn=0, stream_time=0.0, stage="actions", code="not_saved",
@@ -160,6 +182,8 @@ class Actions:
         with contextlib.suppress(sqlite3.Error):  # a full card: the prune can wait
             await asyncio.to_thread(self.audit.prune)
         await self.timers.start()
+        # hassil builds its number words and tries on first use: not in the first turn.
+        await asyncio.to_thread(self.recognizer.recognize, "set a timer for five minutes")
 
     async def close(self) -> None:
         await self.timers.close()
@@ -170,6 +194,7 @@ class Actions:
                 part.close()
         self.devices.close()
         self.timers.store.close()
+        self.lists.close()
         self.audit.close()
 
     async def __aenter__(self) -> Actions:
@@ -241,7 +266,13 @@ async def actions_for(
         make_mqtt=make_mqtt,
         origin=origin,
         vision=vision,
+        language=config.conversation.language,
     )
     async with actions:
         actions.attach(pipeline)
+        if config.stt.bias and hasattr(pipeline, "stt_prompt"):
+            timer_names = [t.name for t in actions.timers.running() if t.name]
+            pipeline.stt_prompt = bias_prompt(
+                config.devices, timer_names=timer_names, language=config.conversation.language
+            )
         yield actions

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS actions (
     tool TEXT NOT NULL,
     arguments TEXT NOT NULL,
     ok INTEGER NOT NULL,
-    result TEXT NOT NULL
+    result TEXT NOT NULL,
+    intent TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS actions_time ON actions(time);
 CREATE TRIGGER IF NOT EXISTS actions_append_only BEFORE UPDATE ON actions
@@ -54,6 +55,9 @@ class AuditEntry:
     ok: bool = True
     result: str = ""
     """What the appliance answered."""
+    intent: str = ""
+    """The recognised intent behind it, as JSON: intent, slots, score and path (library,
+    fuzzy, confirm); "" for a call no sentence was matched for."""
 
 
 class AuditLog:
@@ -65,7 +69,21 @@ class AuditLog:
         self.max_rows = max_rows
         self._lock = threading.Lock()
         self._db, self.problem = open_database(path, _SCHEMA, "the audit log")
+        self._add_intent_column()
         self._appended = 0
+
+    def _add_intent_column(self) -> None:
+        """Logs written before intents were recorded get the column (empty for them)."""
+        try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}
+            if "intent" not in columns:
+                with self._lock:
+                    self._db.execute(
+                        "ALTER TABLE actions ADD COLUMN intent TEXT NOT NULL DEFAULT ''"
+                    )
+        except sqlite3.Error as err:
+            self.problem = self.problem or f"cannot update the audit log's table in {self.path}"
+            _LOGGER.error("audit log: cannot add the intent column (%s)", err)
 
     def append(self, entry: AuditEntry) -> None:
         try:
@@ -77,9 +95,10 @@ class AuditLog:
         with self._lock:
             self._db.execute(
                 "INSERT INTO actions (time, origin, path, turn, transcript, tool, arguments, ok,"
-                " result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " result, intent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.time, entry.origin, entry.path, entry.turn, entry.transcript, entry.tool,
-                 json.dumps(entry.arguments, ensure_ascii=False), int(entry.ok), entry.result),
+                 json.dumps(entry.arguments, ensure_ascii=False), int(entry.ok), entry.result,
+                 entry.intent),
             )  # fmt: skip
             self._appended += 1
         if self._appended % 500 == 0:
@@ -101,7 +120,8 @@ class AuditLog:
     def entries(self, limit: int | None = None) -> list[AuditEntry]:
         """Newest last; `limit` keeps the newest N."""
         query = (
-            "SELECT time, origin, path, turn, transcript, tool, arguments, ok, result FROM actions"
+            "SELECT time, origin, path, turn, transcript, tool, arguments, ok, result, intent"
+            " FROM actions"
         )
         with self._lock:
             if limit is None:
@@ -110,7 +130,9 @@ class AuditLog:
                 rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
                 rows.reverse()
         return [
-            AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8])
+            AuditEntry(
+                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7]), r[8], r[9]
+            )  # fmt: skip
             for r in rows
         ]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from appliance.actions import phrasing
 from appliance.actions.devices import DeviceDirectory
-from appliance.actions.fastpath import normalise, set_timer_name
+from appliance.actions.words import normalise, set_timer_name
 from appliance.actions.numbers import every_value, parse_duration, parse_number, tokens
 from appliance.actions.phrasing import Phrasing
 from appliance.actions.tools import CallContext, Outcome, Tool, ToolRegistry

@@ -123,6 +123,9 @@ class CallContext:
     transcript: str = ""
     origin: str = "voice"
     """Who asked: voice, typed, button, mqtt, api, timer."""
+    intent: str = ""
+    """The recognised intent behind the call, as JSON (intent, slots, score, path), for
+    the audit log; "" when none (a button, the language model's own call)."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ class ToolRegistry:
                         arguments=outcome.arguments,
                         ok=outcome.ok,
                         result=outcome.message,
+                        intent=context.intent,
                     )
                 )
             except Exception:

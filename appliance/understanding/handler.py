@@ -1,0 +1,232 @@
+"""The command handler: a recognised intent becomes tool calls, or a question, or an honest
+answer; never a guess.
+
+- A sentence the library matched as said, or with a correction scoring at least
+  `ACT_SCORE`, runs its tools at once.
+- A middling match asks first ("Did you mean the porch light?") and keeps the calls;
+  "yes" in the follow-up runs them, "no" drops them.
+- "the light" with three lights asks which; the answer completes it.
+- An intent the board has nothing for (weather, media, locks) is answered with what is
+  missing.
+
+Every reply that says something was done is the sentence of a tool that ran and
+succeeded in this turn (`ToolRegistry.call`). Each recognition is published as an
+`intent` event and written to the audit log with the calls it made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance import events as ev
+from appliance.actions.devices import Ambiguous, Device, DeviceDirectory, Match
+from appliance.actions.tools import CallContext, ToolRegistry
+from appliance.handlers import Handled
+from appliance.understanding import arithmetic
+from appliance.understanding.intents import Call, Plan, plan_for
+from appliance.understanding.recognizer import Recognition, Recognizer
+
+_LOGGER = logging.getLogger(__name__)
+NAME = "intents"
+ACT_SCORE = 0.85
+"""A corrected match at least this sure acts; below it the appliance asks first."""
+PENDING_SECONDS = 60.0
+"""How long a question ("which light?", "did you mean …?") waits for its answer."""
+_YES = re.compile(
+    r"^(?:yes|yeah|yep|yup|sure|ok|okay|correct|right|please|please do|do it|go ahead|"
+    r"that's right|that is right|exactly|affirmative|yes please|of course)\b"
+)
+_NO = re.compile(r"^(?:no|nope|nah|don't|do not|cancel|never mind|nevermind|stop|wrong)\b")
+
+
+@dataclass
+class _Pending:
+    question: str
+    calls: tuple[Call, ...] = ()
+    """Confirm: what "yes" runs."""
+    which: tuple[Device, ...] = ()
+    """Which one: the candidates; `calls` then have device "" to fill in."""
+    recognition: Recognition | None = None
+    asked_at: float = field(default_factory=time.monotonic)
+
+
+class IntentHandler:
+    """A `TextHandler`, first in the pipeline's list."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        registry: ToolRegistry,
+        devices: DeviceDirectory,
+        *,
+        timers: Any = None,
+        max_timer_hours: float = 24.0,
+        origin: str = "voice",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recognizer = recognizer
+        self.registry = registry
+        self.devices = devices
+        self.timers = timers
+        self.max_timer_hours = max_timer_hours
+        self.origin = origin
+        self.clock = clock
+        self._pending: _Pending | None = None
+        self.last: Recognition | None = None
+        """The last recognition (for tests and the benchmark)."""
+
+    def forget_pending(self) -> None:
+        """A new request (the wake word said again): an open question is dropped."""
+        self._pending = None
+
+    async def handle(self, text: str, turn: int) -> Handled | None:
+        pending, self._pending = self._pending, None
+        if pending is not None and self.clock() - pending.asked_at < PENDING_SECONDS:
+            answered = await self._answer(pending, text, turn)
+            if answered is not None:
+                return answered
+        sum_ = arithmetic.parse(text)
+        if sum_ is not None:
+            found = Recognition("ApplianceCalculate", sum_, 1.0, "library", text)
+            return await self._act(found, (Call("calculate", sum_),), text, turn)
+        found = self.recognizer.recognize(text)
+        self.last = found
+        if found is None:
+            return None
+        plan = plan_for(found, self)
+        if plan is None:
+            return None
+        if plan.answer is not None and not plan.calls:
+            self._publish(found, turn, found.path)
+            self._audit_refusal(found, plan, text, turn)
+            if plan.which:
+                self._pending = _Pending(plan.answer, plan.which_calls, plan.which, found,
+                                         self.clock())  # fmt: skip
+            action = plan.tool or found.intent
+            return Handled(plan.answer, NAME, action, follow_up=bool(plan.which))
+        if found.score < ACT_SCORE or plan.confirm:
+            question = plan.question or _did_you_mean(found)
+            self._publish(found, turn, "confirm")
+            self._pending = _Pending(question, plan.calls, (), found, self.clock())
+            return Handled(question, NAME, plan.calls[0].tool, follow_up=True)
+        return await self._act(found, plan.calls, text, turn)
+
+    async def _answer(self, pending: _Pending, text: str, turn: int) -> Handled | None:
+        words = " ".join(re.findall(r"[a-z']+", text.lower()))
+        if pending.which:
+            chosen = self.devices.pick(text, pending.which)
+            if chosen is None:
+                return None
+            calls = tuple(c.with_device(chosen.name) for c in pending.calls)
+            assert pending.recognition is not None
+            return await self._act(pending.recognition, calls, text, turn)
+        if _YES.match(words):
+            assert pending.recognition is not None
+            return await self._act(pending.recognition, pending.calls, text, turn,
+                                   path="confirm")  # fmt: skip
+        if _NO.match(words):
+            return Handled("OK, I won't.", NAME, "confirm_declined")
+        return None
+
+    async def _act(
+        self,
+        found: Recognition,
+        calls: tuple[Call, ...],
+        text: str,
+        turn: int,
+        *,
+        path: str | None = None,
+    ) -> Handled:
+        path = path or found.path
+        self._publish(found, turn, path)
+        context = CallContext("intent", turn, text, self.origin, intent=_intent_json(found, path))
+        replies, failures, done = [], [], 0
+        for call in calls:
+            outcome = await self.registry.call(call.tool, dict(call.arguments), context)
+            if outcome.ok:
+                done += 1
+                if outcome.message:
+                    replies.append(outcome.message)
+            else:
+                failures.append(outcome.message)
+        tool = calls[0].tool if calls else ""
+        if len(calls) > 1 and not failures:
+            return Handled(_group_reply(calls, replies), NAME, tool)
+        return Handled(" ".join([*replies, *failures]).strip(), NAME, tool)
+
+    def _publish(self, found: Recognition, turn: int, path: str) -> None:
+        self.registry.bus.publish(
+            ev.IntentRecognized(
+                turn=turn,
+                stream_time=0.0,
+                intent=found.intent,
+                slots=_plain(found.slots),
+                score=found.score,
+                path=path,
+                text=found.text,
+            )
+        )
+
+    def _audit_refusal(self, found: Recognition, plan: Plan, text: str, turn: int) -> None:
+        if not plan.tool:
+            return
+        context = CallContext("intent", turn, text, self.origin,
+                              intent=_intent_json(found, found.path))  # fmt: skip
+        self.registry.refuse(plan.tool, _plain(found.slots), plan.answer or "", context)
+
+    # ---- what the plans need to know of the house --------------------------------------
+
+    def device_named(self, spoken: str) -> Device | None:
+        name = self.recognizer.device_for(spoken)
+        return self.devices.get(name) if name else None
+
+    def resolve_kind(self, kind: str) -> Match | Ambiguous | None:
+        found = self.devices.resolve(kind)
+        return found if isinstance(found, Match | Ambiguous) else None
+
+    def running_timers(self) -> int:
+        return len(self.timers.running()) if self.timers is not None else 0
+
+    def has_tool(self, name: str) -> bool:
+        return self.registry.get(name) is not None
+
+
+def _did_you_mean(found: Recognition) -> str:
+    names = [taken for _, taken in found.corrected]
+    device = found.slots.get("name")
+    if device and len(names) == 1 and names[0] == device:
+        return f"Did you mean the {device}?"
+    return f"Did you mean: {found.text}?"
+
+
+def _group_reply(calls: tuple[Call, ...], replies: list[str]) -> str:
+    tool = calls[0].tool
+    if tool in ("device_on", "device_off") and all(c.tool == tool for c in calls):
+        state = "on" if tool == "device_on" else "off"
+        names = [str(c.arguments["device"]) for c in calls]
+        return f"Turned {state} the {_join(names)}."
+    return " ".join(replies)
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _plain(slots: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in slots.items()}
+
+
+def _intent_json(found: Recognition, path: str) -> str:
+    return json.dumps(
+        {"intent": found.intent, "slots": _plain(found.slots), "score": found.score,
+         "path": path},
+        ensure_ascii=False,
+    )  # fmt: skip

@@ -1,0 +1,191 @@
+"""Home Assistant's sentence library (`home-assistant-intents`) for one language, with the
+few sentences of our own that it lacks, compiled for `hassil`.
+
+The library's wheel carries one JSON file per language. A file that is missing or cannot
+be read stops the start with the package's name and the command that restores it: the
+appliance would otherwise understand no command at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from appliance.errors import ModelError
+
+PACKAGE = "home-assistant-intents"
+RESTORE = f"reinstall it: .venv/bin/pip install --force-reinstall {PACKAGE} (or run ./setup.sh)"
+
+# Our own sentences, in the library's format: what an appliance without Home Assistant
+# needs and the library does not say. English only; other languages get the library's.
+_OURS: dict[str, dict[str, Any]] = {
+    "en": {
+        "intents": {
+            "HassToggle": {
+                "data": [{"sentences": ["(toggle|flip) <the> {name}", "{name} toggle"]}]
+            },
+            "HassStartTimer": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<timer_set> [a|an] {timer_name:name} timer for <timer_length>",
+                            "<timer_set> [a|an] <timer_length> {timer_name:name} timer",
+                            "[<timer_set>] [a|an] <timer_length> timer for [the] {timer_name:name}",
+                            "<timer_set> [a|an] timer for [the] {timer_name:name} for "
+                            "<timer_length>",
+                        ]
+                    },
+                    {
+                        # Lengths the library's ranges leave out; refused with the reason.
+                        "sentences": [
+                            "<timer_set> [a|an] timer for {timer_long:seconds} (days|weeks|"
+                            "months|years)",
+                            "<timer_set> [a|an] {timer_long:seconds} (day|week|month|year) timer",
+                        ],
+                        "metadata": {"too_long": True},
+                    },
+                ]
+            },
+            "HassTurnOn": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<turn> on [the] {device_kind:kind}",
+                            "<turn> [the] {device_kind:kind} on",
+                        ]
+                    }
+                ]
+            },
+            "HassTurnOff": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<turn> off [the] {device_kind:kind}",
+                            "<turn> [the] {device_kind:kind} off",
+                        ]
+                    }
+                ]
+            },
+            "HassTimerStatus": {
+                "data": [
+                    {
+                        "sentences": [
+                            "how (much time|long) [is] (left|remaining)",
+                            "how much longer",
+                            "[how much] time left",
+                        ]
+                    }
+                ]
+            },
+            "ApplianceListRead": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(what's|what is|whats) on <the> {list_name:list} list",
+                            "(read|tell me|list) <the> {list_name:list} list",
+                            "(read|tell me|list) what's on <the> {list_name:list} list",
+                            "what do i have on <the> {list_name:list} list",
+                            "what['s| is] in <the> {list_name:list} list",
+                        ]
+                    }
+                ]
+            },
+        },
+        "lists": {
+            "timer_long": {"range": {"from": 1, "to": 1000}},
+            "device_kind": {
+                "values": [
+                    {"in": "(light|lamp)", "out": "light"},
+                    {"in": "fan", "out": "fan"},
+                    {"in": "(switch|plug|socket|relay|heater)", "out": "switch"},
+                ]
+            },
+            "list_name": {
+                "values": [
+                    {"in": "shopping", "out": "shopping"},
+                    {"in": "grocery", "out": "shopping"},
+                    {"in": "(to-do|to do|todo)", "out": "todo"},
+                ]
+            },
+        },
+        "expansion_rules": {
+            "timer_length": "({timer_hours:hours} hour[s] [and] [{timer_minutes:minutes} "
+            "minute[s]]|{timer_minutes:minutes} minute[s] [and] [{timer_seconds:seconds} "
+            "second[s]]|{timer_seconds:seconds} second[s])",
+        },
+    }
+}
+
+
+@dataclass(frozen=True)
+class SentenceLibrary:
+    language: str
+    data: dict[str, Any]
+    """The library's file for the language with our sentences merged in (hassil's
+    input format: intents, lists, expansion_rules, skip_words)."""
+
+    @property
+    def intent_names(self) -> list[str]:
+        return sorted(self.data["intents"])
+
+
+def available_languages() -> list[str]:
+    try:
+        from home_assistant_intents import get_languages
+    except ImportError:
+        return []
+    return sorted(get_languages())
+
+
+@cache
+def load_library(language: str) -> SentenceLibrary:
+    """The sentence library for `language`; raises ModelError naming the package."""
+    try:
+        import home_assistant_intents
+    except ImportError as err:
+        raise ModelError(
+            f"the sentence library ({PACKAGE}) is not installed: {err}; {RESTORE}",
+            code="sentence_library",
+        ) from err
+    try:
+        data = home_assistant_intents.get_intents(language, json_load=_load_json)
+    except (OSError, ValueError) as err:
+        raise ModelError(
+            f"the sentence library ({PACKAGE}) file for {language!r} cannot be read: {err}; "
+            f"{RESTORE}",
+            code="sentence_library",
+        ) from err
+    if data is None:
+        known = ", ".join(available_languages()) or "none"
+        raise ModelError(
+            f"the sentence library ({PACKAGE}) has no language {language!r} "
+            f"(it has: {known}); set conversation.language to one of them",
+            code="sentence_library",
+        )
+    if not isinstance(data, dict) or not isinstance(data.get("intents"), dict):
+        raise ModelError(
+            f"the sentence library ({PACKAGE}) file for {language!r} is damaged "
+            f"(no intents in it); {RESTORE}",
+            code="sentence_library",
+        )
+    return SentenceLibrary(language, _merge(data, _OURS.get(language.split("-")[0], {})))
+
+
+def _load_json(stream: Any) -> Any:
+    try:
+        return json.load(stream)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err})") from err
+
+
+def _merge(library: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(library)
+    for name, intent in ours.get("intents", {}).items():
+        target = merged["intents"].setdefault(name, {"data": []})
+        target["data"] = [*target.get("data", []), *copy.deepcopy(intent["data"])]
+    for key in ("lists", "expansion_rules"):
+        merged.setdefault(key, {}).update(copy.deepcopy(ours.get(key, {})))
+    return merged

@@ -1,0 +1,358 @@
+"""Which command a transcript is: hassil over the sentence library, with the house's own
+names in its slot lists, and rapidfuzz where whisper misheard a name or a word.
+
+Three tries, each only when the one before found nothing:
+
+1. **library**: the sentence as it was said (score 1).
+2. **fuzzy name**: a sentence of the library with a device or room name that is not
+   the house's ("turn on the porridge light"); the name is replaced by the closest one
+   the house has, scored by rapidfuzz.
+3. **fuzzy words**: words the library never uses ("cancel tiger") replaced by the
+   closest word it does use ("timer"), then 1 and 2 again.
+
+The score (0–1) says how sure the match is; the handler acts, asks or gives up on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hassil import (
+    Intents,
+    RecognizeResult,
+    TextSlotList,
+    TextSlotValue,
+    recognize_all,
+    recognize_best,
+)
+from hassil.intents import RangeSlotList, SlotList
+from hassil.recognize import MISSING_ENTITY
+from rapidfuzz import fuzz, process
+
+from appliance.actions.config import DeviceConfig, normalise_name
+from appliance.understanding.library import SentenceLibrary
+
+MAX_WORDS = 30
+"""A longer transcript is not a command (whisper looping, a story): not matched at all."""
+NAME_MIN_SCORE = 0.6
+"""Below this a misheard name is not taken for any of the house's names."""
+WORD_MIN_SCORE = 0.7
+"""A word the library never uses is replaced only by a word at least this close."""
+_WORD_MIN_LENGTH = 4
+_MAX_CORRECTIONS = 9
+"""Versions of a sentence with corrected words that are tried."""
+_MAX_READINGS = 200
+"""Readings of one sentence with names left open that are weighed (they come lazily)."""
+
+DOMAINS = {"light": "light", "lamp": "light", "fan": "fan", "switch": "switch",
+           "relay": "switch", "plug": "switch", "heater": "switch", "socket": "switch"}  # fmt: skip
+"""Our device kinds as Home Assistant's domains (the library's sentences use these)."""
+
+
+@dataclass(frozen=True)
+class Recognition:
+    intent: str
+    slots: dict[str, Any]
+    score: float
+    """1 as said; less when a name or a word was corrected."""
+    path: str
+    """library or fuzzy."""
+    text: str
+    """The sentence matched (with the corrections)."""
+    corrected: tuple[tuple[str, str], ...] = ()
+    """(heard, taken as) for every correction."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The matched sentence's metadata in the library (e.g. too_long)."""
+
+
+@dataclass
+class _Attempt:
+    text: str
+    score: float
+    corrected: list[tuple[str, str]]
+
+
+class Recognizer:
+    """Matches transcripts against the library with the house's slot lists."""
+
+    def __init__(
+        self,
+        library: SentenceLibrary,
+        devices: Sequence[DeviceConfig] = (),
+        *,
+        timer_names: Iterable[str] = (),
+    ) -> None:
+        self.library = library
+        self.intents = Intents.from_dict(library.data)
+        self.skip_words = list(library.data.get("skip_words", []))
+        self._names = _names(devices)
+        self._rooms = sorted({normalise_name(d.room) for d in devices if d.room})
+        self.slot_lists: dict[str, SlotList] = {
+            "name": TextSlotList(
+                name="name",
+                values=[
+                    TextSlotValue.from_tuple((spoken, spoken, {"domain": DOMAINS[kind]}))
+                    for spoken, (_, kind) in self._names.items()
+                ],
+            ),
+            "area": TextSlotList.from_strings(self._rooms, name="area"),
+            "floor": TextSlotList.from_strings([], name="floor"),
+            # Lengths and levels out of range are recognised, then refused with the reason.
+            "brightness": RangeSlotList(name="brightness", start=0, stop=1000),
+            "timer_seconds": RangeSlotList(name="timer_seconds", start=0, stop=100),
+            "timer_minutes": RangeSlotList(name="timer_minutes", start=0, stop=100),
+            "timer_hours": RangeSlotList(name="timer_hours", start=0, stop=100),
+        }
+        self.timer_names = sorted({normalise_name(n) for n in timer_names if n.strip()})
+        self.vocabulary = _vocabulary(library.data, self._names, self._rooms)
+        self._vocabulary_list = sorted(self.vocabulary)
+
+    def device_for(self, spoken: str) -> str | None:
+        """The device a name slot's value stands for (aliases → the device's name)."""
+        entry = self._names.get(normalise_name(spoken))
+        return entry[0] if entry else None
+
+    def recognize(self, text: str) -> Recognition | None:
+        """The command `text` is, if any. A transcript whisper wrote as several sentences
+        ("Cancel Tiger. Cancel. Cancel.") is tried whole, then sentence by sentence."""
+        whole = _clean(text)
+        if not whole or len(whole.split()) > MAX_WORDS:
+            return None
+        tries = [whole, *(s for s in _sentences(text) if s != whole)]
+        for said in tries:
+            found = self._exact(said) or self._with_names(_Attempt(said, 1.0, []))
+            if found is not None:
+                return found
+        for said in tries:
+            for attempt in self._corrections(said):
+                found = self._exact(attempt.text, attempt) or self._with_names(attempt)
+                if found is not None:
+                    return found
+        return None
+
+    def _match(self, text: str, *, unmatched: bool = False) -> RecognizeResult | None:
+        return recognize_best(
+            text,
+            self.intents,
+            slot_lists=self.slot_lists,
+            skip_words=self.skip_words,
+            language=self.library.language,
+            allow_unmatched_entities=unmatched,
+            best_metadata_key="too_long",
+            best_slot_name="name",
+        )
+
+    def _exact(self, text: str, attempt: _Attempt | None = None) -> Recognition | None:
+        result = self._match(text)
+        if result is None or result.unmatched_entities:
+            return None
+        if attempt is None:
+            return _recognition(result, text, 1.0, "library", [])
+        return _recognition(result, text, attempt.score, "fuzzy", attempt.corrected)
+
+    def _with_names(self, attempt: _Attempt) -> Recognition | None:
+        """A library sentence whose name or area is not the house's: the closest one.
+        Of every way the sentence could be read with a name left open, the one whose
+        open names come closest to the house's wins."""
+        best: tuple[float, str, list[tuple[str, str]]] | None = None
+        matches = recognize_all(
+            attempt.text,
+            self.intents,
+            slot_lists=self.slot_lists,
+            skip_words=self.skip_words,
+            language=self.library.language,
+            allow_unmatched_entities=True,
+        )
+        for result in itertools.islice(matches, _MAX_READINGS):
+            found = self._resolve_open_names(result, attempt)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
+        if best is None:
+            return None
+        score, text, corrected = best
+        result = self._match(text)
+        if result is None or result.unmatched_entities:
+            return None
+        return _recognition(result, text, score, "fuzzy", corrected)
+
+    def _resolve_open_names(
+        self, result: RecognizeResult, attempt: _Attempt
+    ) -> tuple[float, str, list[tuple[str, str]]] | None:
+        text, score, corrected = attempt.text, attempt.score, list(attempt.corrected)
+        opened = [
+            (slot, entity.text.strip())
+            for slot, entity in result.unmatched_entities.items()
+            if getattr(entity, "text", MISSING_ENTITY) != MISSING_ENTITY
+        ]
+        if not opened:
+            return None
+        for slot, heard in opened:
+            choices = {"name": list(self._names), "area": self._rooms}.get(slot)
+            if not heard or not choices:
+                return None
+            found = closest(heard, choices)
+            if found is None:
+                return None
+            name, name_score = found
+            text = _replace_words(text, heard, name)
+            score = min(score, name_score)
+            corrected.append((heard, name))
+        return score, text, corrected
+
+    def _corrections(self, text: str) -> list[_Attempt]:
+        """The sentence with its words the library never uses replaced by close ones the
+        library does use, most likely first (at most `_MAX_CORRECTIONS` versions)."""
+        words = text.split()
+        options: list[list[tuple[int, str, float]]] = []
+        for index, word in enumerate(words):
+            if word in self.vocabulary or len(word) < _WORD_MIN_LENGTH or word.isdigit():
+                continue
+            near = process.extract(word, self._vocabulary_list, scorer=fuzz.ratio, limit=3)
+            near = [(index, w, s / 100) for w, s, _ in near if s / 100 >= WORD_MIN_SCORE]
+            if near:
+                options.append(near)
+        if not options:
+            return []
+        attempts = []
+        for combination in itertools.islice(itertools.product(*options), 27):
+            changed = list(words)
+            for index, word, _ in combination:
+                changed[index] = word
+            score = min(score for _, _, score in combination)
+            corrected = [(words[index], word) for index, word, _ in combination]
+            attempts.append(_Attempt(" ".join(changed), score, corrected))
+        attempts.sort(key=lambda a: -a.score)
+        return attempts[:_MAX_CORRECTIONS]
+
+
+def closest(heard: str, choices: Sequence[str]) -> tuple[str, float] | None:
+    """The choice closest to a misheard name, with its score (0–1), if any is close
+    enough; None when two choices are as close (that is not a match, it is a guess).
+
+    The score is the whole name's similarity, unless the words that tell the names
+    apart are unlike: "garage light" is 67 % like "bed light" as a whole, but "garage"
+    is not "bed" (22 %), so it scores the mean of the two; "porridge" is 46 % "porch". A heard name
+    with more than one word beyond the choice's is a sentence, not a name."""
+    spoken = _content(heard)
+    if not spoken or not choices:
+        return None
+    scored = []
+    for choice in choices:
+        name = _content(choice)
+        if len(spoken.split()) > len(name.split()) + 1:
+            continue
+        scored.append((_name_score(spoken, name), choice))
+    scored.sort(key=lambda item: -item[0])
+    if not scored or scored[0][0] < NAME_MIN_SCORE:
+        return None
+    if len(scored) > 1 and scored[0][0] - scored[1][0] < 0.05:
+        return None
+    return scored[0][1], round(scored[0][0], 3)
+
+
+def _name_score(spoken: str, name: str) -> float:
+    whole = fuzz.ratio(spoken, name) / 100
+    heard_words, name_words = spoken.split(), name.split()
+    shared = set(heard_words) & set(name_words) & _KIND_WORDS
+    own_heard = " ".join(w for w in heard_words if w not in shared)
+    own_name = " ".join(w for w in name_words if w not in shared)
+    if not shared or not own_heard or not own_name:
+        return whole
+    own = fuzz.ratio(own_heard, own_name) / 100
+    return whole if own >= _OWN_WORDS_MIN else (whole + own) / 2
+
+
+def timed_recognize(recognizer: Recognizer, text: str) -> tuple[Recognition | None, float]:
+    started = time.perf_counter()
+    found = recognizer.recognize(text)
+    return found, time.perf_counter() - started
+
+
+_FILLER = {"the", "my", "a", "an", "our", "this", "that"}
+_OWN_WORDS_MIN = 0.4
+_KIND_WORDS = {"light", "lights", "lamp", "lamps", "fan", "fans", "switch", "plug", "socket",
+               "heater", "relay"}  # fmt: skip
+
+
+def _content(phrase: str) -> str:
+    return " ".join(w for w in normalise_name(phrase).split() if w not in _FILLER)
+
+
+def _clean(text: str) -> str:
+    """Lower case, whisper's punctuation gone, a request said twice over kept once
+    ("Cancel timer. Cancel timer.")."""
+    sentences = [s.strip() for s in re.split(r"[.!?]+", text) if s.strip()]
+    unique = list(dict.fromkeys(_words(s) for s in sentences))
+    joined = " ".join(u for u in unique if u)
+    return joined
+
+
+def _sentences(text: str) -> list[str]:
+    parts = [_words(s) for s in re.split(r"[.!?]+", text)]
+    return sorted({p for p in parts if p}, key=lambda p: -len(p))
+
+
+def _words(text: str) -> str:
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"(\d)\s*%", r"\1 percent", text)
+    text = re.sub(r"[^\w'\s-]", " ", text).replace("-", " ")
+    return " ".join(text.split())
+
+
+def _replace_words(text: str, old: str, new: str) -> str:
+    pattern = re.compile(rf"\b{re.escape(old.lower())}\b")
+    return pattern.sub(new, text, count=1)
+
+
+def _names(devices: Sequence[DeviceConfig]) -> dict[str, tuple[str, str]]:
+    """Every spoken name (names, aliases, "kitchen light" for a light in the kitchen)
+    → (the device's name, its kind)."""
+    names: dict[str, tuple[str, str]] = {}
+    for device in devices:
+        for name in device.names:
+            names.setdefault(normalise_name(name), (device.name, device.kind))
+    return names
+
+
+def _vocabulary(
+    data: dict[str, Any], names: dict[str, tuple[str, str]], rooms: Sequence[str]
+) -> set[str]:
+    """Every literal word of the library's sentences and rules, and the house's names."""
+    words: set[str] = set()
+
+    def add(template: str) -> None:
+        template = re.sub(r"\{[^}]*\}|<[^>]*>", " ", template)
+        words.update(re.findall(r"[a-z']+", template.lower()))
+
+    for intent in data.get("intents", {}).values():
+        for block in intent.get("data", []):
+            for sentence in block.get("sentences", []):
+                add(sentence)
+    for rule in data.get("expansion_rules", {}).values():
+        add(rule)
+    for spoken in [*names, *rooms]:
+        words.update(spoken.split())
+    return {w.strip("'") for w in words if w.strip("'")}
+
+
+def _recognition(
+    result: RecognizeResult, text: str, score: float, path: str, corrected: list[tuple[str, str]]
+) -> Recognition:
+    slots = {name: entity.value for name, entity in result.entities.items()}
+    for key, value in (result.context or {}).items():
+        if key == "domain" and "domain" not in slots:
+            slots["domain"] = value
+    return Recognition(
+        intent=result.intent.name,
+        slots=slots,
+        score=round(score, 3),
+        path=path,
+        text=text,
+        corrected=tuple(corrected),
+        metadata=dict(result.intent_metadata or {}),
+    )

@@ -229,7 +229,10 @@ class Timer(Event):
     name: str
     """The timer's name ("" for an unnamed one)."""
     state: str
-    """set, restored (running again after a restart), cancelled or fired."""
+    """set, restored (running again after a restart), cancelled, fired, paused (stopped
+    with its time left kept, also after a restart; `ends_at` is when it would have ended),
+    resumed (counting down again, `ends_at` moved) or changed (lengthened or shortened:
+    `seconds` is the new total, `ends_at` the new end)."""
     seconds: float
     """The timer's total duration."""
     ends_at: float

@@ -8,7 +8,7 @@ from typing import Any
 
 from appliance.actions.devices import Device, DeviceDirectory
 from appliance.actions.numbers import number_words, spoken_duration
-from appliance.actions.timers import Timers
+from appliance.actions.timers import TimerRecord, Timers
 from appliance.actions.tools import Param, Tool, ToolError, ToolRegistry
 
 OPERATORS = ("plus", "minus", "times", "divided by")
@@ -114,27 +114,40 @@ def _device_tools(registry: ToolRegistry, devices: DeviceDirectory, names: tuple
 def _timer_tools(registry: ToolRegistry, timers: Timers) -> None:
     name_param = Param("name", "string", 'the timer\'s name, e.g. "pasta"', required=False)
 
+    def left(record: TimerRecord) -> str:
+        return spoken_duration(timers.remaining(record))
+
     async def set_timer(args: dict[str, Any]) -> str:
         record = await timers.set(args["seconds"], args.get("name", ""))
         named = f"{record.name} timer for " if record.name else ""
         return f"OK, {named}{spoken_duration(record.seconds)}, starting now."
 
     async def list_timers(_: dict[str, Any]) -> str:
-        running = timers.running()
-        if not running:
+        active = timers.active()
+        if not active:
             return "You have no timers."
-        parts = [f"the {t.label} with {spoken_duration(timers.remaining(t))} left" for t in running]
+        parts = [
+            f"the {t.label}, paused with {left(t)} left" if t.paused
+            else f"the {t.label} with {left(t)} left"
+            for t in active
+        ]  # fmt: skip
         count = "one timer" if len(parts) == 1 else f"{number_words(len(parts))} timers"
         return f"You have {count}: {_join(parts)}."
 
-    def one(name: str, verb: str) -> Any:
+    def one(name: str, verb: str, state: str = "") -> TimerRecord:
+        """The one timer `name` means, among those in `state` (running or paused) when
+        given; the sentence to say when there is none or more than one."""
         found = timers.find(name)
-        if not found:
-            raise ToolError(f"You have no {name + ' ' if name else ''}timer.")
-        if len(found) > 1:
-            labels = _join([f"the {t.label}" for t in found], "or")
+        fitting = [t for t in found if not state or t.state == state]
+        if not fitting:
+            if len(found) == 1:
+                raise ToolError(f"The {found[0].label} is already {found[0].state}.")
+            named = f"{name} " if name else ""
+            raise ToolError(f"You have no {state + ' ' if state else ''}{named}timer.")
+        if len(fitting) > 1:
+            labels = _join([f"the {t.label}" for t in fitting], "or")
             raise ToolError(f"Which timer do you want to {verb}: {labels}?")
-        return found[0]
+        return fitting[0]
 
     async def cancel(args: dict[str, Any]) -> str:
         name = args.get("name", "")
@@ -151,7 +164,30 @@ def _timer_tools(registry: ToolRegistry, timers: Timers) -> None:
 
     async def remaining(args: dict[str, Any]) -> str:
         record = one(args.get("name", ""), "check")
-        return f"{_capital(spoken_duration(timers.remaining(record)))} left on the {record.label}."
+        if record.paused:
+            return f"The {record.label} is paused with {left(record)} left."
+        return f"{_capital(left(record))} left on the {record.label}."
+
+    async def pause(args: dict[str, Any]) -> str:
+        record = await timers.pause(one(args.get("name", ""), "pause", "running"))
+        return f"Paused the {record.label} with {left(record)} left."
+
+    async def resume(args: dict[str, Any]) -> str:
+        record = await timers.resume(one(args.get("name", ""), "resume", "paused"))
+        return f"Resumed the {record.label}: {left(record)} left."
+
+    async def adjust(args: dict[str, Any]) -> str:
+        name = args.get("name", "")
+        before = one(name, "change")
+        delta = args["seconds"]
+        record = await timers.adjust(before, delta)
+        # An unnamed timer is known by its length, which has just changed.
+        which = " ".join(filter(None, ("paused" if record.paused else "", record.name, "timer")))
+        if delta > 0:
+            done = f"Added {spoken_duration(delta)} to the {which}"
+        else:
+            done = f"Took {spoken_duration(-delta)} off the {which}"
+        return f"{done}: {left(record)} left."
 
     registry.register(
         Tool(
@@ -161,7 +197,7 @@ def _timer_tools(registry: ToolRegistry, timers: Timers) -> None:
             (Param("seconds", "number", "length in seconds"), name_param),
         )
     )
-    registry.register(Tool("timer_list", "List the running timers.", list_timers))
+    registry.register(Tool("timer_list", "List the timers, running or paused.", list_timers))
     registry.register(
         Tool(
             "timer_cancel",
@@ -172,6 +208,19 @@ def _timer_tools(registry: ToolRegistry, timers: Timers) -> None:
     )
     registry.register(Tool("timer_remaining", "Say how long is left on a timer.", remaining,
                            (name_param,)))  # fmt: skip
+    registry.register(Tool("timer_pause", "Pause a running timer.", pause, (name_param,)))
+    registry.register(Tool("timer_resume", "Resume a paused timer.", resume, (name_param,)))
+    registry.register(
+        Tool(
+            "timer_adjust",
+            "Add time to a timer, or take time off it.",
+            adjust,
+            (
+                Param("seconds", "number", "seconds to add; negative to take time off"),
+                name_param,
+            ),
+        )
+    )
 
 
 def arithmetic(a: float, op: str, b: float) -> float:

@@ -133,6 +133,9 @@ class SttConfig:
     fit_context: bool = True
     """Encode only as much audio as was said instead of Whisper's fixed 30 s window:
     2–3× faster on short requests."""
+    bias: bool = True
+    """Bias whisper towards the house's own words: device, room and timer names and the
+    command vocabulary, given as its initial prompt."""
 
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "stt.threads must be 0 (auto) or more")

@@ -183,7 +183,7 @@ class Actions:
             await asyncio.to_thread(self.audit.prune)
         await self.timers.start()
         # hassil builds its number words and tries on first use: not in the first turn.
-        await asyncio.to_thread(self.recognizer.recognize, "set a timer for five minutes")
+        await asyncio.to_thread(self.recognizer.warm_up)
 
     async def close(self) -> None:
         await self.timers.close()
@@ -271,7 +271,7 @@ async def actions_for(
     async with actions:
         actions.attach(pipeline)
         if config.stt.bias and hasattr(pipeline, "stt_prompt"):
-            timer_names = [t.name for t in actions.timers.running() if t.name]
+            timer_names = [t.name for t in actions.timers.active() if t.name]
             pipeline.stt_prompt = bias_prompt(
                 config.devices, timer_names=timer_names, language=config.conversation.language
             )

@@ -193,7 +193,7 @@ class IntentHandler:
         return found if isinstance(found, Match | Ambiguous) else None
 
     def running_timers(self) -> int:
-        return len(self.timers.running()) if self.timers is not None else 0
+        return len(self.timers.active()) if self.timers is not None else 0
 
     def has_tool(self, name: str) -> bool:
         return self.registry.get(name) is not None

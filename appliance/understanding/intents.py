@@ -135,7 +135,10 @@ def _light_set(slots: dict[str, Any], house: IntentHandler) -> Plan:
     return _say(f"I can't change the {what} of {names}; I can only {can}.", "device_color")
 
 
-def _state(slots: dict[str, Any], house: IntentHandler) -> Plan:
+def _state(slots: dict[str, Any], house: IntentHandler) -> Plan | None:
+    domain = slots.get("domain")
+    if isinstance(domain, str) and domain not in DOMAINS.values():
+        return None  # "who is the president" reads as a person's state: a question
     targets = _targets(slots, house, "device_state")
     if isinstance(targets, Plan):
         return targets

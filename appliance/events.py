@@ -214,7 +214,8 @@ class IntentRecognized(Event):
     """The slot values it matched: name, area, brightness, seconds, …"""
     score: float
     """How sure the match is, 0–1: 1 for a sentence the library matched as it was said,
-    less for a fuzzy one (a misheard name or word)."""
+    less for a fuzzy one (a misheard name or word); 0 for the language model's call, which
+    has no score (it was checked against the words instead)."""
     path: str
     """library (matched as said), fuzzy (matched after correcting a misheard word or name),
     confirm (a middling match: asked about first) or model (the language model's call)."""

@@ -27,12 +27,13 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from appliance import events as ev
 from appliance.actions import phrasing
 from appliance.actions.devices import DeviceDirectory
-from appliance.actions.words import normalise, set_timer_name
 from appliance.actions.numbers import every_value, parse_duration, parse_number, tokens
 from appliance.actions.phrasing import Phrasing
 from appliance.actions.tools import CallContext, Outcome, Tool, ToolRegistry
+from appliance.actions.words import normalise, set_timer_name
 from appliance.errors import GrammarUnsupportedError, LanguageModelError
 from appliance.handlers import Handled
 from appliance.llm.base import LanguageModel, Message
@@ -109,7 +110,6 @@ class LlmToolCaller:
         except LanguageModelError as err:
             _LOGGER.warning("tool call failed, answering in words instead: %s", err)
             return None
-        context = CallContext("llm", turn, text, self.origin)
         try:
             call = json.loads(raw)
             tool, arguments = call["tool"], call.get("arguments", {})
@@ -127,6 +127,13 @@ class LlmToolCaller:
                 _LOGGER.info("dropped the model's call %s(%s) for %r", tool, arguments, text)
                 return None
             arguments = checked
+        self.registry.bus.publish(
+            ev.IntentRecognized(turn=turn, stream_time=0.0, intent=tool, slots=dict(arguments),
+                                score=0.0, path="model", text=text)
+        )  # fmt: skip
+        context = CallContext("llm", turn, text, self.origin,
+                              intent=json.dumps({"intent": tool, "slots": arguments,
+                                                 "score": 0.0, "path": "model"}))  # fmt: skip
         outcome = await self.registry.call(tool, arguments, context)
         if not outcome.ok or not self.phrase or tool not in OFFERED:
             # Only the device and timer results have facts the check knows; another

@@ -157,18 +157,23 @@ class MqttBridge:
             "ends_at": ends_at,
         }
         state = data.get("state")
-        if state in ("set", "restored"):  # restored: running again after a restart
-            self._timers[timer_id] = entry
+        if state in ("set", "restored", "resumed", "changed"):  # running (again)
+            self._timers[timer_id] = {**entry, "paused": False}
+        elif state == "paused":  # kept, but it ends at no time while paused
+            self._timers[timer_id] = {**entry, "ends_at": None, "paused": True}
         else:
             self._timers.pop(timer_id, None)
-        active = sorted(self._timers.values(), key=lambda t: t["ends_at"] or "")
+        running = sorted(
+            (t for t in self._timers.values() if not t["paused"]), key=lambda t: t["ends_at"] or ""
+        )
+        active = running + [t for t in self._timers.values() if t["paused"]]
         self._publish(self.topics.timer_event, {**entry, "state": state}, retain=False)
         self._publish(
             self.topics.timers,
             {
                 "active": len(active),
-                "next_ends_at": active[0]["ends_at"] if active else None,
-                "next_name": active[0]["name"] if active else None,
+                "next_ends_at": running[0]["ends_at"] if running else None,
+                "next_name": running[0]["name"] if running else None,
                 "timers": active,
             },
         )

@@ -27,6 +27,7 @@ from appliance.errors import ConfigError
 from appliance.understanding.handler import IntentHandler
 from appliance.understanding.library import load_library
 from appliance.understanding.recognizer import Recognizer
+from appliance.understanding.responses import Responses
 from appliance.understanding.vocabulary import bias_prompt
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class Actions:
         register_list_tools(self.registry, self.lists)
         self.origin = origin
         try:
-            self.recognizer = Recognizer(load_library(language), devices)
+            library = load_library(language)
+            self.recognizer = Recognizer(library, devices)
         except BaseException:
             self.lists.close()
             self.audit.close()
@@ -110,6 +112,7 @@ class Actions:
             timers=self.timers,
             max_timer_hours=config.max_timer_hours,
             origin=origin,
+            responses=None if language.split("-")[0] == "en" else Responses(library, now=now),
         )
         self.llm_tools: Any = None
         self.handlers: list[Any] = [self.intents] if config.fast_path else []

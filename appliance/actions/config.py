@@ -97,10 +97,10 @@ class DeviceList(tuple):  # type: ignore[type-arg]
 
 
 def normalise_name(name: str) -> str:
-    """Lower-case words; a possessive goes ("port's light" → "port light", as whisper
-    may write "porch light")."""
+    """Lower-case words (of any language: "Küchenlicht" stays whole); a possessive goes
+    ("port's light" → "port light", as whisper may write "porch light")."""
     name = re.sub(r"['’]s\b", "", name.lower()).replace("'", "").replace("’", "")
-    return " ".join(re.sub(r"[^a-z0-9 ]+", " ", name).split())
+    return " ".join(re.sub(r"[^\w ]+|_", " ", name).split())  # letters of any language
 
 
 def _device(item: Any, key: str) -> DeviceConfig:

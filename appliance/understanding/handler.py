@@ -31,6 +31,7 @@ from appliance.handlers import Handled
 from appliance.understanding import arithmetic
 from appliance.understanding.intents import Call, Plan, plan_for
 from appliance.understanding.recognizer import Recognition, Recognizer
+from appliance.understanding.responses import Responses
 
 _LOGGER = logging.getLogger(__name__)
 NAME = "intents"
@@ -71,8 +72,11 @@ class IntentHandler:
         max_timer_hours: float = 24.0,
         origin: str = "voice",
         clock: Callable[[], float] = time.monotonic,
+        responses: Responses | None = None,
     ) -> None:
+        """`responses`: the library's reply templates, for a language other than English."""
         self.recognizer = recognizer
+        self.responses = responses
         self.registry = registry
         self.devices = devices
         self.timers = timers
@@ -158,6 +162,15 @@ class IntentHandler:
             else:
                 failures.append(outcome.message)
         tool = calls[0].tool if calls else ""
+        if self.responses is not None and calls and not failures:
+            named = (
+                {"name": str(calls[0].arguments["device"])}
+                if "device" in calls[0].arguments
+                else {}
+            )
+            said = self.responses.render(found.intent, found.response, {**found.slots, **named})
+            if said is not None:
+                return Handled(said, NAME, tool)
         if len(calls) > 1 and not failures:
             return Handled(_group_reply(calls, replies), NAME, tool)
         return Handled(" ".join([*replies, *failures]).strip(), NAME, tool)

@@ -68,6 +68,8 @@ class Recognition:
     """(heard, taken as) for every correction."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """The matched sentence's metadata in the library (e.g. too_long)."""
+    response: str = "default"
+    """Which of the library's response templates fits the sentence."""
 
 
 @dataclass
@@ -415,4 +417,5 @@ def _recognition(
         text=text,
         corrected=tuple(corrected),
         metadata=dict(result.intent_metadata or {}),
+        response=result.response or "default",
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 import threading
@@ -62,12 +63,14 @@ from appliance.errors import (
     TextToSpeechError,
     WakeWordError,
 )
-from appliance.handlers import Handled, TextHandler
+from appliance.handlers import Handled, TextHandler, forget_pending
 from appliance.llm.base import LanguageModel
 from appliance.llm.conversation import Conversation
 from appliance.llm.sentences import SentenceSplitter
 from appliance.stt.base import SpeechToText
 from appliance.tts.base import TextToSpeech
+from appliance.understanding.claims import find_claim, truthful_reply
+from appliance.understanding.followup import plausible_answer
 from appliance.wake.base import WakeWordDetector
 from appliance.wake.stopword import WINDOW as STOP_WINDOW
 from appliance.wake.stopword import StopWordDetector
@@ -135,6 +138,9 @@ class TurnResult:
     reply_audio_seconds: float = 0.0
     handled: Handled | None = None
     """Set when a request handler answered instead of the language model."""
+    false_claims_replaced: int = 0
+    """Sentences of the LLM's free text that claimed an action (none ran: no handler took
+    the request) and were replaced by what is true; the reply ended there."""
 
 
 @dataclass
@@ -234,6 +240,9 @@ class Pipeline:
         self._live = False  # a live source's run loop is running (push-to-talk possible)
         self._listen_request = ""
         self._announcing = 0
+        self._window_after = ""  # the reply that opened the follow-up window
+        self.stt_prompt: str = ""
+        """Words whisper should expect (device names, …), passed as its prompt; "" = none."""
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -405,6 +414,7 @@ class Pipeline:
                         follow_up_settings = dataclasses.replace(settings, no_speech_timeout=window)
                         endpointer = Endpointer(follow_up_settings, [], start=chunk.start)
                         follow_up = True
+                        self._window_after = finished.reply
                         self._set_state("follow_up")
                         self._publish(ev.FollowUp, seconds=window)
                     else:
@@ -474,6 +484,7 @@ class Pipeline:
         await listen.run(engines.vad.reset)
         if self.engines.stop is not None:
             self.engines.stop.reset()
+        await forget_pending(self.handlers)  # a new request: no pending "which light?"
 
     async def _while_busy(self, chunk: AudioChunk, engines: _Listening, pre_roll: PreRoll) -> bool:
         """Audio heard while a reply is produced or spoken. Returns True when the wake word
@@ -597,13 +608,16 @@ class Pipeline:
         return _Listening(wake, vad, stt)
 
     def _follow_up_window(self, result: TurnResult) -> float:
-        if result.outcome != "replied":
-            return 0.0  # errors, "stop", interruptions: back to the wake word
+        """Seconds to listen without the wake word after a turn (conversation.follow_up):
+        "asked" only after a reply that asks something or a handler that expects more,
+        "always" after every reply, "never" not at all."""
+        talk = self.settings.conversation
+        if result.outcome != "replied" or talk.follow_up == "never":
+            return 0.0  # errors, "stop", interruptions, ignored talk: back to the wake word
         asks = result.handled is not None and result.handled.follow_up
         if asks or result.reply.rstrip().endswith("?"):
-            talk = self.settings.conversation
-            return max(talk.follow_up_seconds, talk.question_follow_up_seconds)
-        return self.settings.conversation.follow_up_seconds
+            return talk.question_follow_up_seconds
+        return talk.follow_up_seconds if talk.follow_up == "always" else 0.0
 
     def _on_endpoint(
         self,
@@ -631,31 +645,44 @@ class Pipeline:
                 speech_seconds=round(len(outcome.audio) / PIPELINE_RATE, 3),
                 timed_out=outcome.timed_out,
             )
+            answering = self._window_after if follow_up else None
             return asyncio.create_task(
-                self._spoken_turn(self._turn, outcome.audio, time.monotonic()),
+                self._spoken_turn(self._turn, outcome.audio, time.monotonic(), answering),
                 name=f"turn-{self._turn}",
             )
         return turn_task
 
     # ---- one turn --------------------------------------------------------------------
 
-    async def _spoken_turn(self, turn: int, audio: np.ndarray, speech_end: float) -> TurnResult:
+    async def _spoken_turn(
+        self, turn: int, audio: np.ndarray, speech_end: float, answering: str | None = None
+    ) -> TurnResult:
+        """One spoken request. `answering` is the reply that opened the follow-up window
+        this was heard in (None: the wake word or the button began the turn)."""
         result = TurnResult(turn, utterance=audio)
         self.results.append(result)
         self._set_state("thinking")
         await self._cue("done")  # "I heard you, now thinking"
         try:
             started = time.monotonic()
+            stt = self._listening().stt
+            transcribe = (
+                functools.partial(stt.transcribe, prompt=self.stt_prompt)
+                if self.stt_prompt
+                else stt.transcribe
+            )
             try:
-                text = await self._stages["stt"].run(
-                    self._listening().stt.transcribe, int16_to_float(audio)
-                )
+                heard = await self._stages["stt"].run(transcribe, int16_to_float(audio))
             except PipelineError:
                 raise
             except Exception as err:
                 raise SpeechToTextError(f"speech-to-text failed: {err}") from err
             result.timings["stt"] = time.monotonic() - started
-            text = self._strip_wake_phrase(text)
+            text = self._strip_wake_phrase(heard)
+            if answering is not None and self._wake_pattern.match(heard):
+                # The wake phrase inside the window: a new request, not an answer.
+                answering = None
+                await forget_pending(self.handlers)
             result.transcript = text
             self._publish(
                 ev.Transcript, turn=turn, text=text, stt_seconds=round(result.timings["stt"], 3)
@@ -665,7 +692,7 @@ class Pipeline:
             elif is_stop_phrase(text, self.settings.stop_phrases):
                 result.outcome = "stopped"  # "hey jarvis, stop" with nothing playing
             else:
-                await self._respond(result, text, speech_end)
+                await self._respond(result, text, speech_end, answering)
         except asyncio.CancelledError:
             raise
         except PipelineError as err:
@@ -707,8 +734,22 @@ class Pipeline:
         self._set_idle()
         return result
 
-    async def _respond(self, result: TurnResult, text: str, speech_end: float) -> None:
+    async def _respond(
+        self, result: TurnResult, text: str, speech_end: float, answering: str | None = None
+    ) -> None:
+        """Answer `text`: a handler's reply, or the LLM's. Heard in a follow-up window
+        after the reply `answering`, text no handler took and that does not answer it is
+        the room talking: ignored, unless conversation.follow_up is "always"."""
         handled = await self._try_handlers(result, text)
+        if (
+            handled is None
+            and answering is not None
+            and self.settings.conversation.follow_up != "always"
+            and not plausible_answer(text, answering)
+        ):
+            _LOGGER.info("turn %d: %r does not answer %r; ignored", result.turn, text, answering)
+            result.outcome = "ignored"
+            return
         async with self._voice:
             await self._reply(result, text, speech_end, handled)
 
@@ -761,6 +802,25 @@ class Pipeline:
             finally:
                 loop.call_soon_threadsafe(pieces.put_nowait, None)
 
+        def say(sentence: str) -> bool:
+            """Queue a sentence; a claim of an action in the LLM's free text (no action
+            ran: no handler took the request) is replaced by the truth and ends the reply.
+            False once it has."""
+            claim = None if handled is not None else find_claim(sentence)
+            if claim is None:
+                self._sentence(result, sentence, sentences, asked)
+                return True
+            cancel.set()
+            truth = truthful_reply(claim)
+            _LOGGER.warning(
+                "turn %d: the language model claimed an action that did not run (%s %r): "
+                "%r; said instead: %r",
+                result.turn, claim.kind, claim.words, sentence, truth,
+            )  # fmt: skip
+            result.false_claims_replaced += 1
+            self._sentence(result, truth, sentences, asked)
+            return False
+
         async def read_tokens() -> None:
             splitter = SentenceSplitter()
             first = True
@@ -779,10 +839,12 @@ class Pipeline:
                             seconds_after_transcript=round(result.timings["llm_first_token"], 3),
                         )
                     result.reply += piece
-                    for sentence in splitter.feed(piece):
-                        self._sentence(result, sentence, sentences, asked)
-                for sentence in splitter.flush():
-                    self._sentence(result, sentence, sentences, asked)
+                    if not all(say(sentence) for sentence in splitter.feed(piece)):
+                        break
+                else:
+                    for sentence in splitter.flush():
+                        if not say(sentence):
+                            break
                 result.timings["llm_total"] = time.monotonic() - asked
             finally:
                 sentences.put_nowait(None)
@@ -826,6 +888,8 @@ class Pipeline:
             if self._active is control:
                 self._active = None
         result.reply = " ".join(result.reply.split())
+        if result.false_claims_replaced:
+            result.reply = " ".join(result.sentences)  # only what is spoken
         if control.interrupted_by:
             result.outcome = "interrupted"
             heard = control.heard(self.sink.played_seconds())
@@ -919,6 +983,7 @@ class Pipeline:
         bus and settings, while a live loop keeps its own state. Turn numbers continue
         this pipeline's."""
         other = Pipeline(self.engines, sink, self.bus, self.settings, handlers=self.handlers)
+        other.stt_prompt = self.stt_prompt
         for stage in other._stages.values():
             stage.shutdown()
         other._stages = self._stages

@@ -4,6 +4,7 @@ the tests synthesise themselves (Piper, and Debian's espeak-ng as a second voice
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import wave
 
 import numpy as np
@@ -127,6 +128,8 @@ def test_a_follow_up_without_the_wake_word_is_answered_in_context(engines, confi
                                                                   question):  # fmt: skip
     follow_up = tts_phrase(engines.tts, "And of Germany?")
     recording = add_noise(compose(0.5, wake_phrase, 0.4, question, 1.2, follow_up, 1.5))
+    always = dataclasses.replace(config.conversation, follow_up="always")  # "Paris." asks nothing
+    config = dataclasses.replace(config, conversation=always)
     results, recorder, _ = listen(engines, config, ArraySource(recording))
     assert len(recorder.of("wake")) == 1
     assert [r.outcome for r in results] == ["replied", "replied"]

@@ -357,7 +357,7 @@ def test_a_follow_up_needs_no_wake_word_and_gets_the_conversation():
         ["Paris is the capital of France.", "Berlin is the capital of Germany."],
     )
     samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
-    results = run(_with(pipeline, follow_up_seconds=3.0), samples)
+    results = run(_with(pipeline, follow_up="always", follow_up_seconds=3.0), samples)
     assert [r.outcome for r in results] == ["replied", "replied"]
     assert len(rec.of("wake")) == 1 and rec.of("follow_up")[0].seconds == 3.0
     assert [e.turn for e in rec.of("speech_start")] == [1, 2]
@@ -390,7 +390,10 @@ def test_a_reply_that_asks_a_question_always_opens_the_window():
 
 def test_an_unused_follow_up_window_closes_quietly():
     pipeline, rec, *_ = make_pipeline(["hello"], ["Hello there."])
-    results = run(_with(pipeline, follow_up_seconds=1.0), np.concatenate([request(), quiet(3)]))
+    results = run(
+        _with(pipeline, follow_up="always", follow_up_seconds=1.0),
+        np.concatenate([request(), quiet(3)]),
+    )
     assert [r.outcome for r in results] == ["replied"]
     states = [e.state for e in rec.of("state")]
     assert states[-2:] == ["follow_up", "idle"]
@@ -400,7 +403,7 @@ def test_an_unused_follow_up_window_closes_quietly():
 def test_no_history_when_it_is_turned_off():
     pipeline, rec, sink, tts, llm = make_pipeline(["one", "two"], ["First.", "Second."])
     samples = np.concatenate([request(), quiet(0.4), loud(0.8), quiet(1.6)])
-    run(_with(pipeline, follow_up_seconds=3.0, history_tokens=0), samples)
+    run(_with(pipeline, follow_up="always", follow_up_seconds=3.0, history_tokens=0), samples)
     assert [m.role for m in llm.prompts[1]] == ["system", "user"]
 
 

@@ -29,12 +29,14 @@ from hassil import (
     TextSlotValue,
     recognize_all,
     recognize_best,
+    sample_intents,
 )
 from hassil.intents import RangeSlotList, SlotList
 from hassil.recognize import MISSING_ENTITY
 from rapidfuzz import fuzz, process
 
 from appliance.actions.config import DeviceConfig, normalise_name
+from appliance.actions.numbers import parse_number, tokens
 from appliance.understanding.library import SentenceLibrary
 
 MAX_WORDS = 30
@@ -44,6 +46,23 @@ NAME_MIN_SCORE = 0.6
 WORD_MIN_SCORE = 0.7
 """A word the library never uses is replaced only by a word at least this close."""
 _WORD_MIN_LENGTH = 4
+SNAP_MIN_SCORE = 0.89
+"""How close a transcript must be to a sentence of the house to be snapped to it."""
+SNAP_PENALTY = 0.1
+"""A snapped sentence is a guess at the whole sentence: it acts only when it was 95 %
+the same, else it is asked about."""
+SNAP_NAMES = 60
+"""Device names the snapping sentences are made with (the first ones configured)."""
+_NUMBER = "7"
+"""Stands for any number in the snapping sentences."""
+_SNAP_INTENTS = {
+    "HassTurnOn", "HassTurnOff", "HassLightSet", "HassGetState", "HassStartTimer",
+    "HassCancelTimer", "HassPauseTimer", "HassUnpauseTimer", "HassTimerStatus",
+    "HassIncreaseTimer", "HassDecreaseTimer", "HassGetCurrentTime", "HassGetCurrentDate",
+}  # fmt: skip
+_MIN_LITERAL = 4
+"""Letters of the sentence's own words (not names) a reading with an open name must
+have matched: "turn on" does, "the" alone does not."""
 _MAX_CORRECTIONS = 9
 """Versions of a sentence with corrected words that are tried."""
 _MAX_READINGS = 200
@@ -124,11 +143,14 @@ class Recognizer:
         self._closest: dict[tuple[str, str], tuple[str, float] | None] = {}
         self.timer_names = sorted({normalise_name(n) for n in timer_names if n.strip()})
         self.vocabulary = _vocabulary(library.data, self._names, self._rooms)
+        self._phrases: list[str] | None = None
+        """The sentences the house can mean, for snapping (made on first need)."""
         self._vocabulary_list = sorted(self.vocabulary)
 
     def warm_up(self) -> None:
         """hassil builds its number words and tries on first use (0.3–0.6 s): done at
         start, not in the first turn."""
+        self.phrases()
         for sentence in (
             "set a timer for five minutes",
             "set the light to 50 percent",
@@ -159,7 +181,41 @@ class Recognizer:
                 found = self._exact(attempt.text, attempt) or self._with_names(attempt)
                 if found is not None:
                     return found
+        for said in tries:
+            found = self._snap(said)
+            if found is not None:
+                return found
         return None
+
+    def phrases(self) -> list[str]:
+        """Every sentence of the library's Speech-to-Phrase set this house can mean, with
+        its names and rooms, and each number as `_NUMBER` (at most `SNAP_NAMES` names)."""
+        if self._phrases is None:
+            self._phrases = _house_phrases(self.library.language, list(self._names)[:SNAP_NAMES],
+                                           self._rooms)  # fmt: skip
+        return self._phrases
+
+    def _snap(self, text: str) -> Recognition | None:
+        """Speech-to-Phrase's idea on a transcript: the sentence of the house closest to
+        what was heard ("set a time for five minutes" → "set a timer for 5 minutes"),
+        when it is very close. Its numbers are the ones heard."""
+        heard, numbers = _numbers_out(text)
+        if not numbers and len(heard.split()) < 2:
+            return None
+        best = process.extractOne(heard, self.phrases(), scorer=fuzz.ratio,
+                                  score_cutoff=SNAP_MIN_SCORE * 100)  # fmt: skip
+        if best is None:
+            return None
+        phrase, ratio = best[0], best[1] / 100
+        if phrase.split().count(_NUMBER) != len(numbers):
+            return None
+        words = iter(numbers)
+        snapped = " ".join(next(words) if w == _NUMBER else w for w in phrase.split())
+        result = self._match(snapped)
+        if result is None or result.unmatched_entities:
+            return None
+        score = max(0.0, ratio - SNAP_PENALTY)
+        return _recognition(result, snapped, score, "fuzzy", [(text, snapped)])
 
     def _match(self, text: str, *, unmatched: bool = False) -> RecognizeResult | None:
         return recognize_best(
@@ -196,6 +252,8 @@ class Recognizer:
         )
         unknown: Recognition | None = None
         for result in itertools.islice(matches, _MAX_READINGS):
+            if result.text_chunks_matched < _MIN_LITERAL:
+                continue  # "[the] {name}": any words at all would be a name
             found = self._resolve_open_names(result, attempt)
             if found is not None and (best is None or found[0] > best[0]):
                 best = found
@@ -242,7 +300,9 @@ class Recognizer:
         words = text.split()
         options: list[list[tuple[int, str, float]]] = []
         for index, word in enumerate(words):
-            if word in self.vocabulary or len(word) < _WORD_MIN_LENGTH or word.isdigit():
+            if word in self.vocabulary or len(word) < _WORD_MIN_LENGTH:
+                continue
+            if parse_number([word], 0) is not None:  # "four" may be "for"; it is a number
                 continue
             near = process.extract(word, self._vocabulary_list, scorer=fuzz.ratio, limit=3)
             near = [(index, w, s / 100) for w, s, _ in near if s / 100 >= WORD_MIN_SCORE]
@@ -354,6 +414,51 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
     return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)
 
 
+def _house_phrases(language: str, names: Sequence[str], rooms: Sequence[str]) -> list[str]:
+    from home_assistant_intents import get_speech_to_phrase_intents
+
+    data = get_speech_to_phrase_intents(language)
+    if not data:
+        return []
+    data = {**data, "intents": {k: v for k, v in data["intents"].items() if k in _SNAP_INTENTS}}
+    number = {"start": int(_NUMBER), "stop": int(_NUMBER), "words": False}
+    placeholder = "\x00"  # wildcards (a timer's name, a later command) are not snapped to
+    lists: dict[str, SlotList] = {
+        "name": TextSlotList.from_strings(names, name="name"),
+        "area": TextSlotList.from_strings(rooms, name="area"),
+        "floor": TextSlotList.from_strings([placeholder], name="floor"),
+    }
+    for key, spec in data.get("lists", {}).items():
+        if "range" in spec:
+            lists[key] = RangeSlotList(name=key, **number)
+        elif spec.get("wildcard"):
+            lists[key] = TextSlotList.from_strings([placeholder], name=key)
+    phrases = {
+        " ".join(_words(text).split())
+        for _, text in sample_intents(Intents.from_dict(data), slot_lists=lists)
+        if placeholder not in text
+    }
+    return sorted(p for p in phrases if p)
+
+
+def _numbers_out(text: str) -> tuple[str, list[str]]:
+    """The sentence with each number (digits or words) as `_NUMBER`, and the numbers."""
+    words = tokens(text)
+    out: list[str] = []
+    numbers: list[str] = []
+    i = 0
+    while i < len(words):
+        found = parse_number(words, i) if words[i] not in ("a", "an") else None
+        if found is None:
+            out.append(words[i])
+            i += 1
+            continue
+        value, i = found
+        numbers.append(str(int(value)) if float(value).is_integer() else str(value))
+        out.append(_NUMBER)
+    return " ".join(out), numbers
+
+
 def _sentences(text: str) -> list[str]:
     parts = [_words(s) for s in re.split(r"[.!?]+", text)]
     return sorted({p for p in parts if p}, key=lambda p: -len(p))
@@ -388,8 +493,11 @@ def _vocabulary(
     words: set[str] = set()
 
     def add(template: str) -> None:
-        template = re.sub(r"\{[^}]*\}|<[^>]*>", " ", template)
-        words.update(re.findall(r"[a-z']+", template.lower()))
+        template = re.sub(r"\{[^}]*\}|<[^>]*>", " ", template.lower())
+        # "minute[s]" is both "minute" and "minutes"
+        joined = re.sub(r"\[([a-z']*)\]", r"\1", template)
+        words.update(re.findall(r"[a-z']+", template))
+        words.update(re.findall(r"[a-z']+", joined))
 
     for intent in data.get("intents", {}).values():
         for block in intent.get("data", []):

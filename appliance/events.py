@@ -136,7 +136,8 @@ class TurnEnd(Event):
     type: ClassVar[str] = "turn_end"
     outcome: str
     """replied, interrupted, stopped ("stop" with nothing playing), no_speech (woken but
-    nothing said), empty_transcript, or error."""
+    nothing said), empty_transcript, ignored (talk in a follow-up window that answered
+    nothing: not replied to), or error."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: stt, llm_first_token, llm_total, tts_first_sentence, ttfa, turn."""
 

@@ -1,5 +1,5 @@
 """The tool registry: a tool is a name, a description, typed parameters (a small JSON
-schema) and an async handler. Every call from every path (fast path, language model,
+schema) and an async handler. Every call from every path (sentence library, language model,
 button, MQTT, API) goes through `ToolRegistry.call`, which validates the arguments, runs
 the tool, writes the audit log and publishes an `action` event."""
 

@@ -68,7 +68,7 @@ def _apply(targets: LiveTargets, name: str, value: Any, new: AppConfig) -> bool:
     if name == "llm.system_prompt":
         pipeline.settings = dataclasses.replace(settings, system_prompt=value)
         return True
-    if name == "conversation.follow_up_seconds":
+    if name in ("conversation.follow_up_seconds", "conversation.follow_up"):
         pipeline.settings = dataclasses.replace(settings, conversation=new.conversation)
         return True
     if name == "feedback.earcons":

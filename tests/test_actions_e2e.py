@@ -106,10 +106,10 @@ def test_spoken_commands_switch_the_pins_and_bad_ones_switch_nothing(engines, pi
     assert 1.0 not in pin_states(pins, 27)
     actions = recorder.of("action")
     assert [(a.tool, a.ok, a.path) for a in actions] == [
-        ("device_on", True, "fast"), ("device_brightness", True, "fast"),
-        ("device_off", False, "fast"), ("device_brightness", False, "fast"),
+        ("device_on", True, "intent"), ("device_brightness", True, "intent"),
+        ("device_off", False, "intent"), ("device_brightness", False, "intent"),
     ]  # fmt: skip
-    assert [h.handler for h in recorder.of("handled")] == ["fast_path"] * 4
+    assert [h.handler for h in recorder.of("handled")] == ["intents"] * 4
     assert sink.seconds > 4  # the confirmations were spoken
 
 
@@ -144,7 +144,7 @@ def test_a_spoken_timer_survives_a_restart_and_is_announced(engines, pins, tmp_p
 
 
 def test_the_language_model_sets_a_named_timer_and_phrases_the_answer(engines, pins, tmp_path):
-    """A request the fast path does not take goes to SmolLM2: its grammar-held call sets
+    """A request the command handler does not take goes to SmolLM2: its grammar-held call sets
     the timer with the length and the name from the words, and the spoken answer is the
     model's own sentence only if it keeps those facts (else the tool's template)."""
     # (Whisper tiny hears Piper's "a pasta countdown" as "a post account down", and "a
@@ -224,6 +224,6 @@ def test_appliance_ask_runs_commands_from_the_config_and_logs_them(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == reply
     log = appliance("actions", "log", env=env)
-    assert log.stdout.count("typed/fast") == 3, log.stdout
+    assert log.stdout.count("typed/intent") == 3, log.stdout
     assert "device_on(device='porch light') → The porch light is on." in log.stdout
-    assert "FAIL typed/fast" in log.stdout
+    assert "FAIL typed/intent" in log.stdout

@@ -52,10 +52,10 @@ def test_spoken_commands_drive_the_pins(tmp_path, factory):
     async def main():
         async with actions:
             said = []
-            for text in ("Turn on the porch light.", "Dim the front light to 25 percent.",
+            for text in ("Turn on the porch light.", "Set the front light to 25 percent.",
                          "Turn on the garden pump.", "Is the garden pump on?",
                          "Toggle the garden pump.", "Turn the porch light off."):  # fmt: skip
-                said.append((await actions.fast_path.handle(text, 1)).reply)
+                said.append((await actions.intents.handle(text, 1)).reply)
             return said
 
     said = asyncio.run(main())
@@ -81,8 +81,8 @@ def test_a_pin_already_in_use_is_answered_not_toggled(tmp_path, factory):
 
     async def main():
         async with actions:
-            broken = await actions.fast_path.handle("Turn on the porch light.", 1)
-            fine = await actions.fast_path.handle("Turn on the garden pump.", 2)
+            broken = await actions.intents.handle("Turn on the porch light.", 1)
+            fine = await actions.intents.handle("Turn on the garden pump.", 2)
             return broken, fine
 
     broken, fine = asyncio.run(main())
@@ -109,7 +109,7 @@ def test_button_mute_switch_and_long_press(tmp_path, factory):
     async def main():
         async with actions:
             actions.attach(controls)
-            assert controls.handlers == [actions.fast_path]
+            assert controls.handlers == [actions.intents]
             button, switch = factory.pin(5), factory.pin(6)
             button.drive_low()  # pressed (pull-up: pressed is low)
             await until(lambda: controls.listens)

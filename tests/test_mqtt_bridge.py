@@ -228,7 +228,7 @@ def test_transcripts_timers_and_actions_are_published(broker, tmp_path):
             bus.publish(ev.Timer(**base, timer_id=2, name="eggs", state="fired",
                                    seconds=300, ends_at=1_900_000_300.0))  # fmt: skip
             bus.publish(ev.Action(**base, tool="timer_set", arguments={"minutes": 10},
-                                    ok=True, result="set", path="fast_path"))  # fmt: skip
+                                    ok=True, result="set", path="intent"))  # fmt: skip
             await seen.wait_for(
                 lambda s: len(s.on(f"{BASE}/timers")) == 3 and bool(s.on(f"{BASE}/last_action"))
             )
@@ -318,7 +318,7 @@ def test_a_timer_restored_after_a_restart_is_published_again(broker, tmp_path):
             Actions([], ActionsConfig(), pipeline.bus, tmp_path) as actions,
         ):
             await online(mqtt)
-            replies = [(await actions.fast_path.handle(t, n)).reply for n, t in enumerate(texts)]
+            replies = [(await actions.intents.handle(t, n)).reply for n, t in enumerate(texts)]
             await seen.wait_for(wait_for)
         return replies, seen
 

@@ -33,13 +33,15 @@ def test_zero_and_ten_year_timers_are_refused_with_a_clear_answer(tmp_path):
 
     async def main():
         async with actions:
-            zero = await actions.fast_path.handle("Set a timer for zero minutes.", 1)
-            decade = await actions.fast_path.handle("Set a timer for ten years.", 2)
+            zero = await actions.intents.handle("Set a timer for zero minutes.", 1)
+            decade = await actions.intents.handle("Set a timer for ten years.", 2)
             return zero, decade, actions.timers.running()
 
     zero, decade, running = asyncio.run(main())
-    assert zero.reply == "A timer needs a length of at least one second."
-    assert decade.reply == "I can only set timers of up to twenty four hours; that is too long."
+    assert zero.reply == (
+        "A timer needs a length. Say, for example, 'set a timer for ten minutes'."
+    )
+    assert decade.reply == "That's too long: the longest timer I can set is twenty four hours."
     assert running == [] and recorder.of("timer") == []
     assert [(a.tool, a.ok) for a in recorder.of("action")] == [("timer_set", False)] * 2
 
@@ -50,11 +52,11 @@ def test_set_list_remaining_and_cancel(tmp_path):
     async def main():
         async with actions:
             said = [
-                (await actions.fast_path.handle(text, turn)).reply
+                (await actions.intents.handle(text, turn)).reply
                 for turn, text in enumerate([
                     "Set a timer for ten minutes.",
-                    "Set a pasta timer for an hour and a half.",
-                    "What timers do I have?",
+                    "Set a pasta timer for 90 minutes.",
+                    "Timer status.",
                     "How long is left on the pasta timer?",
                     "Cancel the timer.",
                     "Cancel the pasta timer.",
@@ -87,7 +89,7 @@ def test_a_timer_survives_a_restart_and_still_fires(tmp_path):
 
     async def set_it():
         async with first:
-            reply = await first.fast_path.handle("Set a timer for two seconds.", 1)
+            reply = await first.intents.handle("Set a timer for two seconds.", 1)
             assert reply.reply == "OK, two seconds, starting now."
 
     asyncio.run(set_it())

@@ -1,0 +1,647 @@
+"""Understanding commands: the recognizer (hassil over Home Assistant's sentence library,
+misheard names and words corrected) and the command handler (tools, questions, honest
+answers). No models: the library and hassil are real, the devices are MemoryBackends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance import events as ev
+from appliance.actions.app import Actions
+from appliance.actions.audit import AuditEntry, AuditLog
+from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList
+from appliance.actions.devices import MemoryBackend
+from appliance.errors import ModelError
+from appliance.understanding.handler import ACT_SCORE
+from appliance.understanding.library import load_library
+from appliance.understanding.recognizer import MAX_WORDS, Recognizer
+from tests.fakes import Recorder
+
+NOON = dt.datetime(2026, 11, 21, 15, 7)
+Spec = tuple[str, str, str, tuple[str, ...]]
+"""name, kind, room, aliases"""
+
+HOME: tuple[Spec, ...] = (
+    ("porch light", "light", "outside", ("front light",)),
+    ("kitchen light", "light", "kitchen", ()),
+    ("bed light", "light", "bedroom", ("bedside lamp",)),
+    ("standing light", "light", "living room", ()),
+    ("ceiling fan", "fan", "bedroom", ()),
+)
+SIMILAR: tuple[Spec, ...] = (
+    ("porch light", "light", "outside", ()),
+    ("porch fan", "fan", "outside", ()),
+    ("kitchen light", "light", "kitchen", ()),
+    ("kitchen lamp", "lamp", "kitchen", ()),
+    ("bed light", "light", "bedroom", ()),
+    ("bedroom lamp", "lamp", "bedroom", ()),
+)
+
+
+def configs(specs: tuple[Spec, ...]) -> list[DeviceConfig]:
+    return [DeviceConfig(n, k, a, r, mqtt={"command_topic": n}) for n, k, r, a in specs]
+
+
+class House:
+    """Actions over MemoryBackend devices, with what they were told and the events."""
+
+    def __init__(self, data: Path, specs: tuple[Spec, ...], *, language: str = "en") -> None:
+        self.bus = ev.EventBus()
+        self.recorder = Recorder()
+        self.bus.subscribe(self.recorder)
+        self.backends: dict[str, MemoryBackend] = {}
+
+        def make(name: str, table: dict[str, Any]) -> MemoryBackend:
+            self.backends[name] = MemoryBackend(dimmable=name != "ceiling fan")
+            return self.backends[name]
+
+        self.actions = Actions(configs(specs), ActionsConfig(), self.bus, data, make_mqtt=make,
+                               now=lambda: NOON, language=language)  # fmt: skip
+        self.run: Any = None
+        """The event loop's `run` (set by `running`)."""
+
+    async def fresh(self) -> None:
+        """As if just started: no timers, empty lists, no open question, nothing
+        recorded."""
+        self.actions.intents.forget_pending()
+        for name in ("shopping", "todo"):
+            self.actions.lists.clear(name)
+        for timer in self.actions.timers.active():
+            await self.actions.timers.cancel(timer)
+        self.recorder.events.clear()
+        for backend in self.backends.values():
+            backend.commands.clear()
+
+    def say(self, *texts: str) -> list[Any]:
+        """Each text in its own turn (1, 2, …) on a fresh house; the handler's answers."""
+
+        async def main() -> list[Any]:
+            await self.fresh()
+            return [await self.actions.intents.handle(t, n) for n, t in enumerate(texts, 1)]
+
+        return self.run(main())
+
+    def switched(self) -> dict[str, list[tuple[str, Any]]]:
+        return {name: b.commands for name, b in self.backends.items() if b.commands}
+
+    def of(self, kind: str, turn: int | None = None) -> list[Any]:
+        return [e for e in self.recorder.of(kind) if turn is None or e.turn == turn]
+
+
+@contextlib.contextmanager
+def running(house: House):
+    """The house started on one event loop for as long as the block runs (several tests
+    share it: starting one costs half a second while hassil builds its tries)."""
+    with asyncio.Runner() as runner:
+        runner.run(house.actions.start())
+        house.run = runner.run
+        try:
+            yield house
+        finally:
+            runner.run(house.actions.close())
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    with running(House(tmp_path_factory.mktemp("home"), HOME)) as house:
+        yield house
+
+
+@pytest.fixture(scope="module")
+def similar(tmp_path_factory):
+    with running(House(tmp_path_factory.mktemp("similar"), SIMILAR)) as house:
+        yield house
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer(load_library("en"), configs(HOME))
+
+
+# ---- each intent family -------------------------------------------------------------------
+
+SET_TIMER = "Set a timer for 5 minutes."
+FAMILIES = [
+    # (said before, said, intent, the tool's calls as (tool, arguments))
+    ((), "Turn on the porch light.", "HassTurnOn", [("device_on", {"device": "porch light"})]),
+    ((), "Turn off the front light.", "HassTurnOff", [("device_off", {"device": "porch light"})]),
+    ((), "Switch on the bedside lamp.", "HassTurnOn", [("device_on", {"device": "bed light"})]),
+    ((), "Turn on the kitchen lights.", "HassTurnOn",
+     [("device_on", {"device": "kitchen light"})]),
+    ((), "Turn off all the lights.", "HassTurnOff",
+     [("device_off", {"device": d}) for d in ("porch light", "kitchen light", "bed light",
+                                              "standing light")]),
+    ((), "Turn on the lights in the bedroom.", "HassTurnOn",
+     [("device_on", {"device": "bed light"})]),
+    ((), "Toggle the ceiling fan.", "HassToggle", [("device_toggle", {"device": "ceiling fan"})]),
+    ((), "Set the kitchen light to 30 percent.", "HassLightSet",
+     [("device_brightness", {"device": "kitchen light", "percent": 30})]),
+    ((), "Is the porch light on?", "HassGetState", [("device_state", {"device": "porch light"})]),
+    ((), "Set a timer for 5 minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 300, "name": ""})]),
+    ((), "Set a pasta timer for 10 minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 600, "name": "pasta"})]),
+    ((), "Set a timer for 1 hour and 30 minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 5400, "name": ""})]),
+    ((), "Set a timer for two hours and fifteen minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 8100, "name": ""})]),
+    ((SET_TIMER,), "Cancel the timer.", "HassCancelTimer", [("timer_cancel", {"name": ""})]),
+    ((SET_TIMER, "Set a tea timer for 3 minutes."), "Cancel all timers.",
+     "HassCancelAllTimers", [("timer_cancel", {"name": "", "all": True})]),
+    ((SET_TIMER,), "Pause the timer.", "HassPauseTimer", [("timer_pause", {"name": ""})]),
+    ((SET_TIMER, "Pause the timer."), "Resume the timer.", "HassUnpauseTimer",
+     [("timer_resume", {"name": ""})]),
+    ((SET_TIMER,), "How much time is left?", "HassTimerStatus",
+     [("timer_remaining", {"name": ""})]),
+    ((SET_TIMER, "Set a tea timer for 3 minutes."), "Timer status.", "HassTimerStatus",
+     [("timer_list", {})]),
+    ((SET_TIMER,), "Add 2 minutes to the timer.", "HassIncreaseTimer",
+     [("timer_adjust", {"seconds": 120, "name": ""})]),
+    ((), "What time is it?", "HassGetCurrentTime", [("time_now", {})]),
+    ((), "What's the date?", "HassGetCurrentDate", [("date_today", {})]),
+    ((), "Add milk to my shopping list.", "HassShoppingListAddItem",
+     [("list_add", {"item": "milk", "list": "shopping"})]),
+    (("Add eggs to the shopping list.",), "What's on my shopping list?", "ApplianceListRead",
+     [("list_read", {"list": "shopping"})]),
+    ((), "What's seventeen times twenty three?", "ApplianceCalculate",
+     [("calculate", {"a": 17, "operator": "times", "b": 23})]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("before", "text", "intent", "calls"), FAMILIES,
+                         ids=[f[1] for f in FAMILIES])  # fmt: skip
+def test_each_intent_family_runs_its_tools(home, before, text, intent, calls):
+    *_, handled = home.say(*before, text)
+    turn = len(before) + 1
+    assert handled is not None and handled.handler == "intents", text
+    (found,) = home.of("intent", turn)
+    assert (found.intent, found.path, found.score) == (intent, "library", 1.0), found
+    ran = [(a.tool, a.arguments) for a in home.of("action", turn)]
+    assert ran == calls, handled.reply
+    assert all(a.ok and a.path == "intent" for a in home.of("action", turn)), handled.reply
+    assert handled.reply and not handled.follow_up
+
+
+def test_the_replies_say_what_was_done(home):
+    on, bright, timer, sum_, listed, read = home.say(
+        "Turn on the porch light.",
+        "Set the kitchen light to 30 percent.",
+        "Set a pasta timer for 10 minutes.",
+        "What's seventeen times twenty three?",
+        "Add milk to my shopping list.",
+        "What's on my shopping list?",
+    )
+    assert on.reply == "The porch light is on."
+    assert bright.reply == "The kitchen light is at 30 percent."
+    assert timer.reply == "OK, pasta timer for ten minutes, starting now."
+    assert sum_.reply == "17 times 23 is 391."
+    assert listed.reply == "Added milk to your shopping list."
+    assert read.reply.startswith("Your shopping list has ") and "milk" in read.reply
+    assert home.switched() == {
+        "porch light": [("on", True)], "kitchen light": [("brightness", 0.3)],
+    }  # fmt: skip
+
+
+def test_what_the_board_cannot_do_is_answered_honestly(home):
+    colour, weather, never = home.say(
+        "Set the kitchen light to blue.", "What's the weather like?", "Never mind."
+    )
+    assert colour.reply == (
+        "I can't change the colour of the kitchen light; I can only dim it or turn it on and off."
+    )
+    assert weather.reply == (
+        "I have no weather source on this device, so I can't tell you the weather."
+    )
+    assert never.reply == "" and never.action == "HassNevermind"
+    assert [e.intent for e in home.of("intent")] == [
+        "HassLightSet", "HassGetWeather", "HassNevermind",
+    ]  # fmt: skip
+    # The colour is a refused call (logged); the weather and "never mind" run nothing.
+    assert [(a.tool, a.ok) for a in home.of("action")] == [("device_color", False)]
+    assert home.switched() == {}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "intents bug: the library's start_hours/start_minutes/start_seconds slots ('the ten "
+    "minute timer') are dropped by intents._timer, which passes only {name}: with two "
+    "timers running the handler asks 'Which timer do you want to cancel: ...' (and the "
+    "status lists both) though the tools know a timer by its length ('ten minute')"
+))  # fmt: skip
+@pytest.mark.parametrize(
+    "text", ["Cancel the ten minute timer.", "Pause the ten minute timer.",
+             "How long is left on the ten minute timer?"],
+)  # fmt: skip
+def test_a_timer_named_by_its_length_is_the_one_acted_on(home, text):
+    *_, handled = home.say("Set a timer for ten minutes.", "Set a timer for five minutes.", text)
+    (action,) = home.of("action", 3)
+    assert action.ok, handled.reply
+    assert "ten minute" in handled.reply and "five minute" not in handled.reply, handled.reply
+
+
+# ---- misheard names and words ----------------------------------------------------------------
+
+
+def test_a_plural_or_slightly_misheard_name_acts_at_once(home):
+    (handled,) = home.say("turn on the standing lights")
+    assert handled.reply == "The standing light is on." and not handled.follow_up
+    assert home.switched() == {"standing light": [("on", True)]}
+    (found,) = home.of("intent")
+    assert found.path == "fuzzy" and found.score >= ACT_SCORE, found
+    assert found.slots["name"] == "standing light"
+
+
+def test_a_middling_name_is_asked_about_and_yes_runs_it(home):
+    question, yes = home.say("turn on the porridge light", "yes")
+    assert question.reply == "Did you mean the porch light?" and question.follow_up
+    assert yes.reply == "The porch light is on."
+    assert home.switched() == {"porch light": [("on", True)]}
+    asked, confirmed = home.of("intent")
+    assert asked.path == confirmed.path == "confirm" and asked.score < ACT_SCORE
+    assert asked.slots["name"] == "porch light"
+    assert [(a.tool, a.arguments, a.turn) for a in home.of("action")] == [
+        ("device_on", {"device": "porch light"}, 2)
+    ]
+
+
+@pytest.mark.parametrize("answer", ["no", "never mind"])
+def test_a_middling_name_answered_no_switches_nothing(home, answer):
+    question, no, later = home.say("turn on the porridge light", answer, "yes")
+    assert question.follow_up
+    assert no.reply == "OK, I won't."
+    # The question is gone: the later "yes" is not taken for it.
+    assert later is None or "porch" not in later.reply
+    assert home.switched() == {} and home.of("action", 2) == []
+
+
+def test_a_misheard_word_is_asked_about_and_yes_runs_it(home):
+    """ "cancel tiger" (whisper's "cancel timer"): asked, and "yes" cancels."""
+    _, question, yes = home.say(SET_TIMER, "cancel tiger", "yes")
+    assert question.follow_up and "timer" in question.reply.lower(), question.reply
+    assert yes.action == "timer_cancel" and yes.reply.startswith("Cancelled"), yes.reply
+    assert home.actions.timers.active() == []
+
+
+def test_a_device_the_house_lacks_switches_nothing_and_claims_nothing(home):
+    (handled,) = home.say("turn on the garage light")
+    assert handled.reply == "I don't know a device called garage light."
+    assert home.switched() == {}
+    assert [(a.tool, a.ok) for a in home.of("action")] == [("device_on", False)]
+
+
+def test_which_light_is_asked_and_the_answer_completes_it(home):
+    question, answer = home.say("turn on the light", "the kitchen one")
+    assert question.follow_up and question.reply.startswith("Which light: ")
+    for name in ("porch light", "kitchen light", "bed light", "standing light"):
+        assert f"the {name}" in question.reply
+    assert answer.reply == "The kitchen light is on."
+    assert home.switched() == {"kitchen light": [("on", True)]}
+
+
+# ---- the intent event and the audit log -----------------------------------------------------
+
+
+def test_the_intent_event_and_the_audit_log_carry_the_intent(home):
+    home.say("Turn on the porch light.", "turn on the porridge light", "yes")
+    first, asked, confirmed = home.of("intent")
+    assert (first.intent, first.slots, first.score, first.path, first.text) == (
+        "HassTurnOn", {"name": "porch light", "domain": "light"}, 1.0, "library",
+        "turn on the porch light",
+    )  # fmt: skip
+    assert (asked.intent, confirmed.path) == ("HassTurnOn", "confirm")
+    logged = home.actions.audit.entries(limit=2)
+    assert [(e.tool, e.path, e.transcript) for e in logged] == [
+        ("device_on", "intent", "Turn on the porch light."), ("device_on", "intent", "yes"),
+    ]  # fmt: skip
+    assert json.loads(logged[0].intent) == {
+        "intent": "HassTurnOn", "slots": {"name": "porch light", "domain": "light"},
+        "score": 1.0, "path": "library",
+    }  # fmt: skip
+    confirmed_json = json.loads(logged[1].intent)
+    assert confirmed_json["path"] == "confirm" and confirmed_json["score"] == asked.score
+
+
+# ---- never the wrong device --------------------------------------------------------------
+
+MISHEARD = [
+    ("turn on the porsche light", "porch light"),
+    ("turn on the port light", "porch light"),
+    ("turn on the porch lights", "porch light"),
+    ("turn on the torch light", "porch light"),
+    ("turn on the porridge light", "porch light"),
+    ("turn off the porch life", "porch light"),
+    ("turn on the perch fan", "porch fan"),
+    ("turn on the pouch fan", "porch fan"),
+    ("turn on the porch van", "porch fan"),
+    ("turn on the porch fans", "porch fan"),
+    ("turn on the kitchen flight", "kitchen light"),
+    ("turn on the chicken light", "kitchen light"),
+    ("turn on the kitten light", "kitchen light"),
+    ("turn on the kitchen lump", "kitchen lamp"),
+    ("turn on the kitchen lamb", "kitchen lamp"),
+    ("turn on the bet light", "bed light"),
+    ("turn on the bad light", "bed light"),
+    ("turn on the beds light", "bed light"),
+    ("turn off the bed lights", "bed light"),
+    ("turn on the bedroom lamb", "bedroom lamp"),
+    ("turn on the bedroom lump", "bedroom lamp"),
+    ("switch off the bedroom lamp please", "bedroom lamp"),
+]
+
+
+@pytest.mark.parametrize(("text", "meant"), MISHEARD)
+def test_a_misheard_name_never_switches_another_device(similar, text, meant):
+    """It may act, ask or refuse; if it acts (or asks and is told "yes") it is on the
+    device meant, and only on it."""
+    handled, yes = similar.say(text, "yes")
+    assert handled is not None, text
+    asked = re.fullmatch(r"Did you mean the (.+)\?", handled.reply)
+    if asked:
+        assert asked.group(1) == meant, handled.reply
+    assert set(similar.switched()) <= {meant}, (handled.reply, similar.switched())
+    assert all(a.arguments.get("device", meant) == meant for a in similar.of("action"))
+
+
+@pytest.mark.parametrize(
+    "text", ["dim the kitchen light", "cut the kitchen light", "kill the kitchen light"]
+)
+def test_a_verb_the_library_lacks_never_turns_the_light_on(similar, text):
+    """The verb is not read as part of the name ("[the] {name}" takes any words): it
+    would be "kitchen light" at 0.87, and turned on."""
+    _, yes = similar.say(text, "yes")
+    assert similar.switched() == {}, (text, yes)
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "...", " . ? "])
+def test_an_empty_transcript_is_nothing(home, recognizer, text):
+    assert recognizer.recognize(text) is None
+    assert home.say(text) == [None]
+    assert home.of("intent") == [] and home.of("action") == []
+
+
+def test_a_long_transcript_is_not_a_command(home, recognizer):
+    """Whisper looping or a story: 200 words are not matched at all (MAX_WORDS)."""
+    text = " ".join(["turn on the porch light"] * 40)
+    assert len(text.split()) == 200 > MAX_WORDS
+    started = time.perf_counter()
+    assert recognizer.recognize(text) is None
+    assert home.say(text) == [None]
+    elapsed = time.perf_counter() - started
+    print(f"200 words: {elapsed * 1000:.1f} ms")
+    assert elapsed < 1.0  # a guard against a pathological match, not a speed figure
+    assert home.switched() == {}
+
+
+def test_devices_named_like_the_librarys_words_still_work(tmp_path):
+    """ "timer" and "all" are names the config allows; the library's own sentences with
+    those words keep their meaning."""
+    checked = DeviceList.from_toml(
+        [{"name": "timer", "kind": "switch", "gpio": {"pin": 5}},
+         {"name": "all", "kind": "switch", "gpio": {"pin": 6}}], "devices",
+    )  # fmt: skip
+    assert [d.name for d in checked] == ["timer", "all"]
+    specs = (("timer", "switch", "kitchen", ()), ("all", "switch", "", ()),
+             ("porch light", "light", "outside", ()))  # fmt: skip
+    with running(House(tmp_path, specs)) as house:
+        on, timer, off_timer, lights, everything = house.say(
+            "Turn on the timer.",
+            "Set a timer for 5 minutes.",
+            "Turn off the timer.",
+            "Turn off all the lights.",
+            "Turn on all.",
+        )
+        assert on.reply == "The timer is on."
+        assert timer.reply == "OK, five minutes, starting now."
+        assert len(house.actions.timers.active()) == 1  # the device's "off" left it alone
+        assert off_timer.reply == "The timer is off."
+        assert lights.reply == "The porch light is off."
+        assert everything.reply == "The all is on."
+        assert house.switched() == {
+            "timer": [("on", True), ("on", False)],
+            "porch light": [("on", False)],
+            "all": [("on", True)],
+        }
+
+
+def test_timers_of_zero_and_ten_years_are_refused_with_the_reason(home):
+    zero, decade = home.say("Set a timer for zero minutes.", "Set a timer for ten years.")
+    assert zero.reply == (
+        "A timer needs a length. Say, for example, 'set a timer for ten minutes'."
+    )
+    assert decade.reply == "That's too long: the longest timer I can set is twenty four hours."
+    assert home.actions.timers.active() == [] and home.of("timer") == []
+    assert [(a.tool, a.ok) for a in home.of("action")] == [("timer_set", False)] * 2
+
+
+def test_a_brightness_of_300_percent_is_refused_and_the_light_left_alone(home):
+    level = home.backends["bed light"].level
+    (handled,) = home.say("Set the bed light to 300 percent.")
+    assert handled.reply == (
+        "Brightness goes from 0 to 100 percent, so I left the bed light as it was."
+    )
+    assert home.switched() == {}
+    assert home.backends["bed light"].level == level
+    assert [(a.tool, a.ok) for a in home.of("action")] == [("device_brightness", False)]
+
+
+def test_five_hundred_devices(capsys):
+    """Lamp 1 … lamp 500 in 50 rooms. The times are printed, not checked (the bench
+    measures speed); the matches are checked."""
+    devices = [
+        DeviceConfig(f"lamp {i}", "lamp", (), f"room {i % 50}", mqtt={"command_topic": str(i)})
+        for i in range(1, 501)
+    ]
+    started = time.perf_counter()
+    big = Recognizer(load_library("en"), devices)
+    built = time.perf_counter() - started
+    big.warm_up()
+    expected = {
+        "turn on lamp 17": ("HassTurnOn", {"name": "lamp 17"}),
+        "turn off lamp 500": ("HassTurnOff", {"name": "lamp 500"}),
+        "set lamp 42 to 30 percent": ("HassLightSet", {"name": "lamp 42", "brightness": 30}),
+        "is lamp 9 on": ("HassGetState", {"name": "lamp 9"}),
+        "turn off the lights in room 3": ("HassTurnOff", {"area": "room 3"}),
+        "turn on the lamp 250": ("HassTurnOn", {"name": "lamp 250"}),
+    }
+    timings = []
+    for text, (intent, slots) in expected.items():
+        started = time.perf_counter()
+        found = big.recognize(text)
+        timings.append((text, time.perf_counter() - started))
+        assert found is not None and found.intent == intent, (text, found)
+        assert {k: found.slots[k] for k in slots} == slots, (text, found.slots)
+        assert found.score == 1.0
+    with capsys.disabled():
+        print(f"\n500 devices: recognizer built in {built * 1000:.0f} ms")
+        for text, seconds in timings:
+            print(f"  {seconds * 1000:6.1f} ms  {text}")
+
+
+# ---- the sentence library itself -----------------------------------------------------------
+
+
+@pytest.fixture
+def uncached_library():
+    """`load_library` is cached per language: each of these tests loads afresh, and the
+    tests after it load the real file again."""
+    load_library.cache_clear()
+    yield
+    load_library.cache_clear()
+
+
+def test_a_corrupt_library_file_names_the_package(tmp_path, monkeypatch, uncached_library):
+    import home_assistant_intents
+
+    (tmp_path / "en.json").write_text('{"language": "en", "intents": {', encoding="utf-8")
+    monkeypatch.setattr(home_assistant_intents, "_DATA_DIR", tmp_path)
+    with pytest.raises(ModelError, match="home-assistant-intents") as err:
+        load_library("en")
+    assert "not valid JSON" in str(err.value) and "reinstall" in str(err.value)
+    (tmp_path / "en.json").write_text('{"language": "en"}', encoding="utf-8")
+    with pytest.raises(ModelError, match="home-assistant-intents.*damaged"):
+        load_library("en")
+
+
+def test_an_unreadable_library_file_names_the_package(monkeypatch, uncached_library):
+    import home_assistant_intents
+
+    def unreadable(language: str, json_load: Any = None) -> dict[str, Any]:
+        raise PermissionError(f"[Errno 13] Permission denied: '{language}.json'")
+
+    monkeypatch.setattr(home_assistant_intents, "get_intents", unreadable)
+    with pytest.raises(ModelError, match="home-assistant-intents.*cannot be read") as err:
+        load_library("en")
+    assert "Permission denied" in str(err.value) and "reinstall" in str(err.value)
+
+
+def test_a_missing_library_file_names_the_package(tmp_path, monkeypatch, uncached_library):
+    import home_assistant_intents
+
+    monkeypatch.setattr(home_assistant_intents, "_DATA_DIR", tmp_path)  # no en.json in it
+    with pytest.raises(ModelError, match="home-assistant-intents"):
+        load_library("en")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "library bug: a deleted en.json (a damaged install) is reported as 'has no language "
+    "'en' (it has: …, en, …); set conversation.language to one of them' (get_intents returns "
+    "None for a missing file, get_languages lists the package's static list): it should say "
+    "the file is missing and how to reinstall, as the module's docstring promises"
+))  # fmt: skip
+def test_a_missing_library_file_says_how_to_restore_it(tmp_path, monkeypatch, uncached_library):
+    import home_assistant_intents
+
+    monkeypatch.setattr(home_assistant_intents, "_DATA_DIR", tmp_path)
+    with pytest.raises(ModelError, match="reinstall"):
+        load_library("en")
+
+
+def test_an_unknown_language_names_the_choice(uncached_library):
+    with pytest.raises(ModelError) as err:
+        load_library("xx")
+    message = str(err.value)
+    assert "home-assistant-intents" in message and "'xx'" in message
+    assert re.search(r"\ben\b", message) and re.search(r"\bde\b", message), message
+    assert "conversation.language" in message
+
+
+# ---- the audit log from before intents ------------------------------------------------------
+
+OLD_AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    origin TEXT NOT NULL,
+    path TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    transcript TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_time ON actions(time);
+CREATE TRIGGER IF NOT EXISTS actions_append_only BEFORE UPDATE ON actions
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+"""The audit log's table before the intent column (commit 850384a)."""
+
+
+def test_an_audit_log_from_before_intents_opens_and_appends(tmp_path):
+    path = tmp_path / "audit.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_AUDIT_SCHEMA)
+        db.execute(
+            "INSERT INTO actions (time, origin, path, turn, transcript, tool, arguments, ok,"
+            " result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (1_800_000_000.0, "voice", "fast", 1, "turn on the porch light", "device_on",
+             '{"device": "porch light"}', 1, "The porch light is on."),
+        )  # fmt: skip
+        db.commit()
+    log = AuditLog(path)
+    assert log.problem is None
+    log.append(AuditEntry(1_800_000_001.0, "voice", "intent", 2, "turn it off", "device_off",
+                          {"device": "porch light"}, True, "The porch light is off.",
+                          '{"intent": "HassTurnOff"}'))  # fmt: skip
+    assert [(e.path, e.tool, e.intent) for e in log.entries()] == [
+        ("fast", "device_on", ""), ("intent", "device_off", '{"intent": "HassTurnOff"}'),
+    ]  # fmt: skip
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        log._db.execute("UPDATE actions SET ok = 0")
+    log.close()
+    # The appliance on that data directory records its intents in the old file.
+    with running(House(tmp_path, HOME)) as house:
+        house.say("Turn on the porch light.")
+        assert house.actions.audit.problem is None
+    entries = AuditLog(path).entries()
+    assert len(entries) == 3
+    assert json.loads(entries[-1].intent)["intent"] == "HassTurnOn"
+
+
+# ---- another language ------------------------------------------------------------------------
+
+GERMAN: tuple[Spec, ...] = (
+    ("Stehlampe", "lamp", "Wohnzimmer", ()),
+    ("Deckenlicht", "light", "Küche", ()),
+)
+
+
+def test_german_sentences_recognise_german_device_names():
+    german = Recognizer(load_library("de"), configs(GERMAN))
+    for text, intent, slots in [
+        ("Schalte die Stehlampe ein.", "HassTurnOn", {"name": "stehlampe"}),
+        ("Schalte die Stehlampe aus.", "HassTurnOff", {"name": "stehlampe"}),
+        ("Mach das Deckenlicht an.", "HassTurnOn", {"name": "deckenlicht"}),
+        ("Schalte das Licht im Wohnzimmer an.", "HassTurnOn",
+         {"area": "wohnzimmer", "domain": "light"}),
+        ("Schalte das Licht in der Küche aus.", "HassTurnOff",
+         {"area": "küche", "domain": "light"}),
+        ("Stelle einen Timer auf 10 Minuten.", "HassStartTimer", {"minutes": 10}),
+    ]:  # fmt: skip
+        found = german.recognize(text)
+        assert found is not None and found.intent == intent, (text, found)
+        assert {k: found.slots[k] for k in slots} == slots, (text, found.slots)
+    assert german.device_for("stehlampe") == "Stehlampe"
+
+
+def test_german_commands_switch_the_device_and_answer_in_german(tmp_path):
+    """The handler answers a done command with the library's own German reply."""
+    with running(House(tmp_path, GERMAN, language="de")) as house:
+        on, room_off = house.say(
+            "Schalte die Stehlampe ein.", "Schalte das Licht im Wohnzimmer aus."
+        )
+        assert house.switched() == {"Stehlampe": [("on", True), ("on", False)]}
+    assert on.reply == "Licht eingeschaltet" and on.action == "device_on"
+    assert room_off.reply == "Licht ausgeschaltet"

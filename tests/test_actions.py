@@ -123,16 +123,6 @@ def test_durations_are_spoken_back_in_words():
     assert spoken_duration(600) == "ten minutes"
 
 
-PRONOUN = (
-    "a pronoun is taken for a device's name: 'Turn it off.' is answered 'I don't know a "
-    "device called it.' (the old fast path left it to the language model, which has the "
-    "conversation to know what 'it' is)"
-)
-
-
-def _xfail(text: str, reason: str):
-    return pytest.param(text, marks=pytest.mark.xfail(strict=True, reason=reason))
-
 
 # (what was said, the tool that must run, its arguments). Every one runs its tool through
 # the command handler, successfully, as the only action of the turn.
@@ -171,17 +161,9 @@ SHAPES = [
     ("Turn on the porch light. Turn on the porch light. Turn on the porch light.", "device_on",
      {"device": "porch light"}),
     ("Add milk to my shopping list.", "list_add", {"item": "milk", "list": "shopping"}),
-    pytest.param("Toggle the fan.", "device_toggle", {"device": "ceiling fan"},
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "'(toggle|flip) <the> {name}' (ours) has no {device_kind} form: 'fan' is "
-                     "read as a name and answered 'I don't know a device called fan.' though "
-                     "the ceiling fan is the only fan"))),
-    pytest.param("Dim the front light to 40 percent.", "device_brightness",
-                 {"device": "porch light", "percent": 40},
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "'dim' is no verb of the library's HassLightSet sentences: '{name} to "
-                     "{brightness}' swallows 'dim the front light' as the name and the "
-                     "handler asks 'Did you mean the front light?'"))),
+    ("Toggle the fan.", "device_toggle", {"device": "ceiling fan"}),
+    ("Dim the front light to 40 percent.", "device_brightness",
+     {"device": "porch light", "percent": 40}),
 ]  # fmt: skip
 SET_UP = {
     "How long is left on the pasta timer?": "Set a pasta timer for 10 minutes.",
@@ -230,7 +212,7 @@ def test_command_shapes_run_their_tool(shared_house, text, tool, arguments):
         "Yes.",
         "Cancel.",
         "asdf qwer zxcv",
-        _xfail("Turn it off.", PRONOUN),
+        "Turn it off.",
     ],
 )
 def test_other_requests_are_not_commands(shared_house, text):

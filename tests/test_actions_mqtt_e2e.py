@@ -99,4 +99,4 @@ def test_spoken_commands_reach_a_pin_and_a_real_broker(tmp_path):
     finally:
         pins.reset()
     actions = [(e.tool, e.ok, e.path) for e in recorder.of("action")]
-    assert len(actions) == 3 and all(ok and path == "fast" for _, ok, path in actions)
+    assert len(actions) == 3 and all(ok and path == "intent" for _, ok, path in actions)

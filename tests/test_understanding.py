@@ -231,12 +231,6 @@ def test_what_the_board_cannot_do_is_answered_honestly(home):
     assert home.switched() == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "intents bug: the library's start_hours/start_minutes/start_seconds slots ('the ten "
-    "minute timer') are dropped by intents._timer, which passes only {name}: with two "
-    "timers running the handler asks 'Which timer do you want to cancel: ...' (and the "
-    "status lists both) though the tools know a timer by its length ('ten minute')"
-))  # fmt: skip
 @pytest.mark.parametrize(
     "text", ["Cancel the ten minute timer.", "Pause the ten minute timer.",
              "How long is left on the ten minute timer?"],
@@ -534,12 +528,6 @@ def test_a_missing_library_file_names_the_package(tmp_path, monkeypatch, uncache
         load_library("en")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: a deleted en.json (a damaged install) is reported as 'has no language "
-    "'en' (it has: …, en, …); set conversation.language to one of them' (get_intents returns "
-    "None for a missing file, get_languages lists the package's static list): it should say "
-    "the file is missing and how to reinstall, as the module's docstring promises"
-))  # fmt: skip
 def test_a_missing_library_file_says_how_to_restore_it(tmp_path, monkeypatch, uncached_library):
     import home_assistant_intents
 

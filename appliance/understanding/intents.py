@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.actions.config import normalise_name
 from appliance.actions.devices import Ambiguous, Device
-from appliance.actions.numbers import spoken_duration
+from appliance.actions.numbers import spoken_duration, timer_label
 from appliance.understanding.recognizer import DOMAINS, Recognition
 
 if TYPE_CHECKING:
@@ -192,6 +192,13 @@ def _timer(found: Recognition, house: IntentHandler) -> Plan:
     if not house.has_tool("timer_set"):
         return _say("Timers aren't set up on this appliance.", "timer_set")
     name = normalise_name(str(slots.get("name", "")))
+    started = (
+        float(slots.get("start_hours", 0)) * 3600
+        + float(slots.get("start_minutes", 0)) * 60
+        + float(slots.get("start_seconds", 0))
+    )
+    if not name and started > 0:  # "cancel the ten minute timer": named by its length
+        name = timer_label(started)
     if intent == "HassStartTimer":
         return _start_timer(found, name, house)
     if intent == "HassCancelAllTimers":

@@ -25,7 +25,27 @@ _OURS: dict[str, dict[str, Any]] = {
     "en": {
         "intents": {
             "HassToggle": {
-                "data": [{"sentences": ["(toggle|flip) <the> {name}", "{name} toggle"]}]
+                "data": [
+                    {
+                        "sentences": [
+                            "(toggle|flip) <the> {name}",
+                            "{name} toggle",
+                            "(toggle|flip) [the] {device_kind:kind}",
+                        ]
+                    }
+                ]
+            },
+            "HassLightSet": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(dim|brighten|turn (down|up)) [the] {name} to "
+                            "{brightness}[ ](%|percent)",
+                            "(dim|brighten|turn (down|up)) [the] {device_kind:kind} to "
+                            "{brightness}[ ](%|percent)",
+                        ]
+                    }
+                ]
             },
             "HassStartTimer": {
                 "data": [
@@ -158,6 +178,11 @@ def load_library(language: str) -> SentenceLibrary:
             f"{RESTORE}",
             code="sentence_library",
         ) from err
+    if data is None and language in available_languages():
+        raise ModelError(
+            f"the sentence library ({PACKAGE}) file for {language!r} is missing; {RESTORE}",
+            code="sentence_library",
+        )
     if data is None:
         known = ", ".join(available_languages()) or "none"
         raise ModelError(

@@ -389,6 +389,8 @@ def _clean(text: str) -> str:
     return joined
 
 
+_PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "something",
+             "anything"}  # fmt: skip
 _DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 """Commands whose {name} is a device. Not questions ("what is {name}" is most questions)."""
 
@@ -407,8 +409,8 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
         return None
     if attempt.corrected:  # a guessed word and an unknown name: not sure it is a command
         return None
-    if not heard or len(heard.split()) > 3:
-        return None
+    if not heard or len(heard.split()) > 3 or set(heard.split()) & _PRONOUNS:
+        return None  # "turn it off": what "it" is, the language model may know
     slots = {name: entity.value for name, entity in result.entities.items()}
     slots["name"] = heard
     return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)

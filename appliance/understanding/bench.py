@@ -1,0 +1,565 @@
+"""`appliance bench --only understanding`: spoken commands through whisper and the command
+handler, judged by what ran.
+
+Each sentence of the test set (`testset.py`) is spoken at run time, by Piper or an
+espeak-ng voice, a third of them over pink or babble noise at 12–15 dB SNR, with silence
+around it. Whisper transcribes each recording twice, without a prompt and with the
+house's bias prompt (`vocabulary.bias_prompt`), for the command word error rate of each.
+The biased transcript is then asked of a real pipeline (the real language model and
+Piper, the actions attached, MockFactory pins, a fresh data directory per sentence, so
+every sentence starts from the same house). What ran is read from the `action`,
+`intent` and `handled` events:
+
+- **right**: every expected call ran and succeeded with the arguments that matter, and
+  nothing else did;
+- **wrong**: a call ran and succeeded that was not expected (must be 0);
+- **confirm**: nothing ran, a confirmation was asked (neither right nor wrong);
+- **missed**: an expected call did not run.
+
+A reply sentence that claims an action (`claims.find_claim`) in a turn where none
+succeeded is a **false claim** (must be 0). The handler's own time is the `handled`
+event's; it is also timed alone on a house of 500 devices in 50 rooms.
+
+The follow-up figures speak background talk and real answers, transcribe them as the
+pipeline would, and judge them with `followup.plausible_answer`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from appliance import events as ev
+from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList, normalise_name
+from appliance.actions.numbers import number_words
+from appliance.actions.tools import CallContext
+from appliance.audio.format import PIPELINE_RATE, int16_to_float
+from appliance.audio.sinks import NullSink
+from appliance.pipeline import Engines, Pipeline, PipelineSettings
+from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
+from appliance.understanding.testset import (
+    FOLLOW_UPS,
+    HOUSE,
+    VOICES,
+    Call,
+    FollowUpPhrase,
+    Item,
+    test_set,
+)
+from appliance.understanding.vocabulary import bias_prompt
+
+if TYPE_CHECKING:
+    from appliance.config import AppConfig
+
+HANDLER_TARGET_MS = 20.0
+PAUSE_BEFORE, PAUSE_AFTER = 0.4, 0.6
+"""Seconds of silence around each phrase (the end-pointer's pre-roll and hang-over)."""
+LARGE_HOUSE = tuple(
+    DeviceConfig(f"lamp {i}", "lamp", (), f"room {(i - 1) % 50 + 1}", mqtt={"command_topic": ""})
+    for i in range(1, 501)
+)
+"""500 devices in 50 rooms, for the handler's time alone (backends in memory)."""
+LARGE_HOUSE_REQUESTS = (
+    "Turn on lamp 250.",
+    "Turn off the lights in room 7.",
+    "Set lamp 42 to 30 percent.",
+    "Is lamp 499 on?",
+    "Turn on the porridge lamp.",
+    "Set a timer for ten minutes.",
+    "Cancel tiger.",
+    "What time is it?",
+    "What is the capital of France?",
+    "Tell me a joke about a lamp in room twelve.",
+    "Turn on the garage light.",
+    "I turned off the light yesterday.",
+)
+_REFUSING = re.compile(
+    r"\b(?:can't|cannot|can not|don't|do not|isn't|is not|not|no|unable|sorry|without)\b", re.I
+)
+
+
+# ---- recordings ------------------------------------------------------------------------
+
+
+def pink_noise(samples: int, seed: int = 0) -> np.ndarray:
+    """Pink (1/f) noise of unit RMS: white noise shaped by 1/sqrt(f) in the frequency
+    domain (a room's hum and fans are closer to pink than to white)."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.normal(size=samples))
+    freqs = np.fft.rfftfreq(samples, 1 / PIPELINE_RATE)
+    spectrum[1:] /= np.sqrt(freqs[1:] / freqs[1])
+    spectrum[0] = 0.0
+    noise = np.fft.irfft(spectrum, n=samples)
+    return noise / (np.sqrt(np.mean(noise**2)) or 1.0)
+
+
+_BABBLE_TEXTS = (
+    ("We went to the market on Saturday and bought far too many apples.", "en-us"),
+    ("Honestly I think the train was late again this morning, as usual.", "en-gb"),
+    ("Can you pass me the salt, and did anyone call your mother back?", "en-us+f3"),
+    ("The football match last night went on for ages before anyone scored.", "en-gb-scotland"),
+    ("She said the new office is much bigger but the coffee is terrible.", "en-us+m3"),
+)
+
+
+def babble_noise(samples: int, seed: int = 0) -> np.ndarray:
+    """Several voices talking at once, of unit RMS: espeak-ng sentences played backwards
+    (speech's spectrum and rhythm, but no words whisper could write down), each looped
+    from its own offset, summed."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(samples)
+    for text, voice in _BABBLE_TEXTS:
+        talk = espeak_phrase(text, voice=voice, speed=165)[::-1].astype(np.float64)
+        talk /= np.sqrt(np.mean(talk**2)) or 1.0
+        start = int(rng.integers(0, len(talk)))
+        looped = np.resize(np.roll(talk, -start), samples)
+        total += looped
+    return total / (np.sqrt(np.mean(total**2)) or 1.0)
+
+
+def with_noise(
+    recording: np.ndarray, noise: np.ndarray, snr_db: float, phrase: np.ndarray
+) -> np.ndarray:
+    """`recording` (int16: `phrase` with silence around it) plus `noise` (unit RMS)
+    `snr_db` below the phrase's own level."""
+    level = float(np.sqrt(np.mean(phrase.astype(np.float64) ** 2))) if len(phrase) else 1000.0
+    mixed = recording + noise[: len(recording)] * level / 10 ** (snr_db / 20)
+    return np.clip(mixed, -32768, 32767).astype(np.int16)
+
+
+def speak(engines: Engines, text: str, voice: str) -> np.ndarray:
+    spec = VOICES[voice]
+    if spec.engine == "piper":
+        return tts_phrase(engines.tts, text)
+    return espeak_phrase(text, voice=spec.name, speed=spec.speed, pitch=spec.pitch)
+
+
+class Recorder:
+    """Speaks the test set's phrases with their voice and noise."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        self._noise: dict[str, np.ndarray] = {}
+
+    def record(self, text: str, voice: str, noise: str, snr_db: float, seed: int) -> np.ndarray:
+        phrase = speak(self.engines, text, voice)
+        recording = compose(PAUSE_BEFORE, phrase, PAUSE_AFTER)
+        if not noise:
+            return add_noise(recording, seed=seed)
+        source = self._noise_of(noise)
+        offset = (seed * 7919) % (len(source) - len(recording))
+        return with_noise(recording, source[offset:], snr_db, phrase)
+
+    def _noise_of(self, kind: str) -> np.ndarray:
+        if kind not in self._noise:
+            samples = 60 * PIPELINE_RATE
+            make = pink_noise if kind == "pink" else babble_noise
+            self._noise[kind] = make(samples, seed=len(self._noise))
+        return self._noise[kind]
+
+
+# ---- word error rate -------------------------------------------------------------------
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words with numbers as words ("80%" → eighty percent, "3" → three) and
+    "and" inside a number dropped, so "105" and "one hundred and five" are alike."""
+    text = text.lower().replace("’", "'").replace("%", " percent")
+    text = re.sub(r"(\d),(\d)", r"\1\2", text)
+    text = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} ", text)
+    words = re.findall(r"[a-z']+", text.replace("-", " "))
+    words = [w.strip("'") for w in words if w.strip("'")]
+    return [w for i, w in enumerate(words) if not (w == "and" and i and words[i - 1] == "hundred")]
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edits, reference words)."""
+    from rapidfuzz.distance import Levenshtein
+
+    ref, hyp = words_of(reference), words_of(hypothesis)
+    return Levenshtein.distance(ref, hyp), len(ref)
+
+
+# ---- judging a turn --------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Turn:
+    actions: list[ev.Action] = dataclasses.field(default_factory=list)
+    intents: list[ev.IntentRecognized] = dataclasses.field(default_factory=list)
+    handled: ev.Handled | None = None
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Action):
+            self.actions.append(event)
+        elif isinstance(event, ev.IntentRecognized):
+            self.intents.append(event)
+        elif isinstance(event, ev.Handled):
+            self.handled = event
+
+    @property
+    def done(self) -> list[ev.Action]:
+        return [a for a in self.actions if a.ok]
+
+    @property
+    def confirmed(self) -> bool:
+        return any(i.path == "confirm" for i in self.intents)
+
+
+def matches(expected: Call, action: ev.Action) -> bool:
+    """The action is the expected call: its tool, and the arguments the call names."""
+    if action.tool not in expected.tools or not action.ok:
+        return False
+    for key, want in expected.arguments.items():
+        got = action.arguments.get(key)
+        if isinstance(want, bool):
+            if bool(got) != want:
+                return False
+        elif isinstance(want, int | float):
+            if not isinstance(got, int | float) or abs(got - want) > 0.5:
+                return False
+        elif _singular(normalise_name(str(got or ""))) != _singular(normalise_name(want)):
+            return False
+    return True
+
+
+def _singular(name: str) -> str:
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in name.split())
+
+
+def verdict(item: Item, turn: Turn) -> str:
+    """right, wrong, confirm or missed (see the module's docstring)."""
+    done = turn.done
+    unexpected = [
+        a for a in done
+        if a.tool not in item.allowed and not any(matches(c, a) for c in item.expect)
+    ]  # fmt: skip
+    if unexpected:
+        return "wrong"
+    if item.expect and all(any(matches(c, a) for a in done) for c in item.expect):
+        return "right"
+    if turn.confirmed:
+        return "confirm"
+    return "missed" if item.expect else "right"
+
+
+def _claims_module() -> Any:
+    try:
+        return importlib.import_module("appliance.understanding.claims")
+    except ImportError:
+        return None
+
+
+def _followup_module() -> Any:
+    try:
+        return importlib.import_module("appliance.understanding.followup")
+    except ImportError:
+        return None
+
+
+def false_claim(sentences: Sequence[str], turn: Turn, claims: Any) -> str:
+    """The first sentence claiming an action when none succeeded this turn ("" if none)."""
+    if claims is None or turn.done:
+        return ""
+    for sentence in sentences:
+        if claims.find_claim(sentence) is not None:
+            return sentence
+    return ""
+
+
+def refused(reply: str, turn: Turn) -> bool:
+    """An honest "no": nothing ran, and a call was refused, or the handler answered with
+    what it cannot do, or the reply says so."""
+    if turn.done or not reply.strip():
+        return False
+    return (
+        any(not a.ok for a in turn.actions)
+        or turn.handled is not None
+        or bool(_REFUSING.search(reply))
+    )
+
+
+# ---- the run ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _data_dir(path: Path) -> Iterator[None]:
+    """actions_for keeps timers, lists and the audit log in $APPLIANCE_DATA_DIR."""
+    before = os.environ.get("APPLIANCE_DATA_DIR")
+    os.environ["APPLIANCE_DATA_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("APPLIANCE_DATA_DIR", None)
+        else:
+            os.environ["APPLIANCE_DATA_DIR"] = before
+
+
+def house_config(config: AppConfig) -> AppConfig:
+    """The user's engines and settings with the test set's house and default actions."""
+    return dataclasses.replace(config, devices=DeviceList(HOUSE), actions=ActionsConfig())
+
+
+async def ask_item(
+    engines: Engines,
+    settings: PipelineSettings,
+    config: AppConfig,
+    item: Item,
+    transcript: str,
+    pins: Any,
+) -> tuple[Turn, Any]:
+    """The transcript asked of a fresh pipeline with the house's actions attached, after
+    the item's setup calls; the turn's events and its TurnResult."""
+    from appliance.actions.app import actions_for
+
+    bus = ev.EventBus()
+    turn = Turn()
+    with tempfile.TemporaryDirectory() as tmp, _data_dir(Path(tmp)):
+        async with (
+            Pipeline(engines, NullSink(), bus, settings) as pipeline,
+            actions_for(config, pipeline, pin_factory=pins) as actions,
+        ):
+            for call in item.setup:
+                outcome = await actions.registry.call(
+                    call.tool, call.arguments, CallContext("bench", origin="bench")
+                )
+                if not outcome.ok:
+                    raise RuntimeError(f"setup {call} failed: {outcome.message}")
+            unsubscribe = bus.subscribe(turn)
+            try:
+                result = await pipeline.ask(transcript)
+            finally:
+                unsubscribe()
+    pins.reset()
+    return turn, result
+
+
+async def understanding_figures(
+    engines: Engines,
+    settings: PipelineSettings,
+    config: AppConfig,
+    *,
+    items: Sequence[Item] | None = None,
+    follow_ups: Sequence[FollowUpPhrase] | None = None,
+    large_house: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """The figures and the per-item rows (see the module's docstring)."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    started = time.monotonic()
+    items = test_set() if items is None else tuple(items)
+    follow_ups = FOLLOW_UPS if follow_ups is None else tuple(follow_ups)
+    config = house_config(config)
+    prompt = bias_prompt(HOUSE, language=config.conversation.language)
+    claims, followup = _claims_module(), _followup_module()
+    recorder = Recorder(engines)
+    pins = MockFactory(pin_class=MockPWMPin)
+    rows: list[dict[str, Any]] = []
+    stt_times: dict[str, list[float]] = {"unbiased": [], "biased": []}
+    for index, item in enumerate(items):
+        audio = recorder.record(item.text, item.voice, item.noise, item.snr_db, seed=index)
+        heard = {}
+        for key, bias in (("unbiased", ""), ("biased", prompt)):
+            t0 = time.monotonic()
+            heard[key] = engines.stt.transcribe(int16_to_float(audio), prompt=bias)
+            stt_times[key].append(time.monotonic() - t0)
+        turn, result = await ask_item(engines, settings, config, item, heard["biased"], pins)
+        sentences = list(result.sentences) or ([result.reply] if result.reply else [])
+        claimed = false_claim(sentences, turn, claims)
+        row = {
+            "text": item.text,
+            "kind": item.kind,
+            "voice": item.voice,
+            "noise": f"{item.noise} {item.snr_db:.0f} dB" if item.noise else "",
+            "heard_unbiased": heard["unbiased"],
+            "heard_biased": heard["biased"],
+            "expected": [dataclasses.asdict(c) for c in item.expect] or "NONE",
+            "setup": [dataclasses.asdict(c) for c in item.setup],
+            "actions": [
+                {"tool": a.tool, "arguments": a.arguments, "ok": a.ok, "path": a.path}
+                for a in turn.actions
+            ],
+            "intents": [
+                {"intent": i.intent, "path": i.path, "score": i.score, "text": i.text}
+                for i in turn.intents
+            ],
+            "handled_by": turn.handled.handler if turn.handled else "",
+            "handler_s": turn.handled.seconds if turn.handled else None,
+            "reply": result.reply,
+            "verdict": verdict(item, turn),
+            "false_claim": claimed,
+            "refused": refused(result.reply, turn),
+            "turn_s": round(result.timings.get("turn", float("nan")), 3),
+        }
+        rows.append(row)
+        progress(f"{index + 1}/{len(items)} {row['verdict']:7} {item.text!r} → "
+                 f"{heard['biased']!r} → {result.reply[:60]!r}")  # fmt: skip
+    figures = _summary(rows, claims is not None)
+    figures["bias_prompt"] = prompt
+    figures["stt_median_ms"] = {
+        key: round(statistics.median(times) * 1000, 1) if times else None
+        for key, times in stt_times.items()
+    }
+    figures["follow_up"] = _follow_ups(follow_ups, recorder, engines, prompt, followup)
+    if large_house:
+        figures["handler_500_devices"] = await handler_alone(LARGE_HOUSE, LARGE_HOUSE_REQUESTS)
+    figures["rows"] = rows
+    figures["seconds"] = round(time.monotonic() - started, 1)
+    return figures
+
+
+def _summary(rows: list[dict[str, Any]], have_claims: bool) -> dict[str, Any]:
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("right", "wrong", "confirm",
+                                                                  "missed")}  # fmt: skip
+    kinds: dict[str, dict[str, int]] = {}
+    for row in rows:
+        kind = kinds.setdefault(row["kind"], {"items": 0, "right": 0, "wrong": 0,
+                                              "confirm": 0, "missed": 0})  # fmt: skip
+        kind["items"] += 1
+        kind[row["verdict"]] += 1
+    edits = {"unbiased": [0, 0], "biased": [0, 0]}
+    for row in rows:
+        for key in edits:
+            errors, words = word_errors(row["text"], row[f"heard_{key}"])
+            row[f"wer_{key}"] = round(errors / words, 3) if words else 0.0
+            edits[key][0] += errors
+            edits[key][1] += words
+    handler = [r["handler_s"] for r in rows if r["handler_s"] is not None]
+    nothing_wanted = [r for r in rows if r["expected"] == "NONE"]
+    return {
+        "items": len(rows),
+        "voices": {v: sum(r["voice"] == v for r in rows) for v in VOICES},
+        "noisy": sum(bool(r["noise"]) for r in rows),
+        **counts,
+        "by_kind": kinds,
+        "false_claims": sum(bool(r["false_claim"]) for r in rows) if have_claims else "n/a",
+        "honest_refusals": sum(r["refused"] for r in nothing_wanted),
+        "nothing_wanted": len(nothing_wanted),
+        "wer_unbiased": round(edits["unbiased"][0] / max(1, edits["unbiased"][1]), 4),
+        "wer_biased": round(edits["biased"][0] / max(1, edits["biased"][1]), 4),
+        "handler_ms": {
+            "turns": len(handler),
+            "median": round(statistics.median(handler) * 1000, 1) if handler else None,
+            "max": round(max(handler) * 1000, 1) if handler else None,
+        },
+    }
+
+
+def _follow_ups(
+    phrases: Sequence[FollowUpPhrase],
+    recorder: Recorder,
+    engines: Engines,
+    prompt: str,
+    followup: Any,
+) -> dict[str, Any] | str:
+    if followup is None or not phrases:
+        return "n/a"
+    rows = []
+    for index, phrase in enumerate(phrases):
+        snr = 15.0 if phrase.noise else 0.0
+        audio = recorder.record(phrase.text, phrase.voice, phrase.noise, snr, seed=100 + index)
+        heard = engines.stt.transcribe(int16_to_float(audio), prompt=prompt)
+        kept = bool(heard) and followup.plausible_answer(heard, asked=phrase.asked)
+        rows.append({"text": phrase.text, "asked": phrase.asked, "heard": heard,
+                     "answer": phrase.answer, "kept": kept})  # fmt: skip
+    talk = [r for r in rows if not r["answer"]]
+    answers = [r for r in rows if r["answer"]]
+    kept = sum(r["kept"] for r in answers)
+    return {
+        "background": len(talk),
+        "false_captures": sum(r["kept"] for r in talk),
+        "answers": len(answers),
+        "kept": kept,
+        "kept_rate": round(kept / len(answers), 3) if answers else None,
+        "rows": rows,
+    }
+
+
+async def handler_alone(
+    devices: Sequence[DeviceConfig], requests: Sequence[str], repeats: int = 3
+) -> dict[str, Any]:
+    """The command handlers' own time (no speech, no language model) on a house of
+    `devices` with in-memory backends: the median of `repeats` runs of each request."""
+    from appliance.actions.app import Actions
+    from appliance.actions.devices import MemoryBackend
+
+    def memory(_name: str, _table: dict[str, Any]) -> MemoryBackend:
+        return MemoryBackend()
+
+    per_request: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        actions = Actions(devices, ActionsConfig(), ev.EventBus(), Path(tmp), make_mqtt=memory)
+        async with actions:
+            setup_s = time.monotonic() - t0
+            for turn, text in enumerate(requests, 1):
+                times = []
+                for _ in range(repeats):
+                    for handler in actions.handlers:
+                        if hasattr(handler, "forget_pending"):
+                            handler.forget_pending()
+                    started = time.perf_counter()
+                    for handler in actions.handlers:
+                        if await handler.handle(text, turn) is not None:
+                            break
+                    times.append(time.perf_counter() - started)
+                per_request[text] = round(statistics.median(times) * 1000, 2)
+    values = list(per_request.values())
+    return {
+        "devices": len(devices),
+        "rooms": len({d.room for d in devices}),
+        "setup_s": round(setup_s, 2),
+        "median_ms": round(statistics.median(values), 2) if values else None,
+        "max_ms": round(max(values), 2) if values else None,
+        "target_ms": HANDLER_TARGET_MS,
+        "per_request_ms": per_request,
+    }
+
+
+def table_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The figures as the bench table's (measure, value, target) rows."""
+    if not figures:
+        return []
+    n = figures["items"]
+    rows = [
+        (f"Spoken items ({figures['noisy']} over noise)", f"{n}", ""),
+        ("Right action (or rightly none)", f"{figures['right']}/{n}", ""),
+        ("Wrong action", f"{figures['wrong']}", "0"),
+        ("Confirmations asked", f"{figures['confirm']}", ""),
+        ("Missed (expected action did not run)", f"{figures['missed']}", ""),
+        ("False claims of an action", f"{figures['false_claims']}", "0"),
+        ("Honest refusals (items wanting no action)",
+         f"{figures['honest_refusals']}/{figures['nothing_wanted']}", ""),
+        ("Command WER without / with bias",
+         f"{figures['wer_unbiased'] * 100:.1f} / {figures['wer_biased'] * 100:.1f} %", ""),
+    ]  # fmt: skip
+    handler = figures.get("handler_ms", {})
+    if handler.get("median") is not None:
+        rows.append((f"Handler time per turn, median / max ({handler['turns']} turns)",
+                     f"{handler['median']:.1f} / {handler['max']:.1f} ms", "≤ 20 ms"))  # fmt: skip
+    large = figures.get("handler_500_devices")
+    if large and large.get("median_ms") is not None:
+        value = f"{large['median_ms']:.1f} / {large['max_ms']:.1f} ms"
+        rows.append(("Handler alone, 500 devices, median / max", value, "≤ 20 ms"))
+    follow = figures.get("follow_up")
+    if isinstance(follow, dict):
+        rows.append(("Follow-up: background talk captured",
+                     f"{follow['false_captures']}/{follow['background']}", "0"))  # fmt: skip
+        rows.append(("Follow-up: real answers kept", f"{follow['kept']}/{follow['answers']}",
+                     "≥ 95 %"))  # fmt: skip
+    else:
+        rows.append(("Follow-up window", "n/a", ""))
+    return rows

@@ -123,7 +123,6 @@ def test_durations_are_spoken_back_in_words():
     assert spoken_duration(600) == "ten minutes"
 
 
-
 # (what was said, the tool that must run, its arguments). Every one runs its tool through
 # the command handler, successfully, as the only action of the turn.
 SHAPES = [

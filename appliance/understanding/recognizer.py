@@ -172,8 +172,12 @@ class Recognizer:
             return None
         self._closest.clear()
         tries = [whole, *(s for s in _sentences(text) if s != whole)]
+        for said in tries:  # as said first: a looped sentence's clean copy wins
+            found = self._exact(said)
+            if found is not None:
+                return found
         for said in tries:
-            found = self._exact(said) or self._with_names(_Attempt(said, 1.0, []))
+            found = self._with_names(_Attempt(said, 1.0, []))
             if found is not None:
                 return found
         for said in tries:

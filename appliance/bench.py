@@ -513,6 +513,27 @@ def run_bench(
         _say_table(_action_rows(report), say)
         _save(report, json_path, say)
         return 0
+    if only == "understanding":
+        from appliance.understanding.bench import table_rows, understanding_figures
+
+        # What is understood, not how fast: one thread per engine where the config says
+        # "every core", so that neighbours on a shared machine do not stall the threads
+        # whisper.cpp and llama.cpp spin on (30 s for one transcription was seen).
+        config = dataclasses.replace(
+            config,
+            stt=dataclasses.replace(config.stt, threads=config.stt.threads or 1),
+            llm=dataclasses.replace(config.llm, threads=config.llm.threads or 1),
+        )
+        report["threads"] = {"stt": config.stt.threads, "llm": config.llm.threads}
+        say("Loading models …")
+        engines = load_engines(config, progress=progress)
+        say("Understanding: spoken commands through whisper, the handler and the model …")
+        settings = _without_memory(pipeline_settings(config))
+        figures = understanding_figures(engines, settings, config, progress=progress)
+        report["understanding"] = asyncio.run(figures)
+        _say_table(table_rows(report["understanding"]), say)
+        _save(report, json_path, say)
+        return 0
     say("Benchmark: cold start in a fresh process …")
     report["cold_start"] = cold_start(config, config_path)
     say("Loading models …")

@@ -156,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
     bench.add_argument(
         "--only",
-        choices=["actions"],
+        choices=["actions", "understanding"],
         help="only these figures (actions: end of speech → action done, fast path vs the "
-        "language model, and how often its phrasing is used)",
+        "language model, and how often its phrasing is used; understanding: spoken "
+        "commands judged by what ran, word error rate with and without the bias prompt)",
     )
     bench.set_defaults(handler=cmd_bench)
 

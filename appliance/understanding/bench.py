@@ -34,7 +34,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,8 @@ import numpy as np
 
 from appliance import events as ev
 from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList, normalise_name
+from appliance.actions.lists import LISTS
+from appliance.actions.llm_tools import NAME as LLM_TOOLS
 from appliance.actions.numbers import number_words
 from appliance.actions.tools import CallContext
 from appliance.audio.format import PIPELINE_RATE, int16_to_float
@@ -55,7 +57,7 @@ from appliance.understanding.testset import (
     Call,
     FollowUpPhrase,
     Item,
-    test_set,
+    spoken_items,
 )
 from appliance.understanding.vocabulary import bias_prompt
 
@@ -84,6 +86,12 @@ LARGE_HOUSE_REQUESTS = (
     "Turn on the garage light.",
     "I turned off the light yesterday.",
 )
+READ_ONLY = frozenset(
+    {"device_state", "timer_list", "timer_remaining", "time_now", "date_today", "calculate",
+     "list_read"}
+)  # fmt: skip
+"""Tools that only tell: a wrong one of these said something beside the point, it did
+not change the house."""
 _REFUSING = re.compile(
     r"\b(?:can't|cannot|can not|don't|do not|isn't|is not|not|no|unable|sorry|without)\b", re.I
 )
@@ -183,6 +191,13 @@ def words_of(text: str) -> list[str]:
     return [w for i, w in enumerate(words) if not (w == "and" and i and words[i - 1] == "hundred")]
 
 
+def doubled(heard: str) -> bool:
+    """Whisper wrote the request twice over ("What time is it? What time is it?")."""
+    words = words_of(heard)
+    half = len(words) // 2
+    return half > 0 and len(words) % 2 == 0 and words[:half] == words[half:]
+
+
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(word edits, reference words)."""
     from rapidfuzz.distance import Levenshtein
@@ -241,17 +256,21 @@ def _singular(name: str) -> str:
 def verdict(item: Item, turn: Turn) -> str:
     """right, wrong, confirm or missed (see the module's docstring)."""
     done = turn.done
-    unexpected = [
-        a for a in done
-        if a.tool not in item.allowed and not any(matches(c, a) for c in item.expect)
-    ]  # fmt: skip
-    if unexpected:
+    if _unexpected(item, turn):
         return "wrong"
     if item.expect and all(any(matches(c, a) for a in done) for c in item.expect):
         return "right"
     if turn.confirmed:
         return "confirm"
     return "missed" if item.expect else "right"
+
+
+def _unexpected(item: Item, turn: Turn) -> list[ev.Action]:
+    """Actions that succeeded and were neither expected nor allowed."""
+    return [
+        a for a in turn.done
+        if a.tool not in item.allowed and not any(matches(c, a) for c in item.expect)
+    ]  # fmt: skip
 
 
 def _claims_module() -> Any:
@@ -312,38 +331,61 @@ def house_config(config: AppConfig) -> AppConfig:
     return dataclasses.replace(config, devices=DeviceList(HOUSE), actions=ActionsConfig())
 
 
+async def reset(actions: Any) -> None:
+    """The house as at the start: every timer gone, the lists empty, every device off, no
+    question pending."""
+    for record in actions.timers.active():
+        await actions.timers.cancel(record)
+    for name in LISTS:
+        actions.lists.clear(name)
+    for device in actions.devices:
+        await device.backend.set_on(False)
+    for handler in actions.handlers:
+        if hasattr(handler, "forget_pending"):
+            handler.forget_pending()
+
+
 async def ask_item(
-    engines: Engines,
-    settings: PipelineSettings,
-    config: AppConfig,
-    item: Item,
-    transcript: str,
-    pins: Any,
+    pipeline: Pipeline, actions: Any, item: Item, transcript: str
 ) -> tuple[Turn, Any]:
-    """The transcript asked of a fresh pipeline with the house's actions attached, after
-    the item's setup calls; the turn's events and its TurnResult."""
+    """The transcript asked of the pipeline after a reset and the item's setup calls; the
+    turn's events and its TurnResult."""
+    await reset(actions)
+    for call in item.setup:
+        outcome = await actions.registry.call(
+            call.tool, call.arguments, CallContext("bench", origin="bench")
+        )
+        if not outcome.ok:
+            raise RuntimeError(f"setup {call} failed: {outcome.message}")
+    turn = Turn()
+    unsubscribe = pipeline.bus.subscribe(turn)
+    try:
+        result = await pipeline.ask(transcript)
+    finally:
+        unsubscribe()
+    return turn, result
+
+
+@contextlib.asynccontextmanager
+async def house_pipeline(
+    engines: Engines, settings: PipelineSettings, config: AppConfig
+) -> AsyncIterator[tuple[Pipeline, Any]]:
+    """A pipeline with the house's actions attached as `appliance run` attaches them
+    (`actions_for`), on MockFactory pins and a temporary data directory."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
     from appliance.actions.app import actions_for
 
-    bus = ev.EventBus()
-    turn = Turn()
-    with tempfile.TemporaryDirectory() as tmp, _data_dir(Path(tmp)):
-        async with (
-            Pipeline(engines, NullSink(), bus, settings) as pipeline,
-            actions_for(config, pipeline, pin_factory=pins) as actions,
-        ):
-            for call in item.setup:
-                outcome = await actions.registry.call(
-                    call.tool, call.arguments, CallContext("bench", origin="bench")
-                )
-                if not outcome.ok:
-                    raise RuntimeError(f"setup {call} failed: {outcome.message}")
-            unsubscribe = bus.subscribe(turn)
-            try:
-                result = await pipeline.ask(transcript)
-            finally:
-                unsubscribe()
-    pins.reset()
-    return turn, result
+    pins = MockFactory(pin_class=MockPWMPin)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, _data_dir(Path(tmp)):
+            async with (
+                Pipeline(engines, NullSink(), ev.EventBus(), settings) as pipeline,
+                actions_for(config, pipeline, pin_factory=pins) as actions,
+            ):
+                yield pipeline, actions
+    finally:
+        pins.reset()
 
 
 async def understanding_figures(
@@ -357,56 +399,26 @@ async def understanding_figures(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """The figures and the per-item rows (see the module's docstring)."""
-    from gpiozero.pins.mock import MockFactory, MockPWMPin
-
     started = time.monotonic()
-    items = test_set() if items is None else tuple(items)
+    items = spoken_items() if items is None else tuple(items)
     follow_ups = FOLLOW_UPS if follow_ups is None else tuple(follow_ups)
     config = house_config(config)
     prompt = bias_prompt(HOUSE, language=config.conversation.language)
     claims, followup = _claims_module(), _followup_module()
     recorder = Recorder(engines)
-    pins = MockFactory(pin_class=MockPWMPin)
     rows: list[dict[str, Any]] = []
     stt_times: dict[str, list[float]] = {"unbiased": [], "biased": []}
-    for index, item in enumerate(items):
-        audio = recorder.record(item.text, item.voice, item.noise, item.snr_db, seed=index)
-        heard = {}
-        for key, bias in (("unbiased", ""), ("biased", prompt)):
-            t0 = time.monotonic()
-            heard[key] = engines.stt.transcribe(int16_to_float(audio), prompt=bias)
-            stt_times[key].append(time.monotonic() - t0)
-        turn, result = await ask_item(engines, settings, config, item, heard["biased"], pins)
-        sentences = list(result.sentences) or ([result.reply] if result.reply else [])
-        claimed = false_claim(sentences, turn, claims)
-        row = {
-            "text": item.text,
-            "kind": item.kind,
-            "voice": item.voice,
-            "noise": f"{item.noise} {item.snr_db:.0f} dB" if item.noise else "",
-            "heard_unbiased": heard["unbiased"],
-            "heard_biased": heard["biased"],
-            "expected": [dataclasses.asdict(c) for c in item.expect] or "NONE",
-            "setup": [dataclasses.asdict(c) for c in item.setup],
-            "actions": [
-                {"tool": a.tool, "arguments": a.arguments, "ok": a.ok, "path": a.path}
-                for a in turn.actions
-            ],
-            "intents": [
-                {"intent": i.intent, "path": i.path, "score": i.score, "text": i.text}
-                for i in turn.intents
-            ],
-            "handled_by": turn.handled.handler if turn.handled else "",
-            "handler_s": turn.handled.seconds if turn.handled else None,
-            "reply": result.reply,
-            "verdict": verdict(item, turn),
-            "false_claim": claimed,
-            "refused": refused(result.reply, turn),
-            "turn_s": round(result.timings.get("turn", float("nan")), 3),
-        }
-        rows.append(row)
-        progress(f"{index + 1}/{len(items)} {row['verdict']:7} {item.text!r} → "
-                 f"{heard['biased']!r} → {result.reply[:60]!r}")  # fmt: skip
+    async with house_pipeline(engines, settings, config) as (pipeline, actions):
+        prompt = pipeline.stt_prompt or prompt  # as the pipeline gives it, when it does
+        for index, item in enumerate(items):
+            row = await _item_row(
+                index, item, recorder, engines, prompt, pipeline, actions, claims, stt_times
+            )
+            rows.append(row)
+            progress(
+                f"{index + 1}/{len(items)} {row['verdict']:7} {item.text!r} → "
+                f"{row['heard_biased']!r} → {row['reply'][:60]!r}"
+            )
     figures = _summary(rows, claims is not None)
     figures["bias_prompt"] = prompt
     figures["stt_median_ms"] = {
@@ -419,6 +431,55 @@ async def understanding_figures(
     figures["rows"] = rows
     figures["seconds"] = round(time.monotonic() - started, 1)
     return figures
+
+
+async def _item_row(
+    index: int,
+    item: Item,
+    recorder: Recorder,
+    engines: Engines,
+    prompt: str,
+    pipeline: Pipeline,
+    actions: Any,
+    claims: Any,
+    stt_times: dict[str, list[float]],
+) -> dict[str, Any]:
+    """Speak, transcribe without and with the prompt, ask, judge: the item's row."""
+    audio = recorder.record(item.text, item.voice, item.noise, item.snr_db, seed=index)
+    heard = {}
+    for key, bias in (("unbiased", ""), ("biased", prompt)):
+        t0 = time.monotonic()
+        heard[key] = engines.stt.transcribe(int16_to_float(audio), prompt=bias)
+        stt_times[key].append(time.monotonic() - t0)
+    turn, result = await ask_item(pipeline, actions, item, heard["biased"])
+    judged = verdict(item, turn)
+    sentences = list(result.sentences) or ([result.reply] if result.reply else [])
+    return {
+        "text": item.text,
+        "kind": item.kind,
+        "voice": item.voice,
+        "noise": f"{item.noise} {item.snr_db:.0f} dB" if item.noise else "",
+        "heard_unbiased": heard["unbiased"],
+        "heard_biased": heard["biased"],
+        "expected": [dataclasses.asdict(c) for c in item.expect] or "NONE",
+        "setup": [dataclasses.asdict(c) for c in item.setup],
+        "actions": [
+            {"tool": a.tool, "arguments": a.arguments, "ok": a.ok, "path": a.path}
+            for a in turn.actions
+        ],
+        "intents": [
+            {"intent": i.intent, "path": i.path, "score": i.score, "text": i.text}
+            for i in turn.intents
+        ],
+        "handled_by": turn.handled.handler if turn.handled else "",
+        "handler_s": turn.handled.seconds if turn.handled else None,
+        "reply": result.reply,
+        "verdict": judged,
+        "wrong_change": any(a.tool not in READ_ONLY for a in _unexpected(item, turn)),
+        "false_claim": false_claim(sentences, turn, claims),
+        "refused": refused(result.reply, turn),
+        "turn_s": round(result.timings.get("turn", float("nan")), 3),
+    }
 
 
 def _summary(rows: list[dict[str, Any]], have_claims: bool) -> dict[str, Any]:
@@ -437,19 +498,24 @@ def _summary(rows: list[dict[str, Any]], have_claims: bool) -> dict[str, Any]:
             row[f"wer_{key}"] = round(errors / words, 3) if words else 0.0
             edits[key][0] += errors
             edits[key][1] += words
-    handler = [r["handler_s"] for r in rows if r["handler_s"] is not None]
-    nothing_wanted = [r for r in rows if r["expected"] == "NONE"]
+    # The command handler's own time: not the language model's tool call, which is also a
+    # handler (and a slow one).
+    handler = [r["handler_s"] for r in rows if r["handled_by"] not in ("", LLM_TOOLS)]
+    refusals = [r for r in rows if r["kind"] in ("refusal", "near_miss")]
     return {
         "items": len(rows),
         "voices": {v: sum(r["voice"] == v for r in rows) for v in VOICES},
         "noisy": sum(bool(r["noise"]) for r in rows),
         **counts,
+        "wrong_changed_something": sum(r["wrong_change"] for r in rows),
         "by_kind": kinds,
         "false_claims": sum(bool(r["false_claim"]) for r in rows) if have_claims else "n/a",
-        "honest_refusals": sum(r["refused"] for r in nothing_wanted),
-        "nothing_wanted": len(nothing_wanted),
+        "honest_refusals": sum(r["refused"] and not r["false_claim"] for r in refusals),
+        "refusals_wanted": len(refusals),
         "wer_unbiased": round(edits["unbiased"][0] / max(1, edits["unbiased"][1]), 4),
         "wer_biased": round(edits["biased"][0] / max(1, edits["biased"][1]), 4),
+        "doubled_unbiased": sum(doubled(r["heard_unbiased"]) for r in rows),
+        "doubled_biased": sum(doubled(r["heard_biased"]) for r in rows),
         "handler_ms": {
             "turns": len(handler),
             "median": round(statistics.median(handler) * 1000, 1) if handler else None,
@@ -537,18 +603,21 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = [
         (f"Spoken items ({figures['noisy']} over noise)", f"{n}", ""),
         ("Right action (or rightly none)", f"{figures['right']}/{n}", ""),
-        ("Wrong action", f"{figures['wrong']}", "0"),
+        ("Wrong action (of them, changed something)",
+         f"{figures['wrong']} ({figures['wrong_changed_something']})", "0"),
         ("Confirmations asked", f"{figures['confirm']}", ""),
         ("Missed (expected action did not run)", f"{figures['missed']}", ""),
         ("False claims of an action", f"{figures['false_claims']}", "0"),
-        ("Honest refusals (items wanting no action)",
-         f"{figures['honest_refusals']}/{figures['nothing_wanted']}", ""),
+        ("Honest refusals (refusals and near misses)",
+         f"{figures['honest_refusals']}/{figures['refusals_wanted']}", ""),
         ("Command WER without / with bias",
          f"{figures['wer_unbiased'] * 100:.1f} / {figures['wer_biased'] * 100:.1f} %", ""),
     ]  # fmt: skip
+    rows.append(("Transcripts saying the request twice, without / with bias",
+                 f"{figures['doubled_unbiased']} / {figures['doubled_biased']}", ""))  # fmt: skip
     handler = figures.get("handler_ms", {})
     if handler.get("median") is not None:
-        rows.append((f"Handler time per turn, median / max ({handler['turns']} turns)",
+        rows.append((f"Command handler per turn, median / max ({handler['turns']} turns)",
                      f"{handler['median']:.1f} / {handler['max']:.1f} ms", "≤ 20 ms"))  # fmt: skip
     large = figures.get("handler_500_devices")
     if large and large.get("median_ms") is not None:

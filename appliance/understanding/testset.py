@@ -226,7 +226,7 @@ def _variants() -> itertools.cycle[tuple[str, str]]:
     return itertools.cycle(out)
 
 
-def test_set() -> tuple[Item, ...]:
+def spoken_items() -> tuple[Item, ...]:
     """Every item, with its voice and noise."""
     variants = _variants()
     items: list[Item] = []
@@ -247,7 +247,7 @@ def _allowed(text: str) -> tuple[str, ...]:
 
 def reduced(count: int = 6) -> tuple[Item, ...]:
     """A few items of each kind, for the quick end-to-end test."""
-    items = test_set()
+    items = spoken_items()
     kinds = ("command", "refusal", "free", "near_miss")
     picked: list[Item] = []
     for item in itertools.chain.from_iterable(

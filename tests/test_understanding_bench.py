@@ -126,9 +126,11 @@ def test_a_reduced_understanding_run_reports_every_figure_and_its_counts_add_up(
     engines = load_engines(config)
     settings = _without_memory(pipeline_settings(config))
     follow_ups = (FOLLOW_UPS[0], FOLLOW_UPS[-1])  # background talk, a real "yes, please"
+    with_setup = next(i for i in spoken_items() if i.text == "Cancel all timers.")
+    items = (*reduced(5), with_setup)  # one needs two timers running first
     figures = asyncio.run(
         bench.understanding_figures(
-            engines, settings, config, items=reduced(6), follow_ups=follow_ups,
+            engines, settings, config, items=items, follow_ups=follow_ups,
             large_house=False,
         )
     )  # fmt: skip
@@ -147,6 +149,9 @@ def test_a_reduced_understanding_run_reports_every_figure_and_its_counts_add_up(
     assert "porch light" in figures["bias_prompt"]
     for row in figures["rows"]:
         assert row["verdict"] in verdicts and row["heard_biased"] and row["reply"], row
+    cancelled = figures["rows"][-1]
+    assert len(cancelled["setup"]) == 2 and cancelled["text"] == "Cancel all timers."
+    assert all(a["path"] != "bench" for a in cancelled["actions"])  # the setup is not judged
     follow = figures["follow_up"]
     assert (follow["background"], follow["answers"]) == (1, 1)
     assert 0 <= follow["false_captures"] <= 1 and 0 <= follow["kept"] <= 1

@@ -1,6 +1,6 @@
 """The command handler end to end on spoken audio: Piper/espeak-ng speech → openWakeWord →
-Silero VAD → whisper.cpp tiny.en (with the house's bias prompt, as `appliance run` gives
-it) → IntentHandler (hassil + rapidfuzz) → tools → Piper. Devices are gpiozero
+Silero VAD → whisper.cpp tiny.en (without a bias prompt, the default; with it, opt-in, in
+the last test) → IntentHandler (hassil + rapidfuzz) → tools → Piper. Devices are gpiozero
 MockFactory pins and an MQTT switch on a real mosquitto; the actions are joined to the
 pipeline by `actions_for`, as `appliance run` joins them."""
 
@@ -133,7 +133,7 @@ def assert_replies_are_what_ran(heard: Heard) -> None:
 def test_spoken_commands_switch_a_pin_and_dim_a_pwm_pin(engines, pins, data):
     recording = spoken(engines, "Turn on the porch light.", "Set the bed light to 50 percent.")
     heard = asyncio.run(talk(engines, recording, pins, LIGHTS))
-    assert "the porch light" in heard.prompt.lower()  # the house's names biased whisper
+    assert heard.prompt == ""  # stt.bias is off by default (it made tiny.en worse)
     assert heard.before == {PORCH: [0.0], BED: [0.0]}  # off before anything was said
     assert heard.replies == ["The porch light is on.", "The bed light is at 50 percent."], (
         heard.story()
@@ -277,7 +277,7 @@ def test_the_porch_light_command_without_the_bias_prompt_is_done(engines, pins, 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug: with stt.bias on (the default), whisper tiny.en given bias_prompt(devices) "
+    reason="known: with stt.bias on (opt-in), whisper tiny.en given bias_prompt(devices) "
     "writes espeak-ng's 'Turn on the porch light.' as 'The bed light. Turn on the porch' "
     "(the prompt's opening 'The porch light, the bed light, …' leaks into the transcript and "
     "the command is cut off); the appliance asks 'Did you mean the porch light?' (intent "
@@ -285,7 +285,9 @@ def test_the_porch_light_command_without_the_bias_prompt_is_done(engines, pins, 
     "is exact and the light goes on (test above).",
 )
 def test_the_porch_light_command_with_the_bias_prompt_is_done(engines, pins, data):
-    heard = asyncio.run(talk(engines, porch_light_in_espeak(engines), pins, LIGHTS))
-    assert heard.prompt  # bias on, as by default
+    heard = asyncio.run(
+        talk(engines, porch_light_in_espeak(engines), pins, LIGHTS, stt=SttConfig(bias=True))
+    )
+    assert heard.prompt  # bias on
     assert heard.replies == ["The porch light is on."], heard.story()
     assert pin_states(pins, PORCH) == [0.0, 1.0, 0.0]

@@ -5,10 +5,10 @@ Each sentence of the test set (`testset.py`) is spoken at run time, by Piper or 
 espeak-ng voice, a third of them over pink or babble noise at 12–15 dB SNR, with silence
 around it. Whisper transcribes each recording twice, without a prompt and with the
 house's bias prompt (`vocabulary.bias_prompt`), for the command word error rate of each.
-The biased transcript is then asked of a real pipeline (the real language model and
-Piper, the actions attached, MockFactory pins, a fresh data directory per sentence, so
-every sentence starts from the same house). What ran is read from the `action`,
-`intent` and `handled` events:
+The unbiased transcript (stt.bias is off by default) is then asked of a real pipeline
+(the real language model and Piper, the actions attached, MockFactory pins, a fresh data
+directory per sentence, so every sentence starts from the same house). What ran is read
+from the `action`, `intent` and `handled` events:
 
 - **right**: every expected call ran and succeeded with the arguments that matter, and
   nothing else did;
@@ -451,7 +451,8 @@ async def _item_row(
         t0 = time.monotonic()
         heard[key] = engines.stt.transcribe(int16_to_float(audio), prompt=bias)
         stt_times[key].append(time.monotonic() - t0)
-    turn, result = await ask_item(pipeline, actions, item, heard["biased"])
+    # What the appliance hears by default (stt.bias off: the prompt measured worse).
+    turn, result = await ask_item(pipeline, actions, item, heard["unbiased"])
     judged = verdict(item, turn)
     sentences = list(result.sentences) or ([result.reply] if result.reply else [])
     return {

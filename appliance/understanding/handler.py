@@ -212,10 +212,18 @@ class IntentHandler:
         return self.registry.get(name) is not None
 
 
+_ABOUT_A_DEVICE = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState"}
+
+
 def _did_you_mean(found: Recognition) -> str:
     names = [taken for _, taken in found.corrected]
+    if found.corrected == ((found.text, found.text),):  # nothing corrected, only unsure
+        verb = {"HassTurnOn": "turn on", "HassTurnOff": "turn off"}.get(found.intent)
+        device = found.slots.get("name")
+        if verb and device:
+            return f"Do you want me to {verb} the {device}?"
     device = found.slots.get("name")
-    if device and len(names) == 1 and names[0] == device:
+    if device and len(names) == 1 and found.intent in _ABOUT_A_DEVICE:
         return f"Did you mean the {device}?"
     return f"Did you mean: {found.text}?"
 

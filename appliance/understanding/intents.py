@@ -255,6 +255,9 @@ def _list(intent: str, slots: dict[str, Any], house: IntentHandler) -> Plan:
         return _say(f"I only keep a shopping list and a to-do list, not a {slots.get('name')} "
                     "list.", "list_add")  # fmt: skip
     item = str(slots.get("item", "")).strip()
+    if normalise_name(item) in _PRONOUN_ITEMS:  # "put them on my list": what is "them"?
+        return _say(f"What should I put on your {'to-do' if which == 'todo' else which} list?",
+                    "list_add")  # fmt: skip
     if intent == "ApplianceListRead":
         return Plan((Call("list_read", {"list": which}),), tool="list_read")
     tool = {"Add": "list_add", "Complete": "list_complete", "Remove": "list_remove"}
@@ -262,6 +265,9 @@ def _list(intent: str, slots: dict[str, Any], house: IntentHandler) -> Plan:
         if verb in intent:
             return Plan((Call(name, {"item": item, "list": which}),), tool=name)
     return _say("I can't do that with lists.", "list_add")
+
+
+_PRONOUN_ITEMS = {"it", "them", "that", "this", "those", "these", "him", "her", "one"}
 
 
 def _list_name(slots: dict[str, Any]) -> str | None:

@@ -89,6 +89,17 @@ _OURS: dict[str, dict[str, Any]] = {
                     }
                 ]
             },
+            "HassGetCurrentDate": {
+                "data": [
+                    {
+                        "sentences": [
+                            "what day is (it|today) [today]",
+                            "what's today's date",
+                            "what is today's date",
+                        ]
+                    }
+                ]
+            },
             "HassTimerStatus": {
                 "data": [
                     {
@@ -109,6 +120,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(read|tell me|list) what's on <the> {list_name:list} list",
                             "what do i have on <the> {list_name:list} list",
                             "what['s| is] in <the> {list_name:list} list",
+                            "read [me] [out] <the> {list_name:list} list",
                         ]
                     }
                 ]

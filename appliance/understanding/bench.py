@@ -5,10 +5,12 @@ Each sentence of the test set (`testset.py`) is spoken at run time, by Piper or 
 espeak-ng voice, a third of them over pink or babble noise at 12–15 dB SNR, with silence
 around it. Whisper transcribes each recording twice, without a prompt and with the
 house's bias prompt (`vocabulary.bias_prompt`), for the command word error rate of each.
-The unbiased transcript (stt.bias is off by default) is then asked of a real pipeline
-(the real language model and Piper, the actions attached, MockFactory pins, a fresh data
-directory per sentence, so every sentence starts from the same house). What ran is read
-from the `action`, `intent` and `handled` events:
+The transcript the appliance would act on (with the prompt when `stt.bias` is on; it is
+off by default) is then asked of a real pipeline: the real language model and Piper, the
+actions attached as `appliance run` attaches them, MockFactory pins, a temporary data
+directory, and the house reset between sentences (no timer, empty lists, every device
+off, no question pending), so every sentence starts from the same house. What ran is
+read from the `action`, `intent` and `handled` events:
 
 - **right**: every expected call ran and succeeded with the arguments that matter, and
   nothing else did;
@@ -412,12 +414,21 @@ async def understanding_figures(
         prompt = pipeline.stt_prompt or prompt  # as the pipeline gives it, when it does
         for index, item in enumerate(items):
             row = await _item_row(
-                index, item, recorder, engines, prompt, pipeline, actions, claims, stt_times
+                index,
+                item,
+                recorder,
+                engines,
+                prompt,
+                pipeline,
+                actions,
+                claims,
+                stt_times,
+                config.stt.bias,
             )
             rows.append(row)
             progress(
                 f"{index + 1}/{len(items)} {row['verdict']:7} {item.text!r} → "
-                f"{row['heard_biased']!r} → {row['reply'][:60]!r}"
+                f"{row['heard_' + row['asked']]!r} → {row['reply'][:60]!r}"
             )
     figures = _summary(rows, claims is not None)
     figures["bias_prompt"] = prompt
@@ -425,7 +436,9 @@ async def understanding_figures(
         key: round(statistics.median(times) * 1000, 1) if times else None
         for key, times in stt_times.items()
     }
-    figures["follow_up"] = _follow_ups(follow_ups, recorder, engines, prompt, followup)
+    figures["transcript_asked"] = "biased" if config.stt.bias else "unbiased"
+    heard_with = prompt if config.stt.bias else ""
+    figures["follow_up"] = _follow_ups(follow_ups, recorder, engines, heard_with, followup)
     if large_house:
         figures["handler_500_devices"] = await handler_alone(LARGE_HOUSE, LARGE_HOUSE_REQUESTS)
     figures["rows"] = rows
@@ -443,6 +456,7 @@ async def _item_row(
     actions: Any,
     claims: Any,
     stt_times: dict[str, list[float]],
+    biased: bool,
 ) -> dict[str, Any]:
     """Speak, transcribe without and with the prompt, ask, judge: the item's row."""
     audio = recorder.record(item.text, item.voice, item.noise, item.snr_db, seed=index)
@@ -451,8 +465,9 @@ async def _item_row(
         t0 = time.monotonic()
         heard[key] = engines.stt.transcribe(int16_to_float(audio), prompt=bias)
         stt_times[key].append(time.monotonic() - t0)
-    # What the appliance hears by default (stt.bias off: the prompt measured worse).
-    turn, result = await ask_item(pipeline, actions, item, heard["unbiased"])
+    # What the appliance would hear: the prompt only when stt.bias is on (off by default).
+    asked = "biased" if biased else "unbiased"
+    turn, result = await ask_item(pipeline, actions, item, heard[asked])
     judged = verdict(item, turn)
     sentences = list(result.sentences) or ([result.reply] if result.reply else [])
     return {
@@ -462,6 +477,7 @@ async def _item_row(
         "noise": f"{item.noise} {item.snr_db:.0f} dB" if item.noise else "",
         "heard_unbiased": heard["unbiased"],
         "heard_biased": heard["biased"],
+        "asked": asked,
         "expected": [dataclasses.asdict(c) for c in item.expect] or "NONE",
         "setup": [dataclasses.asdict(c) for c in item.setup],
         "actions": [
@@ -603,6 +619,7 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
     n = figures["items"]
     rows = [
         (f"Spoken items ({figures['noisy']} over noise)", f"{n}", ""),
+        ("Transcript acted on (stt.bias)", figures.get("transcript_asked", ""), ""),
         ("Right action (or rightly none)", f"{figures['right']}/{n}", ""),
         ("Wrong action (of them, changed something)",
          f"{figures['wrong']} ({figures['wrong_changed_something']})", "0"),

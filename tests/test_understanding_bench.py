@@ -98,6 +98,7 @@ def test_claims_and_refusals_are_read_from_the_reply():
     assert bench.false_claim(["I set a timer."], idle, None) == ""
     assert bench.refused("I can't change the colour of the bed light.", idle)
     assert not bench.refused("Paris is the capital of France.", idle)
+    assert bench.refused("I didn't set a timer: I didn't catch a command I can do.", idle)
     assert not bench.refused("I can't.", turn_of(action("device_on")))
 
 

@@ -95,7 +95,9 @@ READ_ONLY = frozenset(
 """Tools that only tell: a wrong one of these said something beside the point, it did
 not change the house."""
 _REFUSING = re.compile(
-    r"\b(?:can't|cannot|can not|don't|do not|isn't|is not|not|no|unable|sorry|without)\b", re.I
+    r"\b(?:can't|cannot|don't|didn't|won't|couldn't|isn't|wasn't|not|no|unable|sorry|"
+    r"without)\b",
+    re.I,
 )
 
 

@@ -275,15 +275,6 @@ def test_the_porch_light_command_without_the_bias_prompt_is_done(engines, pins, 
     assert pin_states(pins, PORCH) == [0.0, 1.0, 0.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: with stt.bias on (opt-in), whisper tiny.en given bias_prompt(devices) "
-    "writes espeak-ng's 'Turn on the porch light.' as 'The bed light. Turn on the porch' "
-    "(the prompt's opening 'The porch light, the bed light, …' leaks into the transcript and "
-    "the command is cut off); the appliance asks 'Did you mean the porch light?' (intent "
-    "path confirm, score 0.625) instead of switching it. Without the prompt the transcript "
-    "is exact and the light goes on (test above).",
-)
 def test_the_porch_light_command_with_the_bias_prompt_is_done(engines, pins, data):
     heard = asyncio.run(
         talk(engines, porch_light_in_espeak(engines), pins, LIGHTS, stt=SttConfig(bias=True))

@@ -53,6 +53,8 @@ _FAILURE = {
 _CANCELLED = {"cancelled", "canceled", "cancel", "stopped", "removed", "deleted", "cleared"}
 _LEFT = {"left", "remaining", "remain", "remains"}
 _NOT_NAMES = {"the", "a", "an", "my", "your", "minute", "second", "hour", "and", "one"}
+_DEVICE_WORDS = ("light", "lights", "lamp", "lamps", "fan", "fans", "switch", "plug", "socket",
+                 "heater", "relay", "pump")  # fmt: skip
 _STATE = re.compile(r"\bis (on|off)\b")
 
 
@@ -99,6 +101,9 @@ def facts_of(
     if isinstance(device, str) and device:
         phrases.append(tuple(tokens(device)))
     forbidden += [tuple(tokens(n)) for n in device_names if n != device]
+    # A kind of device the result does not speak of ("I set the desk lamp to 2 minutes"
+    # for a timer) is a device that was not touched.
+    forbidden += [(kind,) for kind in _DEVICE_WORDS if kind not in words]
     if state := _STATE.search(result.lower()):
         said = state.group(1)
         phrases.append((said,))

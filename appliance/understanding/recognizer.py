@@ -459,8 +459,10 @@ def _house_phrases(language: str, names: Sequence[str], rooms: Sequence[str]) ->
     number = {"start": int(_NUMBER), "stop": int(_NUMBER), "words": False}
     placeholder = "\x00"  # wildcards (a timer's name, a later command) are not snapped to
     lists: dict[str, SlotList] = {
-        "name": TextSlotList.from_strings(names, name="name"),
-        "area": TextSlotList.from_strings(rooms, name="area"),
+        # An empty list makes hassil warn once per sentence: a house with no devices or
+        # rooms gets the placeholder, whose sentences are dropped below.
+        "name": TextSlotList.from_strings(list(names) or [placeholder], name="name"),
+        "area": TextSlotList.from_strings(list(rooms) or [placeholder], name="area"),
         "floor": TextSlotList.from_strings([placeholder], name="floor"),
     }
     for key, spec in data.get("lists", {}).items():

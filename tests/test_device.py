@@ -41,6 +41,17 @@ def _drain(sock: socket.socket) -> list[str]:
             return lines
 
 
+def _stop(proc: subprocess.Popen[str], sock: socket.socket, lines: list[str]) -> str:
+    """SIGTERM, reading the notifications until it exits, as systemd does; its stderr."""
+    proc.send_signal(signal.SIGTERM)
+    stop_by = time.monotonic() + 30
+    while time.monotonic() < stop_by and proc.poll() is None:
+        lines += _drain(sock)
+    _, err = proc.communicate(timeout=5)
+    lines += _drain(sock)
+    return err
+
+
 @pytest.fixture
 def full_dir(tmp_path: Path) -> Iterator[Path]:
     """A real filesystem with no space left: a 64 KiB tmpfs filled to the last byte."""
@@ -94,6 +105,21 @@ def test_unreachable_socket_is_reported_not_raised(tmp_path, caplog):
     notifier = SystemdNotifier(str(tmp_path / "nobody-listens"))
     assert notifier.watchdog() is False
     assert "cannot notify systemd" in caplog.text
+
+
+def test_a_receiver_that_stops_reading_does_not_hang_the_event_loop(notify_socket):
+    """The notifier runs on the event loop. A full queue (10 datagrams on Linux) drops
+    watchdog pings at once and gives a status line at most SEND_TIMEOUT, never forever."""
+    address, _ = notify_socket  # bound, never read
+    notifier = SystemdNotifier(address)
+    started = time.monotonic()
+    pings = [notifier.watchdog() for _ in range(50)]
+    assert pings[0] and not pings[-1]
+    assert time.monotonic() - started < 0.5
+    started = time.monotonic()
+    assert notifier.stopping() is False
+    assert 0.5 < time.monotonic() - started < 3
+    notifier.close()
 
 
 def test_notifications_follow_states_and_stop(notify_socket, tmp_path):
@@ -171,9 +197,7 @@ def test_run_under_systemd_notify_with_a_full_data_partition(notify_socket, full
                 and '"turn_end"' in events.read_text()
             ):
                 break
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        lines += _drain(sock)
+        err = _stop(proc, sock, lines)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
@@ -212,9 +236,7 @@ def test_run_under_systemd_notify(notify_socket, tmp_path):
             lines += _drain(sock)
             if lines.count("WATCHDOG=1") >= 3:
                 break
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        lines += _drain(sock)
+        err = _stop(proc, sock, lines)
     finally:
         proc.kill()
     assert proc.returncode == 130, err

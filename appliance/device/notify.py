@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -19,6 +20,9 @@ from pathlib import Path
 from appliance import events as ev
 
 _LOGGER = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 1.0
+"""Seconds a READY/STATUS/STOPPING line may wait for room in systemd's queue."""
 
 
 class SystemdNotifier:
@@ -46,20 +50,34 @@ class SystemdNotifier:
     def enabled(self) -> bool:
         return self.address is not None
 
-    def send(self, *lines: str) -> bool:
-        """Send one datagram; False (logged once per failure) if systemd cannot be reached."""
+    def send(self, *lines: str, wait: bool = True) -> bool:
+        """Send one datagram; False (logged) if systemd cannot be reached. This runs on
+        the event loop: a receiver that stopped reading (its queue holds 10 datagrams)
+        blocks it for at most SEND_TIMEOUT, or not at all with `wait=False`."""
         if self.address is None:
             return False
         # A leading "@" is Linux's abstract socket namespace.
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        data = "\n".join(lines).encode()
         try:
             if self._socket is None:
-                kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
                 self._socket = socket.socket(socket.AF_UNIX, kind)
-            self._socket.sendto("\n".join(lines).encode(), target)
+                # Connected, so that select() waits for room in systemd's queue.
+                self._socket.connect(target)
+            try:
+                self._socket.send(data)
+            except BlockingIOError:
+                if not wait:
+                    return False  # a ping systemd has not read yet: the next one will do
+                _, writable, _ = select.select([], [self._socket], [], SEND_TIMEOUT)
+                if not writable:
+                    raise TimeoutError(f"no room in its queue after {SEND_TIMEOUT:g} s") from None
+                self._socket.send(data)
             return True
         except OSError as err:
             _LOGGER.warning("cannot notify systemd at %s: %s", self.address, err)
+            self.close()  # connect afresh next time (systemd may have re-executed)
             return False
 
     def ready(self, status: str) -> bool:
@@ -69,7 +87,7 @@ class SystemdNotifier:
         return self.send(f"STATUS={status}")
 
     def watchdog(self) -> bool:
-        return self.send("WATCHDOG=1")
+        return self.send("WATCHDOG=1", wait=False)
 
     def stopping(self) -> bool:
         return self.send("STOPPING=1", "STATUS=stopping")

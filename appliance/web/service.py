@@ -149,7 +149,12 @@ class WebService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._advertising is not None:
-            await self._advertising
+            # Probing for the name takes seconds: a stop does not wait for it (systemd
+            # gives a stop 90 s, a person pressing Ctrl-C less).
+            self._advertising.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._advertising
+            self._advertising = None
         if self.advertiser is not None:
             await self.advertiser.close()
             self.advertiser = None

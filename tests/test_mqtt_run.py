@@ -55,8 +55,12 @@ def test_run_publishes_its_state_and_speaks_what_mqtt_says(tmp_path: Path):
                 )
                 assert proc.returncode is None, (tmp_path / "stderr.log").read_text()
                 await seen.wait_for(lambda s: s.on(f"{BASE}/state")[-1:] == ["idle"], 60)
+                # The reply already left [..., "speaking", "idle"]: wait for a new pair.
+                before = len(seen.on(f"{BASE}/state"))
                 await client.publish(f"{BASE}/command/say", "The washing is done.", qos=1)
-                await seen.wait_for(lambda s: s.on(f"{BASE}/state")[-2:] == ["speaking", "idle"])
+                await seen.wait_for(
+                    lambda s: s.on(f"{BASE}/state")[before:][-2:] == ["speaking", "idle"]
+                )
                 proc.send_signal(signal.SIGINT)
                 async with asyncio.timeout(30):
                     await proc.wait()

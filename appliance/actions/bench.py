@@ -107,10 +107,13 @@ async def _one(
     bus = ev.EventBus()
     marks: dict[str, float] = {}
     tool = ""
+    heard: list[str] = []
 
     def watch(event: ev.Event) -> None:
         nonlocal tool
-        if isinstance(event, ev.SpeechEnd):
+        if isinstance(event, ev.Transcript):
+            heard.append(event.text)
+        elif isinstance(event, ev.SpeechEnd):
             marks["speech_end"] = time.monotonic()
         elif isinstance(event, ev.Action) and "action" not in marks:
             marks["action"] = time.monotonic()
@@ -142,7 +145,7 @@ async def _one(
     times = {k: marks[k] - start for k in ("action", "answer") if k in marks}
     if "phrased_by_model" in marks:
         times["phrased_by_model"] = marks["phrased_by_model"]
-    return times, tool or "no action"
+    return times, tool or f"no action (heard {' / '.join(heard) or 'nothing'!r})"
 
 
 async def phrasing_acceptance(llm: LanguageModel) -> dict[str, Any]:

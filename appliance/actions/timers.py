@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from rapidfuzz import fuzz
+
 from appliance import events as ev
 from appliance.actions.numbers import spoken_duration, timer_label
 from appliance.actions.storage import open_database
@@ -32,6 +34,8 @@ from appliance.actions.tools import ToolError
 _LOGGER = logging.getLogger(__name__)
 MIN_SECONDS = 1.0
 LATE_SECONDS = 5.0
+CLOSE_NAME_RATIO = 80
+"""How close (rapidfuzz ratio, 0–100) a misheard timer name must be to a running one's."""
 """A timer announced this much after its end says it ended while the appliance was off."""
 _STEP = 1.0
 
@@ -283,7 +287,13 @@ class Timers:
         wanted = " ".join(name.lower().replace("timer", "").split())
         if not wanted:
             return active
-        return [t for t in active if wanted in (t.name, timer_label(t.seconds))]
+        found = [t for t in active if wanted in (t.name, timer_label(t.seconds))]
+        if found:
+            return found
+        # A misheard name ("past" for the pasta timer): the one name close enough.
+        names = {t.name for t in active if t.name}
+        close = [n for n in names if fuzz.ratio(wanted, n) >= CLOSE_NAME_RATIO]
+        return [t for t in active if t.name == close[0]] if len(close) == 1 else []
 
     async def cancel(self, record: TimerRecord, *, turn: int = 0) -> bool:
         """Cancel a running or paused timer; False if it had ended already."""

@@ -82,7 +82,7 @@ def plan_for(found: Recognition, house: IntentHandler) -> Plan | None:
     if intent in _SWITCHING:
         return _switch(_SWITCHING[intent], slots, house)
     if intent == "HassLightSet":
-        return _light_set(slots, house)
+        return _light_set(slots, house, found.metadata)
     if intent == "HassGetState":
         return _state(slots, house)
     if intent.endswith("Timer") or intent in ("HassCancelAllTimers", "HassTimerStatus"):
@@ -116,14 +116,14 @@ def _switch(tool: str, slots: dict[str, Any], house: IntentHandler) -> Plan:
     return Plan(tuple(Call(tool, {"device": d.name}) for d in targets), tool=tool)
 
 
-def _light_set(slots: dict[str, Any], house: IntentHandler) -> Plan:
+def _light_set(slots: dict[str, Any], house: IntentHandler, found_metadata: dict[str, Any]) -> Plan:
     tool = "device_brightness"
     targets = _targets(slots, house, tool)
     if isinstance(targets, Plan):
         return targets
     names = _join([f"the {d.name}" for d in targets])
-    if "brightness" in slots:
-        percent = float(slots["brightness"])
+    if "brightness" in slots or "level" in found_metadata:
+        percent = float(slots.get("brightness", found_metadata.get("level", 0)))
         if not 0 <= percent <= 100:
             return _say(
                 f"Brightness goes from 0 to 100 percent, so I left {names} as it was.", tool

@@ -39,10 +39,58 @@ _OURS: dict[str, dict[str, Any]] = {
                 "data": [
                     {
                         "sentences": [
-                            "(dim|brighten|turn (down|up)) [the] {name} to "
+                            "(dim|brighten|<turn> (down|up)) [the] {name} to "
                             "{brightness}[ ](%|percent)",
-                            "(dim|brighten|turn (down|up)) [the] {device_kind:kind} to "
+                            "(dim|brighten|<turn> (down|up)) [the] {device_kind:kind} to "
                             "{brightness}[ ](%|percent)",
+                            "<turn> [the] ({name}|{device_kind:kind}) (down|up) to "
+                            "{brightness}[ ](%|percent)",
+                        ]
+                    },
+                    {
+                        # No level said: a fixed one (the appliance does not read a
+                        # light's level back), spoken in the reply.
+                        "sentences": [
+                            "dim [the] ({name}|{device_kind:kind})",
+                            "(make|turn) [the] ({name}|{device_kind:kind}) (dimmer|darker)",
+                            "<turn> [the] ({name}|{device_kind:kind}) down",
+                            "<turn> down [the] ({name}|{device_kind:kind})",
+                        ],
+                        "metadata": {"level": 30},
+                    },
+                    {
+                        "sentences": [
+                            "brighten [the] ({name}|{device_kind:kind})",
+                            "(make|turn) [the] ({name}|{device_kind:kind}) brighter",
+                            "<turn> [the] ({name}|{device_kind:kind}) up",
+                            "<turn> up [the] ({name}|{device_kind:kind})",
+                        ],
+                        "metadata": {"level": 100},
+                    },
+                    {
+                        "sentences": [
+                            "(dim|<turn> down) [all] [the] lights",
+                            "(make|<turn>) [all] [the] lights (down|dimmer|darker)",
+                        ],
+                        "slots": {"domain": "light"},
+                        "metadata": {"level": 30},
+                    },
+                    {
+                        "sentences": [
+                            "(brighten|<turn> up) [all] [the] lights",
+                            "(make|<turn>) [all] [the] lights (up|brighter)",
+                        ],
+                        "slots": {"domain": "light"},
+                        "metadata": {"level": 100},
+                    },
+                ]
+            },
+            "HassSetVolumeRelative": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<turn> [the] (volume|music|sound) (up|down)",
+                            "<turn> (up|down) [the] (volume|music|sound)",
                         ]
                     }
                 ]
@@ -56,6 +104,8 @@ _OURS: dict[str, dict[str, Any]] = {
                             "[<timer_set>] [a|an] <timer_length> timer for [the] {timer_name:name}",
                             "<timer_set> [a|an] timer for [the] {timer_name:name} for "
                             "<timer_length>",
+                            "<timer_set> [a|an] timer [for] <timer_length>",
+                            "timer <timer_length>",
                         ]
                     },
                     {
@@ -76,7 +126,12 @@ _OURS: dict[str, dict[str, Any]] = {
                             "<turn> on [the] {device_kind:kind}",
                             "<turn> [the] {device_kind:kind} on",
                         ]
-                    }
+                    },
+                    {
+                        "sentences": ["[all] [the] lights on"],
+                        "slots": {"domain": "light"},
+                        "metadata": {"imperative": True},
+                    },
                 ]
             },
             "HassTurnOff": {
@@ -86,7 +141,12 @@ _OURS: dict[str, dict[str, Any]] = {
                             "<turn> off [the] {device_kind:kind}",
                             "<turn> [the] {device_kind:kind} off",
                         ]
-                    }
+                    },
+                    {
+                        "sentences": ["[all] [the] lights (off|out)", "lights out"],
+                        "slots": {"domain": "light"},
+                        "metadata": {"imperative": True},
+                    },
                 ]
             },
             "HassGetCurrentDate": {
@@ -107,6 +167,10 @@ _OURS: dict[str, dict[str, Any]] = {
                             "how (much time|long) [is] (left|remaining)",
                             "how much longer",
                             "[how much] time left",
+                            "what timers (do i have|are (running|set|on|going))",
+                            "which timers are (running|set|on|going)",
+                            "(do i have|are there) any timers [(running|set|on|going)]",
+                            "(list|show) [me] [my|the] timers",
                         ]
                     }
                 ]

@@ -256,7 +256,9 @@ class Recognizer:
         if result is None or result.unmatched_entities:
             return None
         english = self.library.language.split("-")[0] == "en"
-        if english and result.intent.name in _SWITCHING and not set(text.split()) & _SWITCH_VERBS:
+        imperative = (result.intent_metadata or {}).get("imperative", False)
+        if (english and result.intent.name in _SWITCHING and not imperative
+                and not set(text.split()) & _SWITCH_VERBS):  # fmt: skip
             # "the ceiling fan off" with no verb: often a question ("is the …") whose
             # first word whisper lost. Asked about, not done.
             return _recognition(result, text, BARE_SCORE, "fuzzy", [(text, text)])

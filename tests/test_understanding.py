@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rapidfuzz import fuzz
 
 from appliance import events as ev
 from appliance.actions.app import Actions
@@ -22,8 +23,10 @@ from appliance.actions.audit import AuditEntry, AuditLog
 from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList
 from appliance.actions.devices import MemoryBackend
 from appliance.errors import ModelError
+from appliance.understanding import phonetic
 from appliance.understanding.handler import ACT_SCORE
 from appliance.understanding.library import load_library
+from appliance.understanding.phonetic import SoundsLike, fold
 from appliance.understanding.recognizer import MAX_WORDS, Recognizer
 from tests.fakes import Recorder
 
@@ -280,6 +283,44 @@ def test_a_middling_name_is_asked_about_and_yes_runs_it(home):
     assert [(a.tool, a.arguments, a.turn) for a in home.of("action")] == [
         ("device_on", {"device": "porch light"}, 2)
     ]
+
+
+def test_a_name_that_only_sounds_like_a_device_is_asked_about(home):
+    """ "porridge light on": 'porridge' is spelled unlike 'porch' (46 %), but sounds
+    like it (espeak-ng's phonemes, folded): asked, never switched at once."""
+    question, yes = home.say("porridge light on", "yes")
+    assert question.reply == "Did you mean the porch light?", question.reply
+    assert yes.reply == "The porch light is on."
+    assert home.switched() == {"porch light": [("on", True)]}
+    assert home.of("intent")[0].score < ACT_SCORE
+
+
+def test_a_command_word_that_only_sounds_like_one_is_asked_about(home):
+    """ "post the timer" (whisper, for "pause the timer")."""
+    _, question, yes = home.say(SET_TIMER, "Post the timer.", "yes")
+    assert question.reply == "Did you mean: pause the timer?", question.reply
+    assert yes.action == "timer_pause" and yes.reply.startswith("Paused"), yes.reply
+
+
+def test_sounds_fold_what_a_small_speech_model_confuses():
+    sounds = SoundsLike("en")
+    assert sounds.available  # piper-tts (the voice) carries espeak-ng
+    assert sounds.key("porch") == sounds.key("porch")
+    near = {(a, b): fuzz.ratio(sounds.key(a), sounds.key(b)) for a, b in
+            [("porridge", "porch"), ("post", "pause"), ("garage light", "bed light")]}  # fmt: skip
+    assert near[("porridge", "porch")] >= 80 and near[("post", "pause")] >= 80, near
+    assert near[("garage light", "bed light")] < 80, near
+    assert fold("pˈɔːɹtʃ lˈaɪt") == fold("pˈɔɹdʒ lˈaɪd")  # stress, length, voicing
+
+
+def test_without_espeak_names_are_matched_by_spelling_only(monkeypatch):
+    monkeypatch.setattr(phonetic, "_bridge", lambda: None)
+    recognizer = Recognizer(load_library("en"), configs(HOME))
+    assert recognizer.recognize("porridge light on") is None or (
+        recognizer.recognize("porridge light on").slots.get("name") != "porch light"
+    )
+    found = recognizer.recognize("turn on the porsche light")
+    assert found is not None and found.slots["name"] == "porch light"
 
 
 @pytest.mark.parametrize("answer", ["no", "never mind"])

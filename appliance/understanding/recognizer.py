@@ -39,6 +39,7 @@ from rapidfuzz import fuzz, process
 from appliance.actions.config import DeviceConfig, normalise_name
 from appliance.actions.numbers import parse_number, tokens
 from appliance.understanding.library import SentenceLibrary
+from appliance.understanding.phonetic import SoundsLike
 
 MAX_WORDS = 30
 """A longer transcript is not a command (whisper looping, a story): not matched at all."""
@@ -47,6 +48,10 @@ NAME_MIN_SCORE = 0.6
 WORD_MIN_SCORE = 0.7
 """A word the library never uses is replaced only by a word at least this close."""
 _WORD_MIN_LENGTH = 4
+SOUND_MIN_SCORE = 0.8
+"""How alike (0–1) two names' or words' folded phonemes must be (understanding/phonetic.py)."""
+SOUND_SCORE_CAP = 0.8
+"""A match by sound alone scores at most this: below ACT_SCORE, so it is asked about."""
 SNAP_MIN_SCORE = 0.89
 """How close a transcript must be to a sentence of the house to be snapped to it."""
 SNAP_PENALTY = 0.1
@@ -154,11 +159,15 @@ class Recognizer:
         self._phrases: list[str] | None = None
         """The sentences the house can mean, for snapping (made on first need)."""
         self._vocabulary_list = sorted(self.vocabulary)
+        self._sounds = SoundsLike(library.language)
+        self._sound_choices: dict[str, dict[str, str]] | None = None
+        self._sound_vocabulary: dict[str, str] | None = None
 
     def warm_up(self) -> None:
         """hassil builds its number words and tries on first use (0.3–0.6 s): done at
         start, not in the first turn."""
         self.phrases()
+        self._sounds_of_the_house()
         for sentence in (
             "set a timer for five minutes",
             "set the light to 50 percent",
@@ -166,6 +175,31 @@ class Recognizer:
             "turn on the nothing here",
         ):
             self.recognize(sentence)
+
+    def _sounds_of_the_house(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """How the names, rooms and the library's words sound (made on first need)."""
+        if self._sound_choices is None or self._sound_vocabulary is None:
+            choices = {slot: dict(zip(names, self._sounds.keys(names.values()), strict=True))
+                       for slot, names in self._choices.items()}  # fmt: skip
+            words = self._vocabulary_list
+            keys = self._sounds.keys(words)
+            self._sound_choices = choices
+            self._sound_vocabulary = {w: k for w, k in zip(words, keys, strict=True) if k}
+            self._kind_sounds = set(self._sounds.keys(sorted(_KIND_WORDS)))
+        return self._sound_choices, self._sound_vocabulary
+
+    def _closest_name(self, slot: str, heard: str) -> tuple[str, float] | None:
+        """The house's name or room closest to what was heard: by spelling, else by
+        sound. A match by sound alone is asked about, never acted on at once."""
+        found = closest(heard, self._choices[slot], self._owners)
+        if found is not None or not self._sounds.available:
+            return found
+        choices, _ = self._sounds_of_the_house()
+        by_sound = closest(self._sounds.key(_content(heard)), choices[slot], self._owners,
+                           min_score=SOUND_MIN_SCORE, kinds=self._kind_sounds)  # fmt: skip
+        if by_sound is None:
+            return None
+        return by_sound[0], min(by_sound[1], SOUND_SCORE_CAP)
 
     def device_for(self, spoken: str) -> str | None:
         """The device a name slot's value stands for (aliases → the device's name)."""
@@ -313,7 +347,7 @@ class Recognizer:
                 return None
             key = (slot, heard)
             if key not in self._closest:  # the same words come back in many readings
-                self._closest[key] = closest(heard, choices, self._owners)
+                self._closest[key] = self._closest_name(slot, heard)
             found = self._closest[key]
             if found is None:
                 return None
@@ -335,6 +369,7 @@ class Recognizer:
                 continue
             near = process.extract(word, self._vocabulary_list, scorer=fuzz.ratio, limit=3)
             near = [(index, w, s / 100) for w, s, _ in near if s / 100 >= WORD_MIN_SCORE]
+            near += self._sounding_like(index, word, {w for _, w, _ in near})
             if near:
                 options.append(near)
         if not options:
@@ -350,9 +385,27 @@ class Recognizer:
         attempts.sort(key=lambda a: -a.score)
         return attempts[:_MAX_CORRECTIONS]
 
+    def _sounding_like(self, index: int, word: str, have: set[str]) -> list[tuple[int, str, float]]:
+        """The library's words that sound like `word` ("post": pause), at a score that
+        asks rather than acts."""
+        if not self._sounds.available:
+            return []
+        _, vocabulary = self._sounds_of_the_house()
+        key = self._sounds.key(word)
+        if not key:
+            return []
+        near = process.extract(key, vocabulary, scorer=fuzz.ratio, limit=3,
+                               score_cutoff=SOUND_MIN_SCORE * 100)  # fmt: skip
+        return [(index, w, SOUND_SCORE_CAP) for _, _, w in near if w not in have]
+
 
 def closest(
-    heard: str, choices: Sequence[str] | dict[str, str], owners: dict[str, str] | None = None
+    heard: str,
+    choices: Sequence[str] | dict[str, str],
+    owners: dict[str, str] | None = None,
+    *,
+    min_score: float = 0.0,
+    kinds: set[str] | None = None,
 ) -> tuple[str, float] | None:
     """The choice closest to a misheard name, with its score (0–1), if any is close
     enough; None when two choices are as close (that is not a match, it is a guess).
@@ -368,15 +421,16 @@ def closest(
         return None
     contents = choices if isinstance(choices, dict) else {c: _content(c) for c in choices}
     # rapidfuzz ranks every choice in C++; only the few best are scored word by word.
+    least = max(min_score, NAME_MIN_SCORE)
     near = process.extract(spoken, contents, scorer=fuzz.ratio, limit=_NEAREST,
-                           score_cutoff=NAME_MIN_SCORE * 100 * 0.8)  # fmt: skip
+                           score_cutoff=least * 100 * 0.8)  # fmt: skip
     scored = [
-        (_name_score(spoken, name), choice)
+        (_name_score(spoken, name, _KIND_WORDS if kinds is None else kinds), choice)
         for name, _, choice in near
         if len(spoken.split()) <= len(name.split()) + 1
     ]
     scored.sort(key=lambda item: -item[0])
-    if not scored or scored[0][0] < NAME_MIN_SCORE:
+    if not scored or scored[0][0] < least:
         return None
     owner = owners.get(scored[0][1], scored[0][1]) if owners else scored[0][1]
     rivals = [score for score, choice in scored[1:]
@@ -386,10 +440,10 @@ def closest(
     return scored[0][1], round(scored[0][0], 3)
 
 
-def _name_score(spoken: str, name: str) -> float:
+def _name_score(spoken: str, name: str, kinds: set[str]) -> float:
     whole = fuzz.ratio(spoken, name) / 100
     heard_words, name_words = spoken.split(), name.split()
-    shared = set(heard_words) & set(name_words) & _KIND_WORDS
+    shared = set(heard_words) & set(name_words) & kinds
     own_heard = " ".join(w for w in heard_words if w not in shared)
     own_name = " ".join(w for w in name_words if w not in shared)
     if not shared or not own_heard or not own_name:

@@ -302,6 +302,18 @@ def test_a_command_word_that_only_sounds_like_one_is_asked_about(home):
     assert yes.action == "timer_pause" and yes.reply.startswith("Paused"), yes.reply
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["What is the speed of light?", "Tell me about the porch.", "Tell me a joke.",
+     "What is the capital of France?", "How do I change a light bulb?"],
+)  # fmt: skip
+def test_free_questions_near_a_device_name_go_to_the_language_model(home, text):
+    """Not asked about ("Did you mean the bed light?"), not answered by the handler."""
+    (handled,) = home.say(text)
+    assert handled is None, handled
+    assert home.of("intent") == [] and home.switched() == {}
+
+
 def test_sounds_fold_what_a_small_speech_model_confuses():
     sounds = SoundsLike("en")
     assert sounds.available  # piper-tts (the voice) carries espeak-ng

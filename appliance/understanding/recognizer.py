@@ -48,6 +48,10 @@ NAME_MIN_SCORE = 0.6
 WORD_MIN_SCORE = 0.7
 """A word the library never uses is replaced only by a word at least this close."""
 _WORD_MIN_LENGTH = 4
+QUESTION_MIN_SCORE = 0.85
+"""A question about a device is taken only when sure: a guess goes to the language model
+(asking "Did you mean the bed light?" for "what is the speed of light" would be worse)."""
+_QUESTIONS = {"HassGetState"}
 SOUND_MIN_SCORE = 0.8
 """How alike (0–1) two names' or words' folded phonemes must be (understanding/phonetic.py)."""
 SOUND_SCORE_CAP = 0.8
@@ -181,7 +185,10 @@ class Recognizer:
         if self._sound_choices is None or self._sound_vocabulary is None:
             choices = {slot: dict(zip(names, self._sounds.keys(names.values()), strict=True))
                        for slot, names in self._choices.items()}  # fmt: skip
-            words = self._vocabulary_list
+            # Only the words a command starts with ("pause", "resume"), and only for the
+            # transcript's first word: a question's words are not bent into a command's.
+            names = {w for spoken in [*self._names, *self._rooms] for w in spoken.split()}
+            words = sorted({p.split()[0] for p in self.phrases()} - names - _FILLER)
             keys = self._sounds.keys(words)
             self._sound_choices = choices
             self._sound_vocabulary = {w: k for w, k in zip(words, keys, strict=True) if k}
@@ -211,6 +218,8 @@ class Recognizer:
         light" said: "porch light"). A transcript whisper wrote as several sentences
         ("Cancel Tiger. Cancel. Cancel.") is tried whole, then sentence by sentence."""
         found = self._recognize(text)
+        if found is not None and found.intent in _QUESTIONS and found.score < QUESTION_MIN_SCORE:
+            return None  # "what is the speed of light" is not "what is the bed light"
         if found is None or "name" not in found.slots:
             return found
         device = self._owners.get(normalise_name(str(found.slots["name"])))
@@ -369,7 +378,8 @@ class Recognizer:
                 continue
             near = process.extract(word, self._vocabulary_list, scorer=fuzz.ratio, limit=3)
             near = [(index, w, s / 100) for w, s, _ in near if s / 100 >= WORD_MIN_SCORE]
-            near += self._sounding_like(index, word, {w for _, w, _ in near})
+            if index == 0:
+                near += self._sounding_like(index, word, {w for _, w, _ in near})
             if near:
                 options.append(near)
         if not options:
@@ -386,8 +396,8 @@ class Recognizer:
         return attempts[:_MAX_CORRECTIONS]
 
     def _sounding_like(self, index: int, word: str, have: set[str]) -> list[tuple[int, str, float]]:
-        """The library's words that sound like `word` ("post": pause), at a score that
-        asks rather than acts."""
+        """The words commands start with that sound like `word` ("post": pause), at a
+        score that asks rather than acts."""
         if not self._sounds.available:
             return []
         _, vocabulary = self._sounds_of_the_house()

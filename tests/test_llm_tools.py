@@ -87,6 +87,9 @@ def test_calls_the_words_do_not_support_are_dropped(tmp_path):
             call("device_on", device="kitchen fan"),  # the porch light was named
             call("device_off", device="porch light"),  # "on" was said
             call("device_on", device="porch light"),  # for a joke about lights
+            # whisper's garbled "set the porch light brightness to eighty percent"
+            call("device_on", device="porch light"),
+            call("timer_set", seconds=120),  # "add two minutes to the pasta timer"
         ],
     )
 
@@ -97,11 +100,13 @@ def test_calls_the_words_do_not_support_are_dropped(tmp_path):
                 await caller.handle("I need the porch light on", 2),
                 await caller.handle("tell me a joke about lights", 3),
                 await caller.handle("what is the capital of France?", 4),  # not even asked
+                await caller.handle("Sent in the porch light right in a steady percent.", 5),
+                await caller.handle("and two minutes to the past a timer.", 6),
             ]
 
-    assert asyncio.run(main()) == [None] * 4
+    assert asyncio.run(main()) == [None] * 6
     assert not any(b.commands for b in backends.values())
-    assert recorder.of("action") == [] and len(llm.json_prompts) == 3
+    assert recorder.of("action") == [] and len(llm.json_prompts) == 5
 
 
 def test_unknown_tools_bad_arguments_and_garbage_say_it_could_not(tmp_path):

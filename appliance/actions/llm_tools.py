@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,6 +48,9 @@ it in Tokyo" with the local time."""
 _HINTS = {"timer", "timers", "remind", "countdown", "light", "lights", "lamp", "lamps", "fan",
           "brightness", "dim", "brighter", "darker", "switch", "turn", "power"}  # fmt: skip
 _OFF = {"off", "out", "shut", "stop", "kill", "down"}
+_LEVEL = {"brightness", "dim", "dimmer", "brighter", "darker", "percent", "bright"}
+_MORE = {"add", "more", "extra", "another", "longer", "shorter", "less"}
+_TO_A_TIMER = re.compile(r"\b(to|from|on|off) (the|my) (\w+ ){0,2}timer\b")
 _VERBS = {
     "device_off": _OFF,
     "device_toggle": {"toggle", "switch", "flip"},
@@ -199,8 +203,9 @@ class LlmToolCaller:
         if tool in ("device_on", "device_off", "device_toggle") and question:
             return None
         if tool == "device_on":
-            if set(words) & _OFF:
-                return None  # "I need the porch light" may mean on; "…off" never does
+            if set(words) & (_OFF | _LEVEL):
+                return None  # "I need the porch light" may mean on; "…off" never does,
+                # nor "…80 percent" (a brightness whisper garbled)
         elif not set(words) & _VERBS[tool]:
             return None
         checked = dict(arguments)
@@ -214,6 +219,8 @@ class LlmToolCaller:
                 return None
             checked["percent"] = levels[0]  # out of range is refused by validation
         if tool == "timer_set":
+            if set(words) & _MORE or _TO_A_TIMER.search(" ".join(words)):
+                return None  # "(add) two minutes to the pasta timer" changes one
             lengths = every_value(words, parse_duration)
             if len(lengths) != 1:
                 return None

@@ -338,15 +338,19 @@ def _check_the_config_page_and_api(shell: SerialShell, port: int) -> None:
     # and a reply waits its turn to speak. The turn is timed from when the voice is free.
     waited_at = time.monotonic()
     while time.monotonic() - waited_at < 900:
-        if web.get(base + "/api/status", timeout=60).json().get("state") == "idle":
+        # Each poll on its own connection: uvicorn closes an idle keep-alive one after 5 s,
+        # and a request sent as it closes is lost ("Remote end closed connection").
+        status = web.get(base + "/api/status", headers={"Connection": "close"}, timeout=60)
+        if status.json().get("state") == "idle":
             break
-        time.sleep(5)
+        time.sleep(3)
     print(f"the pairing code was spoken in {time.monotonic() - waited_at:.0f} s")
     asked_at = time.monotonic()
     # Under TCG one turn takes minutes (llama.cpp and Piper on emulated SIMD).
     try:
         answer = web.post(base + "/api/ask", json={"text": QUESTION},
-                          headers={"X-CSRF-Token": csrf[1]}, timeout=900)  # fmt: skip
+                          headers={"X-CSRF-Token": csrf[1], "Connection": "close"},
+                          timeout=900)  # fmt: skip
     except requests.exceptions.ReadTimeout:
         _, seen = shell.run("journalctl -b -u appliance.service --no-pager -o cat -n 40; "
                             "top -b -n 1 | head -15", timeout=300)  # fmt: skip

@@ -177,7 +177,7 @@ FAMILIES = [
     ((SET_TIMER, "Set a tea timer for 3 minutes."), "What timers do I have?", "HassTimerStatus",
      [("timer_list", {})]),
     (("Set a pasta timer for 10 minutes.",), "Cancel the past timer.", "HassCancelTimer",
-     [("timer_cancel", {"name": "past"})]),
+     [("timer_cancel", {"name": "pasta"})]),
     ((SET_TIMER,), "How much time is left?", "HassTimerStatus",
      [("timer_remaining", {"name": ""})]),
     ((SET_TIMER, "Set a tea timer for 3 minutes."), "Timer status.", "HassTimerStatus",

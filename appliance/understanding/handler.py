@@ -205,6 +205,13 @@ class IntentHandler:
         found = self.devices.resolve(kind)
         return found if isinstance(found, Match | Ambiguous) else None
 
+    def timer_named(self, name: str) -> str:
+        """The running timer's own name for a spoken one ("past" → "pasta"), or as said."""
+        if not name or self.timers is None:
+            return name
+        found = {t.name for t in self.timers.find(name)}
+        return found.pop() if len(found) == 1 and "" not in found else name
+
     def running_timers(self) -> int:
         return len(self.timers.active()) if self.timers is not None else 0
 

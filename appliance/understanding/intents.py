@@ -201,6 +201,7 @@ def _timer(found: Recognition, house: IntentHandler) -> Plan:
         name = timer_label(started)
     if intent == "HassStartTimer":
         return _start_timer(found, name, house)
+    name = house.timer_named(name)  # "the past timer": the pasta timer, named as it is
     if intent == "HassCancelAllTimers":
         return Plan((Call("timer_cancel", {"all": True, "name": name}),), tool="timer_cancel")
     if intent in _TIMER_TOOLS:

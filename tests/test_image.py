@@ -2,8 +2,9 @@
 under QEMU (TCG) and check that a freshly flashed card becomes a working appliance.
 
 The boot test is marked `image`; it runs by default because CI must build and boot the
-image (13 minutes on the shared 2-core machine: build 3, boot 2, one turn through the
-config page's API under TCG 8). `-m "not image"` skips it while developing.
+image (about 20 minutes on the shared 2-core machine: build 3.5, boot 2.5, the first
+start's spoken pairing code 9, then one turn through the config page's API under TCG).
+`-m "not image"` skips it while developing.
 """
 
 from __future__ import annotations

@@ -135,9 +135,15 @@ class SttConfig:
     2–3× faster on short requests."""
     bias: bool = False
     """Bias whisper towards the house's own words (device, room and timer names and a few
-    commands, given as its initial prompt). Off by default: with whisper tiny.en it was
-    measured worse (command WER 0.33 against 0.21 without, and 9 of 73 transcripts said
-    twice or with the prompt's words in them; `appliance bench --only understanding`)."""
+    commands, given as its initial prompt). Off by default: with whisper tiny.en it halves
+    the command word error rate (12 % against 22 %) but the prompt needs a 512-frame
+    encoder window, which doubles the STT time of a short request, and it made more
+    wrong actions on the bench (`appliance bench --only understanding`)."""
+    weigh: bool = True
+    """When a transcript is near a sentence of the house but not quite it, ask whisper
+    which of the house's sentences the audio supports (`understanding/acoustic.py`): a
+    misheard command then acts, or is asked about, or is left alone. Costs 0.1–0.5 s, on
+    those turns only."""
 
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "stt.threads must be 0 (auto) or more")

@@ -222,6 +222,9 @@ class IntentRecognized(Event):
     confirm (a middling match: asked about first) or model (the language model's call)."""
     text: str
     """The sentence that was matched (after correction, for a fuzzy match)."""
+    evidence: str = ""
+    """For a corrected sentence weighed against the audio: how far below the transcript
+    whisper found it, and how far above the next sentence that means something else."""
 
 
 @dataclass(frozen=True, kw_only=True)

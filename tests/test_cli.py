@@ -194,7 +194,7 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
     smollm2 = report["llm_backends"]["llama.cpp/smollm2-135m-instruct"]
     assert smollm2["mmap"]["tokens_per_s"] > 0 and smollm2["read"]["load_s"] > 0
     assert "available" in report["llm_backends"]["rkllm"]
-    assert report["barge_in"]["interrupted"] == 1.0
+    assert report["barge_in"]["interrupted"] == 1.0, report["barge_in"]
     assert 0 <= report["barge_in"]["recognised_to_silence_s"] < 1.0
     assert report["self_wakes"]["own_speech_minutes"] > 0.2
     assert "speex_per_hour" in report["self_wakes"]

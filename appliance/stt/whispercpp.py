@@ -1,15 +1,22 @@
-"""whisper.cpp through pywhispercpp, on a ggml model file from the models directory."""
+"""whisper.cpp on a ggml model file from the models directory, through its C API
+(`whisper_lib`, on the library the pywhispercpp wheel ships).
+
+Besides transcribing, the engine scores sentences against the audio it last transcribed
+(`score`): the understanding stage uses that to tell which of the house's sentences was
+said when the transcript is near one but not quite it (Speech-to-Phrase's idea)."""
 
 from __future__ import annotations
 
 import math
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from appliance.errors import ModelError, SpeechToTextError
+from appliance.stt.whisper_lib import FullParams, WhisperContext, load_library
 
 PROMPTED_AUDIO_CONTEXT = 512
 """The smallest encoder window used with a prompt (see `WhisperCppStt.transcribe`)."""
@@ -70,31 +77,48 @@ class WhisperCppStt:
         language: str = "en",
         fit_context: bool = True,
     ) -> None:
-        try:
-            from pywhispercpp.model import Model
-        except ImportError as err:
-            raise ModelError(f"pywhispercpp is not installed ({err}); run ./setup.sh") from err
         if not Path(model_path).is_file():
-            # pywhispercpp treats an unknown name as a model to download: never let it.
             raise ModelError(f"whisper model {model_path} is missing; run ./setup.sh")
+        lib = load_library()
         try:
-            self._model = Model(
-                str(model_path),
-                redirect_whispercpp_logs_to=None,
-                n_threads=threads,
-                language=language,
-                print_progress=False,
-                print_realtime=False,
-                print_timestamps=False,
-                no_context=True,
-                single_segment=False,
-                suppress_blank=True,
-            )
+            self._whisper = WhisperContext(lib, Path(model_path), language=language)
+        except ModelError:
+            raise
         except Exception as err:
             raise ModelError(f"whisper.cpp cannot load {model_path}: {err}") from err
+        self.threads = threads
+        self.language = language
         self.fit_context = fit_context
-        # One whisper context cannot run two transcriptions at once.
+        # One whisper state cannot run two transcriptions (or a transcription and a
+        # scoring) at once.
         self._lock = threading.Lock()
+        self._heard: str | None = None
+        """The last transcript, while its audio's encoding is still in the state."""
+
+    def close(self) -> None:
+        with self._lock:
+            self._heard = None
+            self._whisper.close()
+
+    def _params(self, samples: int, prompt: str) -> FullParams:
+        params = self._whisper.default_params()
+        params.n_threads = self.threads
+        params.language = self.language.encode()
+        params.print_progress = params.print_timestamps = params.print_realtime = False
+        params.no_context = True
+        params.single_segment = False
+        params.suppress_blank = True
+        audio_ctx = fitted_audio_context(samples) if self.fit_context else 0
+        if prompt and audio_ctx:
+            # With a prompt, tiny.en in a 256-frame window wrote requests twice, lost
+            # their first words or copied the prompt (WER 29 % against 22 % without
+            # a prompt); at 512 frames and without timestamps, 12 %.
+            audio_ctx = max(PROMPTED_AUDIO_CONTEXT, audio_ctx)
+        params.audio_ctx = audio_ctx
+        params.initial_prompt = prompt.encode() if prompt else None
+        params.no_timestamps = bool(prompt)
+        params.max_tokens = max_tokens_for(samples)
+        return params
 
     def transcribe(self, audio: np.ndarray, prompt: str = "") -> str:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
@@ -105,20 +129,25 @@ class WhisperCppStt:
             audio = np.pad(audio, (0, 16_000 - len(audio)))
         try:
             with self._lock:
-                audio_ctx = fitted_audio_context(len(audio)) if self.fit_context else 0
-                if prompt and audio_ctx:
-                    # With a prompt, tiny.en in a 256-frame window wrote requests twice, lost
-                    # their first words or copied the prompt (WER 29 % against 22 % without
-                    # a prompt); at 512 frames and without timestamps, 12 %.
-                    audio_ctx = max(PROMPTED_AUDIO_CONTEXT, audio_ctx)
-                segments = self._model.transcribe(
-                    audio,
-                    audio_ctx=audio_ctx,
-                    initial_prompt=prompt,
-                    no_timestamps=bool(prompt),
-                    max_tokens=max_tokens_for(len(audio)),
-                )
+                self._heard = None
+                segments = self._whisper.full(self._params(len(audio), prompt), audio)
+                text = " ".join(segment.strip() for segment in segments)
+                text = collapse_repeats(" ".join(_NON_SPEECH.sub(" ", text).split()))
+                self._heard = text
         except Exception as err:
             raise SpeechToTextError(f"whisper.cpp failed: {err}") from err
-        text = " ".join(segment.text.strip() for segment in segments)
-        return collapse_repeats(" ".join(_NON_SPEECH.sub(" ", text).split()))
+        return text
+
+    def score(self, heard: str, texts: Sequence[str]) -> list[float] | None:
+        """How likely each of `texts` is as what was said (the sum of its tokens' log
+        probabilities), for the audio that was transcribed as `heard`; None when that
+        audio is gone (another transcription since, or typed text)."""
+        if not texts:
+            return []
+        with self._lock:
+            if heard != self._heard or not heard:
+                return None
+            try:
+                return self._whisper.sentence_logprobs(texts, threads=self.threads)
+            except Exception as err:
+                raise SpeechToTextError(f"whisper.cpp failed to score sentences: {err}") from err

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from appliance.actions.builtin import OPERATORS
-from appliance.actions.numbers import parse_number, tokens
+from appliance.actions.numbers import number_words, parse_number, tokens
 
 _PREFIX = re.compile(r"^(?:what's|what is|whats|how much is|calculate|compute|work out|what)\s*")
 _ENDING = re.compile(r" (?:equals?|makes?|is)$")
@@ -23,7 +23,7 @@ def parse(text: str) -> dict[str, Any] | None:
         left, sep, right = body.partition(f" {spoken} ")
         if not sep:
             continue
-        a, b = _whole_number(left), _whole_number(right)
+        a, b = _left_number(left), _whole_number(right)
         if a is None or b is None:
             return None
         assert op in OPERATORS
@@ -31,7 +31,31 @@ def parse(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _left_number(text: str) -> float | None:
+    """The first number, after at most two words whisper put before it ("what *if* 17
+    times 23": the "is" misheard)."""
+    words = text.split()
+    for skip in range(min(2, len(words) - 1) + 1):
+        if skip and any(w[:1].isdigit() or parse_number([w], 0) for w in words[:skip]):
+            break
+        found = _whole_number(" ".join(words[skip:]))
+        if found is not None:
+            return found
+    return None
+
+
 def _whole_number(text: str) -> float | None:
+    """A number said whole: words, digits, or whisper's mix of both ("100 and 5",
+    "1 hundred and five")."""
+    found = _number(text)
+    if found is None and re.search(r"\d", text):
+        spelled = re.sub(r"\d+", lambda m: number_words(int(m.group())), text)
+        if not re.search(r"(?<!hundred)(?<!thousand) and\b", spelled):  # "2 and 3" is not 5
+            found = _number(spelled)
+    return found
+
+
+def _number(text: str) -> float | None:
     words = text.split()
     negative = bool(words) and words[0] in ("minus", "negative")
     if negative:

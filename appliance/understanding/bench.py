@@ -463,12 +463,13 @@ async def _item_row(
     """Speak, transcribe without and with the prompt, ask, judge: the item's row."""
     audio = recorder.record(item.text, item.voice, item.noise, item.snr_db, seed=index)
     heard = {}
-    for key, bias in (("unbiased", ""), ("biased", prompt)):
+    # What the appliance would hear: the prompt only when stt.bias is on (off by default).
+    # It is transcribed last, so that the engine still holds its audio for weighing.
+    asked = "biased" if biased else "unbiased"
+    for key, bias in sorted((("unbiased", ""), ("biased", prompt)), key=lambda k: k[0] == asked):
         t0 = time.monotonic()
         heard[key] = engines.stt.transcribe(int16_to_float(audio), prompt=bias)
         stt_times[key].append(time.monotonic() - t0)
-    # What the appliance would hear: the prompt only when stt.bias is on (off by default).
-    asked = "biased" if biased else "unbiased"
     turn, result = await ask_item(pipeline, actions, item, heard[asked])
     judged = verdict(item, turn)
     sentences = list(result.sentences) or ([result.reply] if result.reply else [])

@@ -16,6 +16,7 @@ succeeded in this turn (`ToolRegistry.call`). Each recognition is published as a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -101,7 +102,12 @@ class IntentHandler:
         if sum_ is not None:
             found = Recognition("ApplianceCalculate", sum_, 1.0, "library", text)
             return await self._act(found, (Call("calculate", sum_),), text, turn)
-        found = self.recognizer.recognize(text)
+        if self.timers is not None:
+            self.recognizer.use_timer_names(t.name for t in self.timers.active() if t.name)
+        if self.recognizer.scorer is not None:  # it may ask whisper: not on the event loop
+            found = await asyncio.to_thread(self.recognizer.recognize, text)
+        else:
+            found = self.recognizer.recognize(text)
         self.last = found
         if found is None:
             return None
@@ -185,6 +191,7 @@ class IntentHandler:
                 score=found.score,
                 path=path,
                 text=found.text,
+                evidence=found.evidence,
             )
         )
 
@@ -255,6 +262,6 @@ def _plain(slots: dict[str, Any]) -> dict[str, Any]:
 def _intent_json(found: Recognition, path: str) -> str:
     return json.dumps(
         {"intent": found.intent, "slots": _plain(found.slots), "score": found.score,
-         "path": path},
+         "path": path, **({"evidence": found.evidence} if found.evidence else {})},
         ensure_ascii=False,
     )  # fmt: skip

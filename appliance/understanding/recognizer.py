@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +40,11 @@ from rapidfuzz import fuzz, process
 
 from appliance.actions.config import DeviceConfig, normalise_name
 from appliance.actions.numbers import parse_number, tokens
+from appliance.understanding import acoustic
 from appliance.understanding.library import SentenceLibrary
 from appliance.understanding.phonetic import SoundsLike
 
+_LOGGER = logging.getLogger(__name__)
 MAX_WORDS = 30
 """A longer transcript is not a command (whisper looping, a story): not matched at all."""
 NAME_MIN_SCORE = 0.6
@@ -105,6 +109,8 @@ class Recognition:
     """The matched sentence's metadata in the library (e.g. too_long)."""
     response: str = "default"
     """Which of the library's response templates fits the sentence."""
+    evidence: str = ""
+    """What the audio said of a corrected sentence (`acoustic.weigh`), when it was asked."""
 
 
 @dataclass
@@ -162,10 +168,15 @@ class Recognizer:
         self.vocabulary = _vocabulary(library.data, self._names, self._rooms)
         self._phrases: list[str] | None = None
         """The sentences the house can mean, for snapping (made on first need)."""
+        self._with_timers: list[str] | None = None
         self._vocabulary_list = sorted(self.vocabulary)
         self._sounds = SoundsLike(library.language)
         self._sound_choices: dict[str, dict[str, str]] | None = None
         self._sound_vocabulary: dict[str, str] | None = None
+        self.scorer: acoustic.Scorer | None = None
+        """Scores sentences against the audio of the transcript (the STT engine's `score`),
+        when the transcript came from speech: set by `actions_for`."""
+        self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         """hassil builds its number words and tries on first use (0.3–0.6 s): done at
@@ -216,8 +227,16 @@ class Recognizer:
     def recognize(self, text: str) -> Recognition | None:
         """The command `text` is, if any, its name slot the device's own name ("front
         light" said: "porch light"). A transcript whisper wrote as several sentences
-        ("Cancel Tiger. Cancel. Cancel.") is tried whole, then sentence by sentence."""
-        found = self._recognize(text)
+        ("Cancel Tiger. Cancel. Cancel.") is tried whole, then sentence by sentence.
+        With a scorer, a corrected sentence is then weighed against the audio."""
+        with self._lock:
+            found = self._recognize(text)
+            if self.scorer is not None and not (found is not None and found.path == "library"
+                                                and found.score >= 1):  # fmt: skip
+                try:
+                    found = acoustic.weigh(self, text, found, self.scorer)
+                except Exception:  # the text's own reading stands
+                    _LOGGER.exception("weighing %r against the audio failed", text)
         if found is not None and found.intent in _QUESTIONS and found.score < QUESTION_MIN_SCORE:
             return None  # "what is the speed of light" is not "what is the bed light"
         if found is None or "name" not in found.slots:
@@ -254,33 +273,70 @@ class Recognizer:
 
     def phrases(self) -> list[str]:
         """Every sentence of the library's Speech-to-Phrase set this house can mean, with
-        its names and rooms, and each number as `_NUMBER` (at most `SNAP_NAMES` names)."""
+        its names and rooms, and each number as `_NUMBER` (at most `SNAP_NAMES` names);
+        and its timer sentences again with each running timer's name."""
         if self._phrases is None:
             self._phrases = _house_phrases(self.library.language, list(self._names)[:SNAP_NAMES],
                                            self._rooms)  # fmt: skip
-        return self._phrases
+            self._with_timers = None
+        if self._with_timers is None:
+            self._with_timers = self._phrases + _named_timer_phrases(self._phrases,
+                                                                     self.timer_names)  # fmt: skip
+        return self._with_timers
+
+    def use_timer_names(self, names: Iterable[str]) -> None:
+        """The names of the timers now running ("cancel the pasta timer" is a sentence
+        of the house while the pasta timer runs)."""
+        named = sorted({normalise_name(n) for n in names if n.strip()})
+        with self._lock:
+            if named != self.timer_names:
+                self.timer_names = named
+                self._with_timers = None
 
     def _snap(self, text: str) -> Recognition | None:
         """Speech-to-Phrase's idea on a transcript: the sentence of the house closest to
         what was heard ("set a time for five minutes" → "set a timer for 5 minutes"),
         when it is very close. Its numbers are the ones heard."""
-        heard, numbers = _numbers_out(text)
+        found = self.snap_candidates(text, SNAP_MIN_SCORE, 1)
+        return found[0] if found else None
+
+    def snap_candidates(self, text: str, min_score: float, limit: int) -> list[Recognition]:
+        """The `limit` sentences of the house closest to `text` (at least `min_score`
+        alike), with the numbers heard, as recognitions scored by their closeness."""
+        heard, numbers = _numbers_out(_clean(text))
         if not numbers and len(heard.split()) < 2:
-            return None
-        best = process.extractOne(heard, self.phrases(), scorer=fuzz.ratio,
-                                  score_cutoff=SNAP_MIN_SCORE * 100)  # fmt: skip
-        if best is None:
-            return None
-        phrase, ratio = best[0], best[1] / 100
-        if phrase.split().count(_NUMBER) != len(numbers):
-            return None
-        words = iter(numbers)
-        snapped = " ".join(next(words) if w == _NUMBER else w for w in phrase.split())
-        result = self._match(snapped)
+            return []
+        found = []
+        nearest = process.extract(heard, self.phrases(), scorer=fuzz.ratio, limit=limit,
+                                  score_cutoff=min_score * 100)  # fmt: skip
+        for phrase, ratio, _ in nearest:
+            if phrase.split().count(_NUMBER) != len(numbers):
+                continue
+            words = iter(numbers)
+            snapped = " ".join(next(words) if w == _NUMBER else w for w in phrase.split())
+            result = self._match(snapped)
+            if result is None or result.unmatched_entities:
+                continue
+            score = max(0.0, ratio / 100 - SNAP_PENALTY)
+            found.append(_recognition(result, snapped, score, "fuzzy", [(text, snapped)]))
+        return found
+
+    def read(self, text: str, *, score: float) -> Recognition | None:
+        """`text` (a sentence of the house, clean) as a fuzzy recognition of `score`."""
+        result = self._match(text)
         if result is None or result.unmatched_entities:
             return None
-        score = max(0.0, ratio - SNAP_PENALTY)
-        return _recognition(result, snapped, score, "fuzzy", [(text, snapped)])
+        return _recognition(result, text, score, "fuzzy", [(text, text)])
+
+    def spoken_names(self) -> list[str]:
+        """Every name and alias of the house's devices, as said."""
+        return list(self._names)
+
+    def spoken_name_in(self, text: str) -> str | None:
+        """The longest device name or alias said in `text` (clean), if any."""
+        said = f" {text} "
+        found = [name for name in self._names if f" {name} " in said]
+        return max(found, key=len) if found else None
 
     def _match(self, text: str, *, unmatched: bool = False) -> RecognizeResult | None:
         return recognize_best(
@@ -542,6 +598,16 @@ def _house_phrases(language: str, names: Sequence[str], rooms: Sequence[str]) ->
         if placeholder not in text
     }
     return sorted(p for p in phrases if p)
+
+
+_THE_TIMER = re.compile(r"\b(?:the|my) timer\b")
+
+
+def _named_timer_phrases(phrases: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The sentences about "the timer" about each named timer instead (the library's
+    Speech-to-Phrase set leaves timer names out: they are free words)."""
+    return [_THE_TIMER.sub(f"the {name} timer", p, count=1)
+            for p in phrases if _THE_TIMER.search(p) for name in names]  # fmt: skip
 
 
 def _numbers_out(text: str) -> tuple[str, list[str]]:

@@ -67,7 +67,7 @@ from appliance.handlers import Handled, TextHandler, forget_pending
 from appliance.llm.base import LanguageModel
 from appliance.llm.conversation import Conversation
 from appliance.llm.sentences import SentenceSplitter
-from appliance.stt.base import SpeechToText
+from appliance.stt.base import PhraseScorer, SpeechToText
 from appliance.tts.base import TextToSpeech
 from appliance.understanding.claims import find_claim, truthful_reply
 from appliance.understanding.followup import plausible_answer
@@ -196,6 +196,12 @@ class _Stage:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, fn)
 
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on the stage's thread and wait for it, from another worker thread."""
+        if threading.current_thread().name.startswith(f"stage-{self.name}"):
+            return fn(*args)
+        return self._executor.submit(fn, *args).result()
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -255,6 +261,14 @@ class Pipeline:
     def close(self) -> None:
         for stage in self._stages.values():
             stage.shutdown()
+
+    def phrase_scorer(self) -> Callable[[str, Sequence[str]], list[float] | None] | None:
+        """The STT engine's sentence scoring (`PhraseScorer.score`), run on the STT stage's
+        thread as its transcriptions are; None when the engine cannot score."""
+        stt, stage = self.engines.stt, self._stages["stt"]
+        if not isinstance(stt, PhraseScorer):
+            return None
+        return lambda heard, texts: stage.call(stt.score, heard, texts)
 
     async def in_stage(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call on one stage's thread (listen, stt, llm, tts), exactly as

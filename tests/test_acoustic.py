@@ -184,6 +184,11 @@ def test_whisper_prefers_the_sentence_that_was_said():
                                            "Set the porch light to 50%.",
                                            "Cancel the timer."])  # fmt: skip
     assert said > rival > other
+    # Scored together the texts share the decoder's cache for their common beginning;
+    # alone each is decoded from the start: the same figures.
+    alone = [stt.score(heard, [text])[0] for text in ("Set the porch light to 50%.",
+                                                       "Set the bed light to 50%.")]  # fmt: skip
+    assert alone == pytest.approx([rival, said], abs=1e-3)
     assert stt.score("something else was heard", ["Set the bed light to 50%."]) is None
     stt.transcribe(int16_to_float(audio))  # scoring left the engine able to transcribe
 
@@ -230,3 +235,21 @@ def test_a_timer_named_by_a_little_word_is_asked_about_not_set(tmp_path):
         assert house.actions.timers.active() == []
         (named,) = house.say("Set a pasta timer for 4 minutes.")
         assert [t.name for t in house.actions.timers.active()] == ["pasta"], named.reply
+
+
+def test_a_garbled_answer_to_which_one_is_asked_of_the_audio(tmp_path):
+    from tests.test_understanding import House, running
+
+    with running(House(tmp_path, HOME)) as house:
+        house.actions.recognizer.scorer = Audio(-30.0, {"the kitchen one": -9.0,
+                                                        "the porch one": -21.0,
+                                                        "the kitchen light": -12.0})  # fmt: skip
+        asked, answered = house.say("Turn on the light.", "M-I-I-I-I-I-I-I-I")
+        assert asked.follow_up and "which" in asked.reply.lower()
+        assert answered is not None and answered.action == "device_on", answered
+        assert list(house.switched()) == ["kitchen light"]
+        # The room talking in the window is far more likely as itself: not an answer.
+        house.actions.recognizer.scorer = Audio(-3.0, {"the kitchen one": -25.0})
+        asked, talk = house.say("Turn on the light.", "Yeah, she told me yesterday.")
+        assert talk is None and house.switched() == {}
+        house.actions.recognizer.scorer = None

@@ -285,3 +285,32 @@ def test_the_porch_light_command_with_the_bias_prompt_is_done(engines, pins, dat
     assert heard.prompt  # bias on
     assert heard.replies == ["The porch light is on."], heard.story()
     assert pin_states(pins, PORCH) == [0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("weigh", [True, False])
+def test_the_actions_weigh_sentences_with_the_pipelines_whisper(engines, pins, data, weigh):
+    """`actions_for` hands the recognizer whisper's sentence scoring (run on the STT
+    stage's thread, as transcriptions are), unless `stt.weigh` is off."""
+    from appliance.testing.speech import espeak_phrase
+
+    config = repeatable_config(devices=LIGHTS, stt=SttConfig(weigh=weigh))
+    audio = add_noise(compose(0.4, espeak_phrase("Set the bed light to fifty percent."), 0.6))
+
+    async def main() -> list[float] | None:
+        async with (
+            Pipeline(engines, RecordingSink(), ev.EventBus(), pipeline_settings(config)) as pipe,
+            actions_for(config, pipe, pin_factory=pins) as actions,
+        ):
+            scorer = actions.recognizer.scorer
+            if scorer is None:
+                return None
+            heard = await pipe.in_stage("stt", engines.stt.transcribe, audio / 32768)
+            return await asyncio.to_thread(
+                scorer, heard, ["Set the bed light to 50%.", "Set the porch light to 50%."]
+            )
+
+    scores = asyncio.run(main())
+    if not weigh:
+        assert scores is None
+        return
+    assert scores is not None and scores[0] > scores[1]

@@ -24,7 +24,7 @@ from appliance.actions.timers import Timers, TimerStore
 from appliance.actions.tools import CallContext, Outcome, ToolRegistry
 from appliance.config import data_dir
 from appliance.errors import ConfigError
-from appliance.stt.base import PhraseScorer
+from appliance.pipeline import Pipeline
 from appliance.understanding.handler import IntentHandler
 from appliance.understanding.library import load_library
 from appliance.understanding.recognizer import Recognizer
@@ -274,9 +274,8 @@ async def actions_for(
     )
     async with actions:
         actions.attach(pipeline)
-        stt = getattr(getattr(pipeline, "engines", None), "stt", None)
-        if config.stt.weigh and isinstance(stt, PhraseScorer):
-            actions.recognizer.scorer = stt.score
+        if config.stt.weigh and isinstance(pipeline, Pipeline):
+            actions.recognizer.scorer = pipeline.phrase_scorer()
         if config.stt.bias and hasattr(pipeline, "stt_prompt"):
             timer_names = [t.name for t in actions.timers.active() if t.name]
             pipeline.stt_prompt = bias_prompt(

@@ -11,6 +11,7 @@ layout differs is refused with a clear error instead of being called wrongly.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 from collections.abc import Sequence
@@ -205,7 +206,8 @@ class WhisperContext:
         self._rows = 1
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit the library may be gone
+            self.close()
 
     def close(self) -> None:
         if getattr(self, "state", None):
@@ -264,8 +266,11 @@ class WhisperContext:
         first = self._logprobs()
         cache: list[int] = []  # the tokens after the prefix now in the KV cache
         steps: list[np.ndarray] = []  # steps[i]: log-probs after cache[:i]
-        scores = []
-        for tokens in sequences:
+        scores = [0.0] * len(sequences)
+        # In token order, so that texts sharing a beginning follow each other and decode
+        # it once ("turn on the porch light", "turn on the porch lights").
+        for index in sorted(range(len(sequences)), key=lambda i: sequences[i]):
+            tokens = sequences[index]
             shared = 0
             while shared < min(len(cache), len(tokens) - 1) and cache[shared] == tokens[shared]:
                 shared += 1
@@ -277,7 +282,7 @@ class WhisperContext:
                     cache.append(tokens[i - 1])
                     steps.append(self._logprobs())
                 total += float(steps[i - 1][tokens[i]])
-            scores.append(total)
+            scores[index] = total
         return scores
 
     def _decode(self, tokens: list[int], n_past: int, threads: int) -> None:

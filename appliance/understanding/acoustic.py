@@ -158,3 +158,36 @@ def _rivals(recognizer: Recognizer, found: Recognition, heard: str) -> list[Reco
         if rival is not None:
             rivals.append(rival)
     return rivals
+
+
+def pick_answer(heard: str, answers: dict[str, Sequence[str]], scorer: Scorer) -> str | None:
+    """Which of `answers` (a key → the ways it may be said) the audio of `heard` was, when
+    the words were not clear enough to tell ("M-I-I-I-I" for "the kitchen one"): the
+    best way said at most `ACT_GAP` below the transcript and `MARGIN` above every other
+    answer's best; else None."""
+    ways = [(key, way) for key, said in answers.items() for way in said]
+    if len(answers) < 2 or not ways:
+        return None
+    scores = scorer(heard, [heard, *(styled(way, heard) for _, way in ways)])
+    if scores is None or len(scores) != len(ways) + 1:
+        return None
+    best: dict[str, float] = {}
+    for (key, _), score in zip(ways, scores[1:], strict=True):
+        best[key] = max(best.get(key, -math.inf), score)
+    ranked = sorted(best, key=lambda k: -best[k])
+    gap = scores[0] - best[ranked[0]]
+    margin = best[ranked[0]] - best[ranked[1]]
+    _LOGGER.debug("answer %r (%.1f): %s", heard, scores[0], best)
+    return ranked[0] if gap <= ACT_GAP and margin >= MARGIN else None
+
+
+def ways_to_say(name: str, aliases: Sequence[str] = ()) -> list[str]:
+    """How a person answers "which one?" with a device: "the porch light", "the porch
+    one", "porch"."""
+    ways: list[str] = []
+    for spoken in (name, *aliases):
+        words = spoken.lower().split()
+        ways += [f"the {spoken.lower()}"]
+        if len(words) > 1:
+            ways += [f"the {' '.join(words[:-1])} one", " ".join(words[:-1])]
+    return list(dict.fromkeys(ways))

@@ -559,8 +559,11 @@ def _follow_ups(
         audio = recorder.record(phrase.text, phrase.voice, phrase.noise, snr, seed=100 + index)
         heard = engines.stt.transcribe(int16_to_float(audio), prompt=prompt)
         kept = bool(heard) and followup.plausible_answer(heard, asked=phrase.asked)
+        picked = None if kept else _picked_by_audio(heard, phrase.asked, engines)
+        if picked is not None:  # as the handler does when the words named no device
+            kept = not phrase.answer or picked.split()[0] in phrase.text.lower()
         rows.append({"text": phrase.text, "asked": phrase.asked, "heard": heard,
-                     "answer": phrase.answer, "kept": kept})  # fmt: skip
+                     "answer": phrase.answer, "kept": kept, "picked_by_audio": picked})  # fmt: skip
     talk = [r for r in rows if not r["answer"]]
     answers = [r for r in rows if r["answer"]]
     kept = sum(r["kept"] for r in answers)
@@ -572,6 +575,19 @@ def _follow_ups(
         "kept_rate": round(kept / len(answers), 3) if answers else None,
         "rows": rows,
     }
+
+
+def _picked_by_audio(heard: str, asked: str, engines: Engines) -> str | None:
+    """After "which light: …?", the device the audio says was answered (the intent
+    handler's `_pick_by_audio`), when the words named none."""
+    from appliance.stt.base import PhraseScorer
+    from appliance.understanding import acoustic
+
+    offered = [d for d in HOUSE if d.name in asked.lower()]
+    if not heard or not asked.startswith("Which") or not isinstance(engines.stt, PhraseScorer):
+        return None
+    answers = {d.name: acoustic.ways_to_say(d.name, d.aliases) for d in offered}
+    return acoustic.pick_answer(heard, answers, engines.stt.score)
 
 
 async def handler_alone(

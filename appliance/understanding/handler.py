@@ -29,7 +29,7 @@ from appliance import events as ev
 from appliance.actions.devices import Ambiguous, Device, DeviceDirectory, Match
 from appliance.actions.tools import CallContext, ToolRegistry
 from appliance.handlers import Handled
-from appliance.understanding import arithmetic
+from appliance.understanding import acoustic, arithmetic
 from appliance.understanding.intents import Call, Plan, plan_for
 from appliance.understanding.recognizer import Recognition, Recognizer
 from appliance.understanding.responses import Responses
@@ -132,7 +132,9 @@ class IntentHandler:
     async def _answer(self, pending: _Pending, text: str, turn: int) -> Handled | None:
         words = " ".join(re.findall(r"[a-z']+", text.lower()))
         if pending.which:
-            chosen = self.devices.pick(text, pending.which)
+            chosen = self.devices.pick(text, pending.which) or await self._pick_by_audio(
+                text, pending.which
+            )
             if chosen is None:
                 return None
             calls = tuple(c.with_device(chosen.name) for c in pending.calls)
@@ -145,6 +147,19 @@ class IntentHandler:
         if _NO.match(words):
             return Handled("OK, I won't.", NAME, "confirm_declined")
         return None
+
+    async def _pick_by_audio(self, text: str, which: tuple[Device, ...]) -> Device | None:
+        """The answer to "which one?" asked of the audio, when its words named none."""
+        scorer = self.recognizer.scorer
+        if scorer is None or not text.strip():
+            return None
+        answers = {d.name: acoustic.ways_to_say(d.name, d.config.aliases) for d in which}
+        try:
+            chosen = await asyncio.to_thread(acoustic.pick_answer, text, answers, scorer)
+        except Exception:
+            _LOGGER.exception("asking the audio which device %r was failed", text)
+            return None
+        return next((d for d in which if d.name == chosen), None)
 
     async def _act(
         self,

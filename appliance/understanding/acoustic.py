@@ -3,7 +3,7 @@ could mean against the recording, next to its own transcript.
 
 Text alone cannot tell "set the meant light to 50 percent" apart: *meant* is as near to
 *bed* as to *porch* on paper. The recording can: whisper's decoder, forced through each
-candidate sentence, says how likely that sentence is for this audio (`SpeechToText`'s
+candidate sentence, says how likely that sentence is for this audio (`PhraseScorer`'s
 `score`). A corrected sentence then acts only when the audio supports it about as well
 as the transcript itself (the *gap*) and clearly better than every sentence that means
 something else (the *margin*: the other devices, on for off, the other timer verbs).

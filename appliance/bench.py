@@ -226,9 +226,9 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
             )
             wakes += wake.process(cleaned, threshold) is not None
             if engines.stop is not None and embeddings is not None:
-                heard = engines.stop.check(embeddings.recent(WINDOW)) is not None
                 # As the pipeline takes them: behind the double-talk gate with AEC.
-                stops += heard and (not canceller.active or kept.someone_else())
+                allowed = not canceller.active or kept.someone_else()
+                stops += engines.stop.check(embeddings.recent(WINDOW), allowed=allowed) is not None
         return wakes, stops
 
     for name, canceller in (("speex", SpeexEchoCanceller()), ("no_aec", NoEchoCanceller())):

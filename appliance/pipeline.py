@@ -556,16 +556,16 @@ class Pipeline:
         embeddings = getattr(engines.wake, "embeddings", None)
         if stop is None or embeddings is None or not self.echo.active:
             return False
-        detection = stop.check(embeddings.recent(STOP_WINDOW))
-        if detection is None:
-            return False
+        gate_open = self._kept.someone_else()
+        detection = stop.check(embeddings.recent(STOP_WINDOW), allowed=gate_open)
         kept = self._kept.db()
-        if not self._kept.someone_else():
-            _LOGGER.info(
+        if not gate_open and stop.last_score >= stop.model.threshold:
+            _LOGGER.debug(
                 "stop keyword score %.3f ignored: the canceller removed %.1f dB, its own voice",
-                detection.score,
+                stop.last_score,
                 -kept,
             )
+        if detection is None:
             return False
         _LOGGER.info(
             "stop keyword heard over the reply (score %.3f, %.1f dB kept)", detection.score, kept

@@ -78,6 +78,17 @@ def test_the_detector_reports_once_per_phrase():
     assert detector.check(recent[:3]) is None  # not enough history yet
 
 
+def test_its_own_voice_scoring_high_does_not_swallow_the_users_stop():
+    model = StopWordModel(tiny_params(), threshold=0.0)
+    detector = StopWordDetector(model)
+    recent = np.zeros((WINDOW, 96), np.float32)
+    # The double-talk gate is shut (its own voice): scored, not reported...
+    assert all(detector.check(recent, allowed=False) is None for _ in range(3))
+    assert detector.last_score >= model.threshold
+    # ...and no cool-down was started: the user's "stop" right after is taken.
+    assert detector.check(recent) is not None
+
+
 # ---- the head `appliance models prepare` made ---------------------------------------
 
 
@@ -134,7 +145,7 @@ def _stops_the_pipeline_would_take(model, embeddings, cleaned, mic) -> list[floa
     taken = []
     for i in range(min(len(feats), len(cleaned) // CHUNK)):
         kept.add(mic[i * CHUNK : (i + 1) * CHUNK], cleaned[i * CHUNK : (i + 1) * CHUNK])
-        if detector.check(feats[: i + 1]) is not None and kept.someone_else():
+        if detector.check(feats[: i + 1], allowed=kept.someone_else()) is not None:
             taken.append((i + 1) * CHUNK / 16000)
     return taken
 

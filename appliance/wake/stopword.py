@@ -119,12 +119,17 @@ class StopWordDetector:
         self._cooldown = 0
         self.last_score = 0.0
 
-    def check(self, recent: np.ndarray) -> Detection | None:
-        """`recent`: the last WINDOW embeddings (or more; the newest are used)."""
+    def check(self, recent: np.ndarray, *, allowed: bool = True) -> Detection | None:
+        """`recent`: the last WINDOW embeddings (or more; the newest are used).
+        `allowed=False` scores without reporting (the double-talk gate is shut: its own
+        voice); it does not start the cool-down, which would otherwise swallow the user's
+        "stop" said a moment after its own voice scored high."""
         if len(recent) < WINDOW:
             return None
         score = float(self.model.scores(recent[-WINDOW:].reshape(1, -1))[0])
         self.last_score = score
+        if not allowed:
+            return None
         if self._cooldown > 0:
             self._cooldown -= 1
             return None

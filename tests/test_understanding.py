@@ -302,6 +302,15 @@ def test_a_command_word_that_only_sounds_like_one_is_asked_about(home):
     assert yes.action == "timer_pause" and yes.reply.startswith("Paused"), yes.reply
 
 
+def test_and_heard_for_add_is_asked_about_and_other_sentences_starting_with_and_are_not(home):
+    """Whisper often writes "add" as "and" at the start; "And of Germany?" stays a question."""
+    question, yes = home.say("And milk to the shopping list.", "yes")
+    assert question.reply == "Did you mean: add milk to the shopping list?", question.reply
+    assert yes.action == "list_add", (yes.action, yes.reply)
+    for text in ("And of Germany?", "And tell me a joke.", "And the kitchen light."):
+        assert home.actions.recognizer.recognize(text) is None, text
+
+
 @pytest.mark.parametrize(
     "text",
     ["What is the speed of light?", "Tell me about the porch.", "Tell me a joke.",

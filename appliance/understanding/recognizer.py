@@ -428,6 +428,14 @@ class Recognizer:
         words = text.split()
         options: list[list[tuple[int, str, float]]] = []
         for index, word in enumerate(words):
+            if index == 0 and word in self.vocabulary:
+                # A first word the library knows but no command starts with: whisper's
+                # "and milk to the shopping list" for "add".
+                starts_commands = word in self._sounds_of_the_house()[1]
+                near = [] if starts_commands else self._sounding_like(index, word, {word})
+                if near:
+                    options.append([(index, word, 1.0), *near])
+                continue
             if word in self.vocabulary or len(word) < _WORD_MIN_LENGTH:
                 continue
             if parse_number([word], 0) is not None:  # "four" may be "for"; it is a number
@@ -446,7 +454,9 @@ class Recognizer:
             for index, word, _ in combination:
                 changed[index] = word
             score = min(score for _, _, score in combination)
-            corrected = [(words[index], word) for index, word, _ in combination]
+            corrected = [(words[i], word) for i, word, _ in combination if words[i] != word]
+            if not corrected:
+                continue
             attempts.append(_Attempt(" ".join(changed), score, corrected))
         attempts.sort(key=lambda a: -a.score)
         return attempts[:_MAX_CORRECTIONS]

@@ -259,6 +259,15 @@ def test_a_timer_named_by_its_length_is_the_one_acted_on(home, text):
     assert "ten minute" in handled.reply and "five minute" not in handled.reply, handled.reply
 
 
+@pytest.mark.parametrize(
+    "text", ["What's the timer status?", "What is my timer status?", "How is my timer?"]
+)
+def test_a_question_about_the_timer_is_not_read_as_its_name(home, text):
+    """The library reads "what's the" in "what's the timer status" as a timer's name."""
+    _, handled = home.say(SET_TIMER, text)
+    assert handled is not None and handled.reply.startswith("Five minutes left"), handled
+
+
 # ---- misheard names and words ----------------------------------------------------------------
 
 

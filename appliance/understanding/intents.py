@@ -201,6 +201,8 @@ def _timer(found: Recognition, house: IntentHandler) -> Plan:
         name = timer_label(started)
     if intent == "HassStartTimer":
         return _start_timer(found, name, house)
+    if _not_a_name(name, house, asking=True):
+        name = ""  # "what's the timer status": the library read "what's the" as its name
     name = house.timer_named(name)  # "the past timer": the pasta timer, named as it is
     if intent == "HassCancelAllTimers":
         return Plan((Call("timer_cancel", {"all": True, "name": name}),), tool="timer_cancel")
@@ -249,6 +251,16 @@ _NOT_A_NAME = {
     "off",
 }
 """Little English words a timer is never named: a name made of one was misheard."""
+_ASKING = {"what", "whats", "what's", "how", "hows", "how's", "is", "are", "my", "your", "me",
+           "tell", "give", "check", "much", "long", "where", "which"}  # fmt: skip
+"""Words of a question about a timer, which the library can read as the timer's name."""
+
+
+def _not_a_name(name: str, house: IntentHandler, *, asking: bool = False) -> bool:
+    """Made only of little words (and, `asking`, of a question's words)."""
+    english = house.recognizer.library.language.split("-")[0] == "en"
+    words = set(name.split())
+    return english and bool(words) and words <= (_NOT_A_NAME | _ASKING if asking else _NOT_A_NAME)
 
 
 def _start_timer(found: Recognition, name: str, house: IntentHandler) -> Plan:
@@ -265,8 +277,7 @@ def _start_timer(found: Recognition, name: str, house: IntentHandler) -> Plan:
         return _say(f"That's too long: the longest timer I can set is "
                     f"{spoken_duration(longest)}.", "timer_set")  # fmt: skip
     call = Call("timer_set", {"seconds": seconds, "name": name})
-    english = house.recognizer.library.language.split("-")[0] == "en"
-    if english and name.split() and set(name.split()) <= _NOT_A_NAME:
+    if _not_a_name(name, house):
         # "set an end timer": whisper's "egg", "ham", "bread" are short and often come
         # out as a little word no one names a timer; asked about, not set.
         return Plan((call,), tool="timer_set", confirm=True,

@@ -171,6 +171,11 @@ _OURS: dict[str, dict[str, Any]] = {
                             "which timers are (running|set|on|going)",
                             "(do i have|are there) any timers [(running|set|on|going)]",
                             "(list|show) [me] [my|the] timers",
+                            "check [on] [my|the] timer[s]",
+                            "what is the status of [my|the] timer[s]",
+                            "what's the status of [my|the] timer[s]",
+                            "(how's|how is) [my|the] timer [doing|going]",
+                            "(what's|what is) [my|the] timer at",
                         ]
                     }
                 ]

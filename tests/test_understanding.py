@@ -192,6 +192,24 @@ FAMILIES = [
      [("list_read", {"list": "shopping"})]),
     ((), "What's seventeen times twenty three?", "ApplianceCalculate",
      [("calculate", {"a": 17, "operator": "times", "b": 23})]),
+    # Everyday phrasings the library lacks (our sentences in understanding/library.py).
+    ((), "Set a timer for an hour.", "HassStartTimer",
+     [("timer_set", {"seconds": 3600, "name": ""})]),
+    ((), "Set a timer for an hour and a half.", "HassStartTimer",
+     [("timer_set", {"seconds": 5400, "name": ""})]),
+    ((SET_TIMER,), "Delete the timer.", "HassCancelTimer", [("timer_cancel", {"name": ""})]),
+    ((SET_TIMER, "Pause the timer."), "Unpause the timer.", "HassUnpauseTimer",
+     [("timer_resume", {"name": ""})]),
+    ((SET_TIMER,), "Check my timer.", "HassTimerStatus", [("timer_remaining", {"name": ""})]),
+    ((), "Are the kitchen lights on?", "HassGetState",
+     [("device_state", {"device": "kitchen light"})]),
+    ((), "Is the fan on?", "HassGetState", [("device_state", {"device": "ceiling fan"})]),
+    ((), "Set the bed light to half.", "HassLightSet",
+     [("device_brightness", {"device": "bed light", "percent": 50})]),
+    ((), "Turn everything off.", "HassTurnOff",
+     [("device_off", {"device": d}) for d in ("porch light", "kitchen light", "bed light",
+                                              "standing light", "ceiling fan")]),
+    ((), "Time, please.", "HassGetCurrentTime", [("time_now", {})]),
 ]  # fmt: skip
 
 
@@ -207,6 +225,30 @@ def test_each_intent_family_runs_its_tools(home, before, text, intent, calls):
     assert ran == calls, handled.reply
     assert all(a.ok and a.path == "intent" for a in home.of("action", turn)), handled.reply
     assert handled.reply and not handled.follow_up
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Are the lights on?",
+        "Are the kitchen lights on?",
+        "Is the porch light on?",
+        "Are the lights off in the kitchen?",
+    ],
+)
+def test_a_yes_no_question_about_lights_never_switches_them(home, text):
+    """ "are the lights on" once read as 'turn on the device called "are"'."""
+    (handled,) = home.say(text)
+    assert home.switched() == {} and home.of("intent")[0].intent == "HassGetState", handled
+    assert [a.tool for a in home.of("action")] and all(
+        a.tool == "device_state" for a in home.of("action")
+    ), handled.reply
+
+
+@pytest.mark.parametrize("text", ["Forget it.", "Cancel that.", "Nothing."])
+def test_more_ways_to_say_never_mind(home, text):
+    (handled,) = home.say(text)
+    assert home.of("intent")[0].intent == "HassNevermind" and home.of("action") == []
 
 
 def test_the_replies_say_what_was_done(home):

@@ -252,8 +252,10 @@ _NOT_A_NAME = {
 }
 """Little English words a timer is never named: a name made of one was misheard."""
 _ASKING = {"what", "whats", "what's", "how", "hows", "how's", "is", "are", "my", "your", "me",
-           "tell", "give", "check", "much", "long", "where", "which"}  # fmt: skip
-"""Words of a question about a timer, which the library can read as the timer's name."""
+           "tell", "give", "check", "much", "long", "where", "which", "cancel", "stop",
+           "pause", "resume", "timer", "timers"}  # fmt: skip
+"""Words of a question or a command about a timer, which the library can read as the
+timer's name ("what's the timer status", whisper's "cancel, cancel the timer")."""
 
 
 def _not_a_name(name: str, house: IntentHandler, *, asking: bool = False) -> bool:

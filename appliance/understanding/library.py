@@ -39,6 +39,22 @@ _OURS: dict[str, dict[str, Any]] = {
                 "data": [
                     {
                         "sentences": [
+                            "(set|<turn>|dim) [the] ({name}|{device_kind:kind}) to half "
+                            "[brightness]",
+                            "[set] [the] ({name}|{device_kind:kind}) to half brightness",
+                        ],
+                        "slots": {"brightness": 50},
+                    },
+                    {
+                        "sentences": [
+                            "(set|<turn>|brighten) [the] ({name}|{device_kind:kind}) to full "
+                            "[brightness]",
+                            "[set] [the] ({name}|{device_kind:kind}) [to] full brightness",
+                        ],
+                        "slots": {"brightness": 100},
+                    },
+                    {
+                        "sentences": [
                             "(dim|brighten|<turn> (down|up)) [the] {name} to "
                             "{brightness}[ ](%|percent)",
                             "(dim|brighten|<turn> (down|up)) [the] {device_kind:kind} to "
@@ -109,6 +125,28 @@ _OURS: dict[str, dict[str, Any]] = {
                         ]
                     },
                     {
+                        "sentences": [
+                            "[<timer_set>] [a] timer for an hour",
+                            "<timer_set> an hour timer",
+                        ],
+                        "slots": {"hours": 1},
+                    },
+                    {
+                        "sentences": [
+                            "[<timer_set>] [a] timer for a minute",
+                            "<timer_set> a minute timer",
+                        ],
+                        "slots": {"minutes": 1},
+                    },
+                    {
+                        "sentences": ["[<timer_set>] [a] timer for an hour and a half"],
+                        "slots": {"hours": 1, "minutes": 30},
+                    },
+                    {
+                        "sentences": ["[<timer_set>] [a] timer for a minute and a half"],
+                        "slots": {"minutes": 1, "seconds": 30},
+                    },
+                    {
                         # Lengths the library's ranges leave out; refused with the reason.
                         "sentences": [
                             "<timer_set> [a|an] timer for {timer_long:seconds} (days|weeks|"
@@ -147,8 +185,22 @@ _OURS: dict[str, dict[str, Any]] = {
                         "slots": {"domain": "light"},
                         "metadata": {"imperative": True},
                     },
+                    {"sentences": ["<turn> (off everything|everything off)"]},
                 ]
             },
+            "HassNevermind": {
+                "data": [
+                    {
+                        "sentences": [
+                            "forget (it|that|about it)",
+                            "cancel that",
+                            "(that's|that is) all",
+                            "nothing",
+                        ]
+                    }
+                ]
+            },
+            "HassGetCurrentTime": {"data": [{"sentences": ["[the] time please"]}]},
             "HassGetCurrentDate": {
                 "data": [
                     {
@@ -156,6 +208,33 @@ _OURS: dict[str, dict[str, Any]] = {
                             "what day is (it|today) [today]",
                             "what's today's date",
                             "what is today's date",
+                        ]
+                    }
+                ]
+            },
+            "HassGetState": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<is> [the] {device_kind:kind}[s] {on_off_states:state}",
+                        ]
+                    },
+                    {
+                        "sentences": [
+                            "<is> [all] [the] <light> {on_off_states:state} [<in> [the] {area}]",
+                            "<is> [all] [the] {area} <light> {on_off_states:state}",
+                        ],
+                        "slots": {"domain": "light"},
+                    },
+                ]
+            },
+            "HassCancelTimer": {"data": [{"sentences": ["(delete|remove|clear) [the|my] timer"]}]},
+            "HassUnpauseTimer": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(unpause|un pause) [the|my] timer",
+                            "start [the|my] timer again",
                         ]
                     }
                 ]

@@ -239,6 +239,8 @@ class Recognizer:
                     _LOGGER.exception("weighing %r against the audio failed", text)
         if found is not None and found.intent in _QUESTIONS and found.score < QUESTION_MIN_SCORE:
             return None  # "what is the speed of light" is not "what is the bed light"
+        if not _fits(found, _clean(text)):
+            return None
         if found is None or "name" not in found.slots:
             return found
         device = self._owners.get(normalise_name(str(found.slots["name"])))
@@ -254,20 +256,20 @@ class Recognizer:
         tries = [whole, *(s for s in _sentences(text) if s != whole)]
         for said in tries:  # as said first: a looped sentence's clean copy wins
             found = self._exact(said)
-            if found is not None:
+            if _fits(found, said):
                 return found
         for said in tries:
             found = self._with_names(_Attempt(said, 1.0, []))
-            if found is not None:
+            if _fits(found, said):
                 return found
         for said in tries:
             for attempt in self._corrections(said):
                 found = self._exact(attempt.text, attempt) or self._with_names(attempt)
-                if found is not None:
+                if _fits(found, said):
                     return found
         for said in tries:
             found = self._snap(said)
-            if found is not None:
+            if _fits(found, said):
                 return found
         return None
 
@@ -558,6 +560,18 @@ _PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "some
              "anything"}  # fmt: skip
 _DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 """Commands whose {name} is a device. Not questions ("what is {name}" is most questions)."""
+_YES_NO_QUESTION = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "isn't",
+                    "aren't"}  # fmt: skip
+"""First words of a question that asks, not tells ("are the lights on"): never a command
+that changes a device ("can you turn on…" and "could you…" are requests)."""
+
+
+def _fits(found: Recognition | None, said: str) -> bool:
+    """`found` is there and can be what `said` means."""
+    if found is None:
+        return False
+    first = said.split()[0] if said.split() else ""
+    return not (found.intent in _DEVICE_INTENTS and first in _YES_NO_QUESTION)
 
 
 def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition | None:

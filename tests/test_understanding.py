@@ -245,6 +245,18 @@ def test_a_yes_no_question_about_lights_never_switches_them(home, text):
     ), handled.reply
 
 
+@pytest.mark.parametrize(
+    "text", ["Why is the kitchen light on?", "Turn it on.", "Turn on the porch light tomorrow.",
+             "Turn on the kitchen light tonight."],
+)  # fmt: skip
+def test_questions_pronouns_and_later_are_not_taken_for_a_misheard_name(home, text):
+    """Not "Did you mean the bed light?" for "it", nor "I don't know a device called
+    porch light tomorrow": the handler leaves them (the language model and the claims
+    check answer)."""
+    (handled,) = home.say(text)
+    assert handled is None and home.switched() == {}, handled
+
+
 @pytest.mark.parametrize("text", ["Forget it.", "Cancel that.", "Nothing."])
 def test_more_ways_to_say_never_mind(home, text):
     (handled,) = home.say(text)

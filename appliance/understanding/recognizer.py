@@ -209,6 +209,9 @@ class Recognizer:
     def _closest_name(self, slot: str, heard: str) -> tuple[str, float] | None:
         """The house's name or room closest to what was heard: by spelling, else by
         sound. A match by sound alone is asked about, never acted on at once."""
+        words = set(heard.split())
+        if words & _PRONOUNS or words & _WHEN:
+            return None  # "turn it on", "the porch light tomorrow": not a misheard name
         found = closest(heard, self._choices[slot], self._owners)
         if found is not None or not self._sounds.available:
             return found
@@ -561,9 +564,14 @@ _PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "some
 _DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 """Commands whose {name} is a device. Not questions ("what is {name}" is most questions)."""
 _YES_NO_QUESTION = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "isn't",
-                    "aren't"}  # fmt: skip
-"""First words of a question that asks, not tells ("are the lights on"): never a command
-that changes a device ("can you turn on…" and "could you…" are requests)."""
+                    "aren't", "why", "who", "when", "where", "what", "which", "how",
+                    "should", "shall"}  # fmt: skip
+"""First words of a question that asks, not tells ("are the lights on", "why is the
+kitchen light on"): never a command that changes a device ("can you turn on…" and
+"could you…" are requests)."""
+_WHEN = {"tomorrow", "tonight", "today", "later", "morning", "evening", "afternoon", "night",
+         "at", "in", "after", "before", "until", "when", "o'clock", "oclock", "every"}  # fmt: skip
+"""Words that put a request at another time: a name heard with them is not misheard."""
 
 
 def _fits(found: Recognition | None, said: str) -> bool:
@@ -590,6 +598,8 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
         return None
     if not heard or len(heard.split()) > 3 or set(heard.split()) & _PRONOUNS:
         return None  # "turn it off": what "it" is, the language model may know
+    if set(opened["name"].lower().split()) & _WHEN:
+        return None  # "the porch light tomorrow": not now (the claims check keeps it honest)
     slots = {name: entity.value for name, entity in result.entities.items()}
     slots["name"] = heard
     return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)

@@ -210,6 +210,14 @@ FAMILIES = [
      [("device_off", {"device": d}) for d in ("porch light", "kitchen light", "bed light",
                                               "standing light", "ceiling fan")]),
     ((), "Time, please.", "HassGetCurrentTime", [("time_now", {})]),
+    ((), "Um, okay, turn on the porch light, thanks.", "HassTurnOn",
+     [("device_on", {"device": "porch light"})]),
+    ((), "I need a timer for 5 minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 300, "name": ""})]),
+    ((), "Set a timer for 10 min.", "HassStartTimer",
+     [("timer_set", {"seconds": 600, "name": ""})]),
+    ((), "Dim the bed light a bit.", "HassLightSet",
+     [("device_brightness", {"device": "bed light", "percent": 30})]),
 ]  # fmt: skip
 
 
@@ -255,6 +263,15 @@ def test_questions_pronouns_and_later_are_not_taken_for_a_misheard_name(home, te
     check answer)."""
     (handled,) = home.say(text)
     assert handled is None and home.switched() == {}, handled
+
+
+def test_a_correction_does_not_bend_a_misheard_timer_name_into_another_name(home):
+    """ "and two minutes to the past a timer": "and" is "add" and "past a" the pasta timer;
+    not "the last a timer" (the spelling correction of "past")."""
+    _, added = home.say("Set a pasta timer for 10 minutes.", "And two minutes to the past a timer.")
+    assert added.reply.startswith("Added two minutes to the pasta timer"), added.reply
+    (found,) = home.of("intent", 2)
+    assert found.slots.get("name") == "pasta", found
 
 
 @pytest.mark.parametrize("text", ["Forget it.", "Cancel that.", "Nothing."])

@@ -23,6 +23,28 @@ RESTORE = f"reinstall it: .venv/bin/pip install --force-reinstall {PACKAGE} (or 
 # needs and the library does not say. English only; other languages get the library's.
 _OURS: dict[str, dict[str, Any]] = {
     "en": {
+        # Said around a request, ignored anywhere in it (as the library's own "please").
+        # Not "so", "well" or "now": they are words of device names ("well pump").
+        "skip_words": [
+            "um",
+            "uh",
+            "uhm",
+            "erm",
+            "hmm",
+            "okay",
+            "ok",
+            "oh",
+            "alright",
+            "thanks",
+            "thank you",
+            "i need you to",
+            "i need to",
+            "i need",
+            "i want to",
+            "i would like to",
+            "i would like",
+            "i wanna",
+        ],
         "intents": {
             "HassToggle": {
                 "data": [
@@ -67,8 +89,9 @@ _OURS: dict[str, dict[str, Any]] = {
                         # No level said: a fixed one (the appliance does not read a
                         # light's level back), spoken in the reply.
                         "sentences": [
-                            "dim [the] ({name}|{device_kind:kind})",
-                            "(make|turn) [the] ({name}|{device_kind:kind}) (dimmer|darker)",
+                            "dim [the] ({name}|{device_kind:kind}) [<a_bit>]",
+                            "(make|turn) [the] ({name}|{device_kind:kind}) [<a_bit>] "
+                            "(dimmer|darker)",
                             "<turn> [the] ({name}|{device_kind:kind}) down",
                             "<turn> down [the] ({name}|{device_kind:kind})",
                         ],
@@ -76,8 +99,8 @@ _OURS: dict[str, dict[str, Any]] = {
                     },
                     {
                         "sentences": [
-                            "brighten [the] ({name}|{device_kind:kind})",
-                            "(make|turn) [the] ({name}|{device_kind:kind}) brighter",
+                            "brighten [the] ({name}|{device_kind:kind}) [<a_bit>]",
+                            "(make|turn) [the] ({name}|{device_kind:kind}) [<a_bit>] brighter",
                             "<turn> [the] ({name}|{device_kind:kind}) up",
                             "<turn> up [the] ({name}|{device_kind:kind})",
                         ],
@@ -120,7 +143,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "[<timer_set>] [a|an] <timer_length> timer for [the] {timer_name:name}",
                             "<timer_set> [a|an] timer for [the] {timer_name:name} for "
                             "<timer_length>",
-                            "<timer_set> [a|an] timer [for] <timer_length>",
+                            "[<timer_set>] [a|an] timer [for] <timer_length>",
                             "timer <timer_length>",
                         ]
                     },
@@ -295,6 +318,7 @@ _OURS: dict[str, dict[str, Any]] = {
             "timer_length": "({timer_hours:hours} hour[s] [and] [{timer_minutes:minutes} "
             "minute[s]]|{timer_minutes:minutes} minute[s] [and] [{timer_seconds:seconds} "
             "second[s]]|{timer_seconds:seconds} second[s])",
+            "a_bit": "(a (bit|little) [more]|slightly)",
         },
     }
 }
@@ -373,4 +397,5 @@ def _merge(library: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
         target["data"] = [*target.get("data", []), *copy.deepcopy(intent["data"])]
     for key in ("lists", "expansion_rules"):
         merged.setdefault(key, {}).update(copy.deepcopy(ours.get(key, {})))
+    merged["skip_words"] = [*merged.get("skip_words", []), *ours.get("skip_words", [])]
     return merged

@@ -268,7 +268,7 @@ class Recognizer:
         for said in tries:
             for attempt in self._corrections(said):
                 found = self._exact(attempt.text, attempt) or self._with_names(attempt)
-                if _fits(found, said):
+                if _fits(found, said) and not self._guessed_timer_name(found):
                     return found
         for said in tries:
             found = self._snap(said)
@@ -297,6 +297,15 @@ class Recognizer:
             if named != self.timer_names:
                 self.timer_names = named
                 self._with_timers = None
+
+    def _guessed_timer_name(self, found: Recognition | None) -> bool:
+        """A corrected sentence about a timer whose name (free words) no timer has: the
+        correction bent a misheard name ("the past a timer" → "the last a timer");
+        snapping to the running timers' sentences does better."""
+        if found is None or found.intent == "HassStartTimer" or "name" not in found.slots:
+            return False
+        about_a_timer = "Timer" in found.intent
+        return about_a_timer and normalise_name(str(found.slots["name"])) not in self.timer_names
 
     def _snap(self, text: str) -> Recognition | None:
         """Speech-to-Phrase's idea on a transcript: the sentence of the house closest to
@@ -667,9 +676,16 @@ def _sentences(text: str) -> list[str]:
     return sorted({p for p in parts if p}, key=lambda p: -len(p))
 
 
+_UNITS = {"min": "minutes", "mins": "minutes", "sec": "seconds", "secs": "seconds",
+          "hr": "hours", "hrs": "hours"}  # fmt: skip
+_ABBREVIATED = re.compile(r"(\d)\s*(mins?|secs?|hrs?)\b")
+"""Whisper sometimes writes "10 min" for "ten minutes"."""
+
+
 def _words(text: str) -> str:
     text = text.lower().replace("’", "'")
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
+    text = _ABBREVIATED.sub(lambda m: m[1] + " " + _UNITS[m[2]], text)
     text = re.sub(r"[^\w'\s-]", " ", text).replace("-", " ")
     return " ".join(text.split())
 

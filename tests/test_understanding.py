@@ -218,6 +218,11 @@ FAMILIES = [
      [("timer_set", {"seconds": 600, "name": ""})]),
     ((), "Dim the bed light a bit.", "HassLightSet",
      [("device_brightness", {"device": "bed light", "percent": 30})]),
+    ((SET_TIMER, "Set a tea timer for 3 minutes."), "Cancel both timers.", "HassCancelAllTimers",
+     [("timer_cancel", {"all": True, "name": ""})]),
+    ((SET_TIMER,), "Turn off the timer.", "HassCancelTimer", [("timer_cancel", {"name": ""})]),
+    ((SET_TIMER,), "How long until the timer goes off?", "HassTimerStatus",
+     [("timer_remaining", {"name": ""})]),
 ]  # fmt: skip
 
 

@@ -251,7 +251,19 @@ _OURS: dict[str, dict[str, Any]] = {
                     },
                 ]
             },
-            "HassCancelTimer": {"data": [{"sentences": ["(delete|remove|clear) [the|my] timer"]}]},
+            "HassCancelTimer": {
+                "data": [{"sentences": ["(delete|remove|clear|turn off) [the|my] timer"]}]
+            },
+            "HassCancelAllTimers": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(cancel|stop|delete|remove|clear) (every|both) timer[s]",
+                            "(cancel|stop|delete|remove|clear) (all|both) [of] [the|my] timers",
+                        ]
+                    }
+                ]
+            },
             "HassUnpauseTimer": {
                 "data": [
                     {
@@ -274,6 +286,10 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(do i have|are there) any timers [(running|set|on|going)]",
                             "(list|show) [me] [my|the] timers",
                             "check [on] [my|the] timer[s]",
+                            "how many (hours|minutes|seconds) [are] (left|remaining) [on "
+                            "[the|my] timer]",
+                            "how long (until|till|before) [the|my] timer (goes off|rings|is "
+                            "done|ends)",
                             "what is the status of [my|the] timer[s]",
                             "what's the status of [my|the] timer[s]",
                             "(how's|how is) [my|the] timer [doing|going]",

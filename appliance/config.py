@@ -144,6 +144,11 @@ class SttConfig:
     which of the house's sentences the audio supports (`understanding/acoustic.py`): a
     misheard command then acts, or is asked about, or is left alone. Costs 0.1–0.5 s, on
     those turns only."""
+    relisten: bool = True
+    """With `weigh`: a transcript with the house's words in it that is no clear command
+    is transcribed again with the house's words as whisper's prompt, and what that heard
+    is weighed against the audio too. Costs one more transcription (about 1–2.5 s here),
+    on those turns only."""
 
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "stt.threads must be 0 (auto) or more")

@@ -67,7 +67,7 @@ from appliance.handlers import Handled, TextHandler, forget_pending
 from appliance.llm.base import LanguageModel
 from appliance.llm.conversation import Conversation
 from appliance.llm.sentences import SentenceSplitter
-from appliance.stt.base import PhraseScorer, SpeechToText
+from appliance.stt.base import PhraseScorer, Relistener, SpeechToText
 from appliance.tts.base import TextToSpeech
 from appliance.understanding.claims import find_claim, truthful_reply
 from appliance.understanding.followup import plausible_answer
@@ -269,6 +269,14 @@ class Pipeline:
         if not isinstance(stt, PhraseScorer):
             return None
         return lambda heard, texts: stage.call(stt.score, heard, texts)
+
+    def relistener(self) -> Callable[[str, str], str | None] | None:
+        """The STT engine's second listen with a prompt (`Relistener.relisten`), on the STT
+        stage's thread; None when the engine cannot."""
+        stt, stage = self.engines.stt, self._stages["stt"]
+        if not isinstance(stt, Relistener):
+            return None
+        return lambda heard, prompt: stage.call(stt.relisten, heard, prompt)
 
     async def in_stage(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call on one stage's thread (listen, stt, llm, tts), exactly as

@@ -13,7 +13,7 @@ from appliance.config import default_models_dir
 from appliance.errors import ModelError
 from appliance.models.catalog import ModelStore
 from appliance.stt import whisper_lib
-from appliance.stt.base import PhraseScorer
+from appliance.stt.base import PhraseScorer, Relistener
 from appliance.stt.whispercpp import WhisperCppStt
 from appliance.testing.speech import add_noise, compose, espeak_phrase
 from appliance.understanding import acoustic
@@ -253,3 +253,60 @@ def test_a_garbled_answer_to_which_one_is_asked_of_the_audio(tmp_path):
         asked, talk = house.say("Turn on the light.", "Yeah, she told me yesterday.")
         assert talk is None and house.switched() == {}
         house.actions.recognizer.scorer = None
+
+
+class Relisten:
+    """Stands for whisper hearing the same audio again with the house's words as prompt."""
+
+    def __init__(self, again: str) -> None:
+        self.again, self.heard = again, []
+
+    def __call__(self, heard: str) -> str | None:
+        self.heard.append(heard)
+        return self.again
+
+
+def test_a_second_listen_the_audio_supports_is_acted_on(weighed):
+    heard = "and milk to the sharpened list."  # whisper, for "Add milk to the shopping list."
+    weighed.relisten = relisten = Relisten("Add milk to the shopping list.")
+    scorer = Audio(-99.0, {heard: -6.0, "Add milk to the shopping list.": -8.0})
+    weighed.scorer = scorer
+    found = weighed.recognize(heard)
+    assert relisten.heard == [heard]
+    assert found is not None and (found.intent, found.slots) == (
+        "HassShoppingListAddItem", {"item": "milk"},
+    )  # fmt: skip
+    assert found.score >= ACT_SCORE and "heard again: 'Add milk" in found.evidence
+
+
+def test_a_second_listen_the_audio_does_not_support_is_dropped(weighed):
+    """A prompt makes whisper hear the house's words in anything: what it heard must be
+    about as likely as the first transcript, for the audio without the prompt."""
+    heard = "Tell me about the history of the light world."
+    weighed.relisten = Relisten("Turn on the light in the bedroom.")
+    weighed.scorer = Audio(-99.0, {heard: -9.0, "turn on the light in the bedroom": -30.0})
+    assert weighed.recognize(heard) is None
+
+
+@pytest.mark.parametrize("heard", ["Who painted the Mona Lisa?", "What, I must do I harm."])
+def test_a_transcript_without_the_houses_words_is_not_heard_again(weighed, heard):
+    weighed.relisten = relisten = Relisten("What time is it?")
+    weighed.scorer = Audio(-1.0, {})
+    assert weighed.recognize(heard) is None and relisten.heard == []
+
+
+@pytest.mark.e2e
+def test_whisper_hears_the_same_audio_again_with_a_prompt():
+    store = ModelStore(default_models_dir())
+    stt = WhisperCppStt(store.path("whisper-tiny.en", "stt"), threads=2)
+    assert isinstance(stt, Relistener)
+    audio = add_noise(compose(0.4, espeak_phrase("Turn on the porch light."), 0.6))
+    heard = stt.transcribe(int16_to_float(audio))
+    again = stt.relisten(heard, "The porch light, the kitchen light. Turn on the porch light.")
+    assert again and "porch light" in again.lower(), (heard, again)
+    # Its scoring is now of the second listen; the first transcript's audio is gone.
+    assert stt.score(heard, ["Turn on the porch light."]) is None or heard == again
+    said, other = stt.score(again, ["Turn on the porch light.", "Cancel the timer."])
+    assert said > other
+    assert stt.relisten("something else", "The porch light.") is None
+    stt.close()

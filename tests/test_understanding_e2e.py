@@ -314,3 +314,32 @@ def test_the_actions_weigh_sentences_with_the_pipelines_whisper(engines, pins, d
         assert scores is None
         return
     assert scores is not None and scores[0] > scores[1]
+
+
+@pytest.mark.parametrize("relisten", [True, False])
+def test_the_actions_hear_again_with_the_houses_words_through_the_pipeline(
+    engines, pins, data, relisten
+):
+    """`actions_for` hands the recognizer whisper's second listen, prompted with the
+    house's names (on the STT stage's thread), unless `stt.relisten` is off."""
+    from appliance.testing.speech import espeak_phrase
+
+    config = repeatable_config(devices=LIGHTS, stt=SttConfig(relisten=relisten))
+    audio = add_noise(compose(0.4, espeak_phrase("Turn on the porch light."), 0.6))
+
+    async def main() -> tuple[str, str | None] | None:
+        async with (
+            Pipeline(engines, RecordingSink(), ev.EventBus(), pipeline_settings(config)) as pipe,
+            actions_for(config, pipe, pin_factory=pins) as actions,
+        ):
+            again = actions.recognizer.relisten
+            if again is None:
+                return None
+            heard = await pipe.in_stage("stt", engines.stt.transcribe, audio / 32768)
+            return heard, await asyncio.to_thread(again, heard)
+
+    result = asyncio.run(main())
+    if not relisten:
+        assert result is None
+        return
+    assert result is not None and result[1] and "porch light" in result[1].lower(), result

@@ -276,9 +276,26 @@ async def actions_for(
         actions.attach(pipeline)
         if config.stt.weigh and isinstance(pipeline, Pipeline):
             actions.recognizer.scorer = pipeline.phrase_scorer()
+            relistener = pipeline.relistener() if config.stt.relisten else None
+            if relistener is not None:
+                actions.recognizer.relisten = _with_the_house(relistener, actions, config)
         if config.stt.bias and hasattr(pipeline, "stt_prompt"):
             timer_names = [t.name for t in actions.timers.active() if t.name]
             pipeline.stt_prompt = bias_prompt(
                 config.devices, timer_names=timer_names, language=config.conversation.language
             )
         yield actions
+
+
+def _with_the_house(
+    relistener: Callable[[str, str], str | None], actions: Actions, config: AppConfig
+) -> Callable[[str], str | None]:
+    """The second listen, prompted with the house's words and the timers running now."""
+
+    def relisten(heard: str) -> str | None:
+        names = [t.name for t in actions.timers.active() if t.name]
+        prompt = bias_prompt(config.devices, timer_names=names,
+                             language=config.conversation.language)  # fmt: skip
+        return relistener(heard, prompt)
+
+    return relisten

@@ -17,3 +17,10 @@ class PhraseScorer(Protocol):
     def score(self, heard: str, texts: Sequence[str]) -> list[float] | None:
         """Each text's log-likelihood for the audio last transcribed as `heard`; None
         when that audio is gone. Blocking: call from a thread."""
+
+
+@runtime_checkable
+class Relistener(Protocol):
+    def relisten(self, heard: str, prompt: str) -> str | None:
+        """The audio last transcribed as `heard`, transcribed again with `prompt`; None
+        when that audio is gone. Blocking: call from a thread."""

@@ -94,6 +94,8 @@ class WhisperCppStt:
         self._lock = threading.Lock()
         self._heard: str | None = None
         """The last transcript, while its audio's encoding is still in the state."""
+        self._audio: np.ndarray | None = None
+        """The audio of the last transcript (for `relisten`)."""
 
     def close(self) -> None:
         with self._lock:
@@ -127,13 +129,24 @@ class WhisperCppStt:
         # whisper.cpp refuses clips shorter than 1 s; pad with silence.
         if len(audio) < 16_000:
             audio = np.pad(audio, (0, 16_000 - len(audio)))
+        with self._lock:
+            return self._transcribe(audio, prompt)
+
+    def relisten(self, heard: str, prompt: str) -> str | None:
+        """The audio last transcribed as `heard`, transcribed again with `prompt`; None
+        when that audio is gone. Its scoring (`score`) is then of the new transcript."""
+        with self._lock:
+            if heard != self._heard or not heard or self._audio is None:
+                return None
+            return self._transcribe(self._audio, prompt)
+
+    def _transcribe(self, audio: np.ndarray, prompt: str) -> str:
         try:
-            with self._lock:
-                self._heard = None
-                segments = self._whisper.full(self._params(len(audio), prompt), audio)
-                text = " ".join(segment.strip() for segment in segments)
-                text = collapse_repeats(" ".join(_NON_SPEECH.sub(" ", text).split()))
-                self._heard = text
+            self._heard, self._audio = None, None
+            segments = self._whisper.full(self._params(len(audio), prompt), audio)
+            text = " ".join(segment.strip() for segment in segments)
+            text = collapse_repeats(" ".join(_NON_SPEECH.sub(" ", text).split()))
+            self._heard, self._audio = text, audio
         except Exception as err:
             raise SpeechToTextError(f"whisper.cpp failed: {err}") from err
         return text

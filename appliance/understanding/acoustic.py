@@ -72,13 +72,14 @@ class Weighed:
 
 
 def weigh(recognizer: Recognizer, heard: str, found: Recognition | None,
-          scorer: Scorer) -> Recognition | None:  # fmt: skip
+          scorer: Scorer, *, also: Sequence[Recognition] = ()) -> Recognition | None:  # fmt: skip
     """`found` (or a sentence of the house when nothing was found) judged by the audio:
-    kept, raised to act, lowered to ask, or replaced by a rival the audio prefers."""
+    kept, raised to act, lowered to ask, or replaced by a rival the audio prefers.
+    `also`: more sentences to weigh with their rivals (what a second listen heard)."""
     candidates: dict[str, Recognition] = {}
-    if found is not None:
-        candidates[found.text] = found
-        for rival in _rivals(recognizer, found, heard):
+    for each in [found, *also] if found is not None else also:
+        candidates.setdefault(each.text, each)
+        for rival in _rivals(recognizer, each, heard):
             candidates.setdefault(rival.text, rival)
     for snapped in recognizer.snap_candidates(heard, SNAP_MIN_SCORE, SNAP_CANDIDATES):
         candidates.setdefault(snapped.text, snapped)

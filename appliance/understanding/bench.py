@@ -488,7 +488,13 @@ async def _item_row(
             for a in turn.actions
         ],
         "intents": [
-            {"intent": i.intent, "path": i.path, "score": i.score, "text": i.text}
+            {
+                "intent": i.intent,
+                "path": i.path,
+                "score": i.score,
+                "text": i.text,
+                "evidence": i.evidence,
+            }
             for i in turn.intents
         ],
         "handled_by": turn.handled.handler if turn.handled else "",

@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,10 @@ class Recognizer:
         self.scorer: acoustic.Scorer | None = None
         """Scores sentences against the audio of the transcript (the STT engine's `score`),
         when the transcript came from speech: set by `actions_for`."""
+        self.relisten: Callable[[str], str | None] | None = None
+        """Transcribes the audio of a transcript again with the house's words as the
+        prompt (`_listen_again`; the STT engine's `relisten`): set by `actions_for`."""
+        self._words_of_the_house: set[str] | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -238,6 +242,8 @@ class Recognizer:
                                                 and found.score >= 1):  # fmt: skip
                 try:
                     found = acoustic.weigh(self, text, found, self.scorer)
+                    if found is None or found.score < acoustic.ACT_SCORE:
+                        found = self._listen_again(text, found, self.scorer)
                 except Exception:  # the text's own reading stands
                     _LOGGER.exception("weighing %r against the audio failed", text)
         if found is not None and found.intent in _QUESTIONS and found.score < QUESTION_MIN_SCORE:
@@ -275,6 +281,40 @@ class Recognizer:
             if _fits(found, said):
                 return found
         return None
+
+    def _listen_again(
+        self, heard: str, found: Recognition | None, scorer: acoustic.Scorer
+    ) -> Recognition | None:
+        """A transcript with the house's words in it that is no clear command: the same
+        audio transcribed again with the house's words as whisper's prompt. What that
+        second listen heard is one more sentence to weigh against the audio (with the
+        first transcript as the reference), never taken on its word: a prompt makes
+        whisper hear the house's words in anything."""
+        if self.relisten is None or not set(_clean(heard).split()) & self._house_words():
+            return found
+        again = self.relisten(heard)
+        if not again or _clean(again) == _clean(heard):
+            return found
+        second = self._recognize(again)
+        if second is None or not _fits(second, _clean(again)):
+            _LOGGER.debug("heard again %r: no command", again)
+            return found
+        weighed = acoustic.weigh(self, heard, found, lambda _, texts: scorer(again, texts),
+                                 also=[second])  # fmt: skip
+        _LOGGER.debug("heard again %r: %s", again, weighed)
+        if weighed is not None and (found is None or weighed.text != found.text
+                                    or weighed.score != found.score):  # fmt: skip
+            evidence = f"{weighed.evidence}; " if weighed.evidence else ""
+            return dataclasses.replace(weighed, evidence=f"{evidence}heard again: {again!r}")
+        return found
+
+    def _house_words(self) -> set[str]:
+        """Words that make a transcript worth a second listen: the house's names and
+        rooms, the kinds of device, and what timers and lists are said with."""
+        if self._words_of_the_house is None:
+            named = {w for spoken in [*self._names, *self._rooms] for w in spoken.split()}
+            self._words_of_the_house = (named - _FILLER) | _KIND_WORDS | _COMMAND_NOUNS
+        return self._words_of_the_house
 
     def phrases(self) -> list[str]:
         """Every sentence of the library's Speech-to-Phrase set this house can mean, with
@@ -551,6 +591,8 @@ def timed_recognize(recognizer: Recognizer, text: str) -> tuple[Recognition | No
 _FILLER = {"the", "my", "a", "an", "our", "this", "that"}
 _OWN_WORDS_MIN = 0.4
 _NEAREST = 8
+_COMMAND_NOUNS = {"timer", "timers", "list", "minute", "minutes", "hour", "hours", "seconds",
+                  "percent", "brightness"}  # fmt: skip
 _KIND_WORDS = {"light", "lights", "lamp", "lamps", "fan", "fans", "switch", "plug", "socket",
                "heater", "relay"}  # fmt: skip
 

@@ -258,16 +258,24 @@ def test_a_yes_no_question_about_lights_never_switches_them(home, text):
     ), handled.reply
 
 
-@pytest.mark.parametrize(
-    "text", ["Why is the kitchen light on?", "Turn it on.", "Turn on the porch light tomorrow.",
-             "Turn on the kitchen light tonight."],
-)  # fmt: skip
-def test_questions_pronouns_and_later_are_not_taken_for_a_misheard_name(home, text):
-    """Not "Did you mean the bed light?" for "it", nor "I don't know a device called
-    porch light tomorrow": the handler leaves them (the language model and the claims
-    check answer)."""
+@pytest.mark.parametrize("text", ["Why is the kitchen light on?", "Turn it on."])
+def test_questions_and_pronouns_are_not_taken_for_a_misheard_name(home, text):
+    """Not "Did you mean the bed light?" for "it": the handler leaves them (the language
+    model and the claims check answer)."""
     (handled,) = home.say(text)
     assert handled is None and home.switched() == {}, handled
+
+
+@pytest.mark.parametrize(
+    "text", ["Turn on the porch light tomorrow.", "Turn off the bed light at 7.",
+             "Set the bed light to 50 percent tonight.", "Turn on the porridge light tomorrow."],
+)  # fmt: skip
+def test_a_device_at_a_later_time_is_answered_honestly_and_nothing_runs(home, text):
+    """Given to the language model, "turn on the porch light tomorrow" switched the light
+    on at once (a bench run with the bias prompt)."""
+    (handled,) = home.say(text)
+    assert handled is not None and handled.reply.startswith("I can only do that now"), handled
+    assert home.switched() == {} and not any(a.ok for a in home.of("action"))  # refusals
 
 
 def test_a_correction_does_not_bend_a_misheard_timer_name_into_another_name(home):

@@ -79,6 +79,10 @@ _TIMER_TOOLS = {
 def plan_for(found: Recognition, house: IntentHandler) -> Plan | None:
     """What to do for a recognised sentence; None leaves it to the next handler."""
     intent, slots = found.intent, found.slots
+    if found.metadata.get("later"):
+        return _say("I can only do that now, not at a later time. Say it again when you "
+                    "want it, or set a timer to remind you.",
+                    _SWITCHING.get(intent, "device_brightness"))  # fmt: skip
     if intent in _SWITCHING:
         return _switch(_SWITCHING[intent], slots, house)
     if intent == "HassLightSet":

@@ -261,6 +261,11 @@ class Recognizer:
         whole = _clean(text)
         if not whole or len(whole.split()) > MAX_WORDS:
             return None
+        now = _before_a_later_time(whole)
+        if now is not None:  # "turn off the bed light at 7": not now, and said so
+            found = self._recognize(now)
+            if found is not None and found.intent in _DEVICE_INTENTS:
+                return dataclasses.replace(found, metadata={**found.metadata, "later": True})
         self._closest.clear()
         tries = [whole, *(s for s in _sentences(text) if s != whole)]
         for said in tries:  # as said first: a looped sentence's clean copy wins
@@ -625,6 +630,20 @@ _WHEN = {"tomorrow", "tonight", "today", "later", "morning", "evening", "afterno
 """Words that put a request at another time: a name heard with them is not misheard."""
 
 
+_LATER = re.compile(r"\b(?:tomorrow|tonight|later|at (?:\d|noon|midnight|one|two|three|four|"
+                    r"five|six|seven|eight|nine|ten|eleven|twelve)|in the (?:morning|"
+                    r"afternoon|evening)|every)\b")  # fmt: skip
+
+
+def _before_a_later_time(text: str) -> str | None:
+    """The request before a later time it is put at ("turn off the bed light" of "…
+    at 7"); None when it names none."""
+    found = _LATER.search(text)
+    if found is None or found.start() == 0:
+        return None
+    return text[: found.start()].strip() or None
+
+
 def _fits(found: Recognition | None, said: str) -> bool:
     """`found` is there and can be what `said` means."""
     if found is None:
@@ -649,8 +668,6 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
         return None
     if not heard or len(heard.split()) > 3 or set(heard.split()) & _PRONOUNS:
         return None  # "turn it off": what "it" is, the language model may know
-    if set(opened["name"].lower().split()) & _WHEN:
-        return None  # "the porch light tomorrow": not now (the claims check keeps it honest)
     slots = {name: entity.value for name, entity in result.entities.items()}
     slots["name"] = heard
     return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)

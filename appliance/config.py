@@ -147,7 +147,7 @@ class SttConfig:
     relisten: bool = True
     """With `weigh`: a transcript with the house's words in it that is no clear command
     is transcribed again with the house's words as whisper's prompt, and what that heard
-    is weighed against the audio too. Costs one more transcription (about 1–2.5 s here),
+    is weighed against the audio too. Costs one more transcription (about 1–3 s here),
     on those turns only."""
 
     def __post_init__(self) -> None:

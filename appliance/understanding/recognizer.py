@@ -213,8 +213,7 @@ class Recognizer:
     def _closest_name(self, slot: str, heard: str) -> tuple[str, float] | None:
         """The house's name or room closest to what was heard: by spelling, else by
         sound. A match by sound alone is asked about, never acted on at once."""
-        words = set(heard.split())
-        if words & _PRONOUNS or words & _WHEN:
+        if set(heard.split()) & _PRONOUNS or _LATER.search(heard):
             return None  # "turn it on", "the porch light tomorrow": not a misheard name
         found = closest(heard, self._choices[slot], self._owners)
         if found is not None or not self._sounds.available:
@@ -625,14 +624,10 @@ _YES_NO_QUESTION = {"is", "are", "was", "were", "does", "do", "did", "has", "hav
 """First words of a question that asks, not tells ("are the lights on", "why is the
 kitchen light on"): never a command that changes a device ("can you turn on…" and
 "could you…" are requests)."""
-_WHEN = {"tomorrow", "tonight", "today", "later", "morning", "evening", "afternoon", "night",
-         "at", "in", "after", "before", "until", "when", "o'clock", "oclock", "every"}  # fmt: skip
-"""Words that put a request at another time: a name heard with them is not misheard."""
-
-
 _LATER = re.compile(r"\b(?:tomorrow|tonight|later|at (?:\d|noon|midnight|one|two|three|four|"
                     r"five|six|seven|eight|nine|ten|eleven|twelve)|in the (?:morning|"
                     r"afternoon|evening)|every)\b")  # fmt: skip
+"""A later time a request is put at: nothing here does things later."""
 
 
 def _before_a_later_time(text: str) -> str | None:

@@ -288,6 +288,69 @@ def test_a_second_listen_the_audio_does_not_support_is_dropped(weighed):
     assert weighed.recognize(heard) is None
 
 
+@pytest.mark.parametrize(("likelihood", "acts"), [(-10.5, True), (-13.0, False)])
+def test_a_sentence_heard_again_word_for_word_acts_a_little_further_below(
+    weighed, likelihood, acts
+):
+    """4.5 below the transcript is asked about on the audio alone; when the second listen
+    wrote that very sentence it acts (up to `ACT_GAP_HEARD_AGAIN`), and 7 below is still
+    asked about."""
+    heard = "and milk to the sharpened list."
+    weighed.relisten = Relisten("Add milk to the shopping list.")
+    weighed.scorer = Audio(-99.0, {heard: -6.0, "Add milk to the shopping list.": likelihood})
+    found = weighed.recognize(heard)
+    assert found is not None and found.slots == {"item": "milk"}
+    assert (found.score >= ACT_SCORE) is acts
+
+
+def test_sentences_near_what_was_heard_again_are_weighed_too(weighed):
+    """The second listen's "right" for "brightness": its nearest sentence of the house is
+    weighed, not only the reading that drops the word."""
+    heard = "Set the porch light right to stay deeper sand."
+    weighed.relisten = Relisten("Set the porch light right to 80 percent.")
+    weighed.scorer = Audio(
+        -99.0,
+        {
+            heard: -8.2,
+            "set the porch light to 80 percent": -14.0,
+            "set the porch light brightness to 80 percent": -8.5,
+        },
+    )
+    found = weighed.recognize(heard)
+    assert found is not None and found.text == "set the porch light brightness to 80 percent"
+    assert (found.slots["name"], found.slots["brightness"]) == ("porch light", 80)
+    assert found.score >= ACT_SCORE
+
+
+def test_the_same_sentence_with_digits_or_words_is_one_meaning(weighed):
+    """ "add 2 minutes" and "add two minutes" are not rivals of each other: the audio's
+    slight preference between them is no reason to ask."""
+    weighed.use_timer_names(["pasta"])
+    try:
+        heard = "And to men it's to the past a timer."  # no number: nothing to snap to
+        weighed.relisten = Relisten("And two minutes to the pasta timer.")
+        weighed.scorer = Audio(-99.0, {heard: -8.0, "add 2 minutes to the pasta timer": -10.0,
+                                       "add two minutes to the pasta timer": -9.9})  # fmt: skip
+        found = weighed.recognize(heard)
+        assert found is not None and found.intent == "HassIncreaseTimer"
+        assert found.slots["name"] == "pasta" and found.score >= ACT_SCORE
+    finally:
+        weighed.use_timer_names([])
+
+
+def test_the_librarys_full_timer_sentences_are_sentences_of_the_house(weighed):
+    """The Speech-to-Phrase set lacks "what timers do I have"; the library has it."""
+    phrases = set(weighed.phrases())
+    assert {
+        "what timers do i have",
+        "set a timer for 7 minutes",
+        "turn on the porch light",
+    } <= phrases
+    weighed.scorer = Audio(-7.5, {"what timers do i have": -9.0})
+    found = weighed.recognize("What, I must do I harm.")
+    assert found is not None and found.intent == "HassTimerStatus" and found.score >= ACT_SCORE
+
+
 @pytest.mark.parametrize("heard", ["Who painted the Mona Lisa?", "What, I must do I harm."])
 def test_a_transcript_without_the_houses_words_is_not_heard_again(weighed, heard):
     weighed.relisten = relisten = Relisten("What time is it?")

@@ -43,6 +43,10 @@ words heard, to act (and it must lead the others at all)."""
 CLOSE_SLACK = 5.0
 """A rival within this (rapidfuzz ratio points) of the sentence's closeness to the words
 heard counts as as close."""
+ACT_GAP_HEARD_AGAIN = 6.0
+"""The gap within which a sentence acts when the second listen (whisper prompted with
+the house's words) wrote it word for word: two findings agree ("and milk to the
+sharpened list", heard again "Add milk to the shopping list.", 4.1 below)."""
 ACT_SCORE = 0.9
 ASK_SCORE = 0.75
 """The scores given to a sentence the audio supports (acts) or half supports (asks)."""
@@ -72,10 +76,12 @@ class Weighed:
 
 
 def weigh(recognizer: Recognizer, heard: str, found: Recognition | None,
-          scorer: Scorer, *, also: Sequence[Recognition] = ()) -> Recognition | None:  # fmt: skip
+          scorer: Scorer, *, also: Sequence[Recognition] = (),
+          heard_again: str = "") -> Recognition | None:  # fmt: skip
     """`found` (or a sentence of the house when nothing was found) judged by the audio:
     kept, raised to act, lowered to ask, or replaced by a rival the audio prefers.
-    `also`: more sentences to weigh with their rivals (what a second listen heard)."""
+    `also`: more sentences to weigh with their rivals (what a second listen heard);
+    `heard_again`: that second listen's transcript."""
     candidates: dict[str, Recognition] = {}
     for each in [found, *also] if found is not None else also:
         candidates.setdefault(each.text, each)
@@ -104,7 +110,9 @@ def weigh(recognizer: Recognizer, heard: str, found: Recognition | None,
     close_margin = likelihood[best] - max((likelihood[s] for s in close), default=-math.inf)
     gap = max(0.0, reference - likelihood[best])
     weighed = Weighed(chosen, round(gap, 2), round(min(margin, close_margin), 2))
-    if gap <= ACT_GAP and close_margin >= MARGIN and margin > 0:
+    verbatim = bool(heard_again) and recognizer.same_words(heard_again, chosen.text)
+    act_gap = ACT_GAP_HEARD_AGAIN if verbatim else ACT_GAP
+    if gap <= act_gap and close_margin >= MARGIN and margin > 0:
         return replace(chosen, score=max(chosen.score, ACT_SCORE), evidence=weighed.evidence())
     if gap <= ASK_GAP and margin > 0:
         return replace(chosen, score=min(chosen.score, ASK_SCORE), evidence=weighed.evidence())
@@ -136,7 +144,14 @@ def _plain(text: str) -> str:
 
 
 def _meaning(found: Recognition) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return found.intent, tuple(sorted((k, str(v)) for k, v in found.slots.items()))
+    """The intent and slots: "add 2 minutes" (2.0) means what "add two minutes" (2) does."""
+    return found.intent, tuple(sorted((k, _value(v)) for k, v in found.slots.items()))
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _rivals(recognizer: Recognizer, found: Recognition, heard: str) -> list[Recognition]:

@@ -32,7 +32,6 @@ from hassil import (
     TextSlotValue,
     recognize_all,
     recognize_best,
-    sample_intents,
 )
 from hassil.intents import RangeSlotList, SlotList
 from hassil.recognize import MISSING_ENTITY
@@ -43,6 +42,9 @@ from appliance.actions.numbers import parse_number, tokens
 from appliance.understanding import acoustic
 from appliance.understanding.library import SentenceLibrary
 from appliance.understanding.phonetic import SoundsLike
+from appliance.understanding.phrases import NUMBER as _NUMBER
+from appliance.understanding.phrases import house_phrases, named_timer_phrases
+from appliance.understanding.phrases import words as _words
 
 _LOGGER = logging.getLogger(__name__)
 MAX_WORDS = 30
@@ -67,13 +69,6 @@ SNAP_PENALTY = 0.1
 the same, else it is asked about."""
 SNAP_NAMES = 60
 """Device names the snapping sentences are made with (the first ones configured)."""
-_NUMBER = "7"
-"""Stands for any number in the snapping sentences."""
-_SNAP_INTENTS = {
-    "HassTurnOn", "HassTurnOff", "HassLightSet", "HassGetState", "HassStartTimer",
-    "HassCancelTimer", "HassPauseTimer", "HassUnpauseTimer", "HassTimerStatus",
-    "HassIncreaseTimer", "HassDecreaseTimer", "HassGetCurrentTime", "HassGetCurrentDate",
-}  # fmt: skip
 BARE_SCORE = 0.8
 """The score of a switching sentence with no verb ("the fan off"): asked about."""
 _SWITCHING = {"HassTurnOn", "HassTurnOff", "HassToggle"}
@@ -303,8 +298,11 @@ class Recognizer:
         if second is None or not _fits(second, _clean(again)):
             _LOGGER.debug("heard again %r: no command", again)
             return found
+        # Its nearest sentences too: "set the porch light right to 80 percent" was "set
+        # the porch light brightness to 80 percent".
+        nearest = self.snap_candidates(again, acoustic.SNAP_MIN_SCORE, acoustic.SNAP_CANDIDATES)
         weighed = acoustic.weigh(self, heard, found, lambda _, texts: scorer(again, texts),
-                                 also=[second])  # fmt: skip
+                                 also=[second, *nearest], heard_again=again)  # fmt: skip
         _LOGGER.debug("heard again %r: %s", again, weighed)
         if weighed is not None and (found is None or weighed.text != found.text
                                     or weighed.score != found.score):  # fmt: skip
@@ -321,15 +319,15 @@ class Recognizer:
         return self._words_of_the_house
 
     def phrases(self) -> list[str]:
-        """Every sentence of the library's Speech-to-Phrase set this house can mean, with
-        its names and rooms, and each number as `_NUMBER` (at most `SNAP_NAMES` names);
-        and its timer sentences again with each running timer's name."""
+        """Every sentence this house can mean (`phrases.house_phrases`, with at most
+        `SNAP_NAMES` names), and its timer sentences again with each running timer's
+        name."""
         if self._phrases is None:
-            self._phrases = _house_phrases(self.library.language, list(self._names)[:SNAP_NAMES],
+            self._phrases = house_phrases(self.library, list(self._names)[:SNAP_NAMES],
                                            self._rooms)  # fmt: skip
             self._with_timers = None
         if self._with_timers is None:
-            self._with_timers = self._phrases + _named_timer_phrases(self._phrases,
+            self._with_timers = self._phrases + named_timer_phrases(self._phrases,
                                                                      self.timer_names)  # fmt: skip
         return self._with_timers
 
@@ -385,6 +383,11 @@ class Recognizer:
         if result is None or result.unmatched_entities:
             return None
         return _recognition(result, text, score, "fuzzy", [(text, text)])
+
+    def same_words(self, said: str, sentence: str) -> bool:
+        """Whether `said` (a transcript) is `sentence` word for word, numbers as
+        digits or words alike ("Add five minutes." and "add 5 minutes")."""
+        return _numbers_out(_clean(said)) == _numbers_out(_clean(sentence))
 
     def spoken_names(self) -> list[str]:
         """Every name and alias of the house's devices, as said."""
@@ -668,45 +671,6 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
     return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)
 
 
-def _house_phrases(language: str, names: Sequence[str], rooms: Sequence[str]) -> list[str]:
-    from home_assistant_intents import get_speech_to_phrase_intents
-
-    data = get_speech_to_phrase_intents(language)
-    if not data:
-        return []
-    data = {**data, "intents": {k: v for k, v in data["intents"].items() if k in _SNAP_INTENTS}}
-    number = {"start": int(_NUMBER), "stop": int(_NUMBER), "words": False}
-    placeholder = "\x00"  # wildcards (a timer's name, a later command) are not snapped to
-    lists: dict[str, SlotList] = {
-        # An empty list makes hassil warn once per sentence: a house with no devices or
-        # rooms gets the placeholder, whose sentences are dropped below.
-        "name": TextSlotList.from_strings(list(names) or [placeholder], name="name"),
-        "area": TextSlotList.from_strings(list(rooms) or [placeholder], name="area"),
-        "floor": TextSlotList.from_strings([placeholder], name="floor"),
-    }
-    for key, spec in data.get("lists", {}).items():
-        if "range" in spec:
-            lists[key] = RangeSlotList(name=key, **number)
-        elif spec.get("wildcard"):
-            lists[key] = TextSlotList.from_strings([placeholder], name=key)
-    phrases = {
-        " ".join(_words(text).split())
-        for _, text in sample_intents(Intents.from_dict(data), slot_lists=lists)
-        if placeholder not in text
-    }
-    return sorted(p for p in phrases if p)
-
-
-_THE_TIMER = re.compile(r"\b(?:the|my) timer\b")
-
-
-def _named_timer_phrases(phrases: Sequence[str], names: Sequence[str]) -> list[str]:
-    """The sentences about "the timer" about each named timer instead (the library's
-    Speech-to-Phrase set leaves timer names out: they are free words)."""
-    return [_THE_TIMER.sub(f"the {name} timer", p, count=1)
-            for p in phrases if _THE_TIMER.search(p) for name in names]  # fmt: skip
-
-
 def _numbers_out(text: str) -> tuple[str, list[str]]:
     """The sentence with each number (digits or words) as `_NUMBER`, and the numbers."""
     words = tokens(text)
@@ -728,20 +692,6 @@ def _numbers_out(text: str) -> tuple[str, list[str]]:
 def _sentences(text: str) -> list[str]:
     parts = [_words(s) for s in re.split(r"[.!?]+", text)]
     return sorted({p for p in parts if p}, key=lambda p: -len(p))
-
-
-_UNITS = {"min": "minutes", "mins": "minutes", "sec": "seconds", "secs": "seconds",
-          "hr": "hours", "hrs": "hours"}  # fmt: skip
-_ABBREVIATED = re.compile(r"(\d)\s*(mins?|secs?|hrs?)\b")
-"""Whisper sometimes writes "10 min" for "ten minutes"."""
-
-
-def _words(text: str) -> str:
-    text = text.lower().replace("’", "'")
-    text = re.sub(r"(\d)\s*%", r"\1 percent", text)
-    text = _ABBREVIATED.sub(lambda m: m[1] + " " + _UNITS[m[2]], text)
-    text = re.sub(r"[^\w'\s-]", " ", text).replace("-", " ")
-    return " ".join(text.split())
 
 
 def _replace_words(text: str, old: str, new: str) -> str:

@@ -223,6 +223,19 @@ FAMILIES = [
     ((SET_TIMER,), "Turn off the timer.", "HassCancelTimer", [("timer_cancel", {"name": ""})]),
     ((SET_TIMER,), "How long until the timer goes off?", "HassTimerStatus",
      [("timer_remaining", {"name": ""})]),
+    ((), "Can you set a timer for like ten minutes?", "HassStartTimer",
+     [("timer_set", {"seconds": 600, "name": ""})]),
+    ((), "Set an alarm for 20 minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 1200, "name": ""})]),
+    ((), "Wake me up in half an hour.", "HassStartTimer",
+     [("timer_set", {"seconds": 1800, "name": ""})]),
+    ((), "Put a timer on for five minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 300, "name": ""})]),
+    ((), "Hey, set a timer for 3 minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 180, "name": ""})]),
+    ((), "Set the bed light at 40 percent.", "HassLightSet",
+     [("device_brightness", {"device": "bed light", "percent": 40})]),
+    ((), "Is the fan running?", "HassGetState", [("device_state", {"device": "ceiling fan"})]),
 ]  # fmt: skip
 
 
@@ -276,6 +289,17 @@ def test_a_device_at_a_later_time_is_answered_honestly_and_nothing_runs(home, te
     (handled,) = home.say(text)
     assert handled is not None and handled.reply.startswith("I can only do that now"), handled
     assert home.switched() == {} and not any(a.ok for a in home.of("action"))  # refusals
+
+
+@pytest.mark.parametrize(
+    "text", ["Set an alarm for 7 am.", "Wake me up at six thirty.", "Set an alarm."]
+)
+def test_an_alarm_at_a_time_of_day_is_answered_honestly_and_no_timer_is_set(home, text):
+    """Left to the language model, "set an alarm for 7 am" would be claimed done."""
+    (handled,) = home.say(text)
+    assert handled is not None and handled.reply.startswith("I can't set an alarm"), handled
+    assert "set a timer for" in handled.reply
+    assert not any(a.ok for a in home.of("action"))
 
 
 def test_a_correction_does_not_bend_a_misheard_timer_name_into_another_name(home):

@@ -62,6 +62,10 @@ _MISSING = {
     "HassLawnMowerDock": "I have no lawn mower to control.",
     "HassFanSetSpeed": "I can only turn fans on or off, not set their speed.",
 }
+_NO_ALARMS = (
+    "I can't set an alarm for a time of day: I only have timers. Say, for "
+    "example, 'set a timer for eight hours'."
+)
 _MEDIA = "I can't play or control media: there's no media player on this device."
 _NO_DEVICE_DOMAIN = {
     "cover": "blinds or covers", "lock": "locks", "media_player": "media players",
@@ -99,6 +103,8 @@ def plan_for(found: Recognition, house: IntentHandler) -> Plan | None:
         return Plan(answer="")
     if intent.startswith(("HassShoppingList", "HassList", "ApplianceList")):
         return _list(intent, slots, house)
+    if intent == "ApplianceAlarmAt":
+        return _say(_NO_ALARMS, "timer_start")
     if intent in _MISSING:
         return _say(_MISSING[intent])
     if intent.startswith(("HassMedia", "HassSetVolume")):

@@ -26,6 +26,7 @@ _OURS: dict[str, dict[str, Any]] = {
         # Said around a request, ignored anywhere in it (as the library's own "please").
         # Not "so", "well" or "now": they are words of device names ("well pump").
         "skip_words": [
+            "hey",
             "um",
             "uh",
             "uhm",
@@ -79,6 +80,7 @@ _OURS: dict[str, dict[str, Any]] = {
                         "sentences": [
                             "(dim|brighten|<turn> (down|up)) [the] {name} to "
                             "{brightness}[ ](%|percent)",
+                            "(set|<turn>) [the] {name} [brightness] at {brightness}[ ](%|percent)",
                             "(dim|brighten|<turn> (down|up)) [the] {device_kind:kind} to "
                             "{brightness}[ ](%|percent)",
                             "<turn> [the] ({name}|{device_kind:kind}) (down|up) to "
@@ -145,14 +147,32 @@ _OURS: dict[str, dict[str, Any]] = {
                             "<timer_length>",
                             "[<timer_set>] [a|an] timer [for] <timer_length>",
                             "timer <timer_length>",
+                            # About a length: "for like ten minutes", "for about five".
+                            "[<timer_set>] [a|an] timer (for|in) (like|about|around|roughly) "
+                            "<timer_length>",
+                            "put [on] [a|an] timer [on] for <timer_length>",
+                            # An alarm in a while is a timer (an alarm at a time of day
+                            # is not: nothing here does things later).
+                            "[<timer_set>] [an] alarm (for|in) <timer_length>",
+                            "[<timer_set>] [an] <timer_length> alarm",
+                            "wake me [up] in <timer_length>",
                         ]
                     },
                     {
                         "sentences": [
                             "[<timer_set>] [a] timer for an hour",
                             "<timer_set> an hour timer",
+                            "[<timer_set>] [an] alarm (for|in) an hour",
+                            "wake me [up] in an hour",
                         ],
                         "slots": {"hours": 1},
+                    },
+                    {
+                        "sentences": [
+                            "[<timer_set>] [an] alarm (for|in) half an hour",
+                            "wake me [up] in half an hour",
+                        ],
+                        "slots": {"minutes": 30},
                     },
                     {
                         "sentences": [
@@ -243,6 +263,10 @@ _OURS: dict[str, dict[str, Any]] = {
                         ]
                     },
                     {
+                        "sentences": ["<is> [the] ({name}|{device_kind:kind}) (running|going)"],
+                        "slots": {"state": "on"},
+                    },
+                    {
                         "sentences": [
                             "<is> [all] [the] <light> {on_off_states:state} [<in> [the] {area}]",
                             "<is> [all] [the] {area} <light> {on_off_states:state}",
@@ -298,6 +322,19 @@ _OURS: dict[str, dict[str, Any]] = {
                     }
                 ]
             },
+            # An alarm at a time of day: nothing here does things later; said so, with
+            # what can be done instead ("set an alarm for 7 am", "wake me up at six").
+            "ApplianceAlarmAt": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<timer_set> [an|my|the] alarm [for|at] {alarm_time}",
+                            "wake me [up] at {alarm_time}",
+                            "<timer_set> [an|my|the] alarm",
+                        ]
+                    }
+                ]
+            },
             "ApplianceListRead": {
                 "data": [
                     {
@@ -315,6 +352,7 @@ _OURS: dict[str, dict[str, Any]] = {
         },
         "lists": {
             "timer_long": {"range": {"from": 1, "to": 1000}},
+            "alarm_time": {"wildcard": True},
             "device_kind": {
                 "values": [
                     {"in": "(light|lamp)", "out": "light"},

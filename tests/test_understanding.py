@@ -236,6 +236,21 @@ FAMILIES = [
     ((), "Set the bed light at 40 percent.", "HassLightSet",
      [("device_brightness", {"device": "bed light", "percent": 40})]),
     ((), "Is the fan running?", "HassGetState", [("device_state", {"device": "ceiling fan"})]),
+    ((), "Turn off every light.", "HassTurnOff",
+     [("device_off", {"device": d}) for d in ("porch light", "kitchen light", "bed light",
+                                              "standing light")]),
+    ((SET_TIMER,), "Add a minute to the timer.", "HassIncreaseTimer",
+     [("timer_adjust", {"seconds": 60, "name": ""})]),
+    ((SET_TIMER,), "Take a minute off the timer.", "HassDecreaseTimer",
+     [("timer_adjust", {"seconds": -60, "name": ""})]),
+    ((SET_TIMER,), "Is the timer still running?", "HassTimerStatus",
+     [("timer_remaining", {"name": ""})]),
+    ((), "What's the time now?", "HassGetCurrentTime", [("time_now", {})]),
+    ((), "What day of the week is it?", "HassGetCurrentDate", [("date_today", {})]),
+    ((), "Add call mom to my to-do list.", "HassListAddItem",
+     [("list_add", {"item": "call mom", "list": "todo"})]),
+    ((), "Add bananas to the grocery list.", "HassListAddItem",
+     [("list_add", {"item": "bananas", "list": "shopping"})]),
 ]  # fmt: skip
 
 
@@ -281,7 +296,8 @@ def test_questions_and_pronouns_are_not_taken_for_a_misheard_name(home, text):
 
 @pytest.mark.parametrize(
     "text", ["Turn on the porch light tomorrow.", "Turn off the bed light at 7.",
-             "Set the bed light to 50 percent tonight.", "Turn on the porridge light tomorrow."],
+             "Set the bed light to 50 percent tonight.", "Turn on the porridge light tomorrow.",
+             "Turn on the porch light every evening."],
 )  # fmt: skip
 def test_a_device_at_a_later_time_is_answered_honestly_and_nothing_runs(home, text):
     """Given to the language model, "turn on the porch light tomorrow" switched the light

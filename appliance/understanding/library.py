@@ -209,7 +209,11 @@ _OURS: dict[str, dict[str, Any]] = {
                         ]
                     },
                     {
-                        "sentences": ["[all] [the] lights on"],
+                        "sentences": [
+                            "[all] [the] lights on",
+                            "<turn> on every (light|lamp) [<in> [the] {area}]",
+                            "<turn> every (light|lamp) on [<in> [the] {area}]",
+                        ],
                         "slots": {"domain": "light"},
                         "metadata": {"imperative": True},
                     },
@@ -224,7 +228,12 @@ _OURS: dict[str, dict[str, Any]] = {
                         ]
                     },
                     {
-                        "sentences": ["[all] [the] lights (off|out)", "lights out"],
+                        "sentences": [
+                            "[all] [the] lights (off|out)",
+                            "lights out",
+                            "<turn> off every (light|lamp) [<in> [the] {area}]",
+                            "<turn> every (light|lamp) off [<in> [the] {area}]",
+                        ],
                         "slots": {"domain": "light"},
                         "metadata": {"imperative": True},
                     },
@@ -243,12 +252,23 @@ _OURS: dict[str, dict[str, Any]] = {
                     }
                 ]
             },
-            "HassGetCurrentTime": {"data": [{"sentences": ["[the] time please"]}]},
+            "HassGetCurrentTime": {
+                "data": [
+                    {
+                        "sentences": [
+                            "[the] time please",
+                            "(what's|what is) the time [right] now",
+                        ]
+                    }
+                ]
+            },
             "HassGetCurrentDate": {
                 "data": [
                     {
                         "sentences": [
                             "what day is (it|today) [today]",
+                            "what day of the week is it [today]",
+                            "(what's|what is) today",
                             "what's today's date",
                             "what is today's date",
                         ]
@@ -298,6 +318,25 @@ _OURS: dict[str, dict[str, Any]] = {
                     }
                 ]
             },
+            "HassIncreaseTimer": {
+                "data": [
+                    {
+                        "sentences": ["add (a|one|another) minute to [the|my] timer"],
+                        "slots": {"minutes": 1},
+                    }
+                ]
+            },
+            "HassDecreaseTimer": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(take|knock) (a|one) minute off [the|my] timer",
+                            "remove (a|one) minute from [the|my] timer",
+                        ],
+                        "slots": {"minutes": 1},
+                    }
+                ]
+            },
             "HassTimerStatus": {
                 "data": [
                     {
@@ -318,6 +357,8 @@ _OURS: dict[str, dict[str, Any]] = {
                             "what's the status of [my|the] timer[s]",
                             "(how's|how is) [my|the] timer [doing|going]",
                             "(what's|what is) [my|the] timer at",
+                            "how much longer (on|for) [the|my] timer",
+                            "(is|are) [the|my] timer[s] still (running|going|on)",
                         ]
                     }
                 ]
@@ -331,6 +372,18 @@ _OURS: dict[str, dict[str, Any]] = {
                             "<timer_set> [an|my|the] alarm [for|at] {alarm_time}",
                             "wake me [up] at {alarm_time}",
                             "<timer_set> [an|my|the] alarm",
+                        ]
+                    }
+                ]
+            },
+            # The library names a to-do list by a Home Assistant entity ({name}); the
+            # appliance's own lists by their names.
+            "HassListAddItem": {
+                "data": [
+                    {
+                        "sentences": [
+                            "add {todo_list_item:item} to [my|the] {list_name:list} list",
+                            "put {todo_list_item:item} (on|in) [my|the] {list_name:list} list",
                         ]
                     }
                 ]

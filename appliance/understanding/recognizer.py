@@ -629,7 +629,9 @@ kitchen light on"): never a command that changes a device ("can you turn on…" 
 "could you…" are requests)."""
 _LATER = re.compile(r"\b(?:tomorrow|tonight|later|at (?:\d|noon|midnight|one|two|three|four|"
                     r"five|six|seven|eight|nine|ten|eleven|twelve)|in the (?:morning|"
-                    r"afternoon|evening)|every)\b")  # fmt: skip
+                    r"afternoon|evening)|every (?:day|night|morning|afternoon|evening|hour|"
+                    r"week|weekday|monday|tuesday|wednesday|thursday|friday|saturday|"
+                    r"sunday))\b")  # fmt: skip
 """A later time a request is put at: nothing here does things later."""
 
 

@@ -369,7 +369,7 @@ _OURS: dict[str, dict[str, Any]] = {
                 "data": [
                     {
                         "sentences": [
-                            "<timer_set> [an|my|the] alarm [for|at] {alarm_time}",
+                            "<timer_set> [an|my|the] alarm (for|at) {alarm_time}",
                             "wake me [up] at {alarm_time}",
                             "<timer_set> [an|my|the] alarm",
                         ]

@@ -227,6 +227,7 @@ class Pipeline:
         self._stream_time = 0.0
         self._state = ""
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
+        self._name_at_end = _name_at_end_pattern(self.settings.wake_phrase)
         self.results: list[TurnResult] = []
         self._active: _TurnControl | None = None
         self._stop_listener = StopListener(
@@ -1016,7 +1017,10 @@ class Pipeline:
             self._turn = max(self._turn, other._turn)
 
     def _strip_wake_phrase(self, text: str) -> str:
-        return self._wake_pattern.sub("", text, count=1).strip()
+        """The transcript without the wake phrase at its start, nor the name said at its
+        end ("Turn on the porch light, Jarvis.")."""
+        text = self._wake_pattern.sub("", text, count=1).strip()
+        return self._name_at_end.sub("", text).strip()
 
 
 def _wake_phrase_pattern(phrase: str) -> re.Pattern[str]:
@@ -1026,6 +1030,16 @@ def _wake_phrase_pattern(phrase: str) -> re.Pattern[str]:
         return re.compile(r"(?!x)x")
     optional = "".join(rf"(?:{w}\W+)?" for w in words[:-1])
     return re.compile(rf"^\W*{optional}{words[-1]}\b\W*", re.IGNORECASE)
+
+
+def _name_at_end_pattern(phrase: str) -> re.Pattern[str]:
+    """Matches the wake phrase's last word (its name) said after a sentence, behind a comma
+    ("…, Jarvis." "…, thanks Jarvis"): not a name inside one ("who was Jarvis")."""
+    words = phrase.lower().split()
+    if not words:
+        return re.compile(r"(?!x)x")
+    return re.compile(rf",\s*(?:thanks?\s+|thank\s+you\s+)?{re.escape(words[-1])}\W*$",
+                      re.IGNORECASE)  # fmt: skip
 
 
 def _first_pipeline_error(group_error: BaseExceptionGroup) -> PipelineError:

@@ -186,6 +186,17 @@ def test_wake_phrase_caught_by_the_pre_roll_is_stripped():
     assert run(pipeline, request())[0].transcript == "what time is it"
 
 
+@pytest.mark.parametrize(
+    ("heard", "kept"),
+    [("Turn on the porch light, Jarvis.", "Turn on the porch light"),
+     ("What time is it, thanks Jarvis?", "What time is it"),
+     ("Who was Jarvis?", "Who was Jarvis?")],
+)  # fmt: skip
+def test_the_name_said_after_a_request_is_not_part_of_it(heard, kept):
+    pipeline, *_ = make_pipeline([heard], ["Done."])
+    assert run(pipeline, request())[0].transcript == kept
+
+
 def test_a_recording_that_stops_mid_request_is_still_answered():
     pipeline, *_ = make_pipeline(["cut off"], ["I heard you."])
     samples = request(trail=0.0)

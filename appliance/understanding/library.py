@@ -26,6 +26,11 @@ _OURS: dict[str, dict[str, Any]] = {
         # Said around a request, ignored anywhere in it (as the library's own "please").
         # Not "so", "well" or "now": they are words of device names ("well pump").
         "skip_words": [
+            "okay so",
+            "alright so",
+            "so um",
+            "so uh",
+            "right now",
             "hey",
             "um",
             "uh",

@@ -245,6 +245,7 @@ FAMILIES = [
      [("timer_adjust", {"seconds": -60, "name": ""})]),
     ((SET_TIMER,), "Is the timer still running?", "HassTimerStatus",
      [("timer_remaining", {"name": ""})]),
+    ((SET_TIMER,), "What's the timer?", "HassTimerStatus", [("timer_remaining", {"name": ""})]),
     ((), "What's the time now?", "HassGetCurrentTime", [("time_now", {})]),
     ((), "What day of the week is it?", "HassGetCurrentDate", [("date_today", {})]),
     ((), "Add call mom to my to-do list.", "HassListAddItem",

@@ -362,6 +362,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "what's the status of [my|the] timer[s]",
                             "(how's|how is) [my|the] timer [doing|going]",
                             "(what's|what is) [my|the] timer at",
+                            "(what's|what is) [my|the] timer [(saying|showing|on)]",
                             "how much longer (on|for) [the|my] timer",
                             "(is|are) [the|my] timer[s] still (running|going|on)",
                         ]

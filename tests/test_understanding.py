@@ -319,6 +319,55 @@ def test_an_alarm_at_a_time_of_day_is_answered_honestly_and_no_timer_is_set(home
     assert not any(a.ok for a in home.of("action"))
 
 
+@pytest.mark.parametrize(
+    ("cut_short", "asked", "answer", "ran"),
+    [("Set a timer for", "For how long?", "Ten minutes.",
+      ("timer_set", {"seconds": 600, "name": ""})),
+     ("Set a timer.", "For how long?", "For 5 minutes.",
+      ("timer_set", {"seconds": 300, "name": ""})),
+     ("Set a pasta timer.", "For how long?", "8 minutes",
+      ("timer_set", {"seconds": 480, "name": "pasta"})),
+     ("Turn off the", "Turn off what?", "The kitchen light.",
+      ("device_off", {"device": "kitchen light"})),
+     ("Set the porch light to", "To what brightness?", "50 percent.",
+      ("device_brightness", {"device": "porch light", "percent": 50})),
+     ("Put them on my shopping list.", "What should I put on your shopping list?", "Eggs.",
+      ("list_add", {"item": "eggs", "list": "shopping"}))],
+)  # fmt: skip
+def test_a_command_cut_short_asks_for_what_is_missing_and_the_answer_completes_it(
+    home, cut_short, asked, answer, ran
+):
+    """A pause taken for the end of the turn ("set a timer for … ten minutes"): nothing
+    runs on half a command; the question opens the follow-up and the answer finishes it."""
+    question, done = home.say(cut_short, answer)
+    assert question.reply == asked and question.follow_up
+    assert [(a.tool, a.arguments) for a in home.of("action", 2) if a.ok] == [ran], done.reply
+    assert not any(a.ok for a in home.of("action", 1))
+
+
+@pytest.mark.parametrize("answer", ["No.", "Never mind."])
+def test_a_command_cut_short_can_be_dropped(home, answer):
+    _, dropped = home.say("Set a timer for", answer)
+    assert dropped.reply == "OK." and home.actions.timers.active() == []
+
+
+def test_an_answer_that_completes_nothing_is_a_request_of_its_own(home):
+    _, other = home.say("Turn on the", "What time is it?")
+    assert [a.tool for a in home.of("action", 2)] == ["time_now"], other
+
+
+def test_which_one_answered_with_the_kitchen_one_is_never_a_brightness(home):
+    """The library reads "the kitchen one" as "the kitchen light to 1 percent"."""
+    (handled,) = home.say("The kitchen one.")
+    assert handled is None and home.switched() == {}
+
+
+def test_the_lights_are_every_light(home):
+    (handled,) = home.say("Turn on the lights.")
+    assert {a.arguments["device"] for a in home.of("action") if a.ok} == {
+        "porch light", "kitchen light", "bed light", "standing light"}, handled.reply  # fmt: skip
+
+
 def test_a_correction_does_not_bend_a_misheard_timer_name_into_another_name(home):
     """ "and two minutes to the past a timer": "and" is "add" and "past a" the pasta timer;
     not "the last a timer" (the spelling correction of "past")."""

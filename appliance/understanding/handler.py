@@ -56,6 +56,8 @@ class _Pending:
     """Which one: the candidates; `calls` then have device "" to fill in."""
     recognition: Recognition | None = None
     asked_at: float = field(default_factory=time.monotonic)
+    complete: str = ""
+    """What is missing: the sentence the answer completes ("set a timer for {}")."""
 
 
 class IntentHandler:
@@ -120,8 +122,11 @@ class IntentHandler:
             if plan.which:
                 self._pending = _Pending(plan.answer, plan.which_calls, plan.which, found,
                                          self.clock())  # fmt: skip
+            elif plan.complete:
+                self._pending = _Pending(plan.answer, recognition=found, asked_at=self.clock(),
+                                         complete=plan.complete)  # fmt: skip
             action = plan.tool or found.intent
-            return Handled(plan.answer, NAME, action, follow_up=bool(plan.which))
+            return Handled(plan.answer, NAME, action, follow_up=bool(plan.which or plan.complete))
         if found.score < ACT_SCORE or plan.confirm:
             question = plan.question or _did_you_mean(found)
             self._publish(found, turn, "confirm")
@@ -131,6 +136,8 @@ class IntentHandler:
 
     async def _answer(self, pending: _Pending, text: str, turn: int) -> Handled | None:
         words = " ".join(re.findall(r"[a-z']+", text.lower()))
+        if pending.complete:
+            return await self._completed(pending.complete, text, words, turn)
         if pending.which:
             chosen = self.devices.pick(text, pending.which) or await self._pick_by_audio(
                 text, pending.which
@@ -147,6 +154,20 @@ class IntentHandler:
         if _NO.match(words):
             return Handled("OK, I won't.", NAME, "confirm_declined")
         return None
+
+    async def _completed(self, sentence: str, text: str, words: str, turn: int) -> Handled | None:
+        """The answer to "for how long?" put into the sentence it completes; None (the
+        answer is then a request of its own) when that is no command."""
+        if _NO.match(words):
+            return Handled("OK.", NAME, "confirm_declined")
+        answer = text.strip().rstrip(".!?").strip()
+        before, _, _ = sentence.partition("{}")
+        joint = before.split()[-1:] if before.split() else []
+        if joint and answer.lower().split()[:1] == joint:  # "for ten minutes", "the porch light"
+            answer = answer.split(None, 1)[1] if len(answer.split()) > 1 else ""
+        if not answer:
+            return None
+        return await self.handle(sentence.replace("{}", answer), turn)
 
     async def _pick_by_audio(self, text: str, which: tuple[Device, ...]) -> Device | None:
         """The answer to "which one?" asked of the audio, when its words named none."""

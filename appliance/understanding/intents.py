@@ -42,6 +42,9 @@ class Plan:
     which: tuple[Device, ...] = ()
     """Candidates of a "which one?" question; `which_calls` get the chosen one's name."""
     which_calls: tuple[Call, ...] = ()
+    complete: str = ""
+    """With `answer` (the question for what is missing): the sentence the answer completes,
+    "{}" standing for it ("set a timer for {}")."""
 
 
 def _say(answer: str, tool: str = "") -> Plan:
@@ -103,6 +106,8 @@ def plan_for(found: Recognition, house: IntentHandler) -> Plan | None:
         return Plan(answer="")
     if intent.startswith(("HassShoppingList", "HassList", "ApplianceList")):
         return _list(intent, slots, house)
+    if intent == "ApplianceIncomplete":
+        return _incomplete(found)
     if intent == "ApplianceAlarmAt":
         return _say(_NO_ALARMS, "timer_start")
     if intent in _MISSING:
@@ -110,6 +115,15 @@ def plan_for(found: Recognition, house: IntentHandler) -> Plan | None:
     if intent.startswith(("HassMedia", "HassSetVolume")):
         return _say(_MEDIA)
     return None
+
+
+def _incomplete(found: Recognition) -> Plan:
+    """A command cut short ("set a timer for", "turn off the"): what is missing is asked
+    for, and the answer completes the sentence."""
+    sentence = str(found.metadata.get("complete", ""))
+    if "name" in found.slots:
+        sentence = sentence.replace("{name}", str(found.slots["name"]))
+    return Plan(answer=str(found.metadata.get("ask", "")), complete=sentence)
 
 
 # ---- devices ------------------------------------------------------------------------
@@ -316,8 +330,9 @@ def _list(intent: str, slots: dict[str, Any], house: IntentHandler) -> Plan:
                     "list.", "list_add")  # fmt: skip
     item = str(slots.get("item", "")).strip()
     if normalise_name(item) in _PRONOUN_ITEMS:  # "put them on my list": what is "them"?
-        return _say(f"What should I put on your {'to-do' if which == 'todo' else which} list?",
-                    "list_add")  # fmt: skip
+        spoken = "to-do" if which == "todo" else which
+        return Plan(answer=f"What should I put on your {spoken} list?", tool="list_add",
+                    complete=f"add {{}} to my {spoken} list")  # fmt: skip
     if intent == "ApplianceListRead":
         return Plan((Call("list_read", {"list": which}),), tool="list_read")
     tool = {"Add": "list_add", "Complete": "list_complete", "Remove": "list_remove"}

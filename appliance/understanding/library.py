@@ -216,6 +216,8 @@ _OURS: dict[str, dict[str, Any]] = {
                     {
                         "sentences": [
                             "[all] [the] lights on",
+                            "<turn> on [all] [the] lights",
+                            "<turn> [all] [the] lights on",
                             "<turn> on every (light|lamp) [<in> [the] {area}]",
                             "<turn> every (light|lamp) on [<in> [the] {area}]",
                         ],
@@ -236,6 +238,8 @@ _OURS: dict[str, dict[str, Any]] = {
                         "sentences": [
                             "[all] [the] lights (off|out)",
                             "lights out",
+                            "<turn> off [all] [the] lights",
+                            "<turn> [all] [the] lights off",
                             "<turn> off every (light|lamp) [<in> [the] {area}]",
                             "<turn> every (light|lamp) off [<in> [the] {area}]",
                         ],
@@ -367,6 +371,45 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(is|are) [the|my] timer[s] still (running|going|on)",
                         ]
                     }
+                ]
+            },
+            # A command cut short (a pause taken for its end, or said so): asked for what
+            # is missing; the answer completes the sentence (`complete`, "{}" for it).
+            "ApplianceIncomplete": {
+                "data": [
+                    {
+                        "sentences": ["[<timer_set>] [a|an] timer [for]"],
+                        "metadata": {"ask": "For how long?", "complete": "set a timer for {}"},
+                    },
+                    {
+                        "sentences": ["<timer_set> [a|an] {timer_name:name} timer [for]"],
+                        "metadata": {
+                            "ask": "For how long?",
+                            "complete": "set a {name} timer for {}",
+                        },
+                    },
+                    {
+                        "sentences": ["<turn> on [the]"],
+                        "metadata": {"ask": "Turn on what?", "complete": "turn on the {}"},
+                    },
+                    {
+                        "sentences": ["<turn> off [the]"],
+                        "metadata": {"ask": "Turn off what?", "complete": "turn off the {}"},
+                    },
+                    {
+                        "sentences": ["(set|dim|<turn>) [the] {name} [brightness] to"],
+                        "metadata": {
+                            "ask": "To what brightness?",
+                            "complete": "set the {name} to {}",
+                        },
+                    },
+                    {
+                        "sentences": ["(add|put) [something] (to|on) [my|the] shopping list"],
+                        "metadata": {
+                            "ask": "What should I add to your shopping list?",
+                            "complete": "add {} to my shopping list",
+                        },
+                    },
                 ]
             },
             # An alarm at a time of day: nothing here does things later; said so, with

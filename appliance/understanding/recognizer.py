@@ -648,8 +648,12 @@ def _fits(found: Recognition | None, said: str) -> bool:
     """`found` is there and can be what `said` means."""
     if found is None:
         return False
-    first = said.split()[0] if said.split() else ""
-    return not (found.intent in _DEVICE_INTENTS and first in _YES_NO_QUESTION)
+    words = said.split()
+    first = words[0] if words else ""
+    if found.intent in _DEVICE_INTENTS and first in _YES_NO_QUESTION:
+        return False
+    # "the kitchen one" answers "which one?": not the kitchen light at 1 percent.
+    return not (found.intent == "HassLightSet" and words[-1:] == ["one"])
 
 
 def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition | None:

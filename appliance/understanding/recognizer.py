@@ -619,6 +619,8 @@ def _clean(text: str) -> str:
 
 _PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "something",
              "anything"}  # fmt: skip
+_NOT_IN_A_NAME = {"on", "off", "is", "are", "was", "were", "isn't", "aren't"}
+"""Words an open {name} swallowed from the sentence around it: no device's name."""
 _DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 """Commands whose {name} is a device. Not questions ("what is {name}" is most questions)."""
 _YES_NO_QUESTION = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "isn't",
@@ -672,6 +674,8 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
         return None
     if not heard or len(heard.split()) > 3 or set(heard.split()) & _PRONOUNS:
         return None  # "turn it off": what "it" is, the language model may know
+    if set(heard.split()) & _NOT_IN_A_NAME:
+        return None  # "turn that off" read as a device called "off"; "the fan is off"
     slots = {name: entity.value for name, entity in result.entities.items()}
     slots["name"] = heard
     return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)

@@ -246,6 +246,12 @@ FAMILIES = [
     ((SET_TIMER,), "Is the timer still running?", "HassTimerStatus",
      [("timer_remaining", {"name": ""})]),
     ((SET_TIMER,), "What's the timer?", "HassTimerStatus", [("timer_remaining", {"name": ""})]),
+    ((), "What's the status of the porch light?", "HassGetState",
+     [("device_state", {"device": "porch light"})]),
+    ((), "Set the lights to 40 percent.", "HassLightSet",
+     [("device_brightness", {"device": d, "percent": 40}) for d in ("porch light",
+                                                                   "kitchen light", "bed light",
+                                                                   "standing light")]),
     ((), "What's the time now?", "HassGetCurrentTime", [("time_now", {})]),
     ((), "What day of the week is it?", "HassGetCurrentDate", [("date_today", {})]),
     ((), "Add call mom to my to-do list.", "HassListAddItem",
@@ -362,6 +368,15 @@ def test_which_one_answered_with_the_kitchen_one_is_never_a_brightness(home):
     """The library reads "the kitchen one" as "the kitchen light to 1 percent"."""
     (handled,) = home.say("The kitchen one.")
     assert handled is None and home.switched() == {}
+
+
+def test_several_devices_answer_in_one_sentence(home):
+    *_, asked = home.say("Turn off the lights.", "Turn on the porch light.", "Are the lights on?")
+    assert asked.reply == ("The porch light is on; the kitchen light, the bed light and the "
+                           "standing light are off."), asked.reply  # fmt: skip
+    (dimmed,) = home.say("Set the lights to 40 percent.")
+    assert dimmed.reply == ("The porch light, the kitchen light, the bed light and the standing "
+                            "light are at 40 percent."), dimmed.reply  # fmt: skip
 
 
 def test_the_lights_are_every_light(home):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance import events as ev
+from appliance.actions.builtin import format_number
 from appliance.actions.devices import Ambiguous, Device, DeviceDirectory, Match
 from appliance.actions.tools import CallContext, ToolRegistry
 from appliance.handlers import Handled
@@ -284,7 +285,39 @@ def _group_reply(calls: tuple[Call, ...], replies: list[str]) -> str:
         state = "on" if tool == "device_on" else "off"
         names = [str(c.arguments["device"]) for c in calls]
         return f"Turned {state} the {_join(names)}."
+    if all(c.tool == "device_state" for c in calls):
+        return _states_reply(replies)
+    levels = {c.arguments.get("percent") for c in calls}
+    if all(c.tool == "device_brightness" for c in calls) and len(levels) == 1:
+        names = [f"the {c.arguments['device']}" for c in calls]
+        level = format_number(float(calls[0].arguments["percent"]))
+        return f"{_join(names)[0].upper()}{_join(names)[1:]} are at {level} percent."
     return " ".join(replies)
+
+
+_STATE = re.compile(r"^The (.+) is (on|off)\.$")
+
+
+def _states_reply(replies: list[str]) -> str:
+    """ "Are the lights on?" in one sentence, the ones on first: "The porch light is on;
+    the kitchen light and the bed light are off." (not one sentence per light)."""
+    by_state: dict[str, list[str]] = {"on": [], "off": []}
+    unknown = []
+    for reply in replies:
+        said = _STATE.match(reply)
+        if said:
+            by_state[said[2]].append(said[1])
+        else:
+            unknown.append(reply)
+    parts = []
+    for state, names in by_state.items():
+        if names:
+            verb = "is" if len(names) == 1 else "are"
+            parts.append(f"{_join(['the ' + n for n in names])} {verb} {state}")
+    if not parts:
+        return " ".join(unknown)
+    sentence = "; ".join(parts)
+    return " ".join([sentence[0].upper() + sentence[1:] + ".", *unknown])
 
 
 def _join(parts: list[str]) -> str:

@@ -115,6 +115,13 @@ _OURS: dict[str, dict[str, Any]] = {
                     },
                     {
                         "sentences": [
+                            "(set|dim|brighten|<turn> (down|up)|<turn>) [all] [the] lights to "
+                            "{brightness}[ ](%|percent)",
+                        ],
+                        "slots": {"domain": "light"},
+                    },
+                    {
+                        "sentences": [
                             "(dim|<turn> down) [all] [the] lights",
                             "(make|<turn>) [all] [the] lights (down|dimmer|darker)",
                         ],
@@ -294,6 +301,12 @@ _OURS: dict[str, dict[str, Any]] = {
                     {
                         "sentences": ["<is> [the] ({name}|{device_kind:kind}) (running|going)"],
                         "slots": {"state": "on"},
+                    },
+                    {
+                        "sentences": [
+                            "(what's|what is) the (status|state) of [the] {name}",
+                            "(is|are) [the] {name} on or off",
+                        ]
                     },
                     {
                         "sentences": [

@@ -379,6 +379,29 @@ def test_several_devices_answer_in_one_sentence(home):
                             "light are at 40 percent."), dimmed.reply  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("ask", "answer", "ran"),
+    [("Cancel the timer.", "The pasta one.", ("timer_cancel", {"name": "pasta"})),
+     ("Cancel the timer.", "Tea.", ("timer_cancel", {"name": "tea"})),
+     ("Pause the timer.", "The tea timer.", ("timer_pause", {"name": "tea"}))],
+)  # fmt: skip
+def test_which_timer_is_asked_and_the_answer_names_it(home, ask, answer, ran):
+    *_, question, done = home.say(
+        "Set a pasta timer for 10 minutes.", "Set a tea timer for 3 minutes.", ask, answer
+    )
+    assert question.follow_up and question.reply.startswith("Which timer do you want to")
+    assert "the tea timer or the pasta timer" in question.reply
+    assert [(a.tool, a.arguments) for a in home.of("action", 4) if a.ok] == [ran], done.reply
+
+
+def test_it_is_the_one_timer(home):
+    replies = home.say("Set a timer for ten minutes.", "Pause it.", "Resume it.", "Cancel it.")
+    ran = [a.tool for a in home.of("action") if a.ok]
+    assert ran == ["timer_set", "timer_pause", "timer_resume", "timer_cancel"], replies
+    (nothing,) = home.say("Cancel it.")
+    assert nothing.reply == "You have no timer."
+
+
 def test_the_lights_are_every_light(home):
     (handled,) = home.say("Turn on the lights.")
     assert {a.arguments["device"] for a in home.of("action") if a.ok} == {

@@ -162,10 +162,13 @@ class IntentHandler:
         if _NO.match(words):
             return Handled("OK.", NAME, "confirm_declined")
         answer = text.strip().rstrip(".!?").strip()
-        before, _, _ = sentence.partition("{}")
+        before, _, after = sentence.partition("{}")
         joint = before.split()[-1:] if before.split() else []
         if joint and answer.lower().split()[:1] == joint:  # "for ten minutes", "the porch light"
             answer = answer.split(None, 1)[1] if len(answer.split()) > 1 else ""
+        follows = after.split()[:1]  # "cancel the {} timer": "pasta one", "pasta timer"
+        if follows and len(answer.split()) > 1 and answer.lower().split()[-1] in {*follows, "one"}:
+            answer = answer.rsplit(None, 1)[0]
         if not answer:
             return None
         return await self.handle(sentence.replace("{}", answer), turn)
@@ -258,6 +261,12 @@ class IntentHandler:
 
     def running_timers(self) -> int:
         return len(self.timers.active()) if self.timers is not None else 0
+
+    def timer_labels(self, state: str = "") -> list[str]:
+        """How the timers (running or paused, "" = both) are spoken of: "pasta timer"."""
+        if self.timers is None:
+            return []
+        return [t.label for t in self.timers.active() if not state or t.state == state]
 
     def has_tool(self, name: str) -> bool:
         return self.registry.get(name) is not None

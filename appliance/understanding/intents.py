@@ -76,6 +76,9 @@ _NO_DEVICE_DOMAIN = {
     "valve": "valves", "lawn_mower": "lawn mowers",
 }  # fmt: skip
 _SWITCHING = {"HassTurnOn": "device_on", "HassTurnOff": "device_off", "HassToggle": "device_toggle"}
+_TIMER_VERBS = {"timer_cancel": ("cancel", ""), "timer_pause": ("pause", "running"),
+                "timer_resume": ("resume", "paused")}  # fmt: skip
+"""Each timer tool's verb, and the state of the timers it can act on ("" = any)."""
 _TIMER_TOOLS = {
     "HassCancelTimer": "timer_cancel",
     "HassPauseTimer": "timer_pause",
@@ -234,6 +237,12 @@ def _timer(found: Recognition, house: IntentHandler) -> Plan:
         tool = _TIMER_TOOLS[intent]
         if not house.has_tool(tool):
             return _say("I can't do that with timers yet.", tool)
+        verb, state = _TIMER_VERBS[tool]
+        choices = house.timer_labels(state) if not name else []
+        if len(choices) > 1:  # asked, and the answer ("the pasta one") completes it
+            return Plan(answer=f"Which timer do you want to {verb}: "
+                               f"{_join(['the ' + c for c in choices], 'or')}?",
+                        tool=tool, complete=f"{verb} the {{}} timer")  # fmt: skip
         return Plan((Call(tool, {"name": name}),), tool=tool)
     if intent == "HassTimerStatus":
         if name or house.running_timers() == 1:
@@ -354,5 +363,5 @@ def _list_name(slots: dict[str, Any]) -> str | None:
     return None
 
 
-def _join(parts: Sequence[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+def _join(parts: Sequence[str], last: str = "and") -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {last} " + parts[-1]

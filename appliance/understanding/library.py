@@ -317,9 +317,13 @@ _OURS: dict[str, dict[str, Any]] = {
                     },
                 ]
             },
+            # "it": a timer is the only thing here that is cancelled, paused or resumed.
             "HassCancelTimer": {
-                "data": [{"sentences": ["(delete|remove|clear|turn off) [the|my] timer"]}]
+                "data": [
+                    {"sentences": ["(delete|remove|clear|turn off) [the|my] timer", "cancel it"]}
+                ]  # fmt: skip
             },
+            "HassPauseTimer": {"data": [{"sentences": ["pause it"]}]},
             "HassCancelAllTimers": {
                 "data": [
                     {
@@ -336,6 +340,7 @@ _OURS: dict[str, dict[str, Any]] = {
                         "sentences": [
                             "(unpause|un pause) [the|my] timer",
                             "start [the|my] timer again",
+                            "(resume|unpause|continue) it",
                         ]
                     }
                 ]

@@ -65,6 +65,20 @@ def test_add_read_check_off_and_take_off(tmp_path):
     ]  # fmt: skip
 
 
+def test_a_list_is_emptied_and_the_other_kept(tmp_path):
+    with ItemLists(tmp_path / "lists.sqlite3") as lists:
+        call, _, _ = list_tools(lists)
+        call("list_add", item="milk")
+        call("list_add", item="eggs")
+        call("list_add", item="call the plumber", list="todo")
+        said = [call("list_clear"), call("list_clear"), call("list_read", list="todo")]
+    assert said == [
+        (True, "Emptied your shopping list: two items taken off."),
+        (True, "Your shopping list was already empty."),
+        (True, "Your to-do list has call the plumber."),
+    ]
+
+
 def test_a_duplicate_is_not_added_twice_and_is_not_an_error(tmp_path):
     with ItemLists(tmp_path / "lists.sqlite3") as lists:
         call, _, _ = list_tools(lists)

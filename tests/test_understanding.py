@@ -402,6 +402,17 @@ def test_it_is_the_one_timer(home):
     assert nothing.reply == "You have no timer."
 
 
+def test_emptying_a_list_is_asked_first(home):
+    *_, asked, emptied = home.say(
+        "Add milk to my shopping list.", "Clear my shopping list.", "Yes."
+    )
+    assert asked.follow_up and asked.reply == "Do you want me to empty your shopping list?"
+    assert emptied.reply == "Emptied your shopping list: one item taken off."
+    assert home.actions.lists.items("shopping") == []
+    *_, declined = home.say("Add milk to my shopping list.", "Empty the list.", "No.")
+    assert declined.reply == "OK, I won't." and home.actions.lists.items("shopping") == ["milk"]
+
+
 def test_the_lights_are_every_light(home):
     (handled,) = home.say("Turn on the lights.")
     assert {a.arguments["device"] for a in home.of("action") if a.ok} == {

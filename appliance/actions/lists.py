@@ -188,7 +188,7 @@ class ItemLists:
 
 
 def register_list_tools(registry: ToolRegistry, lists: ItemLists) -> None:
-    """list_add, list_read, list_complete and list_remove, on `lists`."""
+    """list_add, list_read, list_complete, list_remove and list_clear, on `lists`."""
     list_param = Param(
         "list", "string", "which list: shopping (the default) or todo", enum=LISTS,
         required=False,
@@ -241,9 +241,19 @@ def register_list_tools(registry: ToolRegistry, lists: ItemLists) -> None:
         Tool("list_complete", "Check an item off a list (it is done or bought).", complete,
              (item_param, list_param))
     )  # fmt: skip
+
+    async def clear(args: dict[str, Any]) -> str:
+        name = which(args)
+        taken = await asyncio.to_thread(lists.clear, name)
+        if not taken:
+            return f"Your {spoken_list(name)} was already empty."
+        count = "one item" if taken == 1 else f"{number_words(taken)} items"
+        return f"Emptied your {spoken_list(name)}: {count} taken off."
+
     registry.register(
         Tool("list_remove", "Take an item off a list.", remove, (item_param, list_param))
     )
+    registry.register(Tool("list_clear", "Empty a list.", clear, (list_param,)))
 
 
 def _missing(item: str, name: str) -> str:

@@ -339,9 +339,12 @@ def _list(intent: str, slots: dict[str, Any], house: IntentHandler) -> Plan:
                     "list.", "list_add")  # fmt: skip
     item = str(slots.get("item", "")).strip()
     if normalise_name(item) in _PRONOUN_ITEMS:  # "put them on my list": what is "them"?
-        spoken = "to-do" if which == "todo" else which
-        return Plan(answer=f"What should I put on your {spoken} list?", tool="list_add",
-                    complete=f"add {{}} to my {spoken} list")  # fmt: skip
+        spoken = _spoken_list(which)
+        return Plan(answer=f"What should I put on your {spoken}?", tool="list_add",
+                    complete=f"add {{}} to my {spoken}")  # fmt: skip
+    if intent == "ApplianceListClear":  # every item at once: asked first
+        return Plan((Call("list_clear", {"list": which}),), tool="list_clear", confirm=True,
+                    question=f"Do you want me to empty your {_spoken_list(which)}?")  # fmt: skip
     if intent == "ApplianceListRead":
         return Plan((Call("list_read", {"list": which}),), tool="list_read")
     tool = {"Add": "list_add", "Complete": "list_complete", "Remove": "list_remove"}
@@ -352,6 +355,10 @@ def _list(intent: str, slots: dict[str, Any], house: IntentHandler) -> Plan:
 
 
 _PRONOUN_ITEMS = {"it", "them", "that", "this", "those", "these", "him", "her", "one"}
+
+
+def _spoken_list(which: str) -> str:
+    return "to-do list" if which == "todo" else f"{which} list"
 
 
 def _list_name(slots: dict[str, Any]) -> str | None:

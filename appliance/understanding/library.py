@@ -455,6 +455,18 @@ _OURS: dict[str, dict[str, Any]] = {
                     }
                 ]
             },
+            "ApplianceListClear": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(clear|empty|erase|wipe) [out] <the> {list_name:list} list",
+                            "(delete|remove|take off) everything (from|on) <the> "
+                            "{list_name:list} list",
+                            "(clear|empty|erase|wipe) [out] <the> list",
+                        ]
+                    }
+                ]
+            },
             "ApplianceListRead": {
                 "data": [
                     {

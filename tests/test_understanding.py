@@ -362,6 +362,8 @@ def test_a_command_cut_short_can_be_dropped(home, answer):
 def test_an_answer_that_completes_nothing_is_a_request_of_its_own(home):
     _, other = home.say("Turn on the", "What time is it?")
     assert [a.tool for a in home.of("action", 2)] == ["time_now"], other
+    _, whole = home.say("Set a timer for", "Cancel the timer.")  # "cancel…" is no "no"
+    assert [a.tool for a in home.of("action", 2)] == ["timer_cancel"], whole
 
 
 def test_which_one_answered_with_the_kitchen_one_is_never_a_brightness(home):

@@ -45,6 +45,11 @@ _YES = re.compile(
     r"^(?:yes|yeah|yep|yup|sure|ok|okay|correct|right|please|please do|do it|go ahead|"
     r"that's right|that is right|exactly|affirmative|yes please|of course)\b"
 )
+_DECLINED = re.compile(
+    r"(?:no|nope|nah|no thanks|no thank you|never mind|nevermind|cancel|"
+    r"cancel that|forget it|forget about it|stop|nothing|none)"
+)
+"""A whole answer that drops a command cut short (not "cancel the pasta timer")."""
 _NO = re.compile(r"^(?:no|nope|nah|don't|do not|cancel|never mind|nevermind|stop|wrong)\b")
 
 
@@ -158,9 +163,13 @@ class IntentHandler:
 
     async def _completed(self, sentence: str, text: str, words: str, turn: int) -> Handled | None:
         """The answer to "for how long?" put into the sentence it completes; None (the
-        answer is then a request of its own) when that is no command."""
-        if _NO.match(words):
+        answer is then a request of its own) when it is a whole command itself ("Cancel
+        the pasta timer.") or completes none."""
+        if _DECLINED.fullmatch(words):
             return Handled("OK.", NAME, "confirm_declined")
+        own = self.recognizer.recognize(text, weigh=False)  # its words alone: no whisper
+        if own is not None and own.path == "library" and own.score >= ACT_SCORE:
+            return None
         answer = text.strip().rstrip(".!?").strip()
         before, _, after = sentence.partition("{}")
         joint = before.split()[-1:] if before.split() else []

@@ -225,15 +225,16 @@ class Recognizer:
         entry = self._names.get(normalise_name(spoken))
         return entry[0] if entry else None
 
-    def recognize(self, text: str) -> Recognition | None:
+    def recognize(self, text: str, *, weigh: bool = True) -> Recognition | None:
         """The command `text` is, if any, its name slot the device's own name ("front
         light" said: "porch light"). A transcript whisper wrote as several sentences
         ("Cancel Tiger. Cancel. Cancel.") is tried whole, then sentence by sentence.
-        With a scorer, a corrected sentence is then weighed against the audio."""
+        With a scorer (and `weigh`), a corrected sentence is then weighed against the
+        audio."""
         with self._lock:
             found = self._recognize(text)
-            if self.scorer is not None and not (found is not None and found.path == "library"
-                                                and found.score >= 1):  # fmt: skip
+            sure = found is not None and found.path == "library" and found.score >= 1
+            if weigh and self.scorer is not None and not sure:
                 try:
                     found = acoustic.weigh(self, text, found, self.scorer)
                     if found is None or found.score < acoustic.ACT_SCORE:

@@ -13,6 +13,12 @@ from appliance.audio.format import PIPELINE_RATE, AudioChunk
 from appliance.audio.sinks import PlaybackLog
 from appliance.audio.sources import DEFAULT_CHUNK_SAMPLES
 
+SETTLED = 0.06
+"""How long after a moment the playback log is final for it: a sink thread woken late
+logs its next block up to 50 ms back in time (`RealTimeSink._log_time`), as the sound
+card's buffer played on meanwhile. A chunk is delivered this long after it was heard,
+as a capture period arrives after its sound, so its echo is what was really played."""
+
 
 class EchoRoom:
     """A microphone in a room with the speaker: the input recording plus the played audio,
@@ -62,7 +68,7 @@ class EchoRoom:
         silence = np.zeros(n, dtype=np.int16)
         while offset + n <= len(self._samples):
             due = started + (emitted + n) / PIPELINE_RATE
-            delay = due - time.monotonic()
+            delay = due + SETTLED - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             # A room's echo is continuous: cut it on the ideal timeline (`due`). The chunk

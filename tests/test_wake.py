@@ -53,6 +53,37 @@ def test_scores_equal_the_openwakeword_package(detector, hey_jarvis):
     assert max(ours) > 0.5
 
 
+def test_digital_silence_scores_the_same_without_running_the_models(detector):
+    """A muted or absent microphone gives exact zeros: after the first seconds of them
+    the models are not run again, and every score still equals the package's."""
+    from openwakeword.model import Model
+
+    reference = Model(
+        wakeword_models=[str(WAKE_DIR / "hey_jarvis_v0.1.onnx")],
+        inference_framework="onnx",
+        melspec_model_path=str(WAKE_DIR / "melspectrogram.onnx"),
+        embedding_model_path=str(WAKE_DIR / "embedding_model.onnx"),
+    )
+    zeros = np.zeros(16_000 * 6, dtype=np.int16)
+    said = add_noise(compose(0.5, espeak_phrase("Hey Jarvis."), 0.5))
+    audio = np.concatenate([said, zeros, said, zeros])
+    runs = []
+    for name in ("_mel_model", "_embedding_model"):
+        session = getattr(detector.embeddings, name)
+        real_run = session.run
+        session.run = lambda *a, real_run=real_run, name=name: runs.append(name) or real_run(*a)
+    ours, theirs = [], []
+    for chunk in chunks(audio):
+        ours.append(detector.score_chunk(chunk))
+        theirs.append(float(next(iter(reference.predict(chunk).values()))))
+    np.testing.assert_allclose(ours[16:], theirs[16:], atol=1e-5)
+    assert sum(s > 0.5 for s in ours[1:]) >= 2 and ours[-1] < 0.01
+    # Each 6 s of zeros is 75 chunks: only the first ~11 of each stretch run the models.
+    chunks_in_all = len(audio) // CHUNK
+    assert runs.count("_mel_model") < chunks_in_all - 2 * 60, runs.count("_mel_model")
+    assert runs.count("_embedding_model") < chunks_in_all - 2 * 60
+
+
 def test_detects_once_and_not_on_other_speech(detector, hey_jarvis):
     detections = [d for c in chunks(hey_jarvis) if (d := detector.process(c)) is not None]
     assert len(detections) == 1 and detections[0].wake_word == "hey_jarvis"

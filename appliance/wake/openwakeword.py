@@ -7,6 +7,10 @@ Google's speech-embedding model over the last 76 mel frames (one 96-value embedd
 scipy.signal for its training helpers: +110 MB of RSS and +0.9 s of start-up on a Pi for
 code we never call. So the steps are run here on onnxruntime directly, and a test checks
 that the scores equal the package's on the same audio.
+
+Digital silence (exact zeros: a muted or absent microphone) is not run through the
+models again once its mel frames, embedding and score are known; the scores stay the
+package's.
 """
 
 from __future__ import annotations
@@ -61,21 +65,44 @@ class SpeechEmbeddings:
         # mel spectrogram, the same start state openWakeWord uses for its mel buffer.
         self._idle_mel = np.ones((_MEL_FRAMES, 32), dtype=np.float32)
         self._idle_embedding = self._embed(self._idle_mel)
+        # Digital silence (a muted or absent microphone gives exact zeros) always makes
+        # the same mel frames, and once they fill the window the same embedding: both
+        # are kept after their first computation, so silence costs no model run.
+        self._silent_mel: np.ndarray | None = None
+        self._silent_embedding: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
         self._context = np.zeros(0, dtype=np.int16)
         self._mel = self._idle_mel.copy()
         self._features = np.repeat(self._idle_embedding, self.keep, axis=0)
+        self._silent_frames = 0
+        self.silent_run = 0
+        """How many of the last embeddings are digital silence's (all the same)."""
 
     def push(self, chunk: np.ndarray) -> None:
         """Add exactly one 80 ms chunk."""
-        frames = np.concatenate([self._context, chunk])[None, :].astype(np.float32)
+        silent = len(self._context) == _MEL_CONTEXT and not chunk.any() and not self._context.any()
+        if silent and self._silent_mel is not None:
+            mel = self._silent_mel
+        else:
+            frames = np.concatenate([self._context, chunk])[None, :].astype(np.float32)
+            mel = self._mel_model.run(None, {self._mel_input: frames})[0]
+            mel = np.squeeze(mel) / 10.0 + 2.0  # openWakeWord's scaling of the mel output
+            if silent:
+                self._silent_mel = mel
         self._context = chunk[-_MEL_CONTEXT:]
-        mel = self._mel_model.run(None, {self._mel_input: frames})[0]
-        mel = np.squeeze(mel) / 10.0 + 2.0  # openWakeWord's scaling of the mel output
         self._mel = np.vstack([self._mel, mel])[-_MEL_FRAMES:]
-        self._features = np.vstack([self._features, self._embed(self._mel)])[-self.keep :]
+        self._silent_frames = self._silent_frames + len(mel) if silent else 0
+        if self._silent_frames >= _MEL_FRAMES:
+            if self._silent_embedding is None:
+                self._silent_embedding = self._embed(self._mel)
+            embedding = self._silent_embedding
+            self.silent_run += 1
+        else:
+            embedding = self._embed(self._mel)
+            self.silent_run = 0
+        self._features = np.vstack([self._features, embedding])[-self.keep :]
 
     def recent(self, count: int) -> np.ndarray:
         """The last `count` embeddings, oldest first: shape (count, 96)."""
@@ -117,6 +144,7 @@ class OpenWakeWordDetector:
         self.embeddings = SpeechEmbeddings(
             melspectrogram_path, embedding_path, threads=threads, keep=self._window
         )
+        self._silent_score: float | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -140,10 +168,15 @@ class OpenWakeWordDetector:
     def score_chunk(self, chunk: np.ndarray) -> float:
         """The raw wake-word score (0–1) of exactly one 80 ms chunk."""
         self.embeddings.push(chunk)
-        window = self.embeddings.recent(self._window)[None, :, :].astype(np.float32)
-        score = self._wake_model.run(None, {self._wake_input: window})[0]
+        if self.embeddings.silent_run >= self._window and self._silent_score is not None:
+            score = self._silent_score  # a window of digital silence scores the same
+        else:
+            window = self.embeddings.recent(self._window)[None, :, :].astype(np.float32)
+            score = float(np.squeeze(self._wake_model.run(None, {self._wake_input: window})[0]))
+            if self.embeddings.silent_run >= self._window:
+                self._silent_score = score
         self._scores += 1
-        return 0.0 if self._scores <= _WARM_UP_SCORES else float(np.squeeze(score))
+        return 0.0 if self._scores <= _WARM_UP_SCORES else score
 
     def _score(self, chunk: np.ndarray, threshold: float) -> Detection | None:
         score = self.score_chunk(chunk)

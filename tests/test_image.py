@@ -359,7 +359,7 @@ def _check_the_config_page_and_api(shell: SerialShell, port: int) -> None:
                           timeout=VOICE_WAIT)  # fmt: skip
     except requests.exceptions.ReadTimeout:
         _, seen = shell.run("journalctl -b -u appliance.service --no-pager -o cat -n 40; "
-                            "top -b -n 1 | head -15", timeout=300)  # fmt: skip
+                            "top -b -H -n 1 | head -20", timeout=300)  # fmt: skip
         raise AssertionError(f"no answer in {VOICE_WAIT} s; the guest:\n{seen}") from None
     assert answer.status_code == 200, answer.text
     turn = answer.json()

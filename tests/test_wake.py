@@ -29,20 +29,25 @@ def hey_jarvis() -> np.ndarray:
     return add_noise(compose(2.0, espeak_phrase("Hey Jarvis."), 1.0, espeak_phrase("Hello."), 1))
 
 
+def package_model():
+    """The openwakeword package's own streaming model, on the same three files."""
+    from openwakeword.model import Model
+
+    return Model(
+        wakeword_models=[str(WAKE_DIR / "hey_jarvis_v0.1.onnx")],
+        inference_framework="onnx",
+        melspec_model_path=str(WAKE_DIR / "melspectrogram.onnx"),
+        embedding_model_path=str(WAKE_DIR / "embedding_model.onnx"),
+    )
+
+
 def chunks(samples: np.ndarray):
     for offset in range(0, len(samples) - CHUNK + 1, CHUNK):
         yield samples[offset : offset + CHUNK]
 
 
 def test_scores_equal_the_openwakeword_package(detector, hey_jarvis):
-    from openwakeword.model import Model
-
-    reference = Model(
-        wakeword_models=[str(WAKE_DIR / "hey_jarvis_v0.1.onnx")],
-        inference_framework="onnx",
-        melspec_model_path=str(WAKE_DIR / "melspectrogram.onnx"),
-        embedding_model_path=str(WAKE_DIR / "embedding_model.onnx"),
-    )
+    reference = package_model()
     ours, theirs = [], []
     for chunk in chunks(hey_jarvis):
         ours.append(detector.score_chunk(chunk))
@@ -56,14 +61,7 @@ def test_scores_equal_the_openwakeword_package(detector, hey_jarvis):
 def test_digital_silence_scores_the_same_without_running_the_models(detector):
     """A muted or absent microphone gives exact zeros: after the first seconds of them
     the models are not run again, and every score still equals the package's."""
-    from openwakeword.model import Model
-
-    reference = Model(
-        wakeword_models=[str(WAKE_DIR / "hey_jarvis_v0.1.onnx")],
-        inference_framework="onnx",
-        melspec_model_path=str(WAKE_DIR / "melspectrogram.onnx"),
-        embedding_model_path=str(WAKE_DIR / "embedding_model.onnx"),
-    )
+    reference = package_model()
     zeros = np.zeros(16_000 * 6, dtype=np.int16)
     said = add_noise(compose(0.5, espeak_phrase("Hey Jarvis."), 0.5))
     audio = np.concatenate([said, zeros, said, zeros])

@@ -1,7 +1,7 @@
 """`appliance bench`: latency, CPU and memory of the real pipeline, measured in one run.
 
 Figures that compare two things are printed as ratios measured in the same run, because
-the machines are noisy. Nothing here asserts a target; the README lists them.
+the machines are noisy. Nothing here asserts a target; docs/benchmark.md lists them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The `appliance` command: parse arguments, load the configuration, run one job.
 
 Every error a user can cause (a bad file, a missing model, no microphone) is printed as
-one plain message with a distinct exit code; see `appliance --help` and the README.
+one plain message with a distinct exit code; see `appliance --help` and docs/commands.md.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ class AppConfig:
     tts: TtsConfig = field(default_factory=TtsConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)
-    """The optional camera (off by default); see the README's "Vision" section."""
+    """The optional camera (off by default); see docs/vision.md."""
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     """MQTT and Home Assistant discovery (`appliance run`); off while `host` is empty."""
     devices: DeviceList = field(default_factory=DeviceList)

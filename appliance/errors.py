@@ -93,7 +93,7 @@ class AudioOutputError(PipelineError):
     stage = "output"
 
 
-# Exit codes, documented in the README and `appliance --help`.
+# Exit codes, documented in docs/commands.md and `appliance --help`.
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 EXIT_CODES: dict[int, str] = {

@@ -2,8 +2,8 @@
 
 Each event is a small frozen record. Every one carries the turn number, the stream time
 (seconds of input audio consumed when it happened, or the audio position it refers to),
-and the wall-clock time. `to_dict` is the one serialiser; the JSON Lines schema in the
-README is generated from these classes.
+and the wall-clock time. `to_dict` is the one serialiser; the JSON Lines schema in
+docs/events.md is generated from these classes.
 """
 
 from __future__ import annotations

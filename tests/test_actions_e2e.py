@@ -198,7 +198,7 @@ def test_the_models_phrasings_keep_the_facts_of_fifteen_results(engines):
         if row["request"] in spoken_facts and row["accepted"]:
             said = row["model"].lower()
             assert all(fact in said for fact in spoken_facts[row["request"]]), row
-    # 12 of 15 at temperature 0 when this was written (README "Tool calls by the language
+    # 12 of 15 at temperature 0 when this was written (docs/actions.md "Tool calls by the language
     # model"); below 10 the prompt or the check has got worse.
     assert measured["accepted"] >= 10, [(r["model"], r["reason"]) for r in results]
     assert max(r["seconds"] for r in results) < 30  # capped at MAX_TOKENS

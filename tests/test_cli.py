@@ -204,7 +204,8 @@ def test_bench_runs_and_reports_every_figure(tmp_path):
 
 
 def test_bench_only_actions_gives_the_fast_and_llm_paths_as_a_ratio_of_one_run(tmp_path):
-    # One thread per engine: on a shared 2-core machine two threads each collapse (README).
+    # One thread per engine: on a shared 2-core machine two threads each collapse
+    # (docs/benchmark.md).
     # The same voice every run: with Piper's varied voice, tiny.en missed the command about
     # one run in six (the bench then says what it heard).
     config = tmp_path / "config.toml"

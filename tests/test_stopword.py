@@ -157,7 +157,7 @@ def test_stop_in_voices_it_never_heard_over_its_own_voice(made):
         phrase = espeak("stop", voice, 150, 50).astype(np.float64)
         cleaned, mic = _over_its_own_voice(phrase, own, mic_too=True)
         found.append(bool(_stops_the_pipeline_would_take(model, embeddings, cleaned, mic)))
-    # The README's figure is over 20 phrases; here one word in 5 voices.
+    # docs/pipeline.md's figure is over 20 phrases; here one word in 5 voices.
     assert sum(found) >= 3, found
 
 
@@ -193,7 +193,7 @@ def test_its_own_voice_through_a_cold_canceller_is_not_stop(made):
 
 
 def test_other_words_over_its_own_voice_are_mostly_not_stop(made):
-    """Talking over the reply with something else stops it now and then (the README gives
+    """Talking over the reply with something else stops it now and then (docs/pipeline.md gives
     the measured share); a head that fired on any voice at all would fail here."""
     model, embeddings, own = made
     fired = []

@@ -96,7 +96,7 @@ def test_saying_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answe
     # A few seconds into the reply: this canceller is cold (a new one, as after a start),
     # and a cold Speex removes only 1-3 dB in the reply's first seconds, where this voice's
     # "Hey Jarvis" over it peaked at 0.35-0.73 and was taken 2 times in 6 (0.99 with a
-    # canceller warmed by an earlier reply, as the appliance keeps it). README, "The first
+    # canceller warmed by an earlier reply, as the appliance keeps it). docs/pipeline.md, "The first
     # reply after a start".
     results, recorder, _ = talk(
         engines, recording, echo_canceller=SpeexEchoCanceller(), hold_at=seconds(asked),
@@ -114,7 +114,7 @@ def test_saying_the_wake_word_over_a_reply_stops_it_and_the_new_request_is_answe
 def test_saying_stop_over_a_reply_stops_it(engines):
     assert engines.stop is not None, "no stop keyword head: run ./setup.sh (models prepare)"
     # A voice the head never trained on. A lone "Stop!" over the reply is taken about
-    # half the time (its score peaks near the 0.97 threshold; README, Barge-in), so
+    # half the time (its score peaks near the 0.97 threshold; docs/pipeline.md, Barge-in), so
     # this checks the mechanics with a two-word stop phrase the head takes reliably.
     user = espeak_phrase("Stop talking!", voice="en-us+m7", speed=150)
     asked = request(engines, MOON, 2.0)

@@ -35,11 +35,11 @@ class VisionConfig:
     """Images with more pixels than this are refused (a small file can decode to gigabytes)."""
     ocr_at_start: bool = False
     """Load the OCR models when the appliance starts (about 1 s and some RAM) instead of on
-    the first "read this"; see the README for the figures."""
+    the first "read this"; see docs/vision.md for the figures."""
     ocr_threads: int = 1
     """CPU threads for OCR; 0 = every core. One leaves the other cores to the wake word,
     which keeps listening while it reads, and was not slower on the shared 2-core
-    development machine (see the README)."""
+    development machine (see docs/vision.md)."""
     min_confidence: float = 0.5
     """OCR lines read with less confidence than this are not spoken."""
     vision_model: str = ""

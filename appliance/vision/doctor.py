@@ -31,7 +31,7 @@ def vision_checks(config: AppConfig, *, probe_camera: bool) -> list[tuple[str, s
         try:
             frame = camera.capture()
         except VisionError as err:
-            rows.append((AREA, "warn", f"{note}: {err}", "see the README's Vision section"))
+            rows.append((AREA, "warn", f"{note}: {err}", "see docs/vision.md"))
         else:
             check = check_frame(frame)
             size = f"{frame.shape[1]}×{frame.shape[0]}"

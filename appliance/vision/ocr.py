@@ -2,7 +2,7 @@
 `rapidocr-onnxruntime` wheel: nothing is downloaded) on onnxruntime, on the CPU.
 
 The models are loaded on first use, not at import: a board without a camera never pays
-for them (see the README for the RAM figures)."""
+for them (see docs/vision.md for the RAM figures)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _give_back_memory() -> None:
     """Return the ~100–350 MB of buffers freed after a read to the system. glibc keeps
     freed memory of the worker threads' arenas otherwise: measured, resident memory stays
     at +100–350 MB after a read without this, and falls back to the models' own size with
-    it (README, "Vision")."""
+    it (docs/vision.md)."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do

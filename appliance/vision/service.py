@@ -207,7 +207,7 @@ class VisionService:
         if self.camera is None:
             raise CameraError(
                 "there is no camera configured (set vision.camera in the [vision] "
-                "settings, see the README)"
+                "settings, see docs/vision.md)"
             )
         camera = self.camera
         try:

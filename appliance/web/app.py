@@ -190,7 +190,7 @@ class VisionOut(BaseModel):
     text: str = Field(description="The answer, as it would be spoken.")
     backend: str = Field(description="rapidocr, the vision model, or none")
     lines: list[str] = Field(description="The text lines OCR read, top to bottom.")
-    problem: str = Field(description='"" when it looked; else why not (see the README)')
+    problem: str = Field(description='"" when it looked; else why not (see docs/vision.md)')
     seconds: float
     capture_seconds: float
 
@@ -693,7 +693,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         if vision is None:
             raise HTTPException(
                 503, "vision is off: no camera is configured or found (set vision.camera; "
-                "see the README's Vision section)",
+                "see docs/vision.md)",
             )  # fmt: skip
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         image: bytes | None = None
@@ -850,7 +850,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     )  # fmt: skip
     async def api_events(request: Request) -> StreamingResponse:
         """The event bus as server-sent events: `data:` is the event as JSON, as in
-        `--events` (see the README's event table)."""
+        `--events` (see docs/events.md)."""
         session = authorise(request, unsafe=False)
         bearer = request.headers.get("authorization", "")[7:].strip()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=512)

@@ -62,6 +62,8 @@ chroot "$ROOTFS" /opt/appliance/venv/bin/python -c \
   'import appliance.models.catalog as c; c.load_catalog(); print("    catalog:", c.catalog_path())'
 ln -sf /opt/appliance/venv/bin/appliance "$ROOTFS/usr/local/bin/appliance"
 install -m 0644 "$REPO/README.md" "$ROOTFS/opt/appliance/README.md"
+install -d "$ROOTFS/opt/appliance/docs"  # the manual the README links to
+install -m 0644 "$REPO"/docs/*.md "$ROOTFS/opt/appliance/docs/"
 
 say "user, groups and the data directory"
 chroot "$ROOTFS" systemd-sysusers

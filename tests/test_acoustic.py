@@ -104,6 +104,32 @@ def test_a_sentence_far_below_the_transcript_is_not_taken(weighed):
     assert scorer.asked, "the near sentence was weighed"
 
 
+def test_a_device_the_house_lacks_is_one_it_has_when_the_audio_says_so(weighed):
+    """ "Turn on the port swipe." (Piper's "porch light" in one bench run) was answered
+    "I don't know a device called port swipe"."""
+    weighed.scorer = Audio(-3.0, {"turn on the porch light": -5.5,
+                                  "turn on the front light": -14.0})  # fmt: skip
+    found = weighed.recognize("Turn on the port swipe.")
+    assert found is not None and (found.intent, found.slots["name"]) == (
+        "HassTurnOn",
+        "porch light",
+    )
+    assert found.score >= ACT_SCORE and "2.5 below the transcript" in found.evidence
+
+
+def test_a_device_the_house_lacks_stays_unknown_when_the_audio_is_far_from_its_names(
+    weighed,
+):
+    weighed.scorer = Audio(-3.0, {"turn on the bed light": -15.0,
+                                  "turn on the porch light": -21.0})  # fmt: skip
+    found = weighed.recognize("Turn on the garage light.")
+    assert found is not None and (found.intent, found.slots["name"]) == (
+        "HassTurnOn",
+        "garage light",
+    )
+    assert found.metadata.get("unknown_name") and found.score == 1.0
+
+
 def test_a_question_near_no_sentence_of_the_house_is_never_weighed(weighed):
     scorer = Audio(-1.0, {})
     weighed.scorer = scorer

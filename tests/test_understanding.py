@@ -258,6 +258,29 @@ FAMILIES = [
      [("list_add", {"item": "call mom", "list": "todo"})]),
     ((), "Add bananas to the grocery list.", "HassListAddItem",
      [("list_add", {"item": "bananas", "list": "shopping"})]),
+    ((SET_TIMER,), "Add 5 minutes.", "HassIncreaseTimer",
+     [("timer_adjust", {"seconds": 300, "name": ""})]),
+    ((SET_TIMER,), "Give it another two minutes.", "HassIncreaseTimer",
+     [("timer_adjust", {"seconds": 120, "name": ""})]),
+    (("Add eggs to the shopping list.",), "What's on the list?", "ApplianceListRead",
+     [("list_read", {"list": "shopping"})]),
+    ((), "I want you to turn off the kitchen light.", "HassTurnOff",
+     [("device_off", {"device": "kitchen light"})]),
+    ((), "Set a timer for a minute and thirty seconds.", "HassStartTimer",
+     [("timer_set", {"seconds": 90, "name": ""})]),
+    ((), "Set the timer to ten minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 600, "name": ""})]),
+    ((), "Dim the bed light to 30.", "HassLightSet",
+     [("device_brightness", {"device": "bed light", "percent": 30})]),
+    ((), "Do you know what time it is?", "HassGetCurrentTime", [("time_now", {})]),
+    ((), "What date is it?", "HassGetCurrentDate", [("date_today", {})]),
+    ((SET_TIMER,), "Turn the timer off.", "HassCancelTimer", [("timer_cancel", {"name": ""})]),
+    ((SET_TIMER,), "End the timer.", "HassCancelTimer", [("timer_cancel", {"name": ""})]),
+    ((SET_TIMER,), "Hold the timer.", "HassPauseTimer", [("timer_pause", {"name": ""})]),
+    ((SET_TIMER,), "Is my timer running?", "HassTimerStatus",
+     [("timer_remaining", {"name": ""})]),
+    ((SET_TIMER,), "What's left on the timer?", "HassTimerStatus",
+     [("timer_remaining", {"name": ""})]),
 ]  # fmt: skip
 
 
@@ -301,6 +324,18 @@ def test_questions_and_pronouns_are_not_taken_for_a_misheard_name(home, text):
     model and the claims check answer)."""
     (handled,) = home.say(text)
     assert handled is None and home.switched() == {}, handled
+
+
+@pytest.mark.parametrize(
+    "text", ["The kitchen light is on.", "The bed light is off.", "The porch light's on.",
+             "Porch light on.", "The porsh light is off."],
+)  # fmt: skip
+def test_a_device_named_without_a_verb_is_asked_about_never_switched(home, text):
+    """ "The kitchen light is on" was read as "the kitchen light on" (a name heard as
+    "kitchen light is") and switched it: said of a device, or a question whose first word
+    whisper lost, it is asked about at most."""
+    (handled,) = home.say(text)
+    assert home.switched() == {} and not any(a.ok for a in home.of("action")), handled
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,8 @@ def weigh(recognizer: Recognizer, heard: str, found: Recognition | None,
     `heard_again`: that second listen's transcript."""
     candidates: dict[str, Recognition] = {}
     for each in [found, *also] if found is not None else also:
-        candidates.setdefault(each.text, each)
+        if not _unknown(each):  # only the house's names are weighed for it
+            candidates.setdefault(each.text, each)
         for rival in _rivals(recognizer, each, heard):
             candidates.setdefault(rival.text, rival)
     for snapped in recognizer.snap_candidates(heard, SNAP_MIN_SCORE, SNAP_CANDIDATES):
@@ -112,12 +113,13 @@ def weigh(recognizer: Recognizer, heard: str, found: Recognition | None,
     weighed = Weighed(chosen, round(gap, 2), round(min(margin, close_margin), 2))
     verbatim = bool(heard_again) and recognizer.same_words(heard_again, chosen.text)
     act_gap = ACT_GAP_HEARD_AGAIN if verbatim else ACT_GAP
-    if gap <= act_gap and close_margin >= MARGIN and margin > 0:
+    bare = chosen.metadata.get("bare", False)  # the doubt is in the words, not the sound
+    if gap <= act_gap and close_margin >= MARGIN and margin > 0 and not bare:
         return replace(chosen, score=max(chosen.score, ACT_SCORE), evidence=weighed.evidence())
     if gap <= ASK_GAP and margin > 0:
         return replace(chosen, score=min(chosen.score, ASK_SCORE), evidence=weighed.evidence())
-    if found is None:
-        return None
+    if found is None or _unknown(found):
+        return found  # "I don't know a device called garage light" stands
     # The audio supports no sentence of the house well: a correction is asked about.
     found_gap = max(0.0, reference - likelihood[found.text])
     return replace(found, score=min(found.score, ASK_SCORE),
@@ -156,13 +158,13 @@ def _value(value: object) -> str:
 
 def _rivals(recognizer: Recognizer, found: Recognition, heard: str) -> list[Recognition]:
     """The sentences `found` could be confused with: on for off, and each other device
-    name nearest to what was heard."""
+    name nearest to what was heard (for a name the house lacks, its nearest names)."""
     words = found.text.split()
     texts: list[str] = []
     flipped = [_FLIP.get(w, w) for w in words]
-    if flipped != words:
+    if flipped != words and not _unknown(found):
         texts.append(" ".join(flipped))
-    spoken = recognizer.spoken_name_in(found.text)
+    spoken = str(found.slots["name"]) if _unknown(found) else recognizer.spoken_name_in(found.text)
     if spoken:
         names = [n for n in recognizer.spoken_names() if n != spoken]
         for name, _, _ in process.extract(heard.lower(), names, scorer=fuzz.partial_ratio,
@@ -174,6 +176,12 @@ def _rivals(recognizer: Recognizer, found: Recognition, heard: str) -> list[Reco
         if rival is not None:
             rivals.append(rival)
     return rivals
+
+
+def _unknown(found: Recognition) -> bool:
+    """A command for a device the house lacks: what was heard, not a sentence of the
+    house (`recognizer.UNKNOWN_NAME`)."""
+    return bool(found.metadata.get("unknown_name"))
 
 
 def pick_answer(heard: str, answers: dict[str, Sequence[str]], scorer: Scorer) -> str | None:

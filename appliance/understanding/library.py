@@ -47,6 +47,7 @@ _OURS: dict[str, dict[str, Any]] = {
             "i need to",
             "i need",
             "i want to",
+            "i want you to",
             "i would like to",
             "i would like",
             "i wanna",
@@ -84,7 +85,7 @@ _OURS: dict[str, dict[str, Any]] = {
                     {
                         "sentences": [
                             "(dim|brighten|<turn> (down|up)) [the] {name} to "
-                            "{brightness}[ ](%|percent)",
+                            "{brightness}[ ][(%|percent)]",
                             "(set|<turn>) [the] {name} [brightness] at {brightness}[ ](%|percent)",
                             "(dim|brighten|<turn> (down|up)) [the] {device_kind:kind} to "
                             "{brightness}[ ](%|percent)",
@@ -158,6 +159,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "<timer_set> [a|an] timer for [the] {timer_name:name} for "
                             "<timer_length>",
                             "[<timer_set>] [a|an] timer [for] <timer_length>",
+                            "<timer_set> [the|my] timer (to|for) <timer_length>",
                             "timer <timer_length>",
                             # About a length: "for like ten minutes", "for about five".
                             "[<timer_set>] [a|an] timer (for|in) (like|about|around|roughly) "
@@ -200,6 +202,13 @@ _OURS: dict[str, dict[str, Any]] = {
                     {
                         "sentences": ["[<timer_set>] [a] timer for a minute and a half"],
                         "slots": {"minutes": 1, "seconds": 30},
+                    },
+                    {
+                        "sentences": [
+                            "[<timer_set>] [a] timer for (a|one) minute and "
+                            "{timer_seconds:seconds} second[s]"
+                        ],
+                        "slots": {"minutes": 1},
                     },
                     {
                         # Lengths the library's ranges leave out; refused with the reason.
@@ -274,6 +283,8 @@ _OURS: dict[str, dict[str, Any]] = {
                         "sentences": [
                             "[the] time please",
                             "(what's|what is) the time [right] now",
+                            "(do you know|tell me|can you tell me|could you tell me) what "
+                            "time it is [now]",
                         ]
                     }
                 ]
@@ -287,6 +298,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(what's|what is) today",
                             "what's today's date",
                             "what is today's date",
+                            "what date is it [today]",
                         ]
                     }
                 ]
@@ -320,10 +332,19 @@ _OURS: dict[str, dict[str, Any]] = {
             # "it": a timer is the only thing here that is cancelled, paused or resumed.
             "HassCancelTimer": {
                 "data": [
-                    {"sentences": ["(delete|remove|clear|turn off) [the|my] timer", "cancel it"]}
+                    {
+                        "sentences": [
+                            "(delete|remove|clear|turn off|end|kill) [the|my] timer",
+                            "(turn|switch) [the|my] timer off",
+                            "[the] timer off",
+                            "cancel it",
+                        ]
+                    }
                 ]  # fmt: skip
             },
-            "HassPauseTimer": {"data": [{"sentences": ["pause it"]}]},
+            "HassPauseTimer": {
+                "data": [{"sentences": ["pause it", "(hold|freeze) [the|my] timer"]}]
+            },
             "HassCancelAllTimers": {
                 "data": [
                     {
@@ -341,6 +362,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(unpause|un pause) [the|my] timer",
                             "start [the|my] timer again",
                             "(resume|unpause|continue) it",
+                            "carry on [with] [the|my] timer",
                         ]
                     }
                 ]
@@ -350,7 +372,15 @@ _OURS: dict[str, dict[str, Any]] = {
                     {
                         "sentences": ["add (a|one|another) minute to [the|my] timer"],
                         "slots": {"minutes": 1},
-                    }
+                    },
+                    # Only a timer takes a length: "add five minutes", "five more minutes".
+                    {
+                        "sentences": [
+                            "add [another] <timer_length> [more]",
+                            "<timer_length> more",
+                            "give (it|me) [another] <timer_length> [more]",
+                        ]
+                    },
                 ]
             },
             "HassDecreaseTimer": {
@@ -386,7 +416,8 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(what's|what is) [my|the] timer at",
                             "(what's|what is) [my|the] timer [(saying|showing|on)]",
                             "how much longer (on|for) [the|my] timer",
-                            "(is|are) [the|my] timer[s] still (running|going|on)",
+                            "(is|are) [the|my] timer[s] [still] (running|going|on)",
+                            "(what's|what is|how much is) left on [the|my] timer",
                         ]
                     }
                 ]
@@ -477,6 +508,8 @@ _OURS: dict[str, dict[str, Any]] = {
                             "what do i have on <the> {list_name:list} list",
                             "what['s| is] in <the> {list_name:list} list",
                             "read [me] [out] <the> {list_name:list} list",
+                            "(what's|what is|whats) on <the> list",
+                            "read [me] [out] <the> list",
                         ]
                     }
                 ]

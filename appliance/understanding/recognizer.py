@@ -70,6 +70,8 @@ the same, else it is asked about."""
 SNAP_NAMES = 60
 """Device names the snapping sentences are made with (the first ones configured)."""
 BARE_SCORE = 0.8
+UNKNOWN_NAME = "unknown_name"
+"""Metadata of a command for a device the house does not have ("the garage light")."""
 """The score of a switching sentence with no verb ("the fan off"): asked about."""
 _SWITCHING = {"HassTurnOn", "HassTurnOff", "HassToggle"}
 _SWITCH_VERBS = {"turn", "switch", "put", "power", "toggle", "flip", "activate", "start",
@@ -233,11 +235,15 @@ class Recognizer:
         audio."""
         with self._lock:
             found = self._recognize(text)
-            sure = found is not None and found.path == "library" and found.score >= 1
+            # A device the house lacks may be one it has, misheard ("turn on the port
+            # swipe"): the audio is asked about the house's names.
+            sure = (found is not None and found.path == "library" and found.score >= 1
+                    and not found.metadata.get(UNKNOWN_NAME))  # fmt: skip
             if weigh and self.scorer is not None and not sure:
                 try:
                     found = acoustic.weigh(self, text, found, self.scorer)
-                    if found is None or found.score < acoustic.ACT_SCORE:
+                    if (found is None or found.score < acoustic.ACT_SCORE
+                            or found.metadata.get(UNKNOWN_NAME)):  # fmt: skip
                         found = self._listen_again(text, found, self.scorer)
                 except Exception:  # the text's own reading stands
                     _LOGGER.exception("weighing %r against the audio failed", text)
@@ -375,7 +381,7 @@ class Recognizer:
             if result is None or result.unmatched_entities:
                 continue
             score = max(0.0, ratio / 100 - SNAP_PENALTY)
-            found.append(_recognition(result, snapped, score, "fuzzy", [(text, snapped)]))
+            found.append(self._recognized(result, snapped, score, [(text, snapped)]))
         return found
 
     def read(self, text: str, *, score: float) -> Recognition | None:
@@ -383,7 +389,7 @@ class Recognizer:
         result = self._match(text)
         if result is None or result.unmatched_entities:
             return None
-        return _recognition(result, text, score, "fuzzy", [(text, text)])
+        return self._recognized(result, text, score, [(text, text)])
 
     def same_words(self, said: str, sentence: str) -> bool:
         """Whether `said` (a transcript) is `sentence` word for word, numbers as
@@ -416,16 +422,11 @@ class Recognizer:
         result = self._match(text)
         if result is None or result.unmatched_entities:
             return None
-        english = self.library.language.split("-")[0] == "en"
-        imperative = (result.intent_metadata or {}).get("imperative", False)
-        if (english and result.intent.name in _SWITCHING and not imperative
-                and not set(text.split()) & _SWITCH_VERBS):  # fmt: skip
-            # "the ceiling fan off" with no verb: often a question ("is the …") whose
-            # first word whisper lost. Asked about, not done.
-            return _recognition(result, text, BARE_SCORE, "fuzzy", [(text, text)])
+        if self._bare_switching(result, text):
+            return self._recognized(result, text, BARE_SCORE, [(text, text)])
         if attempt is None:
             return _recognition(result, text, 1.0, "library", [])
-        return _recognition(result, text, attempt.score, "fuzzy", attempt.corrected)
+        return self._recognized(result, text, attempt.score, attempt.corrected)
 
     def _with_names(self, attempt: _Attempt) -> Recognition | None:
         """A library sentence whose name or area is not the house's: the closest one.
@@ -455,7 +456,26 @@ class Recognizer:
         result = self._match(text)
         if result is None or result.unmatched_entities:
             return None
-        return _recognition(result, text, score, "fuzzy", corrected)
+        return self._recognized(result, text, score, corrected)
+
+    def _recognized(self, result: RecognizeResult, text: str, score: float,
+                    corrected: list[tuple[str, str]]) -> Recognition:  # fmt: skip
+        """A fuzzy recognition; one that switches a device with no verb is only asked
+        about (`_bare_switching`), whatever the audio says: the doubt is in the words."""
+        found = _recognition(result, text, score, "fuzzy", corrected)
+        if not self._bare_switching(result, text):
+            return found
+        return dataclasses.replace(found, score=min(found.score, BARE_SCORE),
+                                   metadata={**found.metadata, "bare": True})  # fmt: skip
+
+    def _bare_switching(self, result: RecognizeResult, text: str) -> bool:
+        """ "The ceiling fan off" with no verb: often a question ("is the …") whose first
+        word whisper lost, or said of the device ("the kitchen light's on", snapped to
+        "the kitchen lights on")."""
+        english = self.library.language.split("-")[0] == "en"
+        imperative = (result.intent_metadata or {}).get("imperative", False)
+        return (english and result.intent.name in _SWITCHING and not imperative
+                and not set(text.split()) & _SWITCH_VERBS)  # fmt: skip
 
     def _resolve_open_names(
         self, result: RecognizeResult, attempt: _Attempt
@@ -470,8 +490,8 @@ class Recognizer:
             return None
         for slot, heard in opened:
             choices = self._choices.get(slot)
-            if not heard or not choices:
-                return None
+            if not heard or not choices or set(heard.split()) & _NOT_IN_A_NAME:
+                return None  # "the porch light is on" is said of it, not to it
             key = (slot, heard)
             if key not in self._closest:  # the same words come back in many readings
                 self._closest[key] = self._closest_name(slot, heard)
@@ -679,7 +699,8 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
         return None  # "turn that off" read as a device called "off"; "the fan is off"
     slots = {name: entity.value for name, entity in result.entities.items()}
     slots["name"] = heard
-    return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text)
+    return Recognition(result.intent.name, slots, attempt.score, "library", attempt.text,
+                       metadata={UNKNOWN_NAME: True})  # fmt: skip
 
 
 def _numbers_out(text: str) -> tuple[str, list[str]]:

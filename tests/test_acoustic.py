@@ -130,6 +130,34 @@ def test_a_device_the_house_lacks_stays_unknown_when_the_audio_is_far_from_its_n
     assert found.metadata.get("unknown_name") and found.score == 1.0
 
 
+def test_a_device_switched_with_no_verb_acts_when_the_audio_heard_no_question(weighed):
+    """ "Porch light on." is a command people give; "is the porch light on" with its first
+    word lost is a question. The audio tells them apart."""
+    weighed.scorer = Audio(-3.0, {"porch light on": -3.5, "is the porch light on": -12.0,
+                                  "the porch light is on": -11.0})  # fmt: skip
+    found = weighed.recognize("Porch light on.")
+    assert found is not None and (found.intent, found.slots["name"]) == (
+        "HassTurnOn",
+        "porch light",
+    )
+    assert found.score >= ACT_SCORE and "above a question or statement" in found.evidence
+
+
+@pytest.mark.parametrize("question", ["is the porch light on", "the porch light is on"])
+def test_a_device_switched_with_no_verb_is_asked_about_when_it_may_be_a_question(weighed, question):
+    weighed.scorer = Audio(-3.0, {"porch light on": -3.5, question: -5.0})
+    found = weighed.recognize("Porch light on.")
+    assert found is None or found.score < ACT_SCORE
+
+
+def test_a_device_named_with_no_verb_after_a_correction_is_only_asked_about(weighed):
+    """ "The porch light's on." (said of it) reads as "the porch light on" only once
+    "porch light's" is taken for the name: the doubt is in the words."""
+    weighed.scorer = Audio(-3.0, {"the porch light on": -3.2})
+    found = weighed.recognize("The porch light's on.")
+    assert found is None or found.score < ACT_SCORE
+
+
 def test_a_question_near_no_sentence_of_the_house_is_never_weighed(weighed):
     scorer = Audio(-1.0, {})
     weighed.scorer = scorer
@@ -197,6 +225,24 @@ def test_a_file_that_is_no_whisper_model_is_a_model_error(tmp_path):
     bad.write_bytes(b"not a model" * 100)
     with pytest.raises(ModelError, match="cannot load"):
         WhisperCppStt(bad, threads=1)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("said", "acts"), [("Kitchen light on.", True), ("Is the kitchen light on?", False),
+                       ("The kitchen light is on.", False)],
+)  # fmt: skip
+def test_whisper_tells_a_command_with_no_verb_from_a_question_or_statement(
+    plain, weighed, said, acts
+):
+    store = ModelStore(default_models_dir())
+    stt = WhisperCppStt(store.path("whisper-tiny.en", "stt"), threads=2)
+    audio = add_noise(compose(0.4, espeak_phrase(said), 0.6))
+    heard = stt.transcribe(int16_to_float(audio))
+    weighed.scorer = stt.score
+    found = weighed.recognize(heard)
+    switches = found is not None and found.intent == "HassTurnOn" and found.score >= ACT_SCORE
+    assert switches == acts, (heard, found)
 
 
 @pytest.mark.e2e

@@ -178,6 +178,30 @@ def _rivals(recognizer: Recognizer, found: Recognition, heard: str) -> list[Reco
     return rivals
 
 
+def said_as_a_command(heard: str, found: Recognition, scorer: Scorer) -> Recognition:
+    """A device switched with no verb, as it was heard ("Porch light on."), acts when the
+    audio clearly prefers it to the question and the statement whisper can lose a word
+    of ("is the porch light on", "the porch light is on") and to on for off; else it
+    stays asked about."""
+    words = found.text.split()
+    if words[-1:] not in (["on"], ["off"]):
+        return found
+    named, state = " ".join(words[:-1]), words[-1]
+    article = named if named.startswith("the ") else f"the {named}"
+    others = [f"is {article} {state}", f"are {article} {state}", f"{article} is {state}",
+              f"{article}'s {state}", f"{named} {_FLIP[state]}"]  # fmt: skip
+    scores = scorer(heard, [heard, *(styled(t, heard) for t in [found.text, *others])])
+    if scores is None or len(scores) != len(others) + 2:
+        return found
+    reference, own, rivals = scores[0], scores[1], scores[2:]
+    gap, margin = max(0.0, reference - own), own - max(rivals)
+    _LOGGER.debug("said as a command? %r: %.1f below, %.1f above the rest", heard, gap, margin)
+    if gap > ACT_GAP or margin < MARGIN:
+        return found
+    evidence = f"audio: {gap:.1f} below the transcript, {margin:.1f} above a question or statement"
+    return replace(found, score=max(found.score, ACT_SCORE), evidence=evidence)
+
+
 def _unknown(found: Recognition) -> bool:
     """A command for a device the house lacks: what was heard, not a sentence of the
     house (`recognizer.UNKNOWN_NAME`)."""

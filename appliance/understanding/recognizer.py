@@ -70,6 +70,8 @@ the same, else it is asked about."""
 SNAP_NAMES = 60
 """Device names the snapping sentences are made with (the first ones configured)."""
 BARE_SCORE = 0.8
+BARE, BARE_AS_SAID, BARE_CORRECTED = "bare", "as said", "corrected"
+"""Metadata of a command that switches a device with no verb ("the ceiling fan off")."""
 UNKNOWN_NAME = "unknown_name"
 """Metadata of a command for a device the house does not have ("the garage light")."""
 """The score of a switching sentence with no verb ("the fan off"): asked about."""
@@ -242,6 +244,8 @@ class Recognizer:
             if weigh and self.scorer is not None and not sure:
                 try:
                     found = acoustic.weigh(self, text, found, self.scorer)
+                    if found is not None and found.metadata.get(BARE) == BARE_AS_SAID:
+                        found = acoustic.said_as_a_command(text, found, self.scorer)
                     # Not for a device the house lacks: the weighing of the house's
                     # names is its check, and a second listen would cost every honest
                     # "I don't know a device called garage light" a transcription.
@@ -425,7 +429,8 @@ class Recognizer:
         if result is None or result.unmatched_entities:
             return None
         if self._bare_switching(result, text):
-            return self._recognized(result, text, BARE_SCORE, [(text, text)])
+            return self._recognized(result, text, BARE_SCORE, [(text, text)],
+                                    said=attempt is None)  # fmt: skip
         if attempt is None:
             return _recognition(result, text, 1.0, "library", [])
         return self._recognized(result, text, attempt.score, attempt.corrected)
@@ -460,15 +465,25 @@ class Recognizer:
             return None
         return self._recognized(result, text, score, corrected)
 
-    def _recognized(self, result: RecognizeResult, text: str, score: float,
-                    corrected: list[tuple[str, str]]) -> Recognition:  # fmt: skip
+    def _recognized(
+        self,
+        result: RecognizeResult,
+        text: str,
+        score: float,
+        corrected: list[tuple[str, str]],
+        *,
+        said: bool = False,
+    ) -> Recognition:
         """A fuzzy recognition; one that switches a device with no verb is only asked
-        about (`_bare_switching`), whatever the audio says: the doubt is in the words."""
+        about (`_bare_switching`): the doubt is in the words. Only one said as it was
+        heard ("porch light on", `said`) may still act, when the audio shows it was no
+        question nor statement (`acoustic.said_as_a_command`)."""
         found = _recognition(result, text, score, "fuzzy", corrected)
         if not self._bare_switching(result, text):
             return found
+        bare = BARE_AS_SAID if said else BARE_CORRECTED
         return dataclasses.replace(found, score=min(found.score, BARE_SCORE),
-                                   metadata={**found.metadata, "bare": True})  # fmt: skip
+                                   metadata={**found.metadata, BARE: bare})  # fmt: skip
 
     def _bare_switching(self, result: RecognizeResult, text: str) -> bool:
         """ "The ceiling fan off" with no verb: often a question ("is the …") whose first

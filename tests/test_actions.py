@@ -23,7 +23,7 @@ from appliance.actions.devices import (
     MemoryBackend,
     Unknown,
 )
-from appliance.actions.numbers import parse_duration, spoken_duration, tokens
+from appliance.actions.numbers import parse_duration, parse_number, spoken_duration, tokens
 from appliance.actions.tools import CallContext, Param, Tool, ToolRegistry
 from appliance.errors import ConfigError
 from tests.fakes import Recorder
@@ -115,6 +115,17 @@ def run(coro):
 )
 def test_spoken_durations(said, seconds):
     assert parse_duration(tokens(said)) == (seconds, len(tokens(said)))
+
+
+@pytest.mark.parametrize(
+    ("said", "value", "used"),
+    [("twenty five", 25, 2), ("one hundred and five", 105, 4), ("three thousand and one", 3001, 4),
+     ("nineteen hundred", 1900, 2), ("ten ten", 10, 1), ("two three", 2, 1),
+     ("twenty thirty", 20, 1), ("five and six", 5, 1)],
+)  # fmt: skip
+def test_number_words_add_up_only_as_numbers_are_said(said, value, used):
+    """ "ten ten" (whisper's stutter) was 20: two numbers side by side are not one."""
+    assert parse_number(said.split(), 0) == (value, used)
 
 
 def test_durations_are_spoken_back_in_words():

@@ -281,6 +281,12 @@ FAMILIES = [
      [("timer_remaining", {"name": ""})]),
     ((SET_TIMER,), "What's left on the timer?", "HassTimerStatus",
      [("timer_remaining", {"name": ""})]),
+    ((), "Can I get a timer for five minutes?", "HassStartTimer",
+     [("timer_set", {"seconds": 300, "name": ""})]),
+    ((), "What's the day today?", "HassGetCurrentDate", [("date_today", {})]),
+    # A number said twice over as people hesitate: once, not added up (it was 20 minutes).
+    ((), "Set a timer for ten, ten minutes.", "HassStartTimer",
+     [("timer_set", {"seconds": 600, "name": ""})]),
 ]  # fmt: skip
 
 

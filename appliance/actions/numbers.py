@@ -49,28 +49,34 @@ def parse_number(words: list[str], start: int) -> tuple[float, int] | None:
         return None
     if _DIGITS.match(words[start]):
         return float(words[start]), start + 1
-    total, current, i, seen = 0, 0, start, False
+    # What the last word was decides what may follow: "twenty five" and "one hundred and
+    # five" go on; "ten ten" (whisper's stutter) or "two three" are two numbers, not one.
+    total, current, i, last = 0, 0, start, ""
     while i < len(words):
         word = words[i]
-        if word in _SMALL and not (word == "oh" and not seen):
-            current += _SMALL[word]
-        elif word in _TENS:
-            current += _TENS[word]
-        elif word == "hundred" and seen:
-            current = max(current, 1) * 100
-        elif word in ("thousand", "million") and seen:
-            total += max(current, 1) * _SCALES[word]
-            current = 0
-        elif word == "and" and seen and i + 1 < len(words) and words[i + 1] in _NUMBER_WORDS:
+        if word in _SMALL and word != "oh" and _may_follow(last, _SMALL[word]):
+            current, last = current + _SMALL[word], "small"
+        elif word in _TENS and last in ("", "hundred", "scale"):
+            current, last = current + _TENS[word], "tens"
+        elif word == "hundred" and last in ("small", "tens") and current < 100:
+            current, last = current * 100, "hundred"
+        elif word in ("thousand", "million") and last in ("small", "tens", "hundred"):
+            total, current, last = total + current * _SCALES[word], 0, "scale"
+        elif (word == "and" and last in ("hundred", "scale") and i + 1 < len(words)
+              and words[i + 1] in _NUMBER_WORDS):  # fmt: skip
             i += 1
             continue
         else:
             break
-        seen = True
         i += 1
-    if not seen:
+    if not last:
         return None
     return float(total + current), i
+
+
+def _may_follow(last: str, value: int) -> bool:
+    """Whether a word of 0–19 may come after a number word of the kind `last`."""
+    return last in ("", "hundred", "scale") or (last == "tens" and 1 <= value <= 9)
 
 
 def every_value(

@@ -48,6 +48,10 @@ _OURS: dict[str, dict[str, Any]] = {
             "i need",
             "i want to",
             "i want you to",
+            "can i get",
+            "can i have",
+            "could i get",
+            "could i have",
             "i would like to",
             "i would like",
             "i wanna",
@@ -299,6 +303,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "what's today's date",
                             "what is today's date",
                             "what date is it [today]",
+                            "(what's|what is) the day [today]",
                         ]
                     }
                 ]

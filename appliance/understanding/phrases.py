@@ -46,7 +46,16 @@ def words(text: str) -> str:
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = _ABBREVIATED.sub(lambda m: m[1] + " " + _UNITS[m[2]], text)
     text = re.sub(r"[^\w'\s-]", " ", text).replace("-", " ")
-    return " ".join(text.split())
+    return _STUTTERED_NUMBER.sub(r"\1", " ".join(text.split()))
+
+
+_STUTTERED_NUMBER = re.compile(
+    r"\b(\d+|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
+    r"seventy|eighty|ninety)(?: \1\b)+"
+)
+"""A number said twice over, as people do when they hesitate ("for ten, ten minutes"):
+said once."""
 
 
 def house_phrases(

@@ -120,12 +120,17 @@ def plan_for(found: Recognition, house: IntentHandler) -> Plan | None:
     return None
 
 
+_ARTICLES = {"the", "my", "a", "an", "this", "that", "our"}
+
+
 def _incomplete(found: Recognition) -> Plan:
     """A command cut short ("set a timer for", "turn off the"): what is missing is asked
     for, and the answer completes the sentence."""
     sentence = str(found.metadata.get("complete", ""))
-    if "name" in found.slots:
-        sentence = sentence.replace("{name}", str(found.slots["name"]))
+    name = str(found.slots.get("name", ""))
+    if set(name.split()) <= _ARTICLES:  # "start the timer": "the" is no timer's name
+        sentence = sentence.replace("{name} ", "")
+    sentence = sentence.replace("{name}", name)
     return Plan(answer=str(found.metadata.get("ask", "")), complete=sentence)
 
 

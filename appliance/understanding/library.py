@@ -120,10 +120,14 @@ _OURS: dict[str, dict[str, Any]] = {
                     },
                     {
                         "sentences": [
-                            "(set|dim|brighten|<turn> (down|up)|<turn>) [all] [the] lights to "
+                            "[(set|dim|brighten|<turn> (down|up)|<turn>)] [all] [the] lights to "
                             "{brightness}[ ](%|percent)",
                         ],
                         "slots": {"domain": "light"},
+                    },
+                    {
+                        "sentences": ["[set] [all] [the] lights to half [brightness]"],
+                        "slots": {"domain": "light", "brightness": 50},
                     },
                     {
                         "sentences": [
@@ -215,6 +219,27 @@ _OURS: dict[str, dict[str, Any]] = {
                         "slots": {"minutes": 1},
                     },
                     {
+                        "sentences": [
+                            "[<timer_set>] [a] timer for an hour and {timer_minutes:minutes} "
+                            "minute[s]"
+                        ],
+                        "slots": {"hours": 1},
+                    },
+                    {
+                        # "1 minute 30": the seconds' unit left out.
+                        "sentences": [
+                            "[<timer_set>] [a|an] timer for {timer_minutes:minutes} minute[s] "
+                            "[and] {timer_seconds:seconds}"
+                        ]
+                    },
+                    {
+                        "sentences": [
+                            "[<timer_set>] [a] timer for a quarter of an hour",
+                            "[<timer_set>] [a] quarter hour timer",
+                        ],
+                        "slots": {"minutes": 15},
+                    },
+                    {
                         # Lengths the library's ranges leave out; refused with the reason.
                         "sentences": [
                             "<timer_set> [a|an] timer for {timer_long:seconds} (days|weeks|"
@@ -231,6 +256,8 @@ _OURS: dict[str, dict[str, Any]] = {
                         "sentences": [
                             "<turn> on [the] {device_kind:kind}",
                             "<turn> [the] {device_kind:kind} on",
+                            "[the] {device_kind:kind} on",
+                            "(start|run) [the] ({name}|{device_kind:kind})",
                         ]
                     },
                     {
@@ -252,12 +279,17 @@ _OURS: dict[str, dict[str, Any]] = {
                         "sentences": [
                             "<turn> off [the] {device_kind:kind}",
                             "<turn> [the] {device_kind:kind} off",
+                            "[the] {device_kind:kind} off",
+                            "stop [the] {device_kind:kind}",
+                            "shut (off|down) [the] ({name}|{device_kind:kind})",
+                            "shut [the] ({name}|{device_kind:kind}) (off|down)",
                         ]
                     },
                     {
                         "sentences": [
                             "[all] [the] lights (off|out)",
                             "lights out",
+                            "(kill|shut off) [all] [the] lights",
                             "<turn> off [all] [the] lights",
                             "<turn> [all] [the] lights off",
                             "<turn> off every (light|lamp) [<in> [the] {area}]",
@@ -423,6 +455,9 @@ _OURS: dict[str, dict[str, Any]] = {
                             "how much longer (on|for) [the|my] timer",
                             "(is|are) [the|my] timer[s] [still] (running|going|on)",
                             "(what's|what is|how much is) left on [the|my] timer",
+                            "how much time (do i have|have i got|is) left [on [the|my] timer]",
+                            "how much time is on [the|my] timer",
+                            "when (will|does) [the|my] timer (go off|ring|end|finish)",
                         ]
                     }
                 ]
@@ -481,6 +516,16 @@ _OURS: dict[str, dict[str, Any]] = {
             },
             # The library names a to-do list by a Home Assistant entity ({name}); the
             # appliance's own lists by their names.
+            "HassShoppingListCompleteItem": {
+                "data": [
+                    {
+                        "sentences": [
+                            "(take|cross|scratch) {shopping_list_item:item} off [my|the] "
+                            "[shopping] list",
+                        ]
+                    }
+                ]
+            },
             "HassListAddItem": {
                 "data": [
                     {
@@ -515,6 +560,7 @@ _OURS: dict[str, dict[str, Any]] = {
                             "read [me] [out] <the> {list_name:list} list",
                             "(what's|what is|whats) on <the> list",
                             "read [me] [out] <the> list",
+                            "what do (i|we) need (to buy|to get|from the (shop|store))",
                         ]
                     }
                 ]

@@ -1011,3 +1011,34 @@ def test_german_commands_switch_the_device_and_answer_in_german(tmp_path):
         assert house.switched() == {"Stehlampe": [("on", True), ("on", False)]}
     assert on.reply == "Licht eingeschaltet" and on.action == "device_on"
     assert room_off.reply == "Licht ausgeschaltet"
+
+
+@pytest.mark.parametrize(
+    ("text", "ran"),
+    [("Turn off the kitchen light and the porch light.",
+      [("device_off", {"device": "kitchen light"}), ("device_off", {"device": "porch light"})]),
+     ("Turn on the porch light and set a timer for ten minutes.",
+      [("device_on", {"device": "porch light"}), ("timer_set", {"seconds": 600, "name": ""})]),
+     ("Set a timer for one hour and 30 minutes, and then turn off the fan.",
+      [("timer_set", {"seconds": 5400, "name": ""}), ("device_off", {"device": "ceiling fan"})])],
+)  # fmt: skip
+def test_two_commands_in_one_request_both_run_and_each_is_said(home, text, ran):
+    """ "Turn off the kitchen light and the porch light" matched nothing (one intent per
+    sentence) and went to the language model."""
+    (handled,) = home.say(text)
+    assert [(a.tool, a.arguments) for a in home.of("action") if a.ok] == ran, handled
+    assert handled is not None and handled.reply.count(".") >= 2 and not handled.follow_up
+    assert len(home.of("intent")) == len(ran)
+
+
+@pytest.mark.parametrize(
+    "text", ["What is the difference between a frog and a toad?",
+             "Turn on the porch light and don't turn on the bed light.",
+             "I turned off the light and the fan.",
+             "Turn on the porsh light and the kitchen light."],
+)  # fmt: skip
+def test_a_request_with_an_and_that_is_not_all_sure_commands_does_nothing_at_once(home, text):
+    """A half-understood compound is not half done: the whole request is handled as one
+    (asked about, or left to the language model)."""
+    (handled,) = home.say(text)
+    assert home.switched() == {} and not any(a.ok for a in home.of("action")), handled

@@ -31,6 +31,7 @@ from appliance.actions.devices import Ambiguous, Device, DeviceDirectory, Match
 from appliance.actions.tools import CallContext, ToolRegistry
 from appliance.handlers import Handled
 from appliance.understanding import acoustic, arithmetic
+from appliance.understanding.compound import split_commands
 from appliance.understanding.intents import Call, Plan, plan_for
 from appliance.understanding.recognizer import Recognition, Recognizer
 from appliance.understanding.responses import Responses
@@ -117,6 +118,10 @@ class IntentHandler:
         else:
             found = self.recognizer.recognize(text)
         self.last = found
+        if found is None or found.score < ACT_SCORE:
+            parts = await asyncio.to_thread(split_commands, text, self._sure)
+            if parts is not None:
+                return await self._act_each(parts, turn)
         if found is None:
             return None
         plan = plan_for(found, self)
@@ -139,6 +144,30 @@ class IntentHandler:
             self._pending = _Pending(question, plan.calls, (), found, self.clock())
             return Handled(question, NAME, plan.calls[0].tool, follow_up=True)
         return await self._act(found, plan.calls, text, turn)
+
+    def _sure(self, part: str) -> Recognition | None:
+        """A part of a compound request (`compound.split_commands`) that is a command to
+        run at once: the library's sentence as said (the audio, which is of the whole
+        request, cannot vouch for a corrected part)."""
+        found = self.recognizer.recognize(part, weigh=False)
+        if found is None or found.path != "library" or found.score < 1.0:
+            return None
+        plan = plan_for(found, self)
+        if plan is None or not plan.calls or plan.confirm or plan.answer is not None:
+            return None
+        return found
+
+    async def _act_each(self, parts: list[tuple[str, Recognition]], turn: int) -> Handled:
+        """Each command of a compound request, in order; the replies said one after the
+        other, each saying only what its own tools did."""
+        replies, tool = [], ""
+        for said, found in parts:
+            plan = plan_for(found, self)
+            assert plan is not None  # `_sure` made one
+            handled = await self._act(found, plan.calls, said, turn)
+            replies.append(handled.reply)
+            tool = tool or handled.action
+        return Handled(" ".join(r for r in replies if r), NAME, tool)
 
     async def _answer(self, pending: _Pending, text: str, turn: int) -> Handled | None:
         words = " ".join(re.findall(r"[a-z']+", text.lower()))

@@ -588,6 +588,28 @@ def test_a_middling_name_is_asked_about_and_yes_runs_it(home):
     ]
 
 
+@pytest.mark.parametrize("answer", ["Uh, yes.", "Mm-hmm.", "Go for it.", "Yeah, yeah."])
+def test_everyday_ways_of_saying_yes_run_it(home, answer):
+    _, yes = home.say("turn on the porridge light", answer)
+    assert yes is not None and yes.reply == "The porch light is on.", yes
+    assert home.switched() == {"porch light": [("on", True)]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "switched"),
+    [("No, the bed light.", {"bed light": [("on", True)]}),
+     ("No, turn on the bed light.", {"bed light": [("on", True)]}),
+     ("Not that one.", {}), ("No, the porch light.", {})],
+)  # fmt: skip
+def test_a_no_that_names_another_device_runs_it_for_that_one(home, answer, switched):
+    """ "Did you mean the porch light?" "No, the bed light.": it was "OK, I won't." and
+    the person had to say it all again."""
+    _, no = home.say("turn on the porridge light", answer)
+    assert no is not None and home.switched() == switched, no
+    if not switched:
+        assert no.reply == "OK, I won't."
+
+
 def test_a_name_that_only_sounds_like_a_device_is_asked_about(home):
     """ "porridge light on": 'porridge' is spelled unlike 'porch' (46 %), but sounds
     like it (espeak-ng's phonemes, folded): asked, never switched at once."""

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance import events as ev
@@ -44,14 +44,20 @@ PENDING_SECONDS = 60.0
 """How long a question ("which light?", "did you mean …?") waits for its answer."""
 _YES = re.compile(
     r"^(?:yes|yeah|yep|yup|sure|ok|okay|correct|right|please|please do|do it|go ahead|"
-    r"that's right|that is right|exactly|affirmative|yes please|of course)\b"
+    r"that's right|that is right|exactly|affirmative|yes please|of course|mm hmm|mhm|"
+    r"uh huh|go for it|absolutely|definitely|do that)\b"
 )
 _DECLINED = re.compile(
     r"(?:no|nope|nah|no thanks|no thank you|never mind|nevermind|cancel|"
     r"cancel that|forget it|forget about it|stop|nothing|none)"
 )
 """A whole answer that drops a command cut short (not "cancel the pasta timer")."""
-_NO = re.compile(r"^(?:no|nope|nah|don't|do not|cancel|never mind|nevermind|stop|wrong)\b")
+_NO = re.compile(
+    r"^(?:no|nope|nah|don't|do not|cancel|never mind|nevermind|stop|wrong|not (?:that|this)"
+    r"(?: one)?)\b"
+)
+_FILLERS = re.compile(r"^(?:(?:uh|um|er|erm|oh|ah|well|hmm|so)\s+)+")
+"""Said before an answer ("uh, yes"): not the answer."""
 
 
 @dataclass
@@ -170,7 +176,7 @@ class IntentHandler:
         return Handled(" ".join(r for r in replies if r), NAME, tool)
 
     async def _answer(self, pending: _Pending, text: str, turn: int) -> Handled | None:
-        words = " ".join(re.findall(r"[a-z']+", text.lower()))
+        words = _FILLERS.sub("", " ".join(re.findall(r"[a-z']+", text.lower())))
         if pending.complete:
             return await self._completed(pending.complete, text, words, turn)
         if pending.which:
@@ -187,8 +193,24 @@ class IntentHandler:
             return await self._act(pending.recognition, pending.calls, text, turn,
                                    path="confirm")  # fmt: skip
         if _NO.match(words):
+            other = self._instead(pending, words)
+            if other is not None:  # "No, the bed light.": that one, then
+                asked = pending.recognition
+                assert asked is not None
+                found = replace(asked, slots={**asked.slots, "name": other.name})
+                calls = tuple(c.with_device(other.name) for c in pending.calls)
+                return await self._act(found, calls, text, turn, path="confirm")
             return Handled("OK, I won't.", NAME, "confirm_declined")
         return None
+
+    def _instead(self, pending: _Pending, words: str) -> Device | None:
+        """The device a "no" names instead of the one asked about, if it names one."""
+        rest = _NO.sub("", words, count=1).strip()
+        asked = {c.arguments.get("device") for c in pending.calls}
+        if not rest or not pending.calls or None in asked:
+            return None
+        other = self.devices.pick(rest, list(self.devices))
+        return other if other is not None and other.name not in asked else None
 
     async def _completed(self, sentence: str, text: str, words: str, turn: int) -> Handled | None:
         """The answer to "for how long?" put into the sentence it completes; None (the

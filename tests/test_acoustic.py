@@ -42,6 +42,10 @@ class Audio:
                 for t in texts]  # fmt: skip
 
 
+def _intent_and_name(found) -> tuple[str, str] | None:
+    return None if found is None else (found.intent, str(found.slots.get("name")))
+
+
 @pytest.fixture(scope="module")
 def plain():
     recognizer = Recognizer(load_library("en"), configs(HOME))
@@ -86,10 +90,7 @@ def test_a_rival_further_from_the_words_heard_need_only_be_less_likely(weighed):
     weighed.scorer = Audio(-4.0, {"turn the ceiling fan on": -6.0,
                                   "turn the ceiling fan off": -6.5})  # fmt: skip
     found = weighed.recognize("Turn the ceiling hang on.")  # whisper wrote "on"
-    assert found is not None and (found.intent, found.slots["name"]) == (
-        "HassTurnOn",
-        "ceiling fan",
-    )
+    assert _intent_and_name(found) == ("HassTurnOn", "ceiling fan")
     assert found.score >= ACT_SCORE
     weighed.scorer = Audio(-4.0, {"turn the ceiling fan on": -6.5,
                                   "turn the ceiling fan off": -6.0})  # fmt: skip
@@ -110,10 +111,7 @@ def test_a_device_the_house_lacks_is_one_it_has_when_the_audio_says_so(weighed):
     weighed.scorer = Audio(-3.0, {"turn on the porch light": -5.5,
                                   "turn on the front light": -14.0})  # fmt: skip
     found = weighed.recognize("Turn on the port swipe.")
-    assert found is not None and (found.intent, found.slots["name"]) == (
-        "HassTurnOn",
-        "porch light",
-    )
+    assert _intent_and_name(found) == ("HassTurnOn", "porch light")
     assert found.score >= ACT_SCORE and "2.5 below the transcript" in found.evidence
 
 
@@ -123,10 +121,7 @@ def test_a_device_the_house_lacks_stays_unknown_when_the_audio_is_far_from_its_n
     weighed.scorer = Audio(-3.0, {"turn on the bed light": -15.0,
                                   "turn on the porch light": -21.0})  # fmt: skip
     found = weighed.recognize("Turn on the garage light.")
-    assert found is not None and (found.intent, found.slots["name"]) == (
-        "HassTurnOn",
-        "garage light",
-    )
+    assert _intent_and_name(found) == ("HassTurnOn", "garage light")
     assert found.metadata.get("unknown_name") and found.score == 1.0
 
 
@@ -136,10 +131,7 @@ def test_a_device_switched_with_no_verb_acts_when_the_audio_heard_no_question(we
     weighed.scorer = Audio(-3.0, {"porch light on": -3.5, "is the porch light on": -12.0,
                                   "the porch light is on": -11.0})  # fmt: skip
     found = weighed.recognize("Porch light on.")
-    assert found is not None and (found.intent, found.slots["name"]) == (
-        "HassTurnOn",
-        "porch light",
-    )
+    assert _intent_and_name(found) == ("HassTurnOn", "porch light")
     assert found.score >= ACT_SCORE and "above a question or statement" in found.evidence
 
 

@@ -610,6 +610,18 @@ def test_a_no_that_names_another_device_runs_it_for_that_one(home, answer, switc
         assert no.reply == "OK, I won't."
 
 
+@pytest.mark.parametrize(
+    ("answer", "name"), [("No, egg.", "egg"), ("No, an egg timer.", "egg"), ("No.", None)]
+)
+def test_a_no_that_names_the_timer_sets_it_with_that_name(home, answer, name):
+    """ "Set an end timer for 4 minutes" (whisper's "egg") is asked about; "no, egg" was
+    "OK, I won't."."""
+    question, no = home.say("Set an end timer for 4 minutes.", answer)
+    assert question.reply == "Did you mean a timer called end, for four minutes?"
+    ran = [a.arguments for a in home.of("action", 2) if a.ok]
+    assert ran == ([{"seconds": 240, "name": name}] if name else []), no
+
+
 def test_a_name_that_only_sounds_like_a_device_is_asked_about(home):
     """ "porridge light on": 'porridge' is spelled unlike 'porch' (46 %), but sounds
     like it (espeak-ng's phonemes, folded): asked, never switched at once."""

@@ -193,6 +193,12 @@ class IntentHandler:
             return await self._act(pending.recognition, pending.calls, text, turn,
                                    path="confirm")  # fmt: skip
         if _NO.match(words):
+            named = _timer_named_instead(pending, words)
+            if named is not None:  # "Did you mean a timer called end?" "No, egg."
+                asked = pending.recognition
+                assert asked is not None
+                found = replace(asked, slots={**asked.slots, "name": named[0].arguments["name"]})
+                return await self._act(found, named, text, turn, path="confirm")
             other = self._instead(pending, words)
             if other is not None:  # "No, the bed light.": that one, then
                 asked = pending.recognition
@@ -333,6 +339,21 @@ class IntentHandler:
 
 
 _ABOUT_A_DEVICE = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState"}
+
+
+_NOT_THE_NAME = {"a", "an", "the", "my", "timer", "called", "named", "it's", "its", "it", "is",
+                 "i", "said", "meant", "mean", "one"}  # fmt: skip
+
+
+def _timer_named_instead(pending: _Pending, words: str) -> tuple[Call, ...] | None:
+    """The timer asked about, with the name a "no" gives it instead ("no, an egg timer")."""
+    if not pending.calls or any(c.tool != "timer_set" for c in pending.calls):
+        return None
+    rest = _NO.sub("", words, count=1).split()
+    name = " ".join(w for w in rest if w not in _NOT_THE_NAME)
+    if not name:
+        return None
+    return tuple(replace(c, arguments={**c.arguments, "name": name}) for c in pending.calls)
 
 
 def _did_you_mean(found: Recognition) -> str:

@@ -69,7 +69,7 @@ class MemoryActions:
     async def fresh(self) -> None:
         """As if just started (for a house shared by several tests): no timers, no open
         question, no events or commands recorded."""
-        self.actions.intents.forget_pending()
+        self.actions.intents.forget()
         for timer in self.actions.timers.active():
             await self.actions.timers.cancel(timer)
         self.recorder.events.clear()

@@ -76,7 +76,7 @@ class House:
     async def fresh(self) -> None:
         """As if just started: no timers, empty lists, no open question, nothing
         recorded."""
-        self.actions.intents.forget_pending()
+        self.actions.intents.forget()
         for name in ("shopping", "todo"):
             self.actions.lists.clear(name)
         for timer in self.actions.timers.active():
@@ -1076,3 +1076,36 @@ def test_a_request_with_an_and_that_is_not_all_sure_commands_does_nothing_at_onc
     (asked about, or left to the language model)."""
     (handled,) = home.say(text)
     assert home.switched() == {} and not any(a.ok for a in home.of("action")), handled
+
+
+@pytest.mark.parametrize(
+    ("before", "text", "ran"),
+    [("Turn on the kitchen light.", "Turn it off.", ("device_off", {"device": "kitchen light"})),
+     ("Turn on the bed light.", "Dim it to 20 percent.",
+      ("device_brightness", {"device": "bed light", "percent": 20})),
+     ("Turn on the kitchen light.", "Turn that off.",
+      ("device_off", {"device": "kitchen light"}))],
+)  # fmt: skip
+def test_it_is_the_device_a_command_just_switched(home, before, text, ran):
+    *_, handled = home.say(before, text)
+    assert [(a.tool, a.arguments) for a in home.of("action", 2) if a.ok] == [ran], handled
+
+
+@pytest.mark.parametrize("text", ["What is it?", "Is it going to rain?", "Turn it off."])
+def test_it_means_no_device_when_none_was_just_switched_or_the_sentence_is_no_switch(home, text):
+    """ "What is it?" after "turn on the kitchen light" is no question about the light;
+    "turn it off" with no device switched before is left to the language model."""
+    before = () if text == "Turn it off." else ("Turn on the kitchen light.",)
+    *_, handled = home.say(*before, text)
+    assert not any(a.ok for a in home.of("action", len(before) + 1)), handled
+
+
+def test_it_means_the_device_only_for_a_while(tmp_path):
+    house = House(tmp_path, HOME)
+    now = [1000.0]
+    house.actions.intents.clock = lambda: now[0]
+    with running(house):
+        house.say("Turn on the kitchen light.")
+        now[0] += 121
+        (handled,) = [house.run(house.actions.intents.handle("Turn it off.", 2))]
+        assert handled is None and house.switched() == {"kitchen light": [("on", True)]}

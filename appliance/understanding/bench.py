@@ -345,8 +345,9 @@ async def reset(actions: Any) -> None:
     for device in actions.devices:
         await device.backend.set_on(False)
     for handler in actions.handlers:
-        if hasattr(handler, "forget_pending"):
-            handler.forget_pending()
+        forget = getattr(handler, "forget", None) or getattr(handler, "forget_pending", None)
+        if forget is not None:
+            forget()
 
 
 async def ask_item(

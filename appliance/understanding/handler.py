@@ -42,6 +42,10 @@ ACT_SCORE = 0.85
 """A corrected match at least this sure acts; below it the appliance asks first."""
 PENDING_SECONDS = 60.0
 """How long a question ("which light?", "did you mean …?") waits for its answer."""
+LAST_DEVICE_SECONDS = 120.0
+"""How long "it" means the device a command last switched."""
+_PRONOUN = re.compile(r"\b(?:it|that)\b", re.IGNORECASE)
+_SWITCHES = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 _YES = re.compile(
     r"^(?:yes|yeah|yep|yup|sure|ok|okay|correct|right|please|please do|do it|go ahead|"
     r"that's right|that is right|exactly|affirmative|yes please|of course|mm hmm|mhm|"
@@ -100,12 +104,19 @@ class IntentHandler:
         self.origin = origin
         self.clock = clock
         self._pending: _Pending | None = None
+        self._last_device: tuple[str, float] | None = None
+        """The device a command last switched, and when ("turn it off")."""
         self.last: Recognition | None = None
         """The last recognition (for tests and the benchmark)."""
 
     def forget_pending(self) -> None:
         """A new request (the wake word said again): an open question is dropped."""
         self._pending = None
+
+    def forget(self) -> None:
+        """As if just started: no open question, and no device that "it" means."""
+        self._pending = None
+        self._last_device = None
 
     async def handle(self, text: str, turn: int) -> Handled | None:
         pending, self._pending = self._pending, None
@@ -129,6 +140,8 @@ class IntentHandler:
             if parts is not None:
                 return await self._act_each(parts, turn)
         if found is None:
+            found = self._about_the_last_device(text)
+        if found is None:
             return None
         plan = plan_for(found, self)
         if plan is None:
@@ -150,6 +163,24 @@ class IntentHandler:
             self._pending = _Pending(question, plan.calls, (), found, self.clock())
             return Handled(question, NAME, plan.calls[0].tool, follow_up=True)
         return await self._act(found, plan.calls, text, turn)
+
+    def _about_the_last_device(self, text: str) -> Recognition | None:
+        """ "Turn it off." / "Make it brighter." a little after a device was switched: that
+        device, when the sentence with its name is a library sentence as said."""
+        if self._last_device is None or not _PRONOUN.search(text):
+            return None
+        name, when = self._last_device
+        if self.clock() - when > LAST_DEVICE_SECONDS:
+            return None
+        said = _PRONOUN.sub(f"the {name}", text, count=1)
+        found = self.recognizer.recognize(said, weigh=False)
+        if found is None or found.path != "library" or found.score < 1.0:
+            return None
+        if found.intent not in _SWITCHES:  # "what is it?" asks about no light
+            return None
+        if self.recognizer.device_for(str(found.slots.get("name", ""))) != name:
+            return None
+        return replace(found, text=said)
 
     def _sure(self, part: str) -> Recognition | None:
         """A part of a compound request (`compound.split_commands`) that is a command to
@@ -269,6 +300,8 @@ class IntentHandler:
             outcome = await self.registry.call(call.tool, dict(call.arguments), context)
             if outcome.ok:
                 done += 1
+                if "device" in call.arguments and len(calls) == 1:
+                    self._last_device = (str(call.arguments["device"]), self.clock())
                 if outcome.message:
                     replies.append(outcome.message)
             else:

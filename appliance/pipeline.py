@@ -228,6 +228,9 @@ class Pipeline:
         self._state = ""
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
         self._name_at_end = _name_at_end_pattern(self.settings.wake_phrase)
+        self._unstripped = ("", "")
+        """The last transcript as the handlers got it, and as whisper wrote it (with the
+        wake phrase): sentences are scored against whisper's (`phrase_scorer`)."""
         self.results: list[TurnResult] = []
         self._active: _TurnControl | None = None
         self._stop_listener = StopListener(
@@ -265,19 +268,45 @@ class Pipeline:
 
     def phrase_scorer(self) -> Callable[[str, Sequence[str]], list[float] | None] | None:
         """The STT engine's sentence scoring (`PhraseScorer.score`), run on the STT stage's
-        thread as its transcriptions are; None when the engine cannot score."""
+        thread as its transcriptions are; None when the engine cannot score. A transcript
+        the wake phrase was taken from is scored as whisper wrote it, each sentence with
+        the wake phrase around it as it was."""
         stt, stage = self.engines.stt, self._stages["stt"]
         if not isinstance(stt, PhraseScorer):
             return None
-        return lambda heard, texts: stage.call(stt.score, heard, texts)
+
+        def score(heard: str, texts: Sequence[str]) -> list[float] | None:
+            written, before, after = self._as_written(heard)
+            return stage.call(stt.score, written, [f"{before}{t}{after}" for t in texts])
+
+        return score
 
     def relistener(self) -> Callable[[str, str], str | None] | None:
         """The STT engine's second listen with a prompt (`Relistener.relisten`), on the STT
-        stage's thread; None when the engine cannot."""
+        stage's thread, its transcript without the wake phrase; None when the engine
+        cannot."""
         stt, stage = self.engines.stt, self._stages["stt"]
         if not isinstance(stt, Relistener):
             return None
-        return lambda heard, prompt: stage.call(stt.relisten, heard, prompt)
+
+        def relisten(heard: str, prompt: str) -> str | None:
+            again = stage.call(stt.relisten, self._as_written(heard)[0], prompt)
+            if not again:
+                return again
+            text = self._strip_wake_phrase(again)
+            self._unstripped = (text, again)
+            return text
+
+        return relisten
+
+    def _as_written(self, text: str) -> tuple[str, str, str]:
+        """`text` (a transcript the handlers were given) as whisper wrote it, and what
+        stood before and after it there (the wake phrase the pipeline took off)."""
+        given, written = self._unstripped
+        at = written.find(given) if text == given and given != written else -1
+        if at < 0:
+            return text, "", ""
+        return written, written[:at], written[at + len(given) :]
 
     async def in_stage(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call on one stage's thread (listen, stt, llm, tts), exactly as
@@ -702,6 +731,7 @@ class Pipeline:
                 raise SpeechToTextError(f"speech-to-text failed: {err}") from err
             result.timings["stt"] = time.monotonic() - started
             text = self._strip_wake_phrase(heard)
+            self._unstripped = (text, heard)
             if answering is not None and self._wake_pattern.match(heard):
                 # The wake phrase inside the window: a new request, not an answer.
                 answering = None

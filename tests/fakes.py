@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,7 @@ def make_pipeline(
     token_delay: float = 0.0,
     tts: ToneTts | None = None,
     system_prompt: str = "be brief",
+    stt: Any = None,
 ) -> tuple[Pipeline, Recorder, RecordingSink, ToneTts, ScriptedLlm]:
     bus = EventBus()
     recorder = Recorder()
@@ -86,8 +88,9 @@ def make_pipeline(
     tts = tts or ToneTts()
     llm = ScriptedLlm(replies, token_delay=token_delay)
     engines = Engines(
-        llm=llm, tts=tts, wake=MarkerWakeDetector(), vad=EnergyVad(), stt=ScriptedStt(transcripts)
-    )
+        llm=llm, tts=tts, wake=MarkerWakeDetector(), vad=EnergyVad(),
+        stt=stt or ScriptedStt(transcripts),
+    )  # fmt: skip
     settings = PipelineSettings(
         endpoint=EndpointSettings(silence_seconds=0.5, no_speech_timeout=2.0),
         system_prompt=system_prompt,

@@ -14,7 +14,9 @@ from appliance import events as ev
 from appliance.audio.sinks import ClockSink
 from appliance.audio.sources import ArraySource
 from appliance.errors import LanguageModelError, SpeechToTextError
+from appliance.handlers import Handled
 from appliance.pipeline import APOLOGY
+from appliance.stt.fake import ScriptedStt
 from appliance.wake.fake import WAKE_MARKER, mark_wake
 from tests.fakes import (
     ANSWERED_TURN_EVENTS,
@@ -184,6 +186,65 @@ def test_wake_phrase_caught_by_the_pre_roll_is_stripped():
     assert run(pipeline, request())[0].transcript == "what is two plus two?"
     pipeline, *_ = make_pipeline(["Hey Jarvis what time is it"], ["Noon."])
     assert run(pipeline, request())[0].transcript == "what time is it"
+
+
+class _ScoringStt(ScriptedStt):
+    """Scripted, and scores sentences only for the transcript it wrote last, as whisper's
+    engine does (the audio it holds is that transcript's)."""
+
+    def __init__(self, transcripts: list[str], again: str) -> None:
+        super().__init__(transcripts)
+        self.last, self.again = "", again
+        self.scored: list[tuple[str, list[str]]] = []
+
+    def transcribe(self, audio, prompt=""):
+        self.last = super().transcribe(audio, prompt)
+        return self.last
+
+    def score(self, heard, texts):
+        self.scored.append((heard, list(texts)))
+        return [-1.0] * len(texts) if heard == self.last else None
+
+    def relisten(self, heard, prompt):
+        if heard != self.last:
+            return None
+        self.last = self.again
+        return self.again
+
+
+class _AsksTheAudio:
+    """A handler that scores a sentence and listens again, as the intent handler does."""
+
+    name = "asks"
+
+    def __init__(self, pipeline) -> None:
+        self.score, self.relisten = pipeline.phrase_scorer(), pipeline.relistener()
+        self.seen: list[object] = []
+
+    async def handle(self, text, turn):
+        first = await asyncio.to_thread(self.score, text, ["turn on the porch light"])
+        again = await asyncio.to_thread(self.relisten, text, "The porch light.")
+        then = await asyncio.to_thread(self.score, again, ["turn on the porch light"])
+        self.seen += [text, first, again, then]
+        return Handled("OK.", self.name)
+
+
+def test_a_transcript_the_wake_phrase_was_taken_from_is_weighed_as_whisper_wrote_it():
+    """ "Hey Jarvis, turn on the porsh light." reached the handlers without the wake
+    phrase, and whisper's scoring and second listen, keyed by its own transcript,
+    refused it: no transcript with the wake phrase in it was ever weighed."""
+    stt = _ScoringStt(["Hey Jarvis, turn on the porsh light."],
+                      again="Hey Jarvis, turn on the porch light, Jarvis.")  # fmt: skip
+    pipeline, *_ = make_pipeline([], [], stt=stt)
+    asks = _AsksTheAudio(pipeline)
+    pipeline.handlers.append(asks)
+    assert run(pipeline, request())[0].reply == "OK."
+    assert asks.seen == ["turn on the porsh light.", [-1.0], "turn on the porch light", [-1.0]]
+    assert stt.scored == [
+        ("Hey Jarvis, turn on the porsh light.", ["Hey Jarvis, turn on the porch light"]),
+        ("Hey Jarvis, turn on the porch light, Jarvis.",
+         ["Hey Jarvis, turn on the porch light, Jarvis."]),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

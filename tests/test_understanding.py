@@ -281,6 +281,14 @@ FAMILIES = [
      [("timer_remaining", {"name": ""})]),
     ((SET_TIMER,), "What's left on the timer?", "HassTimerStatus",
      [("timer_remaining", {"name": ""})]),
+    ((), "8 minute pasta timer.", "HassStartTimer",
+     [("timer_set", {"seconds": 480, "name": "pasta"})]),
+    ((), "Set a timer for 8 minutes for the pasta.", "HassStartTimer",
+     [("timer_set", {"seconds": 480, "name": "pasta"})]),
+    (("Set a pasta timer for 8 minutes.",), "How long on the pasta timer?", "HassTimerStatus",
+     [("timer_remaining", {"name": "pasta"})]),
+    ((), "Set the bed light to max.", "HassLightSet",
+     [("device_brightness", {"device": "bed light", "percent": 100})]),
     ((), "Can I get a timer for five minutes?", "HassStartTimer",
      [("timer_set", {"seconds": 300, "name": ""})]),
     ((), "What's the day today?", "HassGetCurrentDate", [("date_today", {})]),
@@ -1109,3 +1117,9 @@ def test_it_means_the_device_only_for_a_while(tmp_path):
         now[0] += 121
         (handled,) = [house.run(house.actions.intents.handle("Turn it off.", 2))]
         assert handled is None and house.switched() == {"kitchen light": [("on", True)]}
+
+
+def test_a_timer_length_without_its_unit_is_asked_about_in_minutes(home):
+    question, yes = home.say("Set a timer for 5.", "Yes.")
+    assert question.reply == "A timer for five minutes?" and question.follow_up
+    assert [a.arguments for a in home.of("action", 2) if a.ok] == [{"seconds": 300, "name": ""}]

@@ -317,6 +317,9 @@ def _start_timer(found: Recognition, name: str, house: IntentHandler) -> Plan:
         return _say(f"That's too long: the longest timer I can set is "
                     f"{spoken_duration(longest)}.", "timer_set")  # fmt: skip
     call = Call("timer_set", {"seconds": seconds, "name": name})
+    if found.metadata.get("unit_guessed"):
+        return Plan((call,), tool="timer_set", confirm=True,
+                    question=f"A timer for {spoken_duration(seconds)}?")  # fmt: skip
     if _not_a_name(name, house):
         # "set an end timer": whisper's "egg", "ham", "bread" are short and often come
         # out as a little word no one names a timer; asked about, not set.

@@ -80,8 +80,8 @@ _OURS: dict[str, dict[str, Any]] = {
                     },
                     {
                         "sentences": [
-                            "(set|<turn>|brighten) [the] ({name}|{device_kind:kind}) to full "
-                            "[brightness]",
+                            "(set|<turn>|brighten) [the] ({name}|{device_kind:kind}) to (full|"
+                            "max|maximum) [brightness]",
                             "[set] [the] ({name}|{device_kind:kind}) [to] full brightness",
                         ],
                         "slots": {"brightness": 100},
@@ -162,7 +162,9 @@ _OURS: dict[str, dict[str, Any]] = {
                     {
                         "sentences": [
                             "<timer_set> [a|an] {timer_name:name} timer for <timer_length>",
-                            "<timer_set> [a|an] <timer_length> {timer_name:name} timer",
+                            "[<timer_set>] [a|an] <timer_length> {timer_name:name} timer",
+                            "<timer_set> [a|an] timer for <timer_length> for [the] "
+                            "{timer_name:name}",
                             "[<timer_set>] [a|an] <timer_length> timer for [the] {timer_name:name}",
                             "<timer_set> [a|an] timer for [the] {timer_name:name} for "
                             "<timer_length>",
@@ -231,6 +233,11 @@ _OURS: dict[str, dict[str, Any]] = {
                             "[<timer_set>] [a|an] timer for {timer_minutes:minutes} minute[s] "
                             "[and] {timer_seconds:seconds}"
                         ]
+                    },
+                    {
+                        # "set a timer for 5": minutes, most likely; asked, not set.
+                        "sentences": ["<timer_set> [a|an] timer for {timer_minutes:minutes}"],
+                        "metadata": {"unit_guessed": True},
                     },
                     {
                         "sentences": [
@@ -457,6 +464,9 @@ _OURS: dict[str, dict[str, Any]] = {
                             "(what's|what is|how much is) left on [the|my] timer",
                             "how much time (do i have|have i got|is) left [on [the|my] timer]",
                             "how much time is on [the|my] timer",
+                            "how (long|much time) [is] [left|remaining] on [the|my] "
+                            "{timer_name:name} timer",
+                            "how much time is (left|remaining) on [the|my] {timer_name:name}",
                             "when (will|does) [the|my] timer (go off|ring|end|finish)",
                         ]
                     }

@@ -1123,3 +1123,23 @@ def test_a_timer_length_without_its_unit_is_asked_about_in_minutes(home):
     question, yes = home.say("Set a timer for 5.", "Yes.")
     assert question.reply == "A timer for five minutes?" and question.follow_up
     assert [a.arguments for a in home.of("action", 2) if a.ok] == [{"seconds": 300, "name": ""}]
+
+
+def test_a_length_after_and_is_never_a_second_timer():
+    """With the whole request in doubt, "and 30 minutes" once took the first part's verb
+    ("set a timer 30 minutes"): two timers for one length."""
+    from appliance.understanding.compound import split_commands
+
+    recognizer = Recognizer(load_library("en"), configs(HOME))
+
+    def sure(part: str):
+        found = recognizer.recognize(part, weigh=False)
+        return found if found is not None and found.path == "library" else None
+
+    assert split_commands("set a timer for one hour and 30 minutes", sure) is None
+    assert split_commands("set a timer for one hour and thirty minutes", sure) is None
+    parts = split_commands("turn off the kitchen light and the porch light", sure)
+    assert parts is not None and [p for p, _ in parts] == [
+        "turn off the kitchen light",
+        "turn off the porch light",
+    ]

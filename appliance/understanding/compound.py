@@ -14,6 +14,7 @@ import itertools
 import re
 from collections.abc import Callable
 
+from appliance.actions.numbers import parse_number, tokens
 from appliance.understanding.recognizer import Recognition
 
 JOINS = re.compile(r"\s*,?\s+\b(?:and then|and also|and|then|also)\b\s+", re.IGNORECASE)
@@ -75,7 +76,10 @@ def _with_the_first_verb(
     first: str, first_found: Recognition, part: str, sure: Recognize
 ) -> tuple[str, Recognition | None]:
     """ "the porch light" after "turn off the kitchen light": "turn off the porch light",
-    when that is the same intent as the first part."""
+    when that is the same intent as the first part. Not a part that starts with a number:
+    "… for one hour and 30 minutes" is one length, not a second timer."""
+    if parse_number(tokens(part)[:1], 0) is not None:
+        return part, None
     words = first.split()
     for count in range(1, min(_VERB_WORDS, len(words) - 1) + 1):
         said = " ".join([*words[:count], part])

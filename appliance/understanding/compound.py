@@ -84,6 +84,9 @@ def _with_the_first_verb(
     for count in range(1, min(_VERB_WORDS, len(words) - 1) + 1):
         said = " ".join([*words[:count], part])
         recognized = sure(said)
-        if recognized is not None and recognized.intent == first_found.intent:
-            return said, recognized
+        if recognized is None or recognized.intent != first_found.intent:
+            continue
+        if "area" in recognized.slots and not {"name", "kind"} & recognized.slots.keys():
+            continue  # "the lights in the kitchen and bedroom": not all of the bedroom
+        return said, recognized
     return part, None

@@ -1138,8 +1138,8 @@ def test_a_length_after_and_is_never_a_second_timer():
 
     assert split_commands("set a timer for one hour and 30 minutes", sure) is None
     assert split_commands("set a timer for one hour and thirty minutes", sure) is None
-    # Not every device of the bedroom (its fan too) for a light and a room.
-    assert split_commands("turn off the kitchen light and the bedroom", sure) is None
+    parts = split_commands("turn off the kitchen light and the bedroom lights", sure)
+    assert parts is not None and parts[1][1].slots == {"area": "bedroom", "domain": "light"}
     parts = split_commands("turn off the kitchen light and the porch light", sure)
     assert parts is not None and [p for p, _ in parts] == [
         "turn off the kitchen light",

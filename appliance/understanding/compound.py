@@ -86,7 +86,7 @@ def _with_the_first_verb(
         recognized = sure(said)
         if recognized is None or recognized.intent != first_found.intent:
             continue
-        if "area" in recognized.slots and not {"name", "kind"} & recognized.slots.keys():
-            continue  # "the lights in the kitchen and bedroom": not all of the bedroom
+        if "area" in recognized.slots and not {"name", "kind", "domain"} & recognized.slots.keys():
+            continue  # a room alone: not every device in it
         return said, recognized
     return part, None

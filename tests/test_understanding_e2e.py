@@ -156,6 +156,20 @@ def test_spoken_commands_switch_a_pin_and_dim_a_pwm_pin(engines, pins, data):
     assert heard.sink.seconds > 2  # the replies were spoken by Piper
 
 
+def test_two_spoken_commands_in_one_request_switch_both_pins(engines, pins, data):
+    """ "Turn on the porch light and the bed light.": both, each said (it matched nothing
+    as one sentence and went to the language model)."""
+    recording = spoken(engines, "Turn on the porch light and the bed light.")
+    # With the house's prompt: without it tiny.en heard "… the porch light in the bed
+    # light." (and the appliance rightly asked "Did you mean the porch light?").
+    heard = asyncio.run(talk(engines, recording, pins, LIGHTS, stt=SttConfig(bias=True)))
+    ran = [(a.tool, a.arguments, a.ok) for a in heard.of("action")]
+    assert ran == [("device_on", {"device": "porch light"}, True),
+                   ("device_on", {"device": "bed light"}, True)], heard.story()  # fmt: skip
+    assert heard.replies == ["The porch light is on. The bed light is on."], heard.story()
+    assert pin_states(pins, PORCH) == [0.0, 1.0, 0.0] and pin_states(pins, BED) == [0.0, 1.0, 0.0]
+
+
 def test_a_spoken_command_reaches_an_mqtt_device_on_a_real_broker(engines, pins, data):
     broker = Mosquitto(data / "broker").start()
     outbox = Outbox(data / "outbox.sqlite3", 100)

@@ -26,14 +26,23 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance import events as ev
-from appliance.actions.builtin import format_number
 from appliance.actions.devices import Ambiguous, Device, DeviceDirectory, Match
 from appliance.actions.tools import CallContext, ToolRegistry
 from appliance.handlers import Handled
 from appliance.understanding import acoustic, arithmetic
+from appliance.understanding.answers import (
+    after_no,
+    answer_words,
+    did_you_mean,
+    drops_it,
+    is_no,
+    is_yes,
+    timer_named_instead,
+)
 from appliance.understanding.compound import split_commands
 from appliance.understanding.intents import Call, Plan, plan_for
 from appliance.understanding.recognizer import Recognition, Recognizer
+from appliance.understanding.replies import group_reply
 from appliance.understanding.responses import Responses
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,22 +55,6 @@ LAST_DEVICE_SECONDS = 120.0
 """How long "it" means the device a command last switched."""
 _PRONOUN = re.compile(r"\b(?:it|that)\b", re.IGNORECASE)
 _SWITCHES = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
-_YES = re.compile(
-    r"^(?:yes|yeah|yep|yup|sure|ok|okay|correct|right|please|please do|do it|go ahead|"
-    r"that's right|that is right|exactly|affirmative|yes please|of course|mm hmm|mhm|"
-    r"uh huh|go for it|absolutely|definitely|do that)\b"
-)
-_DECLINED = re.compile(
-    r"(?:no|nope|nah|no thanks|no thank you|never mind|nevermind|cancel|"
-    r"cancel that|forget it|forget about it|stop|nothing|none)"
-)
-"""A whole answer that drops a command cut short (not "cancel the pasta timer")."""
-_NO = re.compile(
-    r"^(?:no|nope|nah|don't|do not|cancel|never mind|nevermind|stop|wrong|not (?:that|this)"
-    r"(?: one)?)\b"
-)
-_FILLERS = re.compile(r"^(?:(?:uh|um|er|erm|oh|ah|well|hmm|so)\s+)+")
-"""Said before an answer ("uh, yes"): not the answer."""
 
 
 @dataclass
@@ -158,7 +151,7 @@ class IntentHandler:
             action = plan.tool or found.intent
             return Handled(plan.answer, NAME, action, follow_up=bool(plan.which or plan.complete))
         if found.score < ACT_SCORE or plan.confirm:
-            question = plan.question or _did_you_mean(found)
+            question = plan.question or did_you_mean(found)
             self._publish(found, turn, "confirm")
             self._pending = _Pending(question, plan.calls, (), found, self.clock())
             return Handled(question, NAME, plan.calls[0].tool, follow_up=True)
@@ -207,7 +200,7 @@ class IntentHandler:
         return Handled(" ".join(r for r in replies if r), NAME, tool)
 
     async def _answer(self, pending: _Pending, text: str, turn: int) -> Handled | None:
-        words = _FILLERS.sub("", " ".join(re.findall(r"[a-z']+", text.lower())))
+        words = answer_words(text)
         if pending.complete:
             return await self._completed(pending.complete, text, words, turn)
         if pending.which:
@@ -219,12 +212,12 @@ class IntentHandler:
             calls = tuple(c.with_device(chosen.name) for c in pending.calls)
             assert pending.recognition is not None
             return await self._act(pending.recognition, calls, text, turn)
-        if _YES.match(words):
+        if is_yes(words):
             assert pending.recognition is not None
             return await self._act(pending.recognition, pending.calls, text, turn,
                                    path="confirm")  # fmt: skip
-        if _NO.match(words):
-            named = _timer_named_instead(pending, words)
+        if is_no(words):
+            named = timer_named_instead(pending.calls, words)
             if named is not None:  # "Did you mean a timer called end?" "No, egg."
                 asked = pending.recognition
                 assert asked is not None
@@ -242,7 +235,7 @@ class IntentHandler:
 
     def _instead(self, pending: _Pending, words: str) -> Device | None:
         """The device a "no" names instead of the one asked about, if it names one."""
-        rest = _NO.sub("", words, count=1).strip()
+        rest = after_no(words)
         asked = {c.arguments.get("device") for c in pending.calls}
         if not rest or not pending.calls or None in asked:
             return None
@@ -253,7 +246,7 @@ class IntentHandler:
         """The answer to "for how long?" put into the sentence it completes; None (the
         answer is then a request of its own) when it is a whole command itself ("Cancel
         the pasta timer.") or completes none."""
-        if _DECLINED.fullmatch(words):
+        if drops_it(words):
             return Handled("OK.", NAME, "confirm_declined")
         own = self.recognizer.recognize(text, weigh=False)  # its words alone: no whisper
         if own is not None and own.path == "library" and own.score >= ACT_SCORE:
@@ -317,7 +310,7 @@ class IntentHandler:
             if said is not None:
                 return Handled(said, NAME, tool)
         if len(calls) > 1 and not failures:
-            return Handled(_group_reply(calls, replies), NAME, tool)
+            return Handled(group_reply(calls, replies), NAME, tool)
         return Handled(" ".join([*replies, *failures]).strip(), NAME, tool)
 
     def _publish(self, found: Recognition, turn: int, path: str) -> None:
@@ -369,82 +362,6 @@ class IntentHandler:
 
     def has_tool(self, name: str) -> bool:
         return self.registry.get(name) is not None
-
-
-_ABOUT_A_DEVICE = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState"}
-
-
-_NOT_THE_NAME = {"a", "an", "the", "my", "timer", "called", "named", "it's", "its", "it", "is",
-                 "i", "said", "meant", "mean", "one"}  # fmt: skip
-
-
-def _timer_named_instead(pending: _Pending, words: str) -> tuple[Call, ...] | None:
-    """The timer asked about, with the name a "no" gives it instead ("no, an egg timer")."""
-    if not pending.calls or any(c.tool != "timer_set" for c in pending.calls):
-        return None
-    rest = _NO.sub("", words, count=1).split()
-    name = " ".join(w for w in rest if w not in _NOT_THE_NAME)
-    if not name:
-        return None
-    return tuple(replace(c, arguments={**c.arguments, "name": name}) for c in pending.calls)
-
-
-def _did_you_mean(found: Recognition) -> str:
-    names = [taken for _, taken in found.corrected]
-    if found.corrected == ((found.text, found.text),):  # nothing corrected, only unsure
-        verb = {"HassTurnOn": "turn on", "HassTurnOff": "turn off"}.get(found.intent)
-        device = found.slots.get("name")
-        if verb and device:
-            return f"Do you want me to {verb} the {device}?"
-    device = found.slots.get("name")
-    if device and len(names) == 1 and found.intent in _ABOUT_A_DEVICE:
-        return f"Did you mean the {device}?"
-    return f"Did you mean: {found.text}?"
-
-
-def _group_reply(calls: tuple[Call, ...], replies: list[str]) -> str:
-    tool = calls[0].tool
-    if tool in ("device_on", "device_off") and all(c.tool == tool for c in calls):
-        state = "on" if tool == "device_on" else "off"
-        names = [str(c.arguments["device"]) for c in calls]
-        return f"Turned {state} the {_join(names)}."
-    if all(c.tool == "device_state" for c in calls):
-        return _states_reply(replies)
-    levels = {c.arguments.get("percent") for c in calls}
-    if all(c.tool == "device_brightness" for c in calls) and len(levels) == 1:
-        names = [f"the {c.arguments['device']}" for c in calls]
-        level = format_number(float(calls[0].arguments["percent"]))
-        return f"{_join(names)[0].upper()}{_join(names)[1:]} are at {level} percent."
-    return " ".join(replies)
-
-
-_STATE = re.compile(r"^The (.+) is (on|off)\.$")
-
-
-def _states_reply(replies: list[str]) -> str:
-    """ "Are the lights on?" in one sentence, the ones on first: "The porch light is on;
-    the kitchen light and the bed light are off." (not one sentence per light)."""
-    by_state: dict[str, list[str]] = {"on": [], "off": []}
-    unknown = []
-    for reply in replies:
-        said = _STATE.match(reply)
-        if said:
-            by_state[said[2]].append(said[1])
-        else:
-            unknown.append(reply)
-    parts = []
-    for state, names in by_state.items():
-        if names:
-            verb = "is" if len(names) == 1 else "are"
-            parts.append(f"{_join(['the ' + n for n in names])} {verb} {state}")
-    if not parts:
-        return " ".join(unknown)
-    sentence = "; ".join(parts)
-    return " ".join([sentence[0].upper() + sentence[1:] + ".", *unknown])
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _plain(slots: dict[str, Any]) -> dict[str, Any]:

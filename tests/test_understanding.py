@@ -355,7 +355,14 @@ def test_a_yes_no_question_about_lights_never_switches_them(home, text):
 
 
 @pytest.mark.parametrize(
-    "text", ["Why is the kitchen light on?", "Turn it on.", "Turn that off.", "The fan is off."]
+    "text",
+    [
+        "Why is the kitchen light on?",
+        "Turn it on.",
+        "Turn that off.",
+        "The fan is off.",
+        "I left the porch light on.",
+    ],
 )
 def test_questions_and_pronouns_are_not_taken_for_a_misheard_name(home, text):
     """Not "Did you mean the bed light?" for "it": the handler leaves them (the language
@@ -379,7 +386,8 @@ def test_a_device_named_without_a_verb_is_asked_about_never_switched(home, text)
 @pytest.mark.parametrize(
     "text", ["Turn on the porch light tomorrow.", "Turn off the bed light at 7.",
              "Set the bed light to 50 percent tonight.", "Turn on the porridge light tomorrow.",
-             "Turn on the porch light every evening."],
+             "Turn on the porch light every evening.", "Turn off the porch light in an hour.",
+             "Turn on the bed light in 10 minutes."],
 )  # fmt: skip
 def test_a_device_at_a_later_time_is_answered_honestly_and_nothing_runs(home, text):
     """Given to the language model, "turn on the porch light tomorrow" switched the light

@@ -656,7 +656,7 @@ def _clean(text: str) -> str:
 
 
 _PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "something",
-             "anything"}  # fmt: skip
+             "anything", "i", "you", "he", "she", "we", "they"}  # fmt: skip
 _NOT_IN_A_NAME = {"on", "off", "is", "are", "was", "were", "isn't", "aren't"}
 """Words an open {name} swallowed from the sentence around it: no device's name."""
 _DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
@@ -668,7 +668,9 @@ _YES_NO_QUESTION = {"is", "are", "was", "were", "does", "do", "did", "has", "hav
 kitchen light on"): never a command that changes a device ("can you turn on…" and
 "could you…" are requests)."""
 _LATER = re.compile(r"\b(?:tomorrow|tonight|later|at (?:\d|noon|midnight|one|two|three|four|"
-                    r"five|six|seven|eight|nine|ten|eleven|twelve)|in the (?:morning|"
+                    r"five|six|seven|eight|nine|ten|eleven|twelve)|in (?:a|an|half an|\d+|"
+                    r"one|two|three|four|five|ten|fifteen|twenty|thirty|a few|a couple of) "
+                    r"(?:minutes?|hours?|seconds?)|in a (?:while|bit)|in the (?:morning|"
                     r"afternoon|evening)|every (?:day|night|morning|afternoon|evening|hour|"
                     r"week|weekday|monday|tuesday|wednesday|thursday|friday|saturday|"
                     r"sunday))\b")  # fmt: skip

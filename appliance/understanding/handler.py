@@ -41,7 +41,7 @@ from appliance.understanding.answers import (
 )
 from appliance.understanding.compound import split_commands
 from appliance.understanding.intents import Call, Plan, plan_for
-from appliance.understanding.recognizer import Recognition, Recognizer
+from appliance.understanding.recognizer import DEVICE_INTENTS, Recognition, Recognizer
 from appliance.understanding.replies import group_reply
 from appliance.understanding.responses import Responses
 
@@ -54,7 +54,6 @@ PENDING_SECONDS = 60.0
 LAST_DEVICE_SECONDS = 120.0
 """How long "it" means the device a command last switched."""
 _PRONOUN = re.compile(r"\b(?:it|that)\b", re.IGNORECASE)
-_SWITCHES = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 
 
 @dataclass
@@ -169,7 +168,7 @@ class IntentHandler:
         found = self.recognizer.recognize(said, weigh=False)
         if found is None or found.path != "library" or found.score < 1.0:
             return None
-        if found.intent not in _SWITCHES:  # "what is it?" asks about no light
+        if found.intent not in DEVICE_INTENTS:  # "what is it?" asks about no light
             return None
         if self.recognizer.device_for(str(found.slots.get("name", ""))) != name:
             return None
@@ -217,6 +216,11 @@ class IntentHandler:
             return await self._act(pending.recognition, pending.calls, text, turn,
                                    path="confirm")  # fmt: skip
         if is_no(words):
+            own = self.recognizer.recognize(after_no(words), weigh=False)
+            if own is not None and own.path == "library" and own.score >= 1.0:
+                # "No, turn off the kitchen light.": a request of its own, not the asked
+                # command on another device.
+                return await self.handle(after_no(words), turn)
             named = timer_named_instead(pending.calls, words)
             if named is not None:  # "Did you mean a timer called end?" "No, egg."
                 asked = pending.recognition

@@ -271,7 +271,7 @@ class Recognizer:
         now = _before_a_later_time(whole)
         if now is not None:  # "turn off the bed light at 7": not now, and said so
             found = self._recognize(now)
-            if found is not None and found.intent in _DEVICE_INTENTS:
+            if found is not None and found.intent in DEVICE_INTENTS:
                 return dataclasses.replace(found, metadata={**found.metadata, "later": True})
         self._closest.clear()
         tries = [whole, *(s for s in _sentences(text) if s != whole)]
@@ -659,7 +659,7 @@ _PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "some
              "anything", "i", "you", "he", "she", "we", "they"}  # fmt: skip
 _NOT_IN_A_NAME = {"on", "off", "is", "are", "was", "were", "isn't", "aren't"}
 """Words an open {name} swallowed from the sentence around it: no device's name."""
-_DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
+DEVICE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet"}
 """Commands whose {name} is a device. Not questions ("what is {name}" is most questions)."""
 _YES_NO_QUESTION = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "isn't",
                     "aren't", "why", "who", "when", "where", "what", "which", "how",
@@ -692,7 +692,7 @@ def _fits(found: Recognition | None, said: str) -> bool:
         return False
     words = said.split()
     first = words[0] if words else ""
-    if found.intent in _DEVICE_INTENTS and first in _YES_NO_QUESTION:
+    if found.intent in DEVICE_INTENTS and first in _YES_NO_QUESTION:
         return False
     # "the kitchen one" answers "which one?": not the kitchen light at 1 percent.
     return not (found.intent == "HassLightSet" and words[-1:] == ["one"])
@@ -708,7 +708,7 @@ def _unknown_device(result: RecognizeResult, attempt: _Attempt) -> Recognition |
         if getattr(entity, "text", MISSING_ENTITY) != MISSING_ENTITY
     }
     heard = _content(opened.get("name", ""))
-    if result.intent.name not in _DEVICE_INTENTS or set(opened) != {"name"}:
+    if result.intent.name not in DEVICE_INTENTS or set(opened) != {"name"}:
         return None
     if attempt.corrected:  # a guessed word and an unknown name: not sure it is a command
         return None

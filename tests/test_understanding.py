@@ -27,7 +27,7 @@ from appliance.understanding import phonetic
 from appliance.understanding.handler import ACT_SCORE
 from appliance.understanding.library import load_library
 from appliance.understanding.phonetic import SoundsLike, fold
-from appliance.understanding.recognizer import MAX_WORDS, Recognizer
+from appliance.understanding.recognizer import MAX_WORDS, Recognition, Recognizer
 from tests.fakes import Recorder
 
 NOON = dt.datetime(2026, 11, 21, 15, 7)
@@ -614,6 +614,9 @@ def test_everyday_ways_of_saying_yes_run_it(home, answer):
 @pytest.mark.parametrize(
     ("answer", "switched"),
     [("No, the bed light.", {"bed light": [("on", True)]}),
+     # A request of its own, not the question's command on another device (it turned the
+     # kitchen light on).
+     ("No, turn off the kitchen light.", {"kitchen light": [("on", False)]}),
      ("No, turn on the bed light.", {"bed light": [("on", True)]}),
      ("Not that one.", {}), ("No, the porch light.", {})],
 )  # fmt: skip
@@ -1153,3 +1156,16 @@ def test_a_length_after_and_is_never_a_second_timer():
         "turn off the kitchen light",
         "turn off the porch light",
     ]
+
+
+def test_a_part_without_its_verb_that_names_only_a_room_is_not_taken():
+    """ "… and the bedroom" read "turn off the bedroom" would switch every device there."""
+    from appliance.understanding.compound import split_commands
+
+    readings = {
+        "turn off the kitchen light": Recognition("HassTurnOff", {"name": "kitchen light"},
+                                                  1.0, "library", "turn off the kitchen light"),
+        "turn off the bedroom": Recognition("HassTurnOff", {"area": "bedroom"}, 1.0, "library",
+                                            "turn off the bedroom"),
+    }  # fmt: skip
+    assert split_commands("turn off the kitchen light and the bedroom", readings.get) is None

@@ -541,6 +541,17 @@ def run_bench(
         _say_table(table_rows(report["understanding"]), say)
         _save(report, json_path, say)
         return 0
+    if only == "latency":
+        from appliance.latency_bench import felt_latency, table_rows
+
+        say("Loading models …")
+        engines = load_engines(config, progress=progress)
+        say("Felt latency: last word → first reply audio, smart end-of-turn vs 0.7 s silence …")
+        settings = _without_memory(pipeline_settings(config))
+        report["latency"] = asyncio.run(felt_latency(engines, settings, progress))
+        _say_table(table_rows(report["latency"]), say)
+        _save(report, json_path, say)
+        return 0
     say("Benchmark: cold start in a fresh process …")
     report["cold_start"] = cold_start(config, config_path)
     say("Loading models …")

@@ -61,8 +61,17 @@ class WakeConfig:
 class ListenConfig:
     vad_threshold: float = 0.5
     """Silero VAD speech probability that counts as speech."""
+    end_of_turn: str = "smart"
+    """How the end of a request is found: "smart" asks the end-of-turn model (Smart Turn)
+    and the words heard so far at each short pause; "silence" waits `silence_seconds`."""
+    pause_seconds: float = 0.2
+    """With "smart": the pause after which the model is first asked (again each time the
+    pause doubles)."""
+    max_pause_seconds: float = 2.0
+    """With "smart": the longest pause inside a request (the model said "not finished")."""
     silence_seconds: float = 0.7
-    """Silence after speech that ends the request."""
+    """Silence after speech that ends the request with "silence", or when the end-of-turn
+    model is missing or fails."""
     pre_roll_seconds: float = 0.3
     """Audio kept from before speech was detected, so the first syllable is not lost."""
     max_speech_seconds: float = 15.0
@@ -73,6 +82,15 @@ class ListenConfig:
     def __post_init__(self) -> None:
         _check(0.0 < self.vad_threshold < 1.0, "listen.vad_threshold must be between 0 and 1")
         _check(0.1 <= self.silence_seconds <= 5.0, "listen.silence_seconds must be 0.1–5")
+        _check(
+            self.end_of_turn in ("smart", "silence"),
+            f"listen.end_of_turn must be smart or silence, not {self.end_of_turn!r}",
+        )
+        _check(0.1 <= self.pause_seconds <= 1.0, "listen.pause_seconds must be 0.1–1")
+        _check(
+            self.pause_seconds < self.max_pause_seconds <= 5.0,
+            "listen.max_pause_seconds must be above listen.pause_seconds and at most 5",
+        )
         _check(0.0 <= self.pre_roll_seconds <= 2.0, "listen.pre_roll_seconds must be 0–2")
         _check(1.0 <= self.max_speech_seconds <= 60.0, "listen.max_speech_seconds must be 1–60")
         _check(0.5 <= self.no_speech_timeout <= 30.0, "listen.no_speech_timeout must be 0.5–30")

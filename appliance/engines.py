@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.audio.turn import SmartTurn, TurnDetector
 from appliance.audio.vad import EndpointSettings, SileroVad
 from appliance.config import AppConfig, resolve_threads
 from appliance.errors import ModelError
@@ -64,7 +65,8 @@ def load_engines(
         progress(f"loading {label} …")
         return lambda: progress(f"loaded {label} in {time.monotonic() - begun:.2f} s")
 
-    wake = vad = stt = stop = None
+    wake = vad = stt = stop = turn = None
+    turn_unavailable = ""
     if need_listening:
         from appliance.stt.whispercpp import WhisperCppStt
         from appliance.wake.openwakeword import OpenWakeWordDetector
@@ -82,6 +84,7 @@ def load_engines(
         done = step("voice activity detector silero-vad")
         vad = SileroVad(store.path("silero-vad", "vad"))
         done()
+        turn, turn_unavailable = _load_turn_detector(config, store, step)
         done = step(f"speech-to-text {config.stt.model}")
         stt = WhisperCppStt(
             store.path(config.stt.model, "stt"),
@@ -116,7 +119,36 @@ def load_engines(
     llm = _load_llm(config, store, choice)
     done()
     _LOGGER.info("all engines loaded in %.2f s", time.monotonic() - started)
-    return Engines(llm=llm, tts=tts, wake=wake, vad=vad, stt=stt, stop=stop)
+    return Engines(
+        llm=llm,
+        tts=tts,
+        wake=wake,
+        vad=vad,
+        stt=stt,
+        stop=stop,
+        turn=turn,
+        turn_unavailable=turn_unavailable,
+    )
+
+
+TURN_MODEL = "smart-turn-v3.2"
+
+
+def _load_turn_detector(
+    config: AppConfig, store: ModelStore, step: Callable[[str], Callable[[], None]]
+) -> tuple[TurnDetector | None, str]:
+    """The end-of-turn model, or None and why (`listen.end_of_turn = "silence"` needs no
+    reason). A missing or broken file is not fatal: requests end after a fixed silence."""
+    if config.listen.end_of_turn != "smart":
+        return None, ""
+    done = step(f"end-of-turn model {TURN_MODEL}")
+    try:
+        detector = SmartTurn(store.path(TURN_MODEL, "turn"))
+    except ModelError as err:
+        _LOGGER.warning("end-of-turn model unavailable: %s", err)
+        return None, str(err)
+    done()
+    return detector, ""
 
 
 def _load_stop_keyword(config: AppConfig, store: ModelStore):  # -> StopWordDetector | None
@@ -228,6 +260,8 @@ def pipeline_settings(config: AppConfig) -> PipelineSettings:
         endpoint=EndpointSettings(
             threshold=listen.vad_threshold,
             silence_seconds=listen.silence_seconds,
+            pause_seconds=listen.pause_seconds,
+            max_pause_seconds=listen.max_pause_seconds,
             pre_roll_seconds=listen.pre_roll_seconds,
             max_speech_seconds=listen.max_speech_seconds,
             no_speech_timeout=listen.no_speech_timeout,

@@ -79,6 +79,27 @@ class SpeechEnd(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EndOfTurn(Event):
+    type: ClassVar[str] = "end_of_turn"
+    silence_seconds: float
+    """How long the speaker had been silent when the end-of-turn model was asked."""
+    probability: float
+    """The model's probability that the speaker has finished (above 0.5: finished)."""
+    unfinished: str
+    """Why the words so far sound unfinished ("ends on 'for'", "trails off"), or ""."""
+    decision: str
+    """end (the request is over: answered now) or wait (listening on)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndOfTurnFallback(Event):
+    type: ClassVar[str] = "end_of_turn_fallback"
+    message: str
+    """Why the end-of-turn model is not used (missing, corrupt or failing): requests
+    then end after `listen.silence_seconds` of silence."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Transcript(Event):
     type: ClassVar[str] = "transcript"
     text: str
@@ -260,6 +281,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Wake,
     SpeechStart,
     SpeechEnd,
+    EndOfTurn,
+    EndOfTurnFallback,
     Transcript,
     LlmFirstToken,
     ReplySentence,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import re
 import threading
@@ -33,10 +32,12 @@ from appliance.audio.earcons import earcon
 from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
+from appliance.audio.turn import TurnDetector
 from appliance.audio.vad import (
     Endpointer,
     EndpointSettings,
     NoSpeech,
+    Paused,
     PreRoll,
     SpeechEnded,
     SpeechStarted,
@@ -54,6 +55,7 @@ from appliance.barge_in import (
     stop_over_echo,
 )
 from appliance.config import ConversationConfig, cpu_count
+from appliance.endofturn import Transcribed, TurnTaking
 from appliance.errors import (
     ActionError,
     AudioOutputError,
@@ -92,6 +94,11 @@ class Engines:
     stop: StopWordDetector | None = None
     """The "stop" keyword head, fed the wake detector's speech embeddings while the
     appliance speaks; None leaves "stop" to the speech-to-text check."""
+    turn: TurnDetector | None = None
+    """The end-of-turn model asked at each pause; None ends requests after a fixed
+    silence (`listen.silence_seconds`)."""
+    turn_unavailable: str = ""
+    """Why `turn` is None although it was asked for (published once at start)."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,16 @@ class Pipeline:
         self._window_after = ""  # the reply that opened the follow-up window
         self.stt_prompt: str = ""
         """Words whisper should expect (device names, …), passed as its prompt; "" = none."""
+        self.turn_taking = TurnTaking(
+            engines.turn,
+            judge_on=self._stages["listen"].run,
+            transcribe_on=self._stages["stt"].run,
+            transcribe=self._transcribe,
+            strip_wake_phrase=self._strip_wake_phrase,
+            publish=self._publish,
+            language=self.settings.conversation.language,
+            unavailable=engines.turn_unavailable,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -419,6 +436,7 @@ class Pipeline:
         engines = self._listening()
         self._set_idle()
         self._live = source.live
+        self.turn_taking.started()
         # A new source may be another microphone in another place: learn the room afresh.
         await listen.run(self.echo.reset)
         try:
@@ -430,6 +448,7 @@ class Pipeline:
                 if self._muted:
                     if endpointer is not None:  # muted mid-request: drop what was heard
                         endpointer = None
+                        self.turn_taking.drop()
                         pre_roll.clear()
                         if turn_task is None:
                             self._set_idle()
@@ -443,7 +462,7 @@ class Pipeline:
                         self.interrupt(by)
                         await self._woken(by, 1.0, engines)
                         follow_up = False
-                        endpointer = Endpointer(settings, [], start=chunk.end)
+                        endpointer = self._endpointer(settings, [], chunk.end)
                         continue
                 finished_turn = (
                     turn_task is not None
@@ -464,7 +483,7 @@ class Pipeline:
                         # Listen for a follow-up without the wake word.
                         await listen.run(engines.vad.reset)
                         follow_up_settings = dataclasses.replace(settings, no_speech_timeout=window)
-                        endpointer = Endpointer(follow_up_settings, [], start=chunk.start)
+                        endpointer = self._endpointer(follow_up_settings, [], chunk.start)
                         follow_up = True
                         self._window_after = finished.reply
                         self._set_state("follow_up")
@@ -475,7 +494,7 @@ class Pipeline:
                 if busy and endpointer is None:
                     # Answering (live source): listen for an interruption meanwhile.
                     if await self._while_busy(chunk, engines, pre_roll):
-                        endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
+                        endpointer = self._endpointer(settings, pre_roll.snapshot(), chunk.end)
                         follow_up = False
                     continue
                 if endpointer is None:
@@ -488,10 +507,12 @@ class Pipeline:
                         continue
                     await self._woken(detection.wake_word, detection.score, engines)
                     follow_up = False
-                    endpointer = Endpointer(settings, pre_roll.snapshot(), start=chunk.end)
+                    endpointer = self._endpointer(settings, pre_roll.snapshot(), chunk.end)
                     continue
                 probability = await listen.run(engines.vad.speech_probability, chunk.samples)
                 outcome = endpointer.feed(chunk, probability)
+                if isinstance(outcome, Paused):
+                    outcome = await self.turn_taking.at_pause(endpointer, outcome)
                 if isinstance(outcome, SpeechEnded) and turn_task is not None:
                     await turn_task  # the interrupted reply winds down first
                     turn_task = None
@@ -516,6 +537,19 @@ class Pipeline:
                         await task
         self._set_idle()
         return self.results[first_result:]
+
+    def _endpointer(
+        self, settings: EndpointSettings, pre_roll: list[AudioChunk], start: float
+    ) -> Endpointer:
+        asks = self.turn_taking.asks_at_pauses
+        return Endpointer(settings, pre_roll, start, asks_at_pauses=asks)
+
+    def _transcribe(self, audio: np.ndarray) -> str:
+        """Speech-to-text of int16 request audio (on the STT stage's thread)."""
+        stt = self._listening().stt
+        if self.stt_prompt:
+            return stt.transcribe(int16_to_float(audio), prompt=self.stt_prompt)
+        return stt.transcribe(int16_to_float(audio))
 
     async def _cue(self, kind: str) -> None:
         """Queue an earcon; the speaker plays it without holding anything up."""
@@ -699,37 +733,43 @@ class Pipeline:
             )
             answering = self._window_after if follow_up else None
             return asyncio.create_task(
-                self._spoken_turn(self._turn, outcome.audio, time.monotonic(), answering),
+                self._spoken_turn(self._turn, outcome, time.monotonic(), answering),
                 name=f"turn-{self._turn}",
             )
         return turn_task
 
     # ---- one turn --------------------------------------------------------------------
 
+    async def _heard(self, speech: SpeechEnded, result: TurnResult) -> str:
+        """The request's transcript: the one a pause already made of this audio
+        (`endofturn`), else transcribed now."""
+        ready: Transcribed | None = await self.turn_taking.take(speech)
+        if ready is not None:
+            result.timings["stt"] = ready.stt_seconds
+            result.timings["stt_saved"] = ready.saved_seconds
+            return ready.text
+        started = time.monotonic()
+        try:
+            heard = await self._stages["stt"].run(self._transcribe, speech.audio)
+        except PipelineError:
+            raise
+        except Exception as err:
+            raise SpeechToTextError(f"speech-to-text failed: {err}") from err
+        result.timings["stt"] = time.monotonic() - started
+        return heard
+
     async def _spoken_turn(
-        self, turn: int, audio: np.ndarray, speech_end: float, answering: str | None = None
+        self, turn: int, speech: SpeechEnded, speech_end: float, answering: str | None = None
     ) -> TurnResult:
         """One spoken request. `answering` is the reply that opened the follow-up window
         this was heard in (None: the wake word or the button began the turn)."""
+        audio = speech.audio
         result = TurnResult(turn, utterance=audio)
         self.results.append(result)
         self._set_state("thinking")
         await self._cue("done")  # "I heard you, now thinking"
         try:
-            started = time.monotonic()
-            stt = self._listening().stt
-            transcribe = (
-                functools.partial(stt.transcribe, prompt=self.stt_prompt)
-                if self.stt_prompt
-                else stt.transcribe
-            )
-            try:
-                heard = await self._stages["stt"].run(transcribe, int16_to_float(audio))
-            except PipelineError:
-                raise
-            except Exception as err:
-                raise SpeechToTextError(f"speech-to-text failed: {err}") from err
-            result.timings["stt"] = time.monotonic() - started
+            heard = await self._heard(speech, result)
             text = self._strip_wake_phrase(heard)
             self._unstripped = (text, heard)
             if answering is not None and self._wake_pattern.match(heard):

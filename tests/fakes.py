@@ -80,6 +80,8 @@ def make_pipeline(
     tts: ToneTts | None = None,
     system_prompt: str = "be brief",
     stt: Any = None,
+    turn: Any = None,
+    endpoint: EndpointSettings | None = None,
 ) -> tuple[Pipeline, Recorder, RecordingSink, ToneTts, ScriptedLlm]:
     bus = EventBus()
     recorder = Recorder()
@@ -89,10 +91,10 @@ def make_pipeline(
     llm = ScriptedLlm(replies, token_delay=token_delay)
     engines = Engines(
         llm=llm, tts=tts, wake=MarkerWakeDetector(), vad=EnergyVad(),
-        stt=stt or ScriptedStt(transcripts),
+        stt=stt or ScriptedStt(transcripts), turn=turn,
     )  # fmt: skip
     settings = PipelineSettings(
-        endpoint=EndpointSettings(silence_seconds=0.5, no_speech_timeout=2.0),
+        endpoint=endpoint or EndpointSettings(silence_seconds=0.5, no_speech_timeout=2.0),
         system_prompt=system_prompt,
     )
     return Pipeline(engines, sink, bus, settings), recorder, sink, tts, llm

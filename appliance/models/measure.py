@@ -48,7 +48,7 @@ elif role == "tts":
     before = rss()
     engine = PiperTts(path)
     engine.synthesize("The capital of France is Paris, a city on the Seine.")
-elif role in ("vad", "wake-features", "wake"):
+elif role in ("vad", "turn", "wake-features", "wake"):
     import onnxruntime as ort
     before = rss()
     engine = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -76,7 +76,13 @@ FIELDS: tuple[SettingField, ...] = (
     SettingField("wake", "model", "Wake word", "choice", role="wake"),
     SettingField("wake", "threshold", "Wake word sensitivity (0–1, higher = fewer false wakes)",
                  "float", live="wake word detector, at once"),
-    SettingField("listen", "silence_seconds", "Silence that ends a request (seconds)", "float"),
+    SettingField("listen", "end_of_turn",
+                 "End of a request: smart (the end-of-turn model and the words so far, at "
+                 "each pause) or silence (a fixed wait)", "str", pattern=r"smart|silence"),
+    SettingField("listen", "max_pause_seconds",
+                 "Smart: the longest pause inside a request (seconds)", "float"),
+    SettingField("listen", "silence_seconds",
+                 "Silence that ends a request without the smart end (seconds)", "float"),
     SettingField("conversation", "follow_up",
                  "Listen for a follow-up without the wake word: asked (after a question), "
                  "always or never", "str", pattern=r"asked|always|never",

@@ -1,0 +1,252 @@
+"""Felt latency (`appliance bench`, `appliance bench --only latency`): from the last voiced
+audio of a request to the first reply audio, as the person waits, with the smart
+end-of-turn and with the old fixed 0.7 s silence, on the same recordings in one run.
+
+The recordings are played in real time: 12 plain requests (questions for the language
+model, commands and timers for the actions) and 8 sentences with a pause of 0.4–0.8 s in
+the middle, each in Piper's voice or espeak-ng's. A paused sentence that is answered
+before its second half is a **cut-off**.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance import events as ev
+from appliance.audio.format import PIPELINE_RATE, AudioChunk
+from appliance.audio.sources import ArraySource
+from appliance.pipeline import Engines, Pipeline, PipelineSettings
+from appliance.testing.speech import (
+    add_noise,
+    compose,
+    espeak_phrase,
+    paused_sentence,
+    tts_phrase,
+    voiced_end,
+)
+
+PLAIN = (
+    "What time is it?",
+    "Turn on the porch light.",
+    "What is the capital of France?",
+    "Set a timer for five minutes.",
+    "Turn off the kitchen fan.",
+    "Tell me a joke.",
+    "What's the date today?",
+    "Is the porch light on?",
+    "How far away is the moon?",
+    "Cancel the timer.",
+    "Set the porch light to 40 percent.",
+    "What can you do?",
+)
+PAUSED = (
+    ("Set a timer for", 0.6, "ten minutes."),
+    ("Turn on the", 0.5, "kitchen fan."),
+    ("What is the capital of", 0.7, "Germany?"),
+    ("Set the porch light to", 0.8, "fifty percent."),
+    ("Could you tell me", 0.4, "a short joke?"),
+    ("Turn off the porch light and", 0.6, "the kitchen fan."),
+    ("Set a timer for five minutes and", 0.5, "thirty seconds."),
+    ("What is the weather like in", 0.7, "Paris?"),
+)
+
+
+@dataclass(frozen=True)
+class Recording:
+    text: str
+    samples: np.ndarray
+    last_voiced: float
+    """Seconds into the recording where the request's last voiced audio ends."""
+    resumes: float = 0.0
+    """For a paused sentence: where its second half starts (an end before it: cut-off)."""
+
+
+def recordings(engines: Engines) -> list[Recording]:
+    """Every other one in Piper's voice, the rest in espeak-ng's (American, British)."""
+    wake = tts_phrase(engines.tts, "Hey Jarvis.")
+    head = compose(0.5, wake, 0.3)
+    lead = len(head) / PIPELINE_RATE
+    made = []
+    for index, text in enumerate(PLAIN):
+        if index % 2:
+            speech = espeak_phrase(text, voice="en-us" if index % 4 == 1 else "en-gb")
+        else:
+            speech = tts_phrase(engines.tts, text)
+        end = lead + voiced_end(speech)
+        made.append(Recording(text, add_noise(compose(head, speech, 2.5)), end))
+    for index, (first, pause, second) in enumerate(PAUSED):
+        if index % 2:
+            voice = "en-us" if index % 4 == 1 else "en-gb"
+            spoken = paused_sentence(first, second, pause, voice=voice)
+        else:
+            spoken = paused_sentence(first, second, pause, tts=engines.tts)
+        end = lead + voiced_end(spoken.samples)
+        samples = add_noise(compose(head, spoken.samples, 2.5))
+        made.append(Recording(f"{first} … {second}", samples, end, lead + spoken.resumes))
+    return made
+
+
+class _TimedSource(ArraySource):
+    """A real-time source that notes when (monotonic) its audio began."""
+
+    started = 0.0
+
+    async def chunks(self) -> AsyncIterator[AudioChunk]:
+        async for chunk in super().chunks():
+            if not self.started and chunk.captured_at:
+                self.started = chunk.captured_at - chunk.end
+            yield chunk
+
+
+class _FirstAudio:
+    """A sink that plays nothing and notes when the first reply audio arrived."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self._played = 0.0
+
+    async def play(self, samples: np.ndarray, rate: int) -> None:
+        if self.first is None:
+            self.first = time.monotonic()
+        self._played += len(samples) / rate
+
+    async def drain(self) -> None:
+        return None
+
+    def interrupt(self) -> None:
+        return None
+
+    def played_seconds(self) -> float:
+        return self._played
+
+
+async def _one(
+    engines: Engines, settings: PipelineSettings, recording: Recording, pins: Any, data: Path
+) -> dict[str, Any]:
+    from appliance.actions.app import Actions
+    from appliance.actions.bench import _DEVICES
+    from appliance.actions.config import ActionsConfig
+
+    bus = ev.EventBus()
+    ends: list[float] = []
+    judged: list[str] = []
+
+    def watch(event: ev.Event) -> None:
+        if isinstance(event, ev.SpeechEnd):
+            ends.append(event.stream_time)
+        elif isinstance(event, ev.EndOfTurn):
+            judged.append(
+                f"{event.silence_seconds:.2f} s: p={event.probability:.2f} {event.decision}"
+                + (f" ({event.unfinished})" if event.unfinished else "")
+            )
+
+    bus.subscribe(watch)
+    sink = _FirstAudio()
+    source = _TimedSource(recording.samples, realtime=True)
+    async with (
+        Pipeline(engines, sink, bus, settings) as pipeline,
+        Actions(_DEVICES, ActionsConfig(), bus, data, pin_factory=pins) as actions,
+    ):
+        actions.attach(pipeline)
+        results = await pipeline.run(source)
+        stats = pipeline.turn_taking.stats
+    pins.reset()
+    row: dict[str, Any] = {
+        "text": recording.text,
+        "heard": [r.transcript for r in results],
+        "replies": [r.reply for r in results],
+        "turns": len(results),
+        "judged": judged,
+        "speculation": {"used": stats.used, "discarded": stats.discarded,
+                        "saved_s": round(stats.saved_seconds, 3)},
+    }  # fmt: skip
+    if sink.first is not None:
+        row["felt_s"] = round(sink.first - (source.started + recording.last_voiced), 3)
+    if recording.resumes:
+        row["cut_off"] = any(end < recording.resumes for end in ends)
+    return row
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    felt = sorted(r["felt_s"] for r in rows if "felt_s" in r)
+    paused = [r for r in rows if "cut_off" in r]
+    return {
+        "turns": len(rows),
+        "answered": len(felt),
+        "felt_median_s": statistics.median(felt) if felt else None,
+        "felt_p90_s": felt[min(len(felt) - 1, int(0.9 * len(felt)))] if felt else None,
+        "paused_sentences": len(paused),
+        "cut_offs": sum(r["cut_off"] for r in paused),
+        "speculation_used": sum(r["speculation"]["used"] for r in rows),
+        "speculation_discarded": sum(r["speculation"]["discarded"] for r in rows),
+        "speculation_saved_s": round(sum(r["speculation"]["saved_s"] for r in rows), 3),
+    }
+
+
+async def felt_latency(
+    engines: Engines, settings: PipelineSettings, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Every recording with the smart end-of-turn, then with the fixed silence."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    if engines.turn is None:
+        raise RuntimeError(
+            'the end-of-turn model is not loaded (listen.end_of_turn = "smart" and '
+            "`appliance models prepare`), so there is nothing to compare"
+        )
+    pins = MockFactory(pin_class=MockPWMPin)
+    made = recordings(engines)
+    ways = {
+        "smart": engines,
+        "fixed": replace(engines, turn=None, turn_unavailable=""),
+    }
+    report: dict[str, Any] = {"silence_seconds": settings.endpoint.silence_seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        # A warm-up turn each (first calls allocate buffers), not counted.
+        for name, these in ways.items():
+            await _one(these, settings, made[0], pins, Path(tmp) / f"warm-{name}")
+        for name, these in ways.items():
+            rows = []
+            for index, recording in enumerate(made):
+                row = await _one(these, settings, recording, pins, Path(tmp) / f"{name}{index}")
+                rows.append(row)
+                felt = row.get("felt_s")
+                progress(
+                    f"{name} {index + 1}/{len(made)}: {recording.text!r} → "
+                    f"{'no reply' if felt is None else f'{felt * 1000:.0f} ms'}"
+                    f"{' CUT OFF' if row.get('cut_off') else ''} (heard {row['heard']})"
+                )
+            report[name] = {"summary": _summary(rows), "rows": rows}
+    smart, fixed = report["smart"]["summary"], report["fixed"]["summary"]
+    if smart["felt_median_s"] and fixed["felt_median_s"]:
+        report["smart_over_fixed"] = smart["felt_median_s"] / fixed["felt_median_s"]
+    return report
+
+
+def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    smart, fixed = report["smart"]["summary"], report["fixed"]["summary"]
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value * 1000:.0f} ms"
+
+    ratio = report.get("smart_over_fixed")
+    return [
+        ("Felt latency, median (smart / fixed 0.7 s)",
+         f"{ms(smart['felt_median_s'])} / {ms(fixed['felt_median_s'])}", "≤ 600 ms"),
+        ("Felt latency, p90 (smart / fixed)",
+         f"{ms(smart['felt_p90_s'])} / {ms(fixed['felt_p90_s'])}", ""),
+        ("Smart / fixed (median)", "–" if ratio is None else f"{ratio:.2f}", "≤ 0.60"),
+        ("Cut-offs in paused sentences (smart / fixed)",
+         f"{smart['cut_offs']} / {fixed['cut_offs']} of {smart['paused_sentences']}", "0"),
+        ("Speculative STT used / discarded, saved",
+         f"{smart['speculation_used']} / {smart['speculation_discarded']}, "
+         f"{ms(smart['speculation_saved_s'])}", ""),
+    ]  # fmt: skip

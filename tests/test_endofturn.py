@@ -1,0 +1,138 @@
+"""Turn-taking with fake engines: the end-of-turn judge at pauses, the words check, the
+speculative transcript and the fallback to a fixed silence (`appliance.endofturn`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from appliance.audio.sources import ArraySource
+from appliance.audio.turn import ScriptedTurnDetector, unfinished_ending
+from appliance.audio.vad import EndpointSettings
+from tests.fakes import loud, make_pipeline, quiet, wake_chunk
+
+SETTINGS = EndpointSettings(
+    silence_seconds=0.5, no_speech_timeout=2.0, pause_seconds=0.16, max_pause_seconds=1.2
+)
+
+
+def paused_request(pause: float = 0.64) -> np.ndarray:
+    """The wake word, a 'spoken' half (a tone), a pause, the other half, then silence."""
+    return np.concatenate(
+        [quiet(0.48), wake_chunk(), quiet(0.32), loud(0.8), quiet(pause), loud(0.8), quiet(2.0)]
+    )
+
+
+def run(pipeline, samples):
+    async def main():
+        async with pipeline:
+            return await pipeline.run(ArraySource(samples))
+
+    return asyncio.run(main())
+
+
+def test_a_pause_judged_finished_ends_the_turn_with_the_transcript_it_made():
+    judge = ScriptedTurnDetector([True])
+    pipeline, rec, _, _, llm = make_pipeline(
+        ["what time is it"], ["It is late."], turn=judge, endpoint=SETTINGS
+    )
+    results = run(pipeline, paused_request(pause=2.0)[: -int(2.0 * 16000)])
+    assert [r.transcript for r in results] == ["what time is it"]
+    assert len(pipeline.engines.stt.heard) == 1  # transcribed once, at the pause
+    ended = rec.of("speech_end")[0]
+    judged = rec.of("end_of_turn")
+    assert [(e.decision, e.silence_seconds) for e in judged] == [("end", 0.16)]
+    assert ended.stream_time == judged[0].stream_time  # not the 0.5 s fixed silence later
+    assert pipeline.turn_taking.stats.used == 1
+    assert results[0].timings["stt_saved"] >= 0
+
+
+def test_speech_after_an_unfinished_pause_is_one_request_and_nothing_acts_before():
+    judge = ScriptedTurnDetector([False, False, True])  # asked at 0.16 and 0.32 s: not yet
+    pipeline, rec, sink, _, llm = make_pipeline(
+        ["set a timer", "set a timer for ten minutes"], ["Done."], turn=judge, endpoint=SETTINGS
+    )
+    results = run(pipeline, paused_request(pause=0.56))
+    assert [r.transcript for r in results] == ["set a timer for ten minutes"]
+    # The model saw only the whole request; the pause's words were never answered.
+    assert [[m.content for m in p if m.role == "user"] for p in llm.prompts] == [
+        ["set a timer for ten minutes"]
+    ]
+    decisions = [e.decision for e in rec.of("end_of_turn")]
+    assert decisions[0] == "wait" and decisions[-1] == "end"
+    assert len(rec.of("speech_end")) == 1 and len(rec.of("reply")) == 1
+    assert pipeline.turn_taking.stats.discarded >= 1
+
+
+def test_words_that_leave_the_sentence_open_keep_it_going_whatever_the_model_says():
+    judge = ScriptedTurnDetector([True])
+    pipeline, rec, _, _, llm = make_pipeline(
+        ["Turn on the", "Turn on the light."], ["OK."], turn=judge, endpoint=SETTINGS
+    )
+    results = run(pipeline, paused_request(pause=0.64))
+    assert [r.transcript for r in results] == ["Turn on the light."]
+    first = rec.of("end_of_turn")[0]
+    assert (first.decision, first.unfinished) == ("wait", "ends on 'the'")
+    assert first.probability == 1.0
+
+
+def test_a_judge_that_never_says_finished_is_overruled_by_the_longest_pause():
+    judge = ScriptedTurnDetector([False])
+    pipeline, rec, *_ = make_pipeline(["hello there"], ["Hi."], turn=judge, endpoint=SETTINGS)
+    results = run(pipeline, paused_request(pause=2.0)[: -int(2.0 * 16000)])
+    assert [r.outcome for r in results] == ["replied"]
+    assert all(e.decision == "wait" for e in rec.of("end_of_turn"))
+    silences = [e.silence_seconds for e in rec.of("end_of_turn")]
+    assert silences[-3:] == [0.16, 0.32, 0.64]  # asked again each time the pause doubled
+
+
+def test_a_failing_model_falls_back_to_the_fixed_silence_and_says_so_once():
+    judge = ScriptedTurnDetector(raises=True)
+    pipeline, rec, *_ = make_pipeline(
+        ["one", "two"], ["First.", "Second."], turn=judge, endpoint=SETTINGS
+    )
+    two_requests = np.concatenate([paused_request(2.0), paused_request(2.0)])
+    results = run(pipeline, two_requests)
+    assert [r.outcome for r in results] == ["replied", "replied"]
+    fallbacks = rec.of("end_of_turn_fallback")
+    assert len(fallbacks) == 1 and "failed" in fallbacks[0].message
+    assert len(judge.calls) == 1  # not asked again after failing
+    assert rec.of("end_of_turn") == []
+
+
+def test_a_missing_model_is_reported_at_start_and_requests_still_end():
+    pipeline, rec, *_ = make_pipeline(["hello"], ["Hi."], endpoint=SETTINGS)
+    pipeline.turn_taking._unavailable = "model file turn/x.onnx is missing"
+    results = run(pipeline, paused_request(2.0))
+    assert [r.outcome for r in results] == ["replied"]
+    assert [e.message for e in rec.of("end_of_turn_fallback")] == [
+        "model file turn/x.onnx is missing"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("Set a timer for", "ends on 'for'"),
+        ("What is the capital of?", "ends on 'of'"),
+        ("Turn on the kitchen light and", "ends on 'and'"),
+        ("Set the porch light to", "ends on 'to'"),
+        ("Set a timer for...", "trails off"),
+        ("I want to, um", "ends on 'um'"),
+        ("", "nothing said yet"),
+        ("Turn the light on.", ""),
+        ("What time is it?", ""),
+        ("Set the porch light to 40%.", ""),
+        ("Where are you from?", ""),
+        ("Turn on the porch light please", ""),
+    ],
+)
+def test_words_that_leave_an_english_sentence_open(text, why):
+    assert unfinished_ending(text) == why
+
+
+def test_other_languages_are_judged_by_trailing_marks_only():
+    assert unfinished_ending("Schalte das Licht im", "de") == ""
+    assert unfinished_ending("Schalte das Licht…", "de") == "trails off"

@@ -209,9 +209,16 @@ class TtsConfig:
     vary: bool = True
     """Piper's natural variation between two sayings of the same text; false makes
     every saying identical (what the tests and benchmarks use)."""
+    first_clause_chars: int = 24
+    """A language model's long first sentence is spoken from its first clause of at least
+    this many characters (at a comma, or before "and it …"), not from its end; 0 = off."""
 
     def __post_init__(self) -> None:
         _check(0.3 <= self.length_scale <= 3.0, "tts.length_scale must be 0.3–3")
+        _check(
+            self.first_clause_chars == 0 or 12 <= self.first_clause_chars <= 200,
+            "tts.first_clause_chars must be 0 (off) or 12–200",
+        )
         _check(self.threads >= 0, "tts.threads must be 0 (auto) or more")
 
 

@@ -6,6 +6,11 @@ The recordings are played in real time: 12 plain requests (questions for the lan
 model, commands and timers for the actions) and 8 sentences with a pause of 0.4–0.8 s in
 the middle, each in Piper's voice or espeak-ng's. A paused sentence that is answered
 before its second half is a **cut-off**.
+
+Then the first sound of the language model's answers, typed so that only the reply
+differs: spoken from the first clause of a long first sentence (`tts.first_clause_chars`)
+and from the whole sentence, on the same questions (the model is greedy, so the same
+words both times).
 """
 
 from __future__ import annotations
@@ -228,7 +233,48 @@ async def felt_latency(
     smart, fixed = report["smart"]["summary"], report["fixed"]["summary"]
     if smart["felt_median_s"] and fixed["felt_median_s"]:
         report["smart_over_fixed"] = smart["felt_median_s"] / fixed["felt_median_s"]
+    report["first_clause"] = await first_clause(engines, settings, progress)
     return report
+
+
+QUESTIONS = (
+    "How far away is the moon?",
+    "Why is the sky blue?",
+    "What is the tallest mountain in the world?",
+    "Tell me about the city of Paris.",
+    "How do bees make honey?",
+    "What is a black hole?",
+)
+
+
+async def first_clause(
+    engines: Engines, settings: PipelineSettings, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Time to the first reply audio of typed questions, first clause vs whole sentence,
+    alternating the two on each question so that neither always runs on a warm cache."""
+    clause_chars = settings.first_clause_chars or 24
+    rows = []
+    sink = _FirstAudio()
+    ways = {"clause": clause_chars, "sentence": 0}
+    for question in QUESTIONS:
+        row: dict[str, Any] = {"question": question}
+        for name, chars in ways.items():
+            these = replace(settings, first_clause_chars=chars)
+            async with Pipeline(engines, sink, ev.EventBus(), these) as pipeline:
+                result = await pipeline.ask(question)
+            row[f"{name}_s"] = round(result.timings.get("ttfa", float("nan")), 3)
+            row[f"{name}_first"] = result.sentences[0] if result.sentences else ""
+        rows.append(row)
+        progress(
+            f"{question!r}: clause {row['clause_s'] * 1000:.0f} ms ({row['clause_first']!r}), "
+            f"sentence {row['sentence_s'] * 1000:.0f} ms"
+        )
+    clause = statistics.median(r["clause_s"] for r in rows)
+    sentence = statistics.median(r["sentence_s"] for r in rows)
+    split = sum(r["clause_first"] != r["sentence_first"] for r in rows)
+    return {"rows": rows, "clause_median_s": clause, "sentence_median_s": sentence,
+            "clause_over_sentence": clause / sentence if sentence else None,
+            "questions_split": split, "first_clause_chars": clause_chars}  # fmt: skip
 
 
 def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -238,7 +284,7 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         return "–" if value is None else f"{value * 1000:.0f} ms"
 
     ratio = report.get("smart_over_fixed")
-    return [
+    rows = [
         ("Felt latency, median (smart / fixed 0.7 s)",
          f"{ms(smart['felt_median_s'])} / {ms(fixed['felt_median_s'])}", "≤ 600 ms"),
         ("Felt latency, p90 (smart / fixed)",
@@ -250,3 +296,11 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"{smart['speculation_used']} / {smart['speculation_discarded']}, "
          f"{ms(smart['speculation_saved_s'])}", ""),
     ]  # fmt: skip
+    clause = report.get("first_clause")
+    if clause:
+        rows.append((
+            "Model's first audio, typed: first clause / whole sentence",
+            f"{ms(clause['clause_median_s'])} / {ms(clause['sentence_median_s'])} "
+            f"({clause['questions_split']} of {len(clause['rows'])} split)", "",
+        ))  # fmt: skip
+    return rows

@@ -124,6 +124,9 @@ class PipelineSettings:
     earcons: bool = False
     """Short sounds on wake, at the end of listening and on an error (`appliance run`)."""
     cpu_cores: int = field(default_factory=cpu_count)
+    first_clause_chars: int = 24
+    """The language model's first sentence may be spoken from a clause this long (see
+    `SentenceSplitter`); 0 = whole sentences only."""
     tts_threads: int = 1
     """While a sentence is synthesised and the LLM is still writing, the LLM is held to
     `cpu_cores - tts_threads` threads. llama.cpp's threads wait for each other in spin
@@ -915,7 +918,7 @@ class Pipeline:
             return False
 
         async def read_tokens() -> None:
-            splitter = SentenceSplitter()
+            splitter = SentenceSplitter(first_clause_chars=self.settings.first_clause_chars)
             first = True
             try:
                 while (piece := await pieces.get()) is not None:

@@ -56,3 +56,38 @@ def test_a_long_text_without_commas_is_cut_at_a_space():
     text = " ".join(["word"] * 80)
     parts = split_stream([text])
     assert all(len(p) <= 160 for p in parts) and " ".join(parts) == text
+
+
+def _pieces(text: str, **options) -> list[str]:
+    splitter = SentenceSplitter(**options)
+    out = []
+    for i in range(0, len(text), 3):  # as a model writes: a few characters at a time
+        out += splitter.feed(text[i : i + 3])
+    return out + splitter.flush()
+
+
+def test_a_long_first_sentence_is_spoken_from_its_first_clause():
+    text = "The moon is about 384,400 kilometers from Earth, and it takes 27 days. It glows."
+    assert _pieces(text, first_clause_chars=24) == [
+        "The moon is about 384,400 kilometers from Earth,",
+        "and it takes 27 days.",
+        "It glows.",
+    ]
+    assert (
+        _pieces(text)[0] == "The moon is about 384,400 kilometers from Earth, and it takes 27 days."
+    )
+
+
+def test_only_the_first_piece_is_a_clause_and_only_where_a_clause_starts():
+    text = "Paris is the capital of France, and a big city. Lyon is big, and it is old."
+    assert _pieces(text, first_clause_chars=24) == [
+        "Paris is the capital of France,",
+        "and a big city.",
+        "Lyon is big, and it is old.",
+    ]
+    # a conjunction between two verbs starts no clause; a short opener is not cut off
+    editing = "Well, I can help with editing and improving your text for the next meeting."
+    assert _pieces(editing, first_clause_chars=24) == [editing]
+    assert _pieces("The capital of France is Paris.", first_clause_chars=24) == [
+        "The capital of France is Paris."
+    ]

@@ -11,6 +11,14 @@ _ABBREVIATIONS = {
 }  # fmt: skip
 _END = re.compile(r"[.!?;:](?:[\"')\]]*)(?=\s)|\n+")
 _MARKUP = re.compile(r"[*_#`>|~]+")
+_CLAUSE = re.compile(
+    r"[,;]\s+|\s+(?=(?:and|but|so|because|while|although)\s+"
+    r"(?:i|you|he|she|it|we|they|there|this|that|the|a|an|my|your|its|their)\s)",
+    re.IGNORECASE,
+)
+"""Where a long first sentence may be cut: after a comma (not "384,400": a space must
+follow), or before a conjunction that starts a clause ("…, and it orbits", not
+"editing and improving")."""
 
 
 def clean_for_speech(text: str) -> str:
@@ -26,12 +34,21 @@ class SentenceSplitter:
     marker "1." is not spoken alone). A run-on sentence longer than `max_chars` is cut
     at its last comma (or space): the listener hears it sooner, and Piper's memory grows
     with the longest text it is given.
+
+    With `first_clause_chars`, the first piece of a reply may be a clause: once a clause
+    of at least that many characters is complete (a comma, or a conjunction after it)
+    and its sentence has not ended, it goes out alone, so the first sound does not wait
+    for the end of a long first sentence.
     """
 
-    def __init__(self, min_chars: int = 12, max_chars: int = 160) -> None:
+    def __init__(
+        self, min_chars: int = 12, max_chars: int = 160, *, first_clause_chars: int = 0
+    ) -> None:
         self._buffer = ""
         self._min_chars = min_chars
         self._max_chars = max_chars
+        self._first_clause_chars = first_clause_chars
+        self._given = False
 
     def feed(self, piece: str) -> list[str]:
         self._buffer += piece
@@ -61,7 +78,21 @@ class SentenceSplitter:
                 cut = self._max_chars
             sentences.append(clean_for_speech(self._buffer[:cut]))
             self._buffer = self._buffer[cut:]
+        if not sentences and not self._given and self._first_clause_chars:
+            sentences = self._first_clause()
+        self._given = self._given or bool(sentences)
         return sentences
+
+    def _first_clause(self) -> list[str]:
+        for match in _CLAUSE.finditer(self._buffer):
+            clause = self._buffer[: match.start()].rstrip() + match.group(0).strip()[:1]
+            if len(clause.strip()) < self._first_clause_chars:
+                continue
+            if not self._buffer[match.end() :].strip():
+                return []  # the clause's end may still grow ("and" might be "android")
+            self._buffer = self._buffer[match.end() :]
+            return [clean_for_speech(clause.strip())]
+        return []
 
     def flush(self) -> list[str]:
         rest = clean_for_speech(self._buffer)

@@ -42,11 +42,17 @@ import json, resource, sys, time
 from dataclasses import replace
 from pathlib import Path
 from appliance.config import load_config
+from appliance.deferred import finish_loading
 from appliance.engines import load_engines
 started, config_path, models_dir = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 config = replace(load_config(Path(config_path) if config_path else None), models_dir=models_dir)
-load_engines(config)
-print(json.dumps({"ready": time.time() - started,
+imported = time.time() - started
+times = {}
+engines = load_engines(config, defer=True, load_times=times)
+ready = time.time() - started
+finish_loading(engines.tts, engines.llm)
+print(json.dumps({"imports": imported, "ready": ready, "loaded": time.time() - started,
+                  "models": times,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -55,8 +61,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, float]:
-    """A fresh interpreter: imports + every model loaded, as the service starts."""
+def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, Any]:
+    """A fresh interpreter started as the service starts: until it listens (the listening
+    engines loaded; the voice and the language model load on), and until all are loaded."""
     started = time.time()
     out = subprocess.run(
         [
@@ -72,7 +79,13 @@ def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, float]:
         check=True,
     )
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"cold_start_s": data["ready"], "rss_after_load_mb": data["rss_mb"]}
+    return {
+        "cold_start_s": data["ready"],
+        "all_loaded_s": data["loaded"],
+        "imports_s": data["imports"],
+        "models_s": data["models"],
+        "rss_after_load_mb": data["rss_mb"],
+    }
 
 
 _LLM_CHILD = r"""
@@ -544,6 +557,15 @@ def run_bench(
     if only == "latency":
         from appliance.latency_bench import felt_latency, table_rows
 
+        say("Cold start in a fresh process …")
+        report["cold_start"] = cold_start(config, config_path)
+        cold = report["cold_start"]
+        shares = ", ".join(f"{k} {v:.2f} s" for k, v in cold["models_s"].items())
+        say(
+            f"  listening after {cold['cold_start_s']:.2f} s, every model loaded after "
+            f"{cold['all_loaded_s']:.2f} s (imports {cold['imports_s']:.2f} s; {shares})"
+        )
+
         say("Loading models …")
         engines = load_engines(config, progress=progress)
         say("Felt latency: last word → first reply audio, smart end-of-turn vs 0.7 s silence …")
@@ -642,7 +664,8 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
             "≤ 5 %",
         ),
         ("Peak RSS, all models loaded", f"{report['peak_rss_mb']:.0f} MB", "≤ 800 MB"),
-        ("Cold start to ready", f"{cold['cold_start_s']:.2f} s", "≤ 5 s"),
+        ("Cold start to listening", f"{cold['cold_start_s']:.2f} s", "≤ 1.5 s"),
+        ("Cold start to every model loaded", f"{cold['all_loaded_s']:.2f} s", ""),
     ]
     barge = report.get("barge_in", {})
     if barge.get("interrupted"):

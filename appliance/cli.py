@@ -414,7 +414,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     bus.subscribe(_log_event)
     with _event_output(args.events, bus):
         started = time.monotonic()
-        engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus))
+        # Ready to listen once the listening engines are: the voice and the language
+        # model finish loading meanwhile (appliance.deferred).
+        engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus), defer=True)
         bus.publish(
             ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
         )
@@ -469,13 +471,31 @@ def cmd_run(args: argparse.Namespace) -> int:
                     publish_fallback(bus, fallback)
                 web = _web_service(args, config, config_path, pipeline, fallback, tap, vision)
                 async with web:
-                    await serve(pipeline, open_microphone)
+                    await _serve_while_loading(engines, serve(pipeline, open_microphone))
             return 0
 
         try:
             return _run_async(main, args.say)
         finally:
             speaker.close()
+
+
+async def _serve_while_loading(engines: Any, serving: Coroutine[Any, Any, None]) -> None:
+    """Serve; if a model still loading fails, stop with its error (a service that cannot
+    answer should say so and be restarted, not listen on in silence)."""
+    from appliance.deferred import finish_loading
+
+    loading = asyncio.ensure_future(asyncio.to_thread(finish_loading, engines.tts, engines.llm))
+    task = asyncio.ensure_future(serving)
+    try:
+        await asyncio.wait({loading, task}, return_when=asyncio.FIRST_COMPLETED)
+        if loading.done() and loading.exception() is not None:
+            raise loading.exception()  # type: ignore[misc]
+        await task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def _service_config(args: argparse.Namespace) -> tuple[AppConfig, Path, Any]:

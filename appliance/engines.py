@@ -8,14 +8,17 @@ catalog, or refused with the numbers. Every plan is reported through `on_plan`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.audio.turn import SmartTurn, TurnDetector
 from appliance.audio.vad import EndpointSettings, SileroVad
 from appliance.config import AppConfig, resolve_threads
+from appliance.deferred import Deferred, DeferredVoice
 from appliance.errors import ModelError
 from appliance.llm.base import LanguageModel
 from appliance.models.budget import LoadPlan, MemoryState, plan_load, this_machine
@@ -51,19 +54,31 @@ def load_engines(
     need_listening: bool = True,
     memory: Callable[[], MemoryState] = this_machine,
     on_plan: Callable[[LoadPlan], None] = _ignore_plan,
+    defer: bool = False,
+    load_times: dict[str, float] | None = None,
 ) -> Engines:
     """Load every engine, checking each model file first. Raises ModelError with a fix.
 
     `need_listening=False` (for `appliance ask`) skips the wake word, VAD and STT.
     `memory` reads the board's memory state just before the language model is planned.
+    `defer=True` (the service) returns once the listening engines are loaded: the voice
+    and the language model go on loading on their own threads (`appliance.deferred`;
+    `finish_loading` waits for them and raises a failure). `load_times` receives each
+    model's load time in seconds (a deferred one's when it is done).
     """
     store = store or ModelStore(config.models_path())
     started = time.monotonic()
+    times = load_times if load_times is not None else {}
 
     def step(label: str) -> Callable[[], None]:
         begun = time.monotonic()
         progress(f"loading {label} …")
-        return lambda: progress(f"loaded {label} in {time.monotonic() - begun:.2f} s")
+
+        def done() -> None:
+            times[label] = time.monotonic() - begun
+            progress(f"loaded {label} in {times[label]:.2f} s")
+
+        return done
 
     wake = vad = stt = stop = turn = None
     turn_unavailable = ""
@@ -96,16 +111,28 @@ def load_engines(
 
     from appliance.tts.piper import PiperTts
 
-    done = step(f"voice {config.tts.voice}")
-    tts = PiperTts(
-        store.path(config.tts.voice, "tts"),
-        length_scale=config.tts.length_scale,
-        threads=resolve_threads(config.tts.threads),
-        vary=config.tts.vary,
-    )
-    done()
+    voice_path = store.path(config.tts.voice, "tts")
 
-    choice = choose_llm(config, store, memory())
+    def load_voice() -> PiperTts:
+        done = step(f"voice {config.tts.voice}")
+        voice = PiperTts(
+            voice_path,
+            length_scale=config.tts.length_scale,
+            threads=resolve_threads(config.tts.threads),
+            vary=config.tts.vary,
+        )
+        done()
+        return voice
+
+    state = memory()
+    if defer:
+        tts: Any = DeferredVoice("voice", voice_path, load_voice)
+        # The plan below must count the voice, which is not in memory yet.
+        state = _less(state, _ram_bytes(store.entry(config.tts.voice, "tts")))
+    else:
+        tts = load_voice()
+
+    choice = choose_llm(config, store, state)
     on_plan(choice.plan)
     log = (
         _LOGGER.warning
@@ -115,10 +142,18 @@ def load_engines(
     log("language model: %s", choice.plan.message)
     if not choice.plan.ok:
         raise ModelError(choice.plan.message)
-    done = step(f"language model {choice.entry.name} ({choice.backend})")
-    llm = _load_llm(config, store, choice)
-    done()
-    _LOGGER.info("all engines loaded in %.2f s", time.monotonic() - started)
+
+    def load_llm() -> LanguageModel:
+        done = step(f"language model {choice.entry.name} ({choice.backend})")
+        model = _load_llm(config, store, choice)
+        done()
+        return model
+
+    llm: Any = Deferred("language model", load_llm) if defer else load_llm()
+    if defer:
+        _LOGGER.info("listening engines loaded in %.2f s", time.monotonic() - started)
+    else:
+        _LOGGER.info("all engines loaded in %.2f s", time.monotonic() - started)
     return Engines(
         llm=llm,
         tts=tts,
@@ -129,6 +164,15 @@ def load_engines(
         turn=turn,
         turn_unavailable=turn_unavailable,
     )
+
+
+def _ram_bytes(entry: ModelEntry) -> int:
+    """What the catalog measured a model to take once loaded and run (0 if unmeasured)."""
+    return int(entry.ram.total_mb * 2**20) if entry.ram else 0
+
+
+def _less(state: MemoryState, used: int) -> MemoryState:
+    return dataclasses.replace(state, mem_available=max(0, state.mem_available - used))
 
 
 TURN_MODEL = "smart-turn-v3.2"

@@ -1,0 +1,87 @@
+"""Engines that finish loading while the appliance already listens.
+
+Piper's voice takes most of a cold start (1.3 s of 2.3 s here: onnxruntime setting up
+its session) and the language model most of the rest, yet neither is needed until a
+request has been heard: the wake word, the request and its transcript come first. With
+`load_engines(..., defer=True)` (the service) they load on threads of their own, and the
+appliance is ready to listen as soon as the listening engines are. A call that needs one
+before it is there waits for it. Every file is still checked before the threads start,
+and a load that fails is raised by `finish_loading` (the service stops with it).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from appliance.errors import ModelError
+
+T = TypeVar("T")
+
+
+class Deferred(Generic[T]):
+    """A model loading on its own thread; attribute access waits for it."""
+
+    def __init__(self, label: str, load: Callable[[], T]) -> None:
+        self._label = label
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self.seconds = 0.0
+        """How long the load took, once it is done."""
+        self._thread = threading.Thread(target=self._run, args=(load,), name=f"load-{label}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, load: Callable[[], T]) -> None:
+        started = time.monotonic()
+        try:
+            self._value = load()
+        except BaseException as err:  # kept for whoever needs the engine
+            self._error = err
+        self.seconds = time.monotonic() - started
+
+    @property
+    def loaded(self) -> bool:
+        return not self._thread.is_alive()
+
+    def get(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            if isinstance(self._error, ModelError):
+                raise self._error
+            raise ModelError(f"cannot load the {self._label}: {self._error}") from self._error
+        assert self._value is not None
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what this class lacks: the engine's own methods.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
+class DeferredVoice(Deferred[T]):
+    """A Piper voice loading; its sample rate is known at once, from its JSON."""
+
+    def __init__(self, label: str, voice_path: Path, load: Callable[[], T]) -> None:
+        config = Path(voice_path).with_name(Path(voice_path).name + ".json")
+        try:
+            self.sample_rate = int(json.loads(config.read_text("utf-8"))["audio"]["sample_rate"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ModelError(f"Piper voice config {config} is unreadable: {err}") from err
+        super().__init__(label, load)
+
+
+def finish_loading(*engines: object) -> dict[str, float]:
+    """Wait for every deferred engine among `engines`; raise the first failure. Returns
+    each one's load time."""
+    times = {}
+    for engine in engines:
+        if isinstance(engine, Deferred):
+            engine.get()
+            times[engine._label] = engine.seconds
+    return times

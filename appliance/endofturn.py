@@ -47,6 +47,7 @@ class Speculation:
     last_speech: float
     task: asyncio.Task[str]
     started: float
+    finished: float = 0.0
 
 
 @dataclass
@@ -57,6 +58,9 @@ class SpeculationStats:
     """Speculations thrown away: speech resumed, or the turn was dropped."""
     saved_seconds: float = 0.0
     """STT time that had already run when the turn ended, summed over the used ones."""
+    ready_before_end_seconds: float = 0.0
+    """How long used transcripts lay finished before their turn ended, summed: the most
+    that starting the language model speculatively at the pause could have saved."""
 
 
 @dataclass(frozen=True)
@@ -151,10 +155,12 @@ class TurnTaking:
         if heard is None:
             return None
         now = time.monotonic()
-        stt_seconds = now - speculation.started
+        finished = speculation.finished or now
+        stt_seconds = finished - speculation.started
         saved = max(0.0, stt_seconds - (now - waited_from))
         self.stats.used += 1
         self.stats.saved_seconds += saved
+        self.stats.ready_before_end_seconds += max(0.0, waited_from - finished)
         return Transcribed(heard, stt_seconds, saved)
 
     def drop(self) -> None:
@@ -170,8 +176,10 @@ class TurnTaking:
         if current is not None:
             self._discard(current)
         task = asyncio.ensure_future(self._transcribe_on(self._transcribe, pause.audio))
-        self._speculation = Speculation(pause.last_speech, task, time.monotonic())
-        return self._speculation
+        speculation = Speculation(pause.last_speech, task, time.monotonic())
+        task.add_done_callback(lambda _: setattr(speculation, "finished", time.monotonic()))
+        self._speculation = speculation
+        return speculation
 
     def _discard(self, speculation: Speculation) -> None:
         self.stats.discarded += 1

@@ -171,7 +171,8 @@ async def _one(
         "turns": len(results),
         "judged": judged,
         "speculation": {"used": stats.used, "discarded": stats.discarded,
-                        "saved_s": round(stats.saved_seconds, 3)},
+                        "saved_s": round(stats.saved_seconds, 3),
+                        "ready_before_end_s": round(stats.ready_before_end_seconds, 3)},
     }  # fmt: skip
     if sink.first is not None:
         row["felt_s"] = round(sink.first - (source.started + recording.last_voiced), 3)
@@ -193,6 +194,9 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "speculation_used": sum(r["speculation"]["used"] for r in rows),
         "speculation_discarded": sum(r["speculation"]["discarded"] for r in rows),
         "speculation_saved_s": round(sum(r["speculation"]["saved_s"] for r in rows), 3),
+        "transcript_ready_before_end_s": sorted(
+            r["speculation"]["ready_before_end_s"] for r in rows if r["speculation"]["used"]
+        ),
     }
 
 

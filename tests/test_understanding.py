@@ -559,6 +559,27 @@ def test_what_the_board_cannot_do_is_answered_honestly(home):
 
 
 @pytest.mark.parametrize(
+    "text",
+    ["What is the weather like in Paris?", "What's the weather in London today?",
+     "Is it going to rain tomorrow?", "Will it snow in Oslo this weekend?",
+     "How cold is it outside?", "What's the forecast for tomorrow?"],
+)  # fmt: skip
+def test_weather_anywhere_is_answered_honestly_not_invented(home, text):
+    """The library knows the weather of the house's own weather entities only; a place
+    it does not know went to the small model, which made up a forecast."""
+    (answer,) = home.say(text)
+    assert answer.reply == (
+        "I have no weather source on this device, so I can't tell you the weather."
+    )
+    assert [e.intent for e in home.of("intent")] == ["HassGetWeather"]
+
+
+def test_a_question_about_temperature_that_is_no_weather_is_left_to_the_model(home):
+    (answer,) = home.say("What is the temperature of the sun?")
+    assert answer is None and home.of("intent") == []  # not handled: the model answers
+
+
+@pytest.mark.parametrize(
     "text", ["Cancel the ten minute timer.", "Pause the ten minute timer.",
              "How long is left on the ten minute timer?"],
 )  # fmt: skip

@@ -546,6 +546,25 @@ _OURS: dict[str, dict[str, Any]] = {
                     }
                 ]
             },
+            # The library's weather sentences name a weather entity of the house; a
+            # place the house has no entity for ("in Paris") must still get the honest
+            # answer, not the language model's invented forecast.
+            "HassGetWeather": {
+                "data": [
+                    {
+                        "sentences": [
+                            "<what_is> [the] weather [going to be] [like] (for|in|at) "
+                            "{weather_place} [<weather_when>]",
+                            "<what_is> [the] weather [going to be] [like] <weather_when>",
+                            "(what's|what is|whats) the (forecast|temperature) [(for|in) "
+                            "{weather_place}] [<weather_when>]",
+                            "(is it|will it) [going to] (rain|snow|be (sunny|windy|cold|hot|"
+                            "warm)) [in {weather_place}] [<weather_when>]",
+                            "how (hot|cold|warm) is it (outside|out|in {weather_place})",
+                        ]
+                    }
+                ]
+            },
             "ApplianceListClear": {
                 "data": [
                     {
@@ -579,6 +598,7 @@ _OURS: dict[str, dict[str, Any]] = {
         "lists": {
             "timer_long": {"range": {"from": 1, "to": 1000}},
             "alarm_time": {"wildcard": True},
+            "weather_place": {"wildcard": True},
             "device_kind": {
                 "values": [
                     {"in": "(light|lamp)", "out": "light"},
@@ -595,6 +615,8 @@ _OURS: dict[str, dict[str, Any]] = {
             },
         },
         "expansion_rules": {
+            "weather_when": "(today|tonight|tomorrow|this (morning|afternoon|evening|week|"
+            "weekend)|right now|now)",
             "timer_length": "({timer_hours:hours} hour[s] [and] [{timer_minutes:minutes} "
             "minute[s]]|{timer_minutes:minutes} minute[s] [and] [{timer_seconds:seconds} "
             "second[s]]|{timer_seconds:seconds} second[s])",

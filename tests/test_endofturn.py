@@ -136,3 +136,25 @@ def test_words_that_leave_an_english_sentence_open(text, why):
 def test_other_languages_are_judged_by_trailing_marks_only():
     assert unfinished_ending("Schalte das Licht im", "de") == ""
     assert unfinished_ending("Schalte das Licht…", "de") == "trails off"
+
+
+def test_speech_without_a_pause_is_still_cut_at_the_longest_request():
+    judge = ScriptedTurnDetector([False])
+    capped = EndpointSettings(
+        no_speech_timeout=2.0, pause_seconds=0.16, max_pause_seconds=1.2, max_speech_seconds=2.0
+    )
+    pipeline, rec, *_ = make_pipeline(["on and on"], ["Yes."], turn=judge, endpoint=capped)
+    samples = np.concatenate([quiet(0.48), wake_chunk(), quiet(0.32), loud(4.0), quiet(1.0)])
+    results = run(pipeline, samples)
+    assert [r.outcome for r in results] == ["replied"]
+    assert [e.timed_out for e in rec.of("speech_end")] == [True]
+    assert judge.calls == []  # never a pause to ask about
+
+
+def test_silence_after_the_wake_word_times_out_without_asking_the_model():
+    judge = ScriptedTurnDetector([True])
+    pipeline, rec, *_ = make_pipeline([], [], turn=judge, endpoint=SETTINGS)
+    samples = np.concatenate([quiet(0.48), wake_chunk(), quiet(3.0)])
+    results = run(pipeline, samples)
+    assert [r.outcome for r in results] == ["no_speech"]
+    assert judge.calls == [] and rec.of("end_of_turn") == []

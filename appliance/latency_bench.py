@@ -176,6 +176,8 @@ async def _one(
     }  # fmt: skip
     if sink.first is not None:
         row["felt_s"] = round(sink.first - (source.started + recording.last_voiced), 3)
+    if ends:  # in audio time: the wait for the pause, whatever the machine's speed
+        row["ended_after_last_word_s"] = round(ends[-1] - recording.last_voiced, 3)
     if recording.resumes:
         row["cut_off"] = any(end < recording.resumes for end in ends)
     return row
@@ -191,6 +193,9 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "felt_p90_s": felt[min(len(felt) - 1, int(0.9 * len(felt)))] if felt else None,
         "paused_sentences": len(paused),
         "cut_offs": sum(r["cut_off"] for r in paused),
+        "ended_after_last_word_median_s": statistics.median(
+            r["ended_after_last_word_s"] for r in rows if "ended_after_last_word_s" in r
+        ),
         "speculation_used": sum(r["speculation"]["used"] for r in rows),
         "speculation_discarded": sum(r["speculation"]["discarded"] for r in rows),
         "speculation_saved_s": round(sum(r["speculation"]["saved_s"] for r in rows), 3),

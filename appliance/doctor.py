@@ -182,6 +182,21 @@ def _echo_check() -> Check:
     return Check("echo", "ok", "Speex echo cancellation for barge-in (libspeexdsp)")
 
 
+def _end_of_turn_check(config: AppConfig, store: ModelStore) -> Check:
+    from appliance.engines import TURN_MODEL
+    from appliance.errors import ModelError
+
+    if config.listen.end_of_turn != "smart":
+        wait = config.listen.silence_seconds
+        return Check("turn", "ok", f"requests end after {wait:g} s of silence (listen.end_of_turn)")
+    try:
+        store.path(TURN_MODEL, "turn")
+    except ModelError as err:
+        fallback = f"{err}; requests end after {config.listen.silence_seconds:g} s of silence"
+        return Check("turn", "warn", fallback, "appliance models prepare")
+    return Check("turn", "ok", f"{TURN_MODEL} and the words decide when a request ends")
+
+
 def _model_checks(config: AppConfig, memory: MemoryState) -> list[Check]:
     from appliance.engines import choose_llm
     from appliance.errors import ModelError
@@ -203,6 +218,7 @@ def _model_checks(config: AppConfig, memory: MemoryState) -> list[Check]:
             checks.append(Check("models", "fail", str(err), "appliance models prepare"))
     if not checks:
         checks.append(Check("models", "ok", f"wake, VAD, STT and voice present in {store.root}"))
+    checks.append(_end_of_turn_check(config, store))
     try:
         choice = choose_llm(config, store, memory)
     except ModelError as err:

@@ -68,6 +68,8 @@ def _store(args: argparse.Namespace):  # -> ModelStore
 
 
 def _in_use(args: argparse.Namespace) -> dict[str, str]:
+    from appliance.engines import TURN_MODEL
+
     config = config_from_args(args)
     return {
         config.wake.model: "wake",
@@ -75,6 +77,7 @@ def _in_use(args: argparse.Namespace) -> dict[str, str]:
         config.llm.model: "llm",
         config.tts.voice: "tts",
         **({config.vision.vision_model: "vision"} if config.vision.vision_model else {}),
+        **({TURN_MODEL: "turn"} if config.listen.end_of_turn == "smart" else {}),
     }
 
 

@@ -4,8 +4,9 @@ end-of-turn and with the old fixed 0.7 s silence, on the same recordings in one 
 
 The recordings are played in real time: 12 plain requests (questions for the language
 model, commands and timers for the actions) and 8 sentences with a pause of 0.4–0.8 s in
-the middle, each in Piper's voice or espeak-ng's. A paused sentence that is answered
-before its second half is a **cut-off**.
+the middle, each in Piper's voice or espeak-ng's. A paused sentence whose request ended
+before its last word is a **cut-off** (the VAD takes a chunk or two to hear speech
+resume, so an end just after the second half began is one too).
 
 Then the first sound of the language model's answers, typed so that only the reply
 differs: spoken from the first clause of a long first sentence (`tts.first_clause_chars`)
@@ -71,7 +72,7 @@ class Recording:
     last_voiced: float
     """Seconds into the recording where the request's last voiced audio ends."""
     resumes: float = 0.0
-    """For a paused sentence: where its second half starts (an end before it: cut-off)."""
+    """For a paused sentence: where its second half starts (0 for the others)."""
 
 
 def recordings(engines: Engines) -> list[Recording]:
@@ -178,8 +179,8 @@ async def _one(
         row["felt_s"] = round(sink.first - (source.started + recording.last_voiced), 3)
     if ends:  # in audio time: the wait for the pause, whatever the machine's speed
         row["ended_after_last_word_s"] = round(ends[-1] - recording.last_voiced, 3)
-    if recording.resumes:
-        row["cut_off"] = any(end < recording.resumes for end in ends)
+    if recording.resumes:  # ended before its last word: the end-pointer cut the sentence
+        row["cut_off"] = any(end < recording.last_voiced for end in ends)
     return row
 
 

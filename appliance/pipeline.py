@@ -918,7 +918,9 @@ class Pipeline:
             return False
 
         async def read_tokens() -> None:
-            splitter = SentenceSplitter(first_clause_chars=self.settings.first_clause_chars)
+            # A handler's answer is whole and short: only the model's text is cut early.
+            clause = self.settings.first_clause_chars if handled is None else 0
+            splitter = SentenceSplitter(first_clause_chars=clause)
             first = True
             try:
                 while (piece := await pieces.get()) is not None:

@@ -492,3 +492,26 @@ def test_earcons_on_wake_end_of_listening_and_error_only_when_asked():
     quiet_pipeline, _, quiet_sink, *_ = make_pipeline(["first"], ["Fine then."])
     run(quiet_pipeline, request())
     assert len(quiet_sink.blocks) == 1  # only the reply
+
+
+def test_the_models_long_first_sentence_is_spoken_from_its_first_clause():
+    reply = "The moon is about 384,400 kilometres from Earth, and it takes 27 days. It glows."
+    pipeline, rec, sink, tts, _ = make_pipeline(["how far is the moon"], [reply])
+    results = run(pipeline, request())
+    assert tts.spoken == [
+        "The moon is about 384,400 kilometres from Earth,",
+        "and it takes 27 days.",
+        "It glows.",
+    ]
+    assert results[0].reply == reply  # the words are the model's, only cut sooner
+
+
+def test_a_handlers_answer_is_spoken_in_whole_sentences():
+    class Asks:
+        async def handle(self, text: str, turn: int) -> Handled | None:
+            return Handled("OK, pasta timer for ten minutes, starting now.", "test")
+
+    pipeline, rec, sink, tts, llm = make_pipeline(["set a pasta timer"], [])
+    pipeline.handlers.append(Asks())
+    run(pipeline, request())
+    assert tts.spoken == ["OK, pasta timer for ten minutes, starting now."]

@@ -91,3 +91,10 @@ def test_only_the_first_piece_is_a_clause_and_only_where_a_clause_starts():
     assert _pieces("The capital of France is Paris.", first_clause_chars=24) == [
         "The capital of France is Paris."
     ]
+
+
+def test_a_sentence_that_opens_as_a_question_is_never_cut():
+    text = "Shall I set a timer for the pasta, or would you rather wait a bit? Fine."
+    assert _pieces(text, first_clause_chars=24)[0] == (
+        "Shall I set a timer for the pasta, or would you rather wait a bit?"
+    )

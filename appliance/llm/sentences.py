@@ -19,6 +19,14 @@ _CLAUSE = re.compile(
 """Where a long first sentence may be cut: after a comma (not "384,400": a space must
 follow), or before a conjunction that starts a clause ("…, and it orbits", not
 "editing and improving")."""
+_QUESTION_START = re.compile(
+    r"\s*(?:what|who|whom|whose|which|where|when|why|how|do|does|did|is|are|was|were|"
+    r"can|could|would|will|shall|should|may|might|have|has)\b",
+    re.IGNORECASE,
+)
+"""A sentence that opens like a question is not cut: Piper speaks a question's melody
+from its question mark, and the claims check (`understanding.claims`) lets a question
+("Shall I set a timer, …?") through only whole."""
 
 
 def clean_for_speech(text: str) -> str:
@@ -84,6 +92,8 @@ class SentenceSplitter:
         return sentences
 
     def _first_clause(self) -> list[str]:
+        if _QUESTION_START.match(self._buffer):
+            return []  # its "?" decides its melody, and that it claims nothing
         for match in _CLAUSE.finditer(self._buffer):
             clause = self._buffer[: match.start()].rstrip() + match.group(0).strip()[:1]
             if len(clause.strip()) < self._first_clause_chars:

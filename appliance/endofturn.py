@@ -7,7 +7,8 @@ with an earlier speculation). At a short pause (`listen.pause_seconds`, ~0.2 s) 
 again, and **the end-of-turn model** (Smart Turn, `audio.turn`) is asked on the listening
 thread, while the transcript finishes (or starts, if the early one was skipped).
 
-If the model says "finished", the transcript is awaited (it is usually ready or nearly
+If the model says "finished" (its probability above 0.5 at the first ask; the bar halves
+each time the pause doubles), the transcript is awaited (it is usually ready or nearly
 so) and its last words are checked (`unfinished_ending`: "set a timer for" is not a
 request). Finished on both counts: the turn ends at once and keeps that transcript.
 Otherwise the turn goes on: the next pause asks again, and a pause of
@@ -35,6 +36,9 @@ from appliance.audio.turn import TurnDetector, unfinished_ending
 from appliance.audio.vad import Endpointer, Paused, SpeechEnded
 
 _LOGGER = logging.getLogger(__name__)
+
+FINISHED = 0.5
+"""The end-of-turn model's probability above which a first short pause ends the turn."""
 
 RunOn = Callable[..., Awaitable]
 Publish = Callable[..., None]
@@ -95,6 +99,8 @@ class TurnTaking:
         self._unavailable = unavailable
         self._warned = False
         self._speculation: Speculation | None = None
+        self._asked_about = -1.0
+        self._asks = 0
         self.stats = SpeculationStats()
 
     @property
@@ -125,12 +131,18 @@ class TurnTaking:
             endpointer.stop_asking()
             self._fall_back(f"the end-of-turn model failed: {err}")
             return None
+        # The longer the silence, the less proof is needed: the model's bar halves each
+        # time the pause doubles (0.5 at the first ask, 0.25 at the second, …). A voice
+        # it is unsure of ("cancel the timer" at 0.49) then waits 0.5 s, not 2 s.
+        asks = self._asks + 1 if pause.last_speech == self._asked_about else 1
+        self._asked_about, self._asks = pause.last_speech, asks
+        finished = verdict.probability > FINISHED / 2 ** (asks - 1)
         unfinished = ""
-        if verdict.complete:
+        if finished:
             heard = await _result(speculation.task)
             if heard is not None:
                 unfinished = unfinished_ending(self._strip(heard), self._language)
-        ends = verdict.complete and not unfinished
+        ends = finished and not unfinished
         self._publish(
             ev.EndOfTurn,
             stream_time=round(pause.time, 3),

@@ -158,3 +158,12 @@ def test_silence_after_the_wake_word_times_out_without_asking_the_model():
     results = run(pipeline, samples)
     assert [r.outcome for r in results] == ["no_speech"]
     assert judge.calls == [] and rec.of("end_of_turn") == []
+
+
+def test_an_unsure_model_needs_less_proof_as_the_pause_grows():
+    judge = ScriptedTurnDetector([0.4])  # below 0.5, above the second ask's 0.25
+    pipeline, rec, *_ = make_pipeline(["cancel the timer"], ["OK."], turn=judge, endpoint=SETTINGS)
+    results = run(pipeline, paused_request(pause=2.0)[: -int(2.0 * 16000)])
+    assert [r.outcome for r in results] == ["replied"]
+    judged = [(e.silence_seconds, e.decision) for e in rec.of("end_of_turn")]
+    assert judged == [(0.16, "wait"), (0.32, "end")]

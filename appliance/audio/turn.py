@@ -80,10 +80,11 @@ class SmartTurn:
 
 
 class ScriptedTurnDetector:
-    """A fake for tests: each call takes the next verdict (True = finished); the last one
-    repeats. `raises` makes every call fail, as a broken model would."""
+    """A fake for tests: each call takes the next verdict (True = finished, or a float:
+    the probability); the last one repeats. `raises` makes every call fail, as a broken
+    model would."""
 
-    def __init__(self, verdicts: Iterable[bool] = (True,), *, raises: bool = False) -> None:
+    def __init__(self, verdicts: Iterable[bool | float] = (True,), *, raises: bool = False) -> None:
         self._verdicts = list(verdicts) or [True]
         self.raises = raises
         self.calls: list[int] = []
@@ -93,7 +94,9 @@ class ScriptedTurnDetector:
         if self.raises:
             raise RuntimeError("the end-of-turn model failed")
         verdict = self._verdicts.pop(0) if len(self._verdicts) > 1 else self._verdicts[0]
-        return TurnVerdict(verdict, 1.0 if verdict else 0.0)
+        if isinstance(verdict, bool):
+            return TurnVerdict(verdict, 1.0 if verdict else 0.0)
+        return TurnVerdict(verdict > 0.5, float(verdict))
 
 
 _OPEN_ENDINGS = frozenset(

@@ -28,6 +28,7 @@ import numpy as np
 
 from appliance import events as ev
 from appliance.audio.format import PIPELINE_RATE, AudioChunk
+from appliance.audio.sinks import NullSink
 from appliance.audio.sources import ArraySource
 from appliance.pipeline import Engines, Pipeline, PipelineSettings
 from appliance.testing.speech import (
@@ -112,26 +113,15 @@ class _TimedSource(ArraySource):
             yield chunk
 
 
-class _FirstAudio:
+class _FirstAudio(NullSink):
     """A sink that plays nothing and notes when the first reply audio arrived."""
 
-    def __init__(self) -> None:
-        self.first: float | None = None
-        self._played = 0.0
+    first: float | None = None
 
     async def play(self, samples: np.ndarray, rate: int) -> None:
         if self.first is None:
             self.first = time.monotonic()
-        self._played += len(samples) / rate
-
-    async def drain(self) -> None:
-        return None
-
-    def interrupt(self) -> None:
-        return None
-
-    def played_seconds(self) -> float:
-        return self._played
+        await super().play(samples, rate)
 
 
 async def _one(

@@ -50,7 +50,7 @@ imported = time.time() - started
 times = {}
 engines = load_engines(config, defer=True, load_times=times)
 ready = time.time() - started
-finish_loading(engines.tts, engines.llm)
+finish_loading(engines.tts)
 print(json.dumps({"imports": imported, "ready": ready, "loaded": time.time() - started,
                   "models": times,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -63,7 +63,7 @@ def _rss_mb() -> float:
 
 def cold_start(config: AppConfig, config_path: Path | None) -> dict[str, Any]:
     """A fresh interpreter started as the service starts: until it listens (the listening
-    engines loaded; the voice and the language model load on), and until all are loaded."""
+    engines and the language model loaded; the voice loads on), and until all are."""
     started = time.time()
     out = subprocess.run(
         [

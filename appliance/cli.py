@@ -414,8 +414,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     bus.subscribe(_log_event)
     with _event_output(args.events, bus):
         started = time.monotonic()
-        # Ready to listen once the listening engines are: the voice and the language
-        # model finish loading meanwhile (appliance.deferred).
+        # Ready to listen once the listening engines and the language model are: the
+        # voice finishes loading meanwhile (appliance.deferred).
         engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus), defer=True)
         bus.publish(
             ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
@@ -481,11 +481,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _serve_while_loading(engines: Any, serving: Coroutine[Any, Any, None]) -> None:
-    """Serve; if a model still loading fails, stop with its error (a service that cannot
+    """Serve; if the voice still loading fails, stop with its error (a service that cannot
     answer should say so and be restarted, not listen on in silence)."""
     from appliance.deferred import finish_loading
 
-    loading = asyncio.ensure_future(asyncio.to_thread(finish_loading, engines.tts, engines.llm))
+    loading = asyncio.ensure_future(asyncio.to_thread(finish_loading, engines.tts))
     task = asyncio.ensure_future(serving)
     try:
         await asyncio.wait({loading, task}, return_when=asyncio.FIRST_COMPLETED)

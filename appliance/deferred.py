@@ -1,12 +1,15 @@
-"""Engines that finish loading while the appliance already listens.
+"""A voice that finishes loading while the appliance already listens.
 
-Piper's voice takes most of a cold start (1.3 s of 2.3 s here: onnxruntime setting up
-its session) and the language model most of the rest, yet neither is needed until a
-request has been heard: the wake word, the request and its transcript come first. With
-`load_engines(..., defer=True)` (the service) they load on threads of their own, and the
-appliance is ready to listen as soon as the listening engines are. A call that needs one
-before it is there waits for it. Every file is still checked before the threads start,
+Piper's voice takes most of a cold start (1.3–1.7 s of 2.2 s here: onnxruntime setting
+up its session), yet it is not needed until a request has been heard and answered: the
+wake word, the request, its transcript and the answer come first. With
+`load_engines(..., defer=True)` (the service) it loads on a thread of its own, and the
+appliance is ready to listen as soon as the other engines are. A call that needs it
+before it is there waits for it. Its files are still checked before the thread starts,
 and a load that fails is raised by `finish_loading` (the service stops with it).
+
+The language model is not deferred: llama-cpp-python points the whole process's stdout
+and stderr at /dev/null while it loads, which would swallow what other threads write.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 from appliance.audio.turn import SmartTurn, TurnDetector
 from appliance.audio.vad import EndpointSettings, SileroVad
 from appliance.config import AppConfig, resolve_threads
-from appliance.deferred import Deferred, DeferredVoice
+from appliance.deferred import DeferredVoice
 from appliance.errors import ModelError
 from appliance.llm.base import LanguageModel
 from appliance.models.budget import LoadPlan, MemoryState, plan_load, this_machine
@@ -61,9 +61,9 @@ def load_engines(
 
     `need_listening=False` (for `appliance ask`) skips the wake word, VAD and STT.
     `memory` reads the board's memory state just before the language model is planned.
-    `defer=True` (the service) returns once the listening engines are loaded: the voice
-    and the language model go on loading on their own threads (`appliance.deferred`;
-    `finish_loading` waits for them and raises a failure). `load_times` receives each
+    `defer=True` (the service) returns once the listening engines and the language model
+    are loaded: the voice goes on loading on its own thread (`appliance.deferred`;
+    `finish_loading` waits for it and raises a failure). `load_times` receives each
     model's load time in seconds (a deferred one's when it is done).
     """
     store = store or ModelStore(config.models_path())
@@ -124,13 +124,12 @@ def load_engines(
         done()
         return voice
 
-    state = memory()
     if defer:
-        tts: Any = DeferredVoice("voice", voice_path, load_voice)
         # The plan below must count the voice, which is not in memory yet.
-        state = _less(state, _ram_bytes(store.entry(config.tts.voice, "tts")))
+        state = _less(memory(), _ram_bytes(store.entry(config.tts.voice, "tts")))
     else:
-        tts = load_voice()
+        tts: Any = load_voice()
+        state = memory()
 
     choice = choose_llm(config, store, state)
     on_plan(choice.plan)
@@ -142,15 +141,14 @@ def load_engines(
     log("language model: %s", choice.plan.message)
     if not choice.plan.ok:
         raise ModelError(choice.plan.message)
-
-    def load_llm() -> LanguageModel:
-        done = step(f"language model {choice.entry.name} ({choice.backend})")
-        model = _load_llm(config, store, choice)
-        done()
-        return model
-
-    llm: Any = Deferred("language model", load_llm) if defer else load_llm()
+    # Never beside other work: llama-cpp-python sends the whole process's stdout and
+    # stderr to /dev/null while it loads a model, so a log line or an event written by
+    # another thread meanwhile would be lost.
+    done = step(f"language model {choice.entry.name} ({choice.backend})")
+    llm = _load_llm(config, store, choice)
+    done()
     if defer:
+        tts = DeferredVoice("voice", voice_path, load_voice)
         _LOGGER.info("listening engines loaded in %.2f s", time.monotonic() - started)
     else:
         _LOGGER.info("all engines loaded in %.2f s", time.monotonic() - started)

@@ -34,8 +34,8 @@ class Event:
 class Ready(Event):
     type: ClassVar[str] = "ready"
     load_seconds: float
-    """Time until it listens: under `appliance run` the voice and the language model
-    still load on (`appliance.deferred`); elsewhere every engine is loaded."""
+    """Time until it listens: under `appliance run` the voice still loads on
+    (`appliance.deferred`); elsewhere every engine is loaded."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -33,19 +32,15 @@ class Deferred(Generic[T]):
         self._label = label
         self._value: T | None = None
         self._error: BaseException | None = None
-        self.seconds = 0.0
-        """How long the load took, once it is done."""
         self._thread = threading.Thread(target=self._run, args=(load,), name=f"load-{label}")
         self._thread.daemon = True
         self._thread.start()
 
     def _run(self, load: Callable[[], T]) -> None:
-        started = time.monotonic()
         try:
             self._value = load()
         except BaseException as err:  # kept for whoever needs the engine
             self._error = err
-        self.seconds = time.monotonic() - started
 
     @property
     def loaded(self) -> bool:
@@ -79,12 +74,9 @@ class DeferredVoice(Deferred[T]):
         super().__init__(label, load)
 
 
-def finish_loading(*engines: object) -> dict[str, float]:
-    """Wait for every deferred engine among `engines`; raise the first failure. Returns
-    each one's load time."""
-    times = {}
+def finish_loading(*engines: object) -> None:
+    """Wait for every deferred engine among `engines`; raise the first failure. (Each
+    load's time goes to `load_engines`' `load_times`.)"""
     for engine in engines:
         if isinstance(engine, Deferred):
             engine.get()
-            times[engine._label] = engine.seconds
-    return times

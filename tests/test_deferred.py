@@ -31,9 +31,8 @@ def test_a_call_waits_for_the_load_and_then_reaches_the_engine():
     assert not engine.loaded
     release.set()
     assert engine.speak() == "spoken"
-    assert engine.loaded and finish_loading(engine, "not deferred") == {
-        "test engine": engine.seconds
-    }
+    finish_loading(engine, "not deferred")  # returns once loaded; other objects pass
+    assert engine.loaded
 
 
 def test_a_failed_load_is_a_model_error_for_every_caller():

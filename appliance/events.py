@@ -159,7 +159,8 @@ class TurnEnd(Event):
     outcome: str
     """replied, interrupted, stopped ("stop" with nothing playing), no_speech (woken but
     nothing said), empty_transcript, ignored (talk in a follow-up window that answered
-    nothing: not replied to), or error."""
+    nothing: not replied to), resumed (ended at a pause and taken back before it acted or
+    spoke, because the speaker went on: the same turn ends again later), or error."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: stt, llm_first_token, llm_total, tts_first_sentence, ttfa, turn."""
 

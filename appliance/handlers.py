@@ -33,6 +33,9 @@ class Handled:
     """The tool or action run, for events and logs."""
     follow_up: bool = False
     """Open the follow-up window after the reply (e.g. after asking "which light?")."""
+    acted: bool = True
+    """False when the handler only answered or asked back ("which light?", "did you mean
+    …?") and changed nothing: the turn may still be withdrawn if the speaker goes on."""
 
 
 class TextHandler(Protocol):

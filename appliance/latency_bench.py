@@ -133,11 +133,14 @@ async def _one(
 
     bus = ev.EventBus()
     ends: list[float] = []
+    withdrawn: list[float] = []
     judged: list[str] = []
 
     def watch(event: ev.Event) -> None:
         if isinstance(event, ev.SpeechEnd):
             ends.append(event.stream_time)
+        elif isinstance(event, ev.TurnEnd) and event.outcome == "resumed":
+            withdrawn.append(ends.pop())  # ended too early, taken back before it acted
         elif isinstance(event, ev.EndOfTurn):
             judged.append(
                 f"{event.silence_seconds:.2f} s: p={event.probability:.2f} {event.decision}"
@@ -161,6 +164,7 @@ async def _one(
         "replies": [r.reply for r in results],
         "turns": len(results),
         "judged": judged,
+        "withdrawn": len(withdrawn),
         "speculation": {"used": stats.used, "discarded": stats.discarded,
                         "saved_s": round(stats.saved_seconds, 3),
                         "ready_before_end_s": round(stats.ready_before_end_seconds, 3)},
@@ -169,7 +173,7 @@ async def _one(
         row["felt_s"] = round(sink.first - (source.started + recording.last_voiced), 3)
     if ends:  # in audio time: the wait for the pause, whatever the machine's speed
         row["ended_after_last_word_s"] = round(ends[-1] - recording.last_voiced, 3)
-    if recording.resumes:  # ended before its last word: the end-pointer cut the sentence
+    if recording.resumes:  # answered before its last word: the end-pointer cut the sentence
         row["cut_off"] = any(end < recording.last_voiced for end in ends)
     return row
 
@@ -184,6 +188,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "felt_p90_s": felt[min(len(felt) - 1, int(0.9 * len(felt)))] if felt else None,
         "paused_sentences": len(paused),
         "cut_offs": sum(r["cut_off"] for r in paused),
+        "withdrawn": sum(r["withdrawn"] for r in rows),
         "ended_after_last_word_median_s": statistics.median(
             r["ended_after_last_word_s"] for r in rows if "ended_after_last_word_s" in r
         ),
@@ -292,6 +297,7 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Smart / fixed (median)", "–" if ratio is None else f"{ratio:.2f}", "≤ 0.60"),
         ("Cut-offs in paused sentences (smart / fixed)",
          f"{smart['cut_offs']} / {fixed['cut_offs']} of {smart['paused_sentences']}", "0"),
+        ("Turns ended too early and taken back (smart)", str(smart["withdrawn"]), ""),
         ("Speculative STT used / discarded, saved",
          f"{smart['speculation_used']} / {smart['speculation_discarded']}, "
          f"{ms(smart['speculation_saved_s'])}", ""),

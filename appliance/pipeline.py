@@ -151,6 +151,12 @@ class TurnResult:
     false_claims_replaced: int = 0
     """Sentences of the LLM's free text that claimed an action (none ran: no handler took
     the request) and were replaced by what is true; the reply ended there."""
+    handling: bool = False
+    """The request handlers are deciding (one may be acting)."""
+    committed: bool = False
+    """Something that cannot be taken back happened: a handler acted, or reply audio
+    began to play. Until then a turn ended at a pause is withdrawn if the speaker goes on
+    (`Pipeline._withdraw`)."""
 
 
 @dataclass
@@ -261,6 +267,7 @@ class Pipeline:
         self._listen_request = ""
         self._announcing = 0
         self._window_after = ""  # the reply that opened the follow-up window
+        self._spoken: TurnResult | None = None  # the last spoken turn begun
         self.stt_prompt: str = ""
         """Words whisper should expect (device names, …), passed as its prompt; "" = none."""
         self.turn_taking = TurnTaking(
@@ -435,6 +442,8 @@ class Pipeline:
         endpointer: Endpointer | None = None
         follow_up = False
         turn_task: asyncio.Task[TurnResult] | None = None
+        # A turn the judge ended at a pause, while the speaker may still go on.
+        withdrawable: tuple[Endpointer, TurnResult] | None = None
         listen = self._stages["listen"]
         engines = self._listening()
         self._set_idle()
@@ -449,6 +458,7 @@ class Pipeline:
                     captured = self._capture_timeline.stamp(chunk.captured_at, chunk.duration)
                     chunk = dataclasses.replace(chunk, captured_at=captured)
                 if self._muted:
+                    withdrawable = None
                     if endpointer is not None:  # muted mid-request: drop what was heard
                         endpointer = None
                         self.turn_taking.drop()
@@ -475,7 +485,7 @@ class Pipeline:
                 if finished_turn:
                     assert turn_task is not None
                     finished = await turn_task
-                    turn_task = None
+                    turn_task = withdrawable = None
                     await listen.run(engines.wake.reset)
                     # The canceller keeps what it learnt of the room for the next reply: a
                     # cold one removes only 4–14 dB in a reply's first seconds, where
@@ -494,6 +504,17 @@ class Pipeline:
                     else:
                         self._set_idle()
                 busy = turn_task is not None or self._announcing > 0
+                if busy and endpointer is None and withdrawable is not None:
+                    assert turn_task is not None
+                    going_on = await self._goes_on(chunk, *withdrawable, engines)
+                    if going_on is True and not turn_task.done():  # the same request
+                        await self._withdraw(turn_task, withdrawable[1])
+                        endpointer, turn_task, withdrawable = withdrawable[0], None, None
+                        endpointer.reopen()
+                        continue
+                    if going_on is False:
+                        continue
+                    withdrawable = None
                 if busy and endpointer is None:
                     # Answering (live source): listen for an interruption meanwhile.
                     if await self._while_busy(chunk, engines, pre_roll):
@@ -514,12 +535,15 @@ class Pipeline:
                     continue
                 probability = await listen.run(engines.vad.speech_probability, chunk.samples)
                 outcome = endpointer.feed(chunk, probability)
+                judged = isinstance(outcome, Paused)
                 if isinstance(outcome, Paused):
                     outcome = await self.turn_taking.at_pause(endpointer, outcome)
                 if isinstance(outcome, SpeechEnded) and turn_task is not None:
                     await turn_task  # the interrupted reply winds down first
                     turn_task = None
                 turn_task = self._on_endpoint(outcome, turn_task, follow_up=follow_up)
+                if judged and source.live and self._spoken and isinstance(outcome, SpeechEnded):
+                    withdrawable = (endpointer, self._spoken)
                 if outcome is not None and not isinstance(outcome, SpeechStarted):
                     endpointer = None
             if endpointer is not None:
@@ -609,6 +633,37 @@ class Pipeline:
             self._stop_checks.add(task)
             task.add_done_callback(self._stop_checks.discard)
         return False
+
+    async def _goes_on(
+        self, chunk: AudioChunk, ended: Endpointer, result: TurnResult, engines: _Listening
+    ) -> bool | None:
+        """A chunk heard after the judge ended a turn at a pause. True: the speaker went
+        on while nothing of the answer had happened yet (withdraw it); False: keep
+        watching; None: the watch is over (the turn acted or spoke, or the pause grew
+        longer than any pause inside a request)."""
+        if result.committed or not ended.may_go_on(chunk.end):
+            return None
+        probability = await self._stages["listen"].run(
+            engines.vad.speech_probability, chunk.samples
+        )
+        more = ended.hear_more(chunk, probability)
+        # While a handler decides it may be acting: wait for its verdict.
+        return more and not result.handling and not result.committed
+
+    async def _withdraw(self, turn_task: asyncio.Task[TurnResult], result: TurnResult) -> None:
+        """Take back a turn that ended too early: it is cancelled before it acted or said
+        anything (`TurnResult.committed`), and its request goes on being heard."""
+        turn_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await turn_task
+        with contextlib.suppress(ValueError):
+            self.results.remove(result)
+        if result.handled is not None:  # it may have asked back: that question is void
+            await forget_pending(self.handlers)
+        _LOGGER.info("turn %d: the speaker went on after %r; listening on", result.turn,
+                     result.transcript)  # fmt: skip
+        self._publish(ev.TurnEnd, turn=result.turn, outcome="resumed")
+        self._set_state("listening")
 
     def _its_own_name(self, control: _TurnControl) -> bool:
         """The reply just said the wake word's name (the longest word of the phrase,
@@ -735,8 +790,9 @@ class Pipeline:
                 timed_out=outcome.timed_out,
             )
             answering = self._window_after if follow_up else None
+            self._spoken = TurnResult(self._turn, utterance=outcome.audio)
             return asyncio.create_task(
-                self._spoken_turn(self._turn, outcome, time.monotonic(), answering),
+                self._spoken_turn(self._spoken, outcome, time.monotonic(), answering),
                 name=f"turn-{self._turn}",
             )
         return turn_task
@@ -762,12 +818,15 @@ class Pipeline:
         return heard
 
     async def _spoken_turn(
-        self, turn: int, speech: SpeechEnded, speech_end: float, answering: str | None = None
+        self,
+        result: TurnResult,
+        speech: SpeechEnded,
+        speech_end: float,
+        answering: str | None = None,
     ) -> TurnResult:
         """One spoken request. `answering` is the reply that opened the follow-up window
         this was heard in (None: the wake word or the button began the turn)."""
-        audio = speech.audio
-        result = TurnResult(turn, utterance=audio)
+        turn = result.turn
         self.results.append(result)
         self._set_state("thinking")
         await self._cue("done")  # "I heard you, now thinking"
@@ -850,6 +909,15 @@ class Pipeline:
             await self._reply(result, text, speech_end, handled)
 
     async def _try_handlers(self, result: TurnResult, text: str) -> Handled | None:
+        result.handling = True
+        try:
+            handled = await self._first_handler(result, text)
+        finally:
+            result.handling = False
+        result.committed = result.committed or (handled is not None and handled.acted)
+        return handled
+
+    async def _first_handler(self, result: TurnResult, text: str) -> Handled | None:
         started = time.monotonic()
         for handler in list(self.handlers):
             try:
@@ -1041,6 +1109,7 @@ class Pipeline:
         if control.played_at_start is None:
             control.played_at_start = self.sink.played_seconds()
         control.sentences.append((sentence, len(audio) / self.engines.tts.sample_rate))
+        result.committed = True
         if result.reply_audio_seconds == 0.0:
             result.timings["ttfa"] = time.monotonic() - speech_end
             self._set_state("speaking")
@@ -1061,6 +1130,7 @@ class Pipeline:
         """Report a failed stage, say sorry, and leave the session ready for the next turn."""
         _LOGGER.error("turn %d: %s failed: %s", result.turn, err.stage, err)
         result.outcome = "error"
+        result.committed = True  # the error is reported: the turn is over
         result.errors.append(f"{err.stage}: {err}")
         self._set_state("error")
         self._publish(ev.Error, turn=result.turn, stage=err.stage, code=err.code, message=str(err))

@@ -11,6 +11,8 @@ import pytest
 from appliance.audio.sources import ArraySource
 from appliance.audio.turn import ScriptedTurnDetector, unfinished_ending
 from appliance.audio.vad import EndpointSettings
+from appliance.handlers import Handled
+from appliance.tts.fake import ToneTts
 from tests.fakes import loud, make_pipeline, quiet, wake_chunk
 
 SETTINGS = EndpointSettings(
@@ -167,3 +169,80 @@ def test_an_unsure_model_needs_less_proof_as_the_pause_grows():
     assert [r.outcome for r in results] == ["replied"]
     judged = [(e.silence_seconds, e.decision) for e in rec.of("end_of_turn")]
     assert judged == [(0.16, "wait"), (0.32, "end")]
+
+
+def run_live(pipeline, samples, handlers=()):
+    """At a microphone's pace: the audio goes on while a turn is being answered."""
+
+    async def main():
+        async with pipeline:
+            pipeline.handlers.extend(handlers)
+            return await pipeline.run(ArraySource(samples, realtime=True))
+
+    return asyncio.run(main())
+
+
+class _Handler:
+    """A request handler that takes every request with one answer, and counts."""
+
+    def __init__(self, reply: str, *, acted: bool) -> None:
+        self.reply, self.acted = reply, acted
+        self.taken: list[str] = []
+        self.forgotten = 0
+
+    async def handle(self, text: str, turn: int) -> Handled | None:
+        self.taken.append(text)
+        return Handled(self.reply, "test", "switch", acted=self.acted)
+
+    def forget_pending(self) -> None:
+        self.forgotten += 1
+
+
+def test_a_turn_ended_too_early_is_withdrawn_when_the_speaker_goes_on():
+    judge = ScriptedTurnDetector([True])  # "finished" at the first short pause: wrong
+    pipeline, rec, sink, _, llm = make_pipeline(
+        ["what is the capital", "what is the capital of germany"],
+        ["Half an answer.", "Berlin."],
+        token_delay=0.6,  # no word of the first answer is ready when speech resumes
+        turn=judge,
+        endpoint=SETTINGS,
+    )
+    results = run_live(pipeline, paused_request(pause=0.64))
+    assert [(r.transcript, r.outcome, r.reply) for r in results] == [
+        ("what is the capital of germany", "replied", "Berlin.")
+    ]
+    outcomes = [e.outcome for e in rec.of("turn_end")]
+    assert outcomes == ["resumed", "replied"]
+    assert [e.text for e in rec.of("reply")] == ["Berlin."]  # nothing else was said
+    assert len(sink.blocks) == 1  # one sentence's audio: Berlin.
+    assert len({e.turn for e in rec.of("turn_end")}) == 1  # one request, one turn number
+
+
+def test_a_turn_that_acted_is_not_withdrawn_when_speech_follows():
+    judge = ScriptedTurnDetector([True])
+    handler = _Handler("The porch light is on.", acted=True)
+    pipeline, rec, sink, _, llm = make_pipeline(
+        ["turn on the porch light"], [], turn=judge, endpoint=SETTINGS
+    )
+    results = run_live(pipeline, paused_request(pause=0.64), [handler])
+    assert handler.taken == ["turn on the porch light"]  # acted once, not again
+    assert [(r.outcome, r.reply) for r in results] == [("replied", "The porch light is on.")]
+    assert "resumed" not in [e.outcome for e in rec.of("turn_end")]
+
+
+def test_a_question_asked_back_is_withdrawn_and_forgotten_when_the_speaker_goes_on():
+    judge = ScriptedTurnDetector([True])
+    handler = _Handler("Did you mean the porch light?", acted=False)
+    slow_voice = ToneTts(delay=0.8)  # the question is not yet spoken when speech resumes
+    pipeline, rec, sink, _, llm = make_pipeline(
+        ["turn off the porch", "turn off the porch light and the fan"],
+        [],
+        tts=slow_voice,
+        turn=judge,
+        endpoint=SETTINGS,
+    )
+    results = run_live(pipeline, paused_request(pause=0.64), [handler])
+    assert handler.taken == ["turn off the porch", "turn off the porch light and the fan"]
+    assert handler.forgotten >= 1
+    assert [r.transcript for r in results] == ["turn off the porch light and the fan"]
+    assert [e.outcome for e in rec.of("turn_end")] == ["resumed", "replied"]

@@ -129,3 +129,28 @@ def test_a_failed_judge_falls_back_to_the_fixed_silence():
     results = feed(endpointer, "...", start=0.56)
     assert isinstance(results[-1], SpeechEnded)
     assert abs(results[-1].end - (0.4 + 0.4)) < 0.09
+
+
+def test_after_a_judged_end_speech_within_the_longest_pause_reopens_the_same_utterance():
+    endpointer = Endpointer(ASKING, [], start=0.0, asks_at_pauses=True)
+    paused = feed(endpointer, "sssss..")[-1]
+    ended = endpointer.end(paused.time)
+    heard = [endpointer.hear_more(c, p) for c, p in chunks("...ss", start=paused.time)]
+    assert heard == [False, False, False, False, True]  # 160 ms of speech: it went on
+    endpointer.reopen()
+    results = feed(endpointer, "ss" + "." * 14, start=paused.time + 0.4)
+    whole = results[-1]
+    assert isinstance(whole, SpeechEnded) and whole.start == ended.start
+    assert len(whole.audio) > len(ended.audio)  # both halves, and the pause between
+
+
+def test_no_reopening_after_the_fixed_silence_or_past_the_longest_pause():
+    fixed = Endpointer(SETTINGS, [], start=0.0)
+    ended = feed(fixed, "sssss......")[-1]
+    assert isinstance(ended, SpeechEnded) and not fixed.may_go_on(ended.end)
+    judged = Endpointer(ASKING, [], start=0.0, asks_at_pauses=True)
+    paused = feed(judged, "sssss..")[-1]
+    judged.end(paused.time)
+    last_word = paused.last_speech
+    assert judged.may_go_on(last_word + 0.5)
+    assert not judged.may_go_on(last_word + ASKING.max_pause_seconds)

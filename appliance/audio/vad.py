@@ -145,7 +145,8 @@ class Endpointer:
     `silence_seconds` below the threshold, or at `max_speech_seconds`. With
     `asks_at_pauses`, a pause of `pause_seconds` (and of 2×, 4×… that) is reported as
     `Paused` for the caller to judge, and speech ends on its own only after
-    `max_pause_seconds`.
+    `max_pause_seconds`. After a judged end (`end`) it can hear on (`hear_more`) and
+    `reopen` if the speaker goes on within that longest pause.
     """
 
     def __init__(
@@ -166,6 +167,9 @@ class Endpointer:
         self._handed_early: float | None = None
         self.asks_at_pauses = asks_at_pauses
         self.finished = False
+        self._judged = False
+        self._more_run = 0.0
+        self._more_heard = False
 
     def stop_asking(self) -> None:
         """The judge failed: end this turn after the fixed silence instead."""
@@ -215,7 +219,33 @@ class Endpointer:
 
     def end(self, time: float) -> SpeechEnded:
         """The caller judged the turn over at this pause."""
+        self._judged = True
         return self._finish(time, timed_out=False)
+
+    def may_go_on(self, now: float) -> bool:
+        """After a judged end (`end`): could speech at `now` still belong to the same
+        utterance? Until `max_pause_seconds` after its last voiced chunk, as without the
+        judge."""
+        last = self._last_speech
+        return self._judged and last is not None and now - last < self.settings.max_pause_seconds
+
+    def hear_more(self, chunk: AudioChunk, probability: float) -> bool:
+        """After a judged end, a chunk heard meanwhile (kept, in case the utterance goes
+        on). True once `min_speech_seconds` of speech came: the speaker went on."""
+        self._chunks.append(chunk)
+        if not self._more_heard:
+            voiced = probability >= self.settings.threshold
+            self._more_run = self._more_run + chunk.duration if voiced else 0.0
+            self._more_heard = self._more_run >= self.settings.min_speech_seconds
+        return self._more_heard
+
+    def reopen(self) -> None:
+        """The utterance goes on after all: feed on as if it had never ended."""
+        assert self._more_heard and self._chunks
+        self.finished = self._judged = self._more_heard = False
+        self._more_run = 0.0
+        self._last_speech = self._chunks[-1].end
+        self._next_ask = self.settings.pause_seconds
 
     def flush(self, time: float) -> EndpointResult:
         """The input ended: close the utterance if speech had started."""

@@ -148,12 +148,13 @@ class IntentHandler:
                 self._pending = _Pending(plan.answer, recognition=found, asked_at=self.clock(),
                                          complete=plan.complete)  # fmt: skip
             action = plan.tool or found.intent
-            return Handled(plan.answer, NAME, action, follow_up=bool(plan.which or plan.complete))
+            follow_up = bool(plan.which or plan.complete)
+            return Handled(plan.answer, NAME, action, follow_up=follow_up, acted=False)
         if found.score < ACT_SCORE or plan.confirm:
             question = plan.question or did_you_mean(found)
             self._publish(found, turn, "confirm")
             self._pending = _Pending(question, plan.calls, (), found, self.clock())
-            return Handled(question, NAME, plan.calls[0].tool, follow_up=True)
+            return Handled(question, NAME, plan.calls[0].tool, follow_up=True, acted=False)
         return await self._act(found, plan.calls, text, turn)
 
     def _about_the_last_device(self, text: str) -> Recognition | None:

@@ -227,7 +227,8 @@ class Endpointer:
         utterance? Until `max_pause_seconds` after its last voiced chunk, as without the
         judge."""
         last = self._last_speech
-        return self._judged and last is not None and now - last < self.settings.max_pause_seconds
+        longest = self.settings.max_pause_seconds - 1e-9  # as `feed` ends at it
+        return self._judged and last is not None and now - last < longest
 
     def hear_more(self, chunk: AudioChunk, probability: float) -> bool:
         """After a judged end, a chunk heard meanwhile (kept, in case the utterance goes

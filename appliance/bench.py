@@ -29,8 +29,8 @@ from appliance.config import AppConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.events import EventBus
 from appliance.llm.base import Message
-from appliance.llm.sentences import SentenceSplitter
 from appliance.pipeline import Engines, Pipeline, PipelineSettings, TurnResult
+from appliance.pipeline.sentences import SentenceSplitter
 from appliance.testing.speech import add_noise, compose, tts_phrase
 
 Say = Callable[..., None]
@@ -205,7 +205,7 @@ def self_wakes(engines: Engines, minutes: float) -> dict[str, float]:
     double-talk gate (as the pipeline does), against the canceller reset before each reply
     and no gate (as it did before), in the same run."""
     from appliance.audio.aec import NoEchoCanceller, SpeexEchoCanceller
-    from appliance.barge_in import KeptEnergy, barge_in_threshold
+    from appliance.pipeline.barge_in import KeptEnergy, barge_in_threshold
     from appliance.wake.stopword import WINDOW
 
     assert engines.wake is not None
@@ -305,7 +305,7 @@ def _drain_llm(engines: Engines, messages: list[Message]) -> str:
 
 class _Bench:
     """Every measurement goes through one long-lived pipeline, as in the service, and the
-    stages "in isolation" run on that pipeline's own stage threads (see pipeline._Stage)."""
+    stages "in isolation" run on that pipeline's own stage threads (`StageThread`)."""
 
     def __init__(self, engines: Engines, config: AppConfig, pipeline: Pipeline) -> None:
         self.engines = engines

@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 
 from appliance.audio.format import AudioChunk
-from appliance.barge_in import StopListener, echoes, heard_text, is_stop_phrase, stop_over_echo
+from appliance.pipeline.barge_in import (
+    StopListener,
+    echoes,
+    heard_text,
+    is_stop_phrase,
+    stop_over_echo,
+)
 
 
 def test_stop_phrases_and_requests_that_merely_mention_stop():

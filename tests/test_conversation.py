@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from appliance.llm.conversation import Conversation, estimate_tokens
+from appliance.pipeline.conversation import Conversation, estimate_tokens
 
 
 class Clock:

@@ -1,5 +1,5 @@
 """Turn-taking with fake engines: the end-of-turn judge at pauses, the words check, the
-speculative transcript and the fallback to a fixed silence (`appliance.endofturn`)."""
+speculative transcript and the fallback to a fixed silence (`appliance.pipeline.endofturn`)."""
 
 from __future__ import annotations
 

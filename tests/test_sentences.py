@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from appliance.llm.sentences import SentenceSplitter, clean_for_speech
+from appliance.pipeline.sentences import SentenceSplitter, clean_for_speech
 
 
 def split_stream(pieces: list[str]) -> list[str]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from appliance.audio.aec import SpeexEchoCanceller
-from appliance.barge_in import KeptEnergy
 from appliance.config import default_models_dir
 from appliance.errors import ModelError
 from appliance.models.catalog import ModelStore
+from appliance.pipeline.barge_in import KeptEnergy
 from appliance.wake.openwakeword import CHUNK, SpeechEmbeddings
 from appliance.wake.stopword import (
     FILE_NAME,

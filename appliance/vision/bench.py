@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from appliance.llm.sentences import SentenceSplitter
+from appliance.pipeline.sentences import SentenceSplitter
 from appliance.tts.base import TextToSpeech
 
 BENCH_SIGN = "PLATFORM 4\nTRAINS TO YORK"

@@ -17,11 +17,8 @@ import contextlib
 import dataclasses
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,7 +29,6 @@ from appliance.audio.earcons import earcon
 from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
-from appliance.audio.turn import TurnDetector
 from appliance.audio.vad import (
     Endpointer,
     EndpointSettings,
@@ -41,185 +37,41 @@ from appliance.audio.vad import (
     PreRoll,
     SpeechEnded,
     SpeechStarted,
-    VoiceActivityDetector,
 )
-from appliance.barge_in import (
+from appliance.errors import (
+    ActionError,
+    AudioOutputError,
+    PipelineError,
+    SpeechToTextError,
+    WakeWordError,
+)
+from appliance.handlers import Handled, TextHandler, forget_pending
+from appliance.pipeline.barge_in import (
     DOUBLE_TALK_KEPT_DB,
-    STOP_PHRASES,
     KeptEnergy,
     StopListener,
     barge_in_threshold,
     echoes,
-    heard_text,
     is_stop_phrase,
     stop_over_echo,
 )
-from appliance.config import ConversationConfig, cpu_count
-from appliance.endofturn import Transcribed, TurnTaking
-from appliance.errors import (
-    ActionError,
-    AudioOutputError,
-    LanguageModelError,
-    PipelineError,
-    SpeechToTextError,
-    TextToSpeechError,
-    WakeWordError,
+from appliance.pipeline.conversation import Conversation
+from appliance.pipeline.endofturn import Transcribed, TurnTaking
+from appliance.pipeline.reply import ReplyControl, Speaker
+from appliance.pipeline.stages import Stage, StageThreads
+from appliance.pipeline.types import (
+    APOLOGY,
+    Engines,
+    Listening,
+    PipelineSettings,
+    TurnResult,
 )
-from appliance.handlers import Handled, TextHandler, forget_pending
-from appliance.llm.base import LanguageModel
-from appliance.llm.conversation import Conversation
-from appliance.llm.sentences import SentenceSplitter
-from appliance.stt.base import PhraseScorer, Relistener, SpeechToText
-from appliance.tts.base import TextToSpeech
-from appliance.understanding.claims import find_claim, truthful_reply
+from appliance.stt.base import PhraseScorer, Relistener
 from appliance.understanding.followup import plausible_answer
-from appliance.wake.base import WakeWordDetector
 from appliance.wake.stopword import WINDOW as STOP_WINDOW
-from appliance.wake.stopword import StopWordDetector
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-
-APOLOGY = "Sorry, something went wrong. Please try again."
-
-
-@dataclass
-class Engines:
-    llm: LanguageModel
-    tts: TextToSpeech
-    wake: WakeWordDetector | None = None
-    """The listening engines may be absent for typed requests (`appliance ask`)."""
-    vad: VoiceActivityDetector | None = None
-    stt: SpeechToText | None = None
-    stop: StopWordDetector | None = None
-    """The "stop" keyword head, fed the wake detector's speech embeddings while the
-    appliance speaks; None leaves "stop" to the speech-to-text check."""
-    turn: TurnDetector | None = None
-    """The end-of-turn model asked at each pause; None ends requests after a fixed
-    silence (`listen.silence_seconds`)."""
-    turn_unavailable: str = ""
-    """Why `turn` is None although it was asked for (published once at start)."""
-
-
-@dataclass(frozen=True)
-class _Listening:
-    wake: WakeWordDetector
-    vad: VoiceActivityDetector
-    stt: SpeechToText
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
-    system_prompt: str = ""
-    wake_phrase: str = "hey jarvis"
-    """Words stripped from the start of a transcript when the pre-roll caught them."""
-    conversation: ConversationConfig = field(default_factory=ConversationConfig)
-    """Follow-up window, conversation memory, barge-in."""
-    barge_in_threshold: float = 0.0
-    """Wake score needed while speaking; 0 = the detector's own threshold with echo
-    cancellation (while the double-talk gate is open), 0.85 without (the appliance's own
-    voice reaches the microphone). See barge_in.barge_in_threshold."""
-    stop_phrases: tuple[str, ...] = STOP_PHRASES
-    earcons: bool = False
-    """Short sounds on wake, at the end of listening and on an error (`appliance run`)."""
-    cpu_cores: int = field(default_factory=cpu_count)
-    first_clause_chars: int = 24
-    """The language model's first sentence may be spoken from a clause this long (see
-    `SentenceSplitter`); 0 = whole sentences only."""
-    tts_threads: int = 1
-    """While a sentence is synthesised and the LLM is still writing, the LLM is held to
-    `cpu_cores - tts_threads` threads. llama.cpp's threads wait for each other in spin
-    loops, so one of them losing its core to TTS slows every token down."""
-
-
-@dataclass
-class TurnResult:
-    """What one turn produced; kept for `listen`, `demo` and the benchmark."""
-
-    turn: int
-    outcome: str = "replied"
-    transcript: str = ""
-    reply: str = ""
-    sentences: list[str] = field(default_factory=list)
-    utterance: np.ndarray | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    reply_audio_seconds: float = 0.0
-    handled: Handled | None = None
-    """Set when a request handler answered instead of the language model."""
-    false_claims_replaced: int = 0
-    """Sentences of the LLM's free text that claimed an action (none ran: no handler took
-    the request) and were replaced by what is true; the reply ended there."""
-    handling: bool = False
-    """The request handlers are deciding (one may be acting)."""
-    committed: bool = False
-    """Something that cannot be taken back happened: a handler acted, or reply audio
-    began to play. Until then a turn ended at a pause is withdrawn if the speaker goes on
-    (`Pipeline._withdraw`)."""
-
-
-@dataclass
-class _TurnControl:
-    """What an interrupt needs to reach a running reply: its LLM's cancel flag, where its
-    audio started on the sink's play counter, and the sentences queued so far."""
-
-    turn: int
-    cancel: threading.Event = field(default_factory=threading.Event)
-    played_at_start: float | None = None
-    sentences: list[tuple[str, float]] = field(default_factory=list)
-    interrupted_by: str = ""
-
-    def heard(self, played_now: float) -> str:
-        if self.played_at_start is None:
-            return ""
-        return heard_text(self.sentences, played_now - self.played_at_start)
-
-    def said_lately(self, played_now: float, word: str, seconds: float = 1.5) -> bool:
-        """Whether a sentence played in the last `seconds` contains `word`: the wake
-        detector reacts up to about a second after the word, and the room adds echo."""
-        if self.played_at_start is None or not word:
-            return False
-        now = played_now - self.played_at_start
-        pattern = re.compile(rf"\b{re.escape(word)}\b", re.I)
-        start = 0.0
-        for sentence, length in self.sentences:
-            if start > now:
-                break
-            if start + length >= now - seconds and pattern.search(sentence):
-                return True
-            start += length
-        return False
-
-
-class _Stage:
-    """A named single-thread executor: one engine's calls run there, in order.
-
-    Always the same thread per engine, not a shared pool: whisper.cpp and llama.cpp run
-    their maths on OpenMP thread teams that belong to the calling thread. A call from a
-    new thread builds a second team while the first one's workers still spin, and on two
-    cores that costs 30–50 % of the call (measured with `appliance bench`)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stage-{name}")
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    def submit(self, fn: Callable[[], None]) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, fn)
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` on the stage's thread and wait for it, from another worker thread."""
-        if threading.current_thread().name.startswith(f"stage-{self.name}"):
-            return fn(*args)
-        return self._executor.submit(fn, *args).result()
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 class Pipeline:
@@ -235,10 +87,10 @@ class Pipeline:
     ) -> None:
         self.engines = engines
         self.echo = echo or NoEchoCanceller()
-        self.sink = sink
+        self._sink = sink
         self.bus = bus
-        self.settings = settings or PipelineSettings()
-        self._stages = {name: _Stage(name) for name in ("listen", "stt", "llm", "tts")}
+        self._settings = settings or PipelineSettings()
+        self._stages = StageThreads()
         self._turn = 0
         self._stream_time = 0.0
         self._state = ""
@@ -248,7 +100,6 @@ class Pipeline:
         """The last transcript as the handlers got it, and as whisper wrote it (with the
         wake phrase): sentences are scored against whisper's (`phrase_scorer`)."""
         self.results: list[TurnResult] = []
-        self._active: _TurnControl | None = None
         self._stop_listener = StopListener(
             min_kept_db=DOUBLE_TALK_KEPT_DB if self.echo.active else None
         )
@@ -259,27 +110,46 @@ class Pipeline:
             max_tokens=self.settings.conversation.history_tokens,
             idle_seconds=self.settings.conversation.history_idle_seconds,
         )
+        self.speaker = Speaker(
+            engines, sink, self._stages, self._settings, self.conversation,
+            self._publish, self._set_state,
+        )  # fmt: skip
         self.handlers: list[TextHandler] = list(handlers)
         """Tried in order on every request before the LLM (see `appliance.handlers`)."""
-        self._voice = asyncio.Lock()  # one reply or announcement speaks at a time
         self._muted = False
         self._live = False  # a live source's run loop is running (push-to-talk possible)
         self._listen_request = ""
-        self._announcing = 0
         self._window_after = ""  # the reply that opened the follow-up window
         self._spoken: TurnResult | None = None  # the last spoken turn begun
         self.stt_prompt: str = ""
         """Words whisper should expect (device names, …), passed as its prompt; "" = none."""
         self.turn_taking = TurnTaking(
             engines.turn,
-            judge_on=self._stages["listen"].run,
-            transcribe_on=self._stages["stt"].run,
+            judge_on=self._stages[Stage.LISTEN].run,
+            transcribe_on=self._stages[Stage.STT].run,
             transcribe=self._transcribe,
             strip_wake_phrase=self._strip_wake_phrase,
             publish=self._publish,
             language=self.settings.conversation.language,
             unavailable=engines.turn_unavailable,
         )
+
+    @property
+    def settings(self) -> PipelineSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: PipelineSettings) -> None:
+        """New settings (the config page's live changes) reach the next turn."""
+        self._settings = self.speaker.settings = settings
+
+    @property
+    def sink(self) -> AudioSink:
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: AudioSink) -> None:
+        self._sink = self.speaker.sink = sink
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -290,15 +160,14 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        for stage in self._stages.values():
-            stage.shutdown()
+        self._stages.shutdown()
 
     def phrase_scorer(self) -> Callable[[str, Sequence[str]], list[float] | None] | None:
         """The STT engine's sentence scoring (`PhraseScorer.score`), run on the STT stage's
         thread as its transcriptions are; None when the engine cannot score. A transcript
         the wake phrase was taken from is scored as whisper wrote it, each sentence with
         the wake phrase around it as it was."""
-        stt, stage = self.engines.stt, self._stages["stt"]
+        stt, stage = self.engines.stt, self._stages[Stage.STT]
         if not isinstance(stt, PhraseScorer):
             return None
 
@@ -312,7 +181,7 @@ class Pipeline:
         """The STT engine's second listen with a prompt (`Relistener.relisten`), on the STT
         stage's thread, its transcript without the wake phrase; None when the engine
         cannot."""
-        stt, stage = self.engines.stt, self._stages["stt"]
+        stt, stage = self.engines.stt, self._stages[Stage.STT]
         if not isinstance(stt, Relistener):
             return None
 
@@ -335,7 +204,7 @@ class Pipeline:
             return text, "", ""
         return written, written[:at], written[at + len(given) :]
 
-    async def in_stage(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+    async def in_stage(self, stage: Stage | str, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call on one stage's thread (listen, stt, llm, tts), exactly as
         the pipeline itself calls that engine. Used by the benchmark."""
         return await self._stages[stage].run(fn, *args)
@@ -393,39 +262,11 @@ class Pipeline:
         text = " ".join(text.split())
         if not text:
             return
-        async with self._voice:
-            self._announcing += 1
-            control = _TurnControl(self._turn)
-            self._active = control
-            self._publish(ev.Announcement, text=text if shown is None else shown)
-            self._set_state("speaking")
-            rate = self.engines.tts.sample_rate
-            try:
-                if cue is not None:
-                    with contextlib.suppress(Exception):
-                        await self.sink.play(earcon(cue, rate), rate)
-                splitter = SentenceSplitter()
-                for sentence in [*splitter.feed(text), *splitter.flush()]:
-                    if control.interrupted_by:
-                        break
-                    try:
-                        audio = await self._stages["tts"].run(self.engines.tts.synthesize, sentence)
-                    except Exception as err:
-                        raise TextToSpeechError(f"text-to-speech failed: {err}") from err
-                    if control.interrupted_by:
-                        break
-                    if control.played_at_start is None:
-                        control.played_at_start = self.sink.played_seconds()
-                    control.sentences.append((sentence, len(audio) / rate))
-                    await self.sink.play(audio, rate)
-                if not control.interrupted_by:
-                    await self.sink.drain()
-            finally:
-                self._announcing -= 1
-                if self._active is control:
-                    self._active = None
-                if self._state == "speaking":
-                    self._set_idle()
+        try:
+            await self.speaker.announce(text, self._turn, cue=cue, shown=shown)
+        finally:
+            if self._state == "speaking":
+                self._set_idle()
 
     # ---- the audio loop --------------------------------------------------------------
 
@@ -444,7 +285,7 @@ class Pipeline:
         turn_task: asyncio.Task[TurnResult] | None = None
         # A turn the judge ended at a pause, while the speaker may still go on.
         withdrawable: tuple[Endpointer, TurnResult] | None = None
-        listen = self._stages["listen"]
+        listen = self._stages[Stage.LISTEN]
         engines = self._listening()
         self._set_idle()
         self._live = source.live
@@ -503,7 +344,7 @@ class Pipeline:
                         self._publish(ev.FollowUp, seconds=window)
                     else:
                         self._set_idle()
-                busy = turn_task is not None or self._announcing > 0
+                busy = turn_task is not None or self.speaker.announcing > 0
                 if busy and endpointer is None and withdrawable is not None:
                     assert turn_task is not None
                     going_on = await self._goes_on(chunk, *withdrawable, engines)
@@ -585,8 +426,8 @@ class Pipeline:
             with contextlib.suppress(Exception):  # a cue never fails a turn
                 await self.sink.play(earcon(kind, rate), rate)
 
-    async def _woken(self, wake_word: str, score: float, engines: _Listening) -> None:
-        listen = self._stages["listen"]
+    async def _woken(self, wake_word: str, score: float, engines: Listening) -> None:
+        listen = self._stages[Stage.LISTEN]
         self._turn += 1
         self._publish(ev.Wake, wake_word=wake_word, score=score)
         self._set_state("listening")
@@ -599,16 +440,16 @@ class Pipeline:
             self.engines.stop.reset()
         await forget_pending(self.handlers)  # a new request: no pending "which light?"
 
-    async def _while_busy(self, chunk: AudioChunk, engines: _Listening, pre_roll: PreRoll) -> bool:
+    async def _while_busy(self, chunk: AudioChunk, engines: Listening, pre_roll: PreRoll) -> bool:
         """Audio heard while a reply is produced or spoken. Returns True when the wake word
         interrupted it and a new request should be captured."""
-        listen = self._stages["listen"]
+        listen = self._stages[Stage.LISTEN]
         played = self._played_reference(chunk)
         cleaned = await listen.run(self.echo.process, chunk.samples, played)
         heard = AudioChunk(cleaned, chunk.start)
         self._kept.add(chunk.samples, cleaned)
         pre_roll.append(heard)
-        control = self._active
+        control = self.speaker.active
         if not self.settings.conversation.barge_in or control is None or control.interrupted_by:
             return False
         threshold = self._barge_in_threshold(engines)
@@ -635,7 +476,7 @@ class Pipeline:
         return False
 
     async def _goes_on(
-        self, chunk: AudioChunk, ended: Endpointer, result: TurnResult, engines: _Listening
+        self, chunk: AudioChunk, ended: Endpointer, result: TurnResult, engines: Listening
     ) -> bool | None:
         """A chunk heard after the judge ended a turn at a pause. True: the speaker went
         on while nothing of the answer had happened yet (withdraw it); False: keep
@@ -643,7 +484,7 @@ class Pipeline:
         longer than any pause inside a request)."""
         if result.committed or not ended.may_go_on(chunk.end):
             return None
-        probability = await self._stages["listen"].run(
+        probability = await self._stages[Stage.LISTEN].run(
             engines.vad.speech_probability, chunk.samples
         )
         more = ended.hear_more(chunk, probability)
@@ -665,13 +506,13 @@ class Pipeline:
         self._publish(ev.TurnEnd, turn=result.turn, outcome="resumed")
         self._set_state("listening")
 
-    def _its_own_name(self, control: _TurnControl) -> bool:
+    def _its_own_name(self, control: ReplyControl) -> bool:
         """The reply just said the wake word's name (the longest word of the phrase,
         "jarvis" in "hey jarvis"): a detection now is its own voice."""
         name = max(self.settings.wake_phrase.split(), key=len, default="")
         return control.said_lately(self.sink.played_seconds(), name)
 
-    def _barge_in_threshold(self, engines: _Listening) -> float | None:
+    def _barge_in_threshold(self, engines: Listening) -> float | None:
         return barge_in_threshold(
             self.echo.active,
             self._kept,
@@ -679,7 +520,7 @@ class Pipeline:
             getattr(engines.wake, "threshold", 0.5),
         )
 
-    def _heard_stop_keyword(self, engines: _Listening) -> bool:
+    def _heard_stop_keyword(self, engines: Listening) -> bool:
         """The keyword head on the embeddings the wake detector just computed. Only with
         echo cancellation: at full level its own voice saying "stopped" would be a stop."""
         stop = self.engines.stop
@@ -711,24 +552,24 @@ class Pipeline:
         return log.window(chunk.captured_at, n)
 
     async def _check_stop(
-        self, control: _TurnControl, burst: np.ndarray, engines: _Listening
+        self, control: ReplyControl, burst: np.ndarray, engines: Listening
     ) -> None:
         detected = time.monotonic()
-        text = await self._stages["stt"].run(engines.stt.transcribe, int16_to_float(burst))
+        text = await self._stages[Stage.STT].run(engines.stt.transcribe, int16_to_float(burst))
         spoken = " ".join(sentence for sentence, _ in control.sentences)
         _LOGGER.debug("heard while speaking (%.1f s): %r", len(burst) / PIPELINE_RATE, text)
         if not stop_over_echo(text, spoken, self.settings.stop_phrases):
             return
         if echoes(text, spoken) and any(p in spoken.lower() for p in self.settings.stop_phrases):
             return  # its own voice saying a stop word
-        if self._active is control:
+        if self.speaker.active is control:
             self.interrupt("stop", detected_at=detected)
 
     def interrupt(self, by: str, *, detected_at: float | None = None) -> bool:
         """Stop the reply being spoken, now: the sink drops its queue (ahead of any queued
         audio), the LLM stops writing, the turn ends as "interrupted". Safe to call when
         nothing is playing (returns False)."""
-        control = self._active
+        control = self.speaker.active
         if control is None or control.interrupted_by:
             return False
         control.interrupted_by = by
@@ -745,11 +586,11 @@ class Pipeline:
         )
         return True
 
-    def _listening(self) -> _Listening:
+    def _listening(self) -> Listening:
         wake, vad, stt = self.engines.wake, self.engines.vad, self.engines.stt
         if wake is None or vad is None or stt is None:
             raise PipelineError("listening needs the wake word, VAD and STT engines loaded")
-        return _Listening(wake, vad, stt)
+        return Listening(wake, vad, stt)
 
     def _follow_up_window(self, result: TurnResult) -> float:
         """Seconds to listen without the wake word after a turn (conversation.follow_up):
@@ -809,7 +650,7 @@ class Pipeline:
             return ready.text
         started = time.monotonic()
         try:
-            heard = await self._stages["stt"].run(self._transcribe, speech.audio)
+            heard = await self._stages[Stage.STT].run(self._transcribe, speech.audio)
         except PipelineError:
             raise
         except Exception as err:
@@ -905,8 +746,8 @@ class Pipeline:
             _LOGGER.info("turn %d: %r does not answer %r; ignored", result.turn, text, answering)
             result.outcome = "ignored"
             return
-        async with self._voice:
-            await self._reply(result, text, speech_end, handled)
+        async with self.speaker.voice:
+            await self.speaker.reply(result, text, speech_end, handled)
 
     async def _try_handlers(self, result: TurnResult, text: str) -> Handled | None:
         result.handling = True
@@ -942,190 +783,6 @@ class Pipeline:
                 return handled
         return None
 
-    async def _reply(
-        self, result: TurnResult, text: str, speech_end: float, handled: Handled | None
-    ) -> None:
-        """Stream the reply into TTS sentence by sentence: the LLM's tokens as they come,
-        or a handler's answer."""
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        control = _TurnControl(result.turn)
-        self._active = control
-        cancel = control.cancel
-        messages = self.conversation.messages(self.settings.system_prompt, text)
-        asked = time.monotonic()
-
-        def generate() -> None:
-            try:
-                stream = [handled.reply] if handled else self.engines.llm.stream(messages, cancel)
-                for piece in stream:
-                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            except BaseException as err:  # handed to the event loop, raised there
-                loop.call_soon_threadsafe(pieces.put_nowait, err)
-            finally:
-                loop.call_soon_threadsafe(pieces.put_nowait, None)
-
-        def say(sentence: str) -> bool:
-            """Queue a sentence; a claim of an action in the LLM's free text (no action
-            ran: no handler took the request) is replaced by the truth and ends the reply.
-            False once it has."""
-            claim = None if handled is not None else find_claim(sentence)
-            if claim is None:
-                self._sentence(result, sentence, sentences, asked)
-                return True
-            cancel.set()
-            truth = truthful_reply(claim)
-            _LOGGER.warning(
-                "turn %d: the language model claimed an action that did not run (%s %r): "
-                "%r; said instead: %r",
-                result.turn, claim.kind, claim.words, sentence, truth,
-            )  # fmt: skip
-            result.false_claims_replaced += 1
-            self._sentence(result, truth, sentences, asked)
-            return False
-
-        async def read_tokens() -> None:
-            # A handler's answer is whole and short: only the model's text is cut early.
-            clause = self.settings.first_clause_chars if handled is None else 0
-            splitter = SentenceSplitter(first_clause_chars=clause)
-            first = True
-            try:
-                while (piece := await pieces.get()) is not None:
-                    if isinstance(piece, BaseException):
-                        if isinstance(piece, PipelineError):
-                            raise piece
-                        raise LanguageModelError(f"language model failed: {piece}") from piece
-                    if first and handled is None:
-                        first = False
-                        result.timings["llm_first_token"] = time.monotonic() - asked
-                        self._publish(
-                            ev.LlmFirstToken,
-                            turn=result.turn,
-                            seconds_after_transcript=round(result.timings["llm_first_token"], 3),
-                        )
-                    result.reply += piece
-                    if not all(say(sentence) for sentence in splitter.feed(piece)):
-                        break
-                else:
-                    for sentence in splitter.flush():
-                        if not say(sentence):
-                            break
-                result.timings["llm_total"] = time.monotonic() - asked
-            finally:
-                sentences.put_nowait(None)
-
-        async def speak() -> None:
-            tts = self._stages["tts"]
-            llm_threads = max(1, self.settings.cpu_cores - self.settings.tts_threads)
-            while (sentence := await sentences.get()) is not None:
-                if control.interrupted_by:
-                    break
-                started = time.monotonic()
-                sharing = not llm_done.done()
-                if sharing:
-                    self.engines.llm.share_cpu(llm_threads)
-                try:
-                    audio = await tts.run(self.engines.tts.synthesize, sentence)
-                except PipelineError:
-                    raise
-                except Exception as err:
-                    raise TextToSpeechError(f"text-to-speech failed: {err}") from err
-                finally:
-                    if sharing:
-                        self.engines.llm.share_cpu(0)
-                if "tts_first_sentence" not in result.timings:
-                    result.timings["tts_first_sentence"] = time.monotonic() - started
-                if control.interrupted_by:
-                    break
-                await self._play(result, control, sentence, audio, speech_end)
-
-        llm_done = self._stages["llm"].submit(generate)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(read_tokens(), name=f"turn-{result.turn}-llm")
-                group.create_task(speak(), name=f"turn-{result.turn}-tts")
-        except BaseExceptionGroup as group_error:
-            cancel.set()
-            raise _first_pipeline_error(group_error) from None
-        finally:
-            cancel.set()
-            await llm_done
-            if self._active is control:
-                self._active = None
-        result.reply = " ".join(result.reply.split())
-        if result.false_claims_replaced:
-            result.reply = " ".join(result.sentences)  # only what is spoken
-        if control.interrupted_by:
-            result.outcome = "interrupted"
-            heard = control.heard(self.sink.played_seconds())
-            if self.settings.conversation.history_tokens > 0:
-                self.conversation.add(text, heard)  # only what the user heard
-            return
-        if not result.sentences:
-            if handled is not None:
-                if self.settings.conversation.history_tokens > 0:
-                    self.conversation.add(text, "")
-                return  # a handler that had nothing to say (e.g. "stop")
-            raise LanguageModelError("the language model returned an empty reply")
-        self._active = control  # still interruptible while the last audio plays
-        await self.sink.drain()
-        self._active = None
-        if control.interrupted_by:
-            result.outcome = "interrupted"
-            if self.settings.conversation.history_tokens > 0:
-                self.conversation.add(text, control.heard(self.sink.played_seconds()))
-            return
-        if self.settings.conversation.history_tokens > 0:
-            self.conversation.add(text, result.reply)
-        self._publish(
-            ev.Reply,
-            turn=result.turn,
-            text=result.reply,
-            audio_seconds=round(result.reply_audio_seconds, 3),
-        )
-
-    def _sentence(
-        self, result: TurnResult, sentence: str, queue: asyncio.Queue[str | None], asked: float
-    ) -> None:
-        if not result.sentences:
-            result.timings["llm_first_sentence"] = time.monotonic() - asked
-        result.sentences.append(sentence)
-        self._publish(
-            ev.ReplySentence, turn=result.turn, index=len(result.sentences) - 1, text=sentence
-        )
-        queue.put_nowait(sentence)
-
-    async def _play(
-        self,
-        result: TurnResult,
-        control: _TurnControl,
-        sentence: str,
-        audio: np.ndarray,
-        speech_end: float,
-    ) -> None:
-        if len(audio) == 0:
-            return
-        if control.played_at_start is None:
-            control.played_at_start = self.sink.played_seconds()
-        control.sentences.append((sentence, len(audio) / self.engines.tts.sample_rate))
-        result.committed = True
-        if result.reply_audio_seconds == 0.0:
-            result.timings["ttfa"] = time.monotonic() - speech_end
-            self._set_state("speaking")
-            self._publish(
-                ev.TtsFirstAudio,
-                turn=result.turn,
-                seconds_after_speech_end=round(result.timings["ttfa"], 3),
-            )
-        try:
-            await self.sink.play(audio, self.engines.tts.sample_rate)
-        except PipelineError:
-            raise
-        except Exception as err:
-            raise AudioOutputError(f"audio output failed: {err}") from err
-        result.reply_audio_seconds += len(audio) / self.engines.tts.sample_rate
-
     async def _fail(self, result: TurnResult, err: PipelineError) -> None:
         """Report a failed stage, say sorry, and leave the session ready for the next turn."""
         _LOGGER.error("turn %d: %s failed: %s", result.turn, err.stage, err)
@@ -1136,10 +793,10 @@ class Pipeline:
         self._publish(ev.Error, turn=result.turn, stage=err.stage, code=err.code, message=str(err))
         if isinstance(err, AudioOutputError):
             return
-        async with self._voice:
+        async with self.speaker.voice:
             await self._cue("error")
             try:
-                audio = await self._stages["tts"].run(self.engines.tts.synthesize, APOLOGY)
+                audio = await self._stages[Stage.TTS].run(self.engines.tts.synthesize, APOLOGY)
                 await self.sink.play(audio, self.engines.tts.sample_rate)
                 await self.sink.drain()
             except Exception as apology_error:
@@ -1152,8 +809,7 @@ class Pipeline:
         this pipeline's."""
         other = Pipeline(self.engines, sink, self.bus, self.settings, handlers=self.handlers)
         other.stt_prompt = self.stt_prompt
-        for stage in other._stages.values():
-            stage.shutdown()
+        other._stages.shutdown()
         other._stages = self._stages
         other._turn = self._turn
         try:
@@ -1185,15 +841,3 @@ def _name_at_end_pattern(phrase: str) -> re.Pattern[str]:
         return re.compile(r"(?!x)x")
     return re.compile(rf",\s*(?:thanks?\s+|thank\s+you\s+)?{re.escape(words[-1])}\W*$",
                       re.IGNORECASE)  # fmt: skip
-
-
-def _first_pipeline_error(group_error: BaseExceptionGroup) -> PipelineError:
-    for error in group_error.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return _first_pipeline_error(error)
-        if isinstance(error, PipelineError):
-            return error
-        if isinstance(error, asyncio.CancelledError):
-            raise error
-        return PipelineError(f"unexpected error: {error}")
-    return PipelineError("unknown error")

@@ -179,8 +179,9 @@ def test_settings_saved_atomically_applied_live_and_backed_up(web):
     assert "old prompt" in web.config_path.with_name("config.toml.bak").read_text()
     assert any("System prompt: applied" in line for line in body["applied"])
     assert web.pipeline.settings.system_prompt == "Answer like a pirate."
-    # The marker wake detector has no threshold: said honestly, not pretended.
-    assert any("sensitivity" in line and "restart" in line for line in body["restart"])
+    assert web.engines.wake.threshold == 0.7  # applied to the running detector, at once
+    assert any("sensitivity" in line and "at once" in line for line in body["applied"])
+    assert body["restart"] == []  # the speech-to-text model given is the one running
     assert body["version"] != version
     client.post(web.url + "/api/ask", json={"text": "hi"}, headers=csrf)
     assert web.engines.llm.prompts[-1][0].content == "Answer like a pirate."

@@ -35,6 +35,11 @@ class AudioSink(Protocol):
     def played_seconds(self) -> float:
         """Seconds of audio actually played since the sink was made."""
 
+    def played_before(self, end: float, samples: int) -> np.ndarray:
+        """The last `samples` (16 kHz int16) it played up to monotonic time `end`, zeros
+        where it played nothing: what the microphone heard of it then (the echo
+        canceller's reference). Zeros for a sink that plays to no room."""
+
 
 class NullSink:
     def __init__(self) -> None:
@@ -51,6 +56,9 @@ class NullSink:
 
     def played_seconds(self) -> float:
         return self._played
+
+    def played_before(self, end: float, samples: int) -> np.ndarray:
+        return np.zeros(samples, dtype=np.int16)
 
 
 class RecordingSink:
@@ -70,6 +78,9 @@ class RecordingSink:
 
     def played_seconds(self) -> float:
         return self.seconds
+
+    def played_before(self, end: float, samples: int) -> np.ndarray:
+        return np.zeros(samples, dtype=np.int16)  # "played" into a file, not a room
 
     @property
     def seconds(self) -> float:
@@ -113,6 +124,12 @@ class TeeSink:
 
     def played_seconds(self) -> float:
         return max((s.played_seconds() for s in self.sinks), default=0.0)
+
+    def played_before(self, end: float, samples: int) -> np.ndarray:
+        heard = np.zeros(samples, dtype=np.int32)
+        for sink in self.sinks:
+            heard += sink.played_before(end, samples)
+        return heard.clip(-32768, 32767).astype(np.int16)
 
 
 class PlaybackLog:
@@ -192,6 +209,9 @@ class RealTimeSink:
 
     def played_seconds(self) -> float:
         return self._played
+
+    def played_before(self, end: float, samples: int) -> np.ndarray:
+        return self.log.window(end, samples)
 
     def close(self) -> None:
         with self._cond:

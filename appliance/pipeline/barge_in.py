@@ -1,16 +1,42 @@
 """Interrupting the appliance while it speaks: recognising "stop", telling the user's
-voice from the appliance's own, and working out what was heard before the cut."""
+voice from the appliance's own, and working out what was heard before the cut.
+
+`BargeIn` listens while a reply is produced or spoken: the echo canceller takes the
+appliance's own voice out of the microphone, then the wake word (at a threshold that
+depends on how much of the voice was left, `barge_in_threshold`), the "stop" keyword
+head, or a short burst that speech-to-text hears as a stop phrase interrupts the reply.
+The pure pieces below it are tested without any model.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from appliance.audio.format import AudioChunk
+from appliance import events as ev
+from appliance.audio.aec import EchoCanceller
+from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
+from appliance.audio.vad import PreRoll
+from appliance.pipeline.stages import Stage, StageThreads
+from appliance.wake.base import Detection
+
+if TYPE_CHECKING:
+    from appliance.pipeline.reply import ReplyControl, Speaker
+    from appliance.pipeline.types import Engines, Listening, PipelineSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+KEPT_WINDOW = 10
+"""Chunks (0.8 s) over which the double-talk gate weighs what the canceller kept: the
+stop keyword's window."""
 
 STOP_PHRASES = ("stop", "cancel", "be quiet", "shut up", "never mind", "nevermind",
                 "that's enough", "stop talking")  # fmt: skip
@@ -194,3 +220,148 @@ class StopListener:
         self._kept_energy = 0.0
         self._speech = 0.0
         self._silence = 0.0
+
+
+class BargeIn:
+    """Listening while the appliance speaks; `interrupt` stops what it says."""
+
+    def __init__(
+        self,
+        speaker: Speaker,
+        engines: Engines,
+        stages: StageThreads,
+        echo: EchoCanceller,
+        settings: PipelineSettings,
+        publish: Any,
+    ) -> None:
+        self.speaker = speaker
+        self.engines = engines
+        self.stages = stages
+        self.settings = settings
+        self._publish = publish
+        self.echo = echo
+        self._kept = KeptEnergy(chunks=KEPT_WINDOW)
+        self.checks: set[asyncio.Task[None]] = set()
+        """Stop checks (speech-to-text of a burst) still running."""
+
+    @property
+    def echo(self) -> EchoCanceller:
+        return self._echo
+
+    @echo.setter
+    def echo(self, echo: EchoCanceller) -> None:
+        """With a canceller, a burst it took most of is the appliance's own voice (the
+        double-talk gate); without one, every burst is checked."""
+        self._echo = echo
+        self._stop_listener = StopListener(min_kept_db=DOUBLE_TALK_KEPT_DB if echo.active else None)
+
+    async def hear(
+        self, chunk: AudioChunk, engines: Listening, pre_roll: PreRoll
+    ) -> Detection | None:
+        """Audio heard while a reply is produced or spoken. The wake word's detection when
+        it interrupted the reply (a new request should be captured), else None."""
+        listen = self.stages[Stage.LISTEN]
+        played = (
+            self.speaker.sink.played_before(chunk.captured_at, len(chunk.samples))
+            if (chunk.captured_at)
+            else np.zeros(len(chunk.samples), dtype=np.int16)
+        )
+        cleaned = await listen.run(self.echo.process, chunk.samples, played)
+        heard = AudioChunk(cleaned, chunk.start)
+        self._kept.add(chunk.samples, cleaned)
+        pre_roll.append(heard)
+        control = self.speaker.active
+        if not self.settings.conversation.barge_in or control is None or control.interrupted_by:
+            return None
+        threshold = barge_in_threshold(
+            self.echo.active,
+            self._kept,
+            self.settings.barge_in_threshold or None,
+            engines.wake.threshold,
+        )
+        detection = await listen.run(engines.wake.process, cleaned, threshold)
+        if detection is not None and self._its_own_name(control):
+            _LOGGER.info(
+                "wake word (score %.3f) over the reply ignored: the reply just named it",
+                detection.score,
+            )
+            detection = None
+        if detection is not None:
+            self.interrupt("wake")
+            return detection
+        if self._heard_stop_keyword(engines):
+            self.interrupt("stop", detected_at=time.monotonic())
+            return None
+        probability = await listen.run(engines.vad.speech_probability, cleaned)
+        burst = self._stop_listener.feed(heard, probability, chunk.samples)
+        if burst is not None:
+            task = asyncio.create_task(self._check_stop(control, burst, engines))
+            self.checks.add(task)
+            task.add_done_callback(self.checks.discard)
+        return None
+
+    def interrupt(self, by: str, *, detected_at: float | None = None) -> bool:
+        """Stop the reply being spoken, now: the sink drops its queue (ahead of any queued
+        audio), the LLM stops writing, the turn ends as "interrupted". Safe to call when
+        nothing is playing (returns False)."""
+        control = self.speaker.active
+        if control is None or control.interrupted_by:
+            return False
+        control.interrupted_by = by
+        control.cancel.set()
+        sink = self.speaker.sink
+        sink.interrupt()
+        stopped = time.monotonic()
+        self._stop_listener.reset()
+        self._publish(
+            ev.Interrupted,
+            turn=control.turn,
+            by=by,
+            reaction_seconds=round(stopped - (detected_at or stopped), 3),
+            heard=control.heard(sink.played_seconds()),
+        )
+        return True
+
+    def _its_own_name(self, control: ReplyControl) -> bool:
+        """The reply just said the wake word's name (the longest word of the phrase,
+        "jarvis" in "hey jarvis"): a detection now is its own voice."""
+        name = max(self.settings.wake_phrase.split(), key=len, default="")
+        return control.said_lately(self.speaker.sink.played_seconds(), name)
+
+    def _heard_stop_keyword(self, engines: Listening) -> bool:
+        """The keyword head on the embeddings the wake detector just computed. Only with
+        echo cancellation: at full level its own voice saying "stopped" would be a stop."""
+        stop = self.engines.stop
+        embeddings = engines.wake.embeddings
+        if stop is None or embeddings is None or not self.echo.active:
+            return False
+        gate_open = self._kept.someone_else()
+        detection = stop.check(embeddings.recent(stop.window), allowed=gate_open)
+        kept = self._kept.db()
+        if not gate_open and stop.last_score >= stop.threshold:
+            _LOGGER.debug(
+                "stop keyword score %.3f ignored: the canceller removed %.1f dB, its own voice",
+                stop.last_score,
+                -kept,
+            )
+        if detection is None:
+            return False
+        _LOGGER.info(
+            "stop keyword heard over the reply (score %.3f, %.1f dB kept)", detection.score, kept
+        )
+        return True
+
+    async def _check_stop(
+        self, control: ReplyControl, burst: np.ndarray, engines: Listening
+    ) -> None:
+        detected = time.monotonic()
+        text = await self.stages[Stage.STT].run(engines.stt.transcribe, int16_to_float(burst))
+        spoken = " ".join(sentence for sentence, _ in control.sentences)
+        _LOGGER.debug("heard while speaking (%.1f s): %r", len(burst) / PIPELINE_RATE, text)
+        phrases = self.settings.stop_phrases
+        if not stop_over_echo(text, spoken, phrases):
+            return
+        if echoes(text, spoken) and any(p in spoken.lower() for p in phrases):
+            return  # its own voice saying a stop word
+        if self.speaker.active is control:
+            self.interrupt("stop", detected_at=detected)

@@ -47,17 +47,12 @@ from appliance.errors import (
 )
 from appliance.handlers import Handled, TextHandler, forget_pending
 from appliance.pipeline.barge_in import (
-    DOUBLE_TALK_KEPT_DB,
-    KeptEnergy,
-    StopListener,
-    barge_in_threshold,
-    echoes,
+    BargeIn,
     is_stop_phrase,
-    stop_over_echo,
 )
 from appliance.pipeline.conversation import Conversation
 from appliance.pipeline.endofturn import Transcribed, TurnTaking
-from appliance.pipeline.reply import ReplyControl, Speaker
+from appliance.pipeline.reply import Speaker
 from appliance.pipeline.stages import Stage, StageThreads
 from appliance.pipeline.types import (
     APOLOGY,
@@ -68,7 +63,6 @@ from appliance.pipeline.types import (
 )
 from appliance.stt.base import PhraseScorer, Relistener
 from appliance.understanding.followup import plausible_answer
-from appliance.wake.stopword import WINDOW as STOP_WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,14 +78,20 @@ class Pipeline:
         *,
         echo: EchoCanceller | None = None,
         handlers: Sequence[TextHandler] = (),
+        stages: StageThreads | None = None,
+        first_turn: int = 1,
     ) -> None:
+        """`stages`: another pipeline's stage threads to share (its engines must never be
+        called from two threads); that pipeline closes them. `first_turn`: the number of
+        this pipeline's first turn."""
         self.engines = engines
-        self.echo = echo or NoEchoCanceller()
+        self._echo = echo or NoEchoCanceller()
         self._sink = sink
         self.bus = bus
         self._settings = settings or PipelineSettings()
-        self._stages = StageThreads()
-        self._turn = 0
+        self._owns_stages = stages is None
+        self._stages = stages or StageThreads()
+        self._turn = first_turn - 1
         self._stream_time = 0.0
         self._state = ""
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
@@ -100,12 +100,7 @@ class Pipeline:
         """The last transcript as the handlers got it, and as whisper wrote it (with the
         wake phrase): sentences are scored against whisper's (`phrase_scorer`)."""
         self.results: list[TurnResult] = []
-        self._stop_listener = StopListener(
-            min_kept_db=DOUBLE_TALK_KEPT_DB if self.echo.active else None
-        )
-        self._kept = KeptEnergy(chunks=STOP_WINDOW)
         self._capture_timeline = CaptureTimeline()
-        self._stop_checks: set[asyncio.Task[None]] = set()
         self.conversation = Conversation(
             max_tokens=self.settings.conversation.history_tokens,
             idle_seconds=self.settings.conversation.history_idle_seconds,
@@ -114,6 +109,9 @@ class Pipeline:
             engines, sink, self._stages, self._settings, self.conversation,
             self._publish, self._set_state,
         )  # fmt: skip
+        self.barge_in = BargeIn(
+            self.speaker, engines, self._stages, self._echo, self._settings, self._publish
+        )
         self.handlers: list[TextHandler] = list(handlers)
         """Tried in order on every request before the LLM (see `appliance.handlers`)."""
         self._muted = False
@@ -141,7 +139,15 @@ class Pipeline:
     @settings.setter
     def settings(self, settings: PipelineSettings) -> None:
         """New settings (the config page's live changes) reach the next turn."""
-        self._settings = self.speaker.settings = settings
+        self._settings = self.speaker.settings = self.barge_in.settings = settings
+
+    @property
+    def echo(self) -> EchoCanceller:
+        return self._echo
+
+    @echo.setter
+    def echo(self, echo: EchoCanceller) -> None:
+        self._echo = self.barge_in.echo = echo
 
     @property
     def sink(self) -> AudioSink:
@@ -160,7 +166,8 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        self._stages.shutdown()
+        if self._owns_stages:
+            self._stages.shutdown()
 
     def phrase_scorer(self) -> Callable[[str, Sequence[str]], list[float] | None] | None:
         """The STT engine's sentence scoring (`PhraseScorer.score`), run on the STT stage's
@@ -358,7 +365,9 @@ class Pipeline:
                     withdrawable = None
                 if busy and endpointer is None:
                     # Answering (live source): listen for an interruption meanwhile.
-                    if await self._while_busy(chunk, engines, pre_roll):
+                    detection = await self.barge_in.hear(chunk, engines, pre_roll)
+                    if detection is not None:
+                        await self._woken(detection.wake_word, detection.score, engines)
                         endpointer = self._endpointer(settings, pre_roll.snapshot(), chunk.end)
                         follow_up = False
                     continue
@@ -398,7 +407,7 @@ class Pipeline:
                 await turn_task
         finally:
             self._live = False
-            for task in [*self._stop_checks, *([turn_task] if turn_task else [])]:
+            for task in [*self.barge_in.checks, *([turn_task] if turn_task else [])]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -440,41 +449,6 @@ class Pipeline:
             self.engines.stop.reset()
         await forget_pending(self.handlers)  # a new request: no pending "which light?"
 
-    async def _while_busy(self, chunk: AudioChunk, engines: Listening, pre_roll: PreRoll) -> bool:
-        """Audio heard while a reply is produced or spoken. Returns True when the wake word
-        interrupted it and a new request should be captured."""
-        listen = self._stages[Stage.LISTEN]
-        played = self._played_reference(chunk)
-        cleaned = await listen.run(self.echo.process, chunk.samples, played)
-        heard = AudioChunk(cleaned, chunk.start)
-        self._kept.add(chunk.samples, cleaned)
-        pre_roll.append(heard)
-        control = self.speaker.active
-        if not self.settings.conversation.barge_in or control is None or control.interrupted_by:
-            return False
-        threshold = self._barge_in_threshold(engines)
-        detection = await listen.run(engines.wake.process, cleaned, threshold)
-        if detection is not None and self._its_own_name(control):
-            _LOGGER.info(
-                "wake word (score %.3f) over the reply ignored: the reply just named it",
-                detection.score,
-            )
-            detection = None
-        if detection is not None:
-            self.interrupt("wake")
-            await self._woken(detection.wake_word, detection.score, engines)
-            return True
-        if self._heard_stop_keyword(engines):
-            self.interrupt("stop", detected_at=time.monotonic())
-            return False
-        probability = await listen.run(engines.vad.speech_probability, cleaned)
-        burst = self._stop_listener.feed(heard, probability, chunk.samples)
-        if burst is not None:
-            task = asyncio.create_task(self._check_stop(control, burst, engines))
-            self._stop_checks.add(task)
-            task.add_done_callback(self._stop_checks.discard)
-        return False
-
     async def _goes_on(
         self, chunk: AudioChunk, ended: Endpointer, result: TurnResult, engines: Listening
     ) -> bool | None:
@@ -506,85 +480,10 @@ class Pipeline:
         self._publish(ev.TurnEnd, turn=result.turn, outcome="resumed")
         self._set_state("listening")
 
-    def _its_own_name(self, control: ReplyControl) -> bool:
-        """The reply just said the wake word's name (the longest word of the phrase,
-        "jarvis" in "hey jarvis"): a detection now is its own voice."""
-        name = max(self.settings.wake_phrase.split(), key=len, default="")
-        return control.said_lately(self.sink.played_seconds(), name)
-
-    def _barge_in_threshold(self, engines: Listening) -> float | None:
-        return barge_in_threshold(
-            self.echo.active,
-            self._kept,
-            self.settings.barge_in_threshold or None,
-            getattr(engines.wake, "threshold", 0.5),
-        )
-
-    def _heard_stop_keyword(self, engines: Listening) -> bool:
-        """The keyword head on the embeddings the wake detector just computed. Only with
-        echo cancellation: at full level its own voice saying "stopped" would be a stop."""
-        stop = self.engines.stop
-        embeddings = getattr(engines.wake, "embeddings", None)
-        if stop is None or embeddings is None or not self.echo.active:
-            return False
-        gate_open = self._kept.someone_else()
-        detection = stop.check(embeddings.recent(STOP_WINDOW), allowed=gate_open)
-        kept = self._kept.db()
-        if not gate_open and stop.last_score >= stop.model.threshold:
-            _LOGGER.debug(
-                "stop keyword score %.3f ignored: the canceller removed %.1f dB, its own voice",
-                stop.last_score,
-                -kept,
-            )
-        if detection is None:
-            return False
-        _LOGGER.info(
-            "stop keyword heard over the reply (score %.3f, %.1f dB kept)", detection.score, kept
-        )
-        return True
-
-    def _played_reference(self, chunk: AudioChunk) -> np.ndarray:
-        """What the speaker played while this chunk was being captured."""
-        n = len(chunk.samples)
-        log = getattr(self.sink, "log", None)
-        if log is None or not chunk.captured_at:
-            return np.zeros(n, dtype=np.int16)
-        return log.window(chunk.captured_at, n)
-
-    async def _check_stop(
-        self, control: ReplyControl, burst: np.ndarray, engines: Listening
-    ) -> None:
-        detected = time.monotonic()
-        text = await self._stages[Stage.STT].run(engines.stt.transcribe, int16_to_float(burst))
-        spoken = " ".join(sentence for sentence, _ in control.sentences)
-        _LOGGER.debug("heard while speaking (%.1f s): %r", len(burst) / PIPELINE_RATE, text)
-        if not stop_over_echo(text, spoken, self.settings.stop_phrases):
-            return
-        if echoes(text, spoken) and any(p in spoken.lower() for p in self.settings.stop_phrases):
-            return  # its own voice saying a stop word
-        if self.speaker.active is control:
-            self.interrupt("stop", detected_at=detected)
-
     def interrupt(self, by: str, *, detected_at: float | None = None) -> bool:
-        """Stop the reply being spoken, now: the sink drops its queue (ahead of any queued
-        audio), the LLM stops writing, the turn ends as "interrupted". Safe to call when
-        nothing is playing (returns False)."""
-        control = self.speaker.active
-        if control is None or control.interrupted_by:
-            return False
-        control.interrupted_by = by
-        control.cancel.set()
-        self.sink.interrupt()
-        stopped = time.monotonic()
-        self._stop_listener.reset()
-        self._publish(
-            ev.Interrupted,
-            turn=control.turn,
-            by=by,
-            reaction_seconds=round(stopped - (detected_at or stopped), 3),
-            heard=control.heard(self.sink.played_seconds()),
-        )
-        return True
+        """Stop the reply being spoken, now (`BargeIn.interrupt`); False when nothing is
+        playing."""
+        return self.barge_in.interrupt(by, detected_at=detected_at)
 
     def _listening(self) -> Listening:
         wake, vad, stt = self.engines.wake, self.engines.vad, self.engines.stt
@@ -807,11 +706,11 @@ class Pipeline:
         pipeline's engines, stage threads (so no engine is called from a second thread),
         bus and settings, while a live loop keeps its own state. Turn numbers continue
         this pipeline's."""
-        other = Pipeline(self.engines, sink, self.bus, self.settings, handlers=self.handlers)
+        other = Pipeline(
+            self.engines, sink, self.bus, self.settings,
+            handlers=self.handlers, stages=self._stages, first_turn=self._turn + 1,
+        )  # fmt: skip
         other.stt_prompt = self.stt_prompt
-        other._stages.shutdown()
-        other._stages = self._stages
-        other._turn = self._turn
         try:
             return await other.run(source)
         finally:

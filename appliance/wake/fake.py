@@ -21,6 +21,8 @@ def mark_wake(samples: np.ndarray, at_sample: int) -> np.ndarray:
 
 class MarkerWakeDetector:
     name = "marker"
+    threshold = 0.5
+    embeddings = None
 
     def __init__(self) -> None:
         self.resets = 0

@@ -110,10 +110,16 @@ class StopWordDetector:
 
     name = "stop"
 
+    window = WINDOW
+
     def __init__(self, model: StopWordModel) -> None:
         self.model = model
         self._cooldown = 0
         self.last_score = 0.0
+
+    @property
+    def threshold(self) -> float:
+        return self.model.threshold
 
     def reset(self) -> None:
         self._cooldown = 0

@@ -76,10 +76,10 @@ def _apply(targets: LiveTargets, name: str, value: Any, new: AppConfig) -> bool:
         return True
     if name == "wake.threshold":
         wake = pipeline.engines.wake
-        if wake is not None and hasattr(wake, "threshold"):
-            wake.threshold = value
-            return True
-        return False
+        if wake is None:  # typed requests only: nothing listens
+            return False
+        wake.threshold = value  # a setting every wake detector declares
+        return True
     if name == "tts.length_scale":
         setter = getattr(pipeline.engines.tts, "set_length_scale", None)
         if setter is not None:

@@ -25,7 +25,6 @@ import numpy as np
 
 from appliance import events as ev
 from appliance.audio.aec import CaptureTimeline, EchoCanceller, NoEchoCanceller
-from appliance.audio.earcons import earcon
 from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
@@ -39,13 +38,11 @@ from appliance.audio.vad import (
     SpeechStarted,
 )
 from appliance.errors import (
-    ActionError,
-    AudioOutputError,
     PipelineError,
     SpeechToTextError,
     WakeWordError,
 )
-from appliance.handlers import Handled, TextHandler, forget_pending
+from appliance.handlers import TextHandler, forget_pending
 from appliance.pipeline.barge_in import (
     BargeIn,
     is_stop_phrase,
@@ -54,15 +51,15 @@ from appliance.pipeline.conversation import Conversation
 from appliance.pipeline.endofturn import Transcribed, TurnTaking
 from appliance.pipeline.reply import Speaker
 from appliance.pipeline.stages import Stage, StageThreads
+from appliance.pipeline.turn import TurnRunner
 from appliance.pipeline.types import (
-    APOLOGY,
     Engines,
     Listening,
     PipelineSettings,
+    State,
     TurnResult,
 )
 from appliance.stt.base import PhraseScorer, Relistener
-from appliance.understanding.followup import plausible_answer
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,7 +90,7 @@ class Pipeline:
         self._stages = stages or StageThreads()
         self._turn = first_turn - 1
         self._stream_time = 0.0
-        self._state = ""
+        self._state: State | None = None
         self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
         self._name_at_end = _name_at_end_pattern(self.settings.wake_phrase)
         self._unstripped = ("", "")
@@ -114,6 +111,7 @@ class Pipeline:
         )
         self.handlers: list[TextHandler] = list(handlers)
         """Tried in order on every request before the LLM (see `appliance.handlers`)."""
+        self.turns = TurnRunner(self.speaker, self.handlers, self._publish, self._set_state)
         self._muted = False
         self._live = False  # a live source's run loop is running (push-to-talk possible)
         self._listen_request = ""
@@ -223,17 +221,18 @@ class Pipeline:
         fields.setdefault("stream_time", round(self._stream_time, 3))
         self.bus.publish(event_type(**fields))
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: State) -> None:
         if state != self._state:
             self._state = state
             self._publish(ev.StateChanged, state=state)
 
     def _set_idle(self) -> None:
-        self._set_state("muted" if self._muted else "idle")
+        self._set_state(State.MUTED if self._muted else State.IDLE)
 
     @property
     def state(self) -> str:
-        return self._state
+        """The `State` now ("" before the first run)."""
+        return self._state or ""
 
     # ---- control from outside (buttons, MQTT, the web page) ----------------------------
 
@@ -249,7 +248,7 @@ class Pipeline:
         self._muted = muted
         self._listen_request = ""
         self._publish(ev.Muted, muted=muted, by=by)
-        if muted or self._state == "muted":
+        if muted or self._state == State.MUTED:
             self._set_idle()
 
     def listen_now(self, *, by: str) -> bool:
@@ -272,7 +271,7 @@ class Pipeline:
         try:
             await self.speaker.announce(text, self._turn, cue=cue, shown=shown)
         finally:
-            if self._state == "speaking":
+            if self._state == State.SPEAKING:
                 self._set_idle()
 
     # ---- the audio loop --------------------------------------------------------------
@@ -347,7 +346,7 @@ class Pipeline:
                         endpointer = self._endpointer(follow_up_settings, [], chunk.start)
                         follow_up = True
                         self._window_after = finished.reply
-                        self._set_state("follow_up")
+                        self._set_state(State.FOLLOW_UP)
                         self._publish(ev.FollowUp, seconds=window)
                     else:
                         self._set_idle()
@@ -428,19 +427,12 @@ class Pipeline:
             return stt.transcribe(int16_to_float(audio), prompt=self.stt_prompt)
         return stt.transcribe(int16_to_float(audio))
 
-    async def _cue(self, kind: str) -> None:
-        """Queue an earcon; the speaker plays it without holding anything up."""
-        if self.settings.earcons:
-            rate = self.engines.tts.sample_rate
-            with contextlib.suppress(Exception):  # a cue never fails a turn
-                await self.sink.play(earcon(kind, rate), rate)
-
     async def _woken(self, wake_word: str, score: float, engines: Listening) -> None:
         listen = self._stages[Stage.LISTEN]
         self._turn += 1
         self._publish(ev.Wake, wake_word=wake_word, score=score)
-        self._set_state("listening")
-        await self._cue("wake")
+        self._set_state(State.LISTENING)
+        await self.turns.cue("wake")
         # The wake detector is not fed while a request is captured; start it clean
         # afterwards rather than on a buffer with a hole in it.
         await listen.run(engines.wake.reset)
@@ -478,7 +470,7 @@ class Pipeline:
         _LOGGER.info("turn %d: the speaker went on after %r; listening on", result.turn,
                      result.transcript)  # fmt: skip
         self._publish(ev.TurnEnd, turn=result.turn, outcome="resumed")
-        self._set_state("listening")
+        self._set_state(State.LISTENING)
 
     def interrupt(self, by: str, *, detected_at: float | None = None) -> bool:
         """Stop the reply being spoken, now (`BargeIn.interrupt`); False when nothing is
@@ -513,7 +505,7 @@ class Pipeline:
         if isinstance(outcome, SpeechStarted):
             if follow_up:
                 self._turn += 1  # a follow-up turn begins when its speech does
-                self._set_state("listening")
+                self._set_state(State.LISTENING)
             self._publish(ev.SpeechStart, stream_time=round(outcome.time, 3))
         elif isinstance(outcome, NoSpeech) and follow_up:
             self._set_idle()  # the follow-up window closed unused
@@ -566,43 +558,30 @@ class Pipeline:
     ) -> TurnResult:
         """One spoken request. `answering` is the reply that opened the follow-up window
         this was heard in (None: the wake word or the button began the turn)."""
-        turn = result.turn
         self.results.append(result)
-        self._set_state("thinking")
-        await self._cue("done")  # "I heard you, now thinking"
-        try:
+        self._set_state(State.THINKING)
+        await self.turns.cue("done")  # "I heard you, now thinking"
+
+        async def body() -> None:
             heard = await self._heard(speech, result)
             text = self._strip_wake_phrase(heard)
             self._unstripped = (text, heard)
-            if answering is not None and self._wake_pattern.match(heard):
+            window_reply = answering
+            if window_reply is not None and self._wake_pattern.match(heard):
                 # The wake phrase inside the window: a new request, not an answer.
-                answering = None
+                window_reply = None
                 await forget_pending(self.handlers)
             result.transcript = text
-            self._publish(
-                ev.Transcript, turn=turn, text=text, stt_seconds=round(result.timings["stt"], 3)
-            )
+            stt_seconds = round(result.timings["stt"], 3)
+            self._publish(ev.Transcript, turn=result.turn, text=text, stt_seconds=stt_seconds)
             if not text:
                 result.outcome = "empty_transcript"
             elif is_stop_phrase(text, self.settings.stop_phrases):
                 result.outcome = "stopped"  # "hey jarvis, stop" with nothing playing
             else:
-                await self._respond(result, text, speech_end, answering)
-        except asyncio.CancelledError:
-            raise
-        except PipelineError as err:
-            await self._fail(result, err)
-        except Exception as err:  # a bug in an engine must not end the session
-            _LOGGER.exception("turn %d failed", turn)
-            await self._fail(result, PipelineError(f"unexpected error: {err}"))
-        result.timings["turn"] = time.monotonic() - speech_end
-        self._publish(
-            ev.TurnEnd,
-            turn=turn,
-            outcome=result.outcome,
-            timings={k: round(v, 4) for k, v in result.timings.items()},
-        )
-        return result
+                await self.turns.respond(result, text, speech_end, window_reply)
+
+        return await self.turns.run(result, speech_end, body)
 
     async def ask(self, text: str) -> TurnResult:
         """A typed request: skips the wake word and STT."""
@@ -611,95 +590,11 @@ class Pipeline:
         self.results.append(result)
         # Typed requests are turns like spoken ones (the status page, MQTT, event files).
         self._publish(ev.Transcript, turn=result.turn, text=text, stt_seconds=0.0)
-        self._set_state("thinking")
+        self._set_state(State.THINKING)
         started = time.monotonic()
-        try:
-            await self._respond(result, text, started)
-        except PipelineError as err:
-            await self._fail(result, err)
-        except Exception as err:
-            _LOGGER.exception("typed turn %d failed", result.turn)
-            await self._fail(result, PipelineError(f"unexpected error: {err}"))
-        result.timings["turn"] = time.monotonic() - started
-        self._publish(
-            ev.TurnEnd,
-            outcome=result.outcome,
-            timings={k: round(v, 4) for k, v in result.timings.items()},
-        )
+        await self.turns.run(result, started, lambda: self.turns.respond(result, text, started))
         self._set_idle()
         return result
-
-    async def _respond(
-        self, result: TurnResult, text: str, speech_end: float, answering: str | None = None
-    ) -> None:
-        """Answer `text`: a handler's reply, or the LLM's. Heard in a follow-up window
-        after the reply `answering`, text no handler took and that does not answer it is
-        the room talking: ignored, unless conversation.follow_up is "always"."""
-        handled = await self._try_handlers(result, text)
-        if (
-            handled is None
-            and answering is not None
-            and self.settings.conversation.follow_up != "always"
-            and not plausible_answer(text, answering)
-        ):
-            _LOGGER.info("turn %d: %r does not answer %r; ignored", result.turn, text, answering)
-            result.outcome = "ignored"
-            return
-        async with self.speaker.voice:
-            await self.speaker.reply(result, text, speech_end, handled)
-
-    async def _try_handlers(self, result: TurnResult, text: str) -> Handled | None:
-        result.handling = True
-        try:
-            handled = await self._first_handler(result, text)
-        finally:
-            result.handling = False
-        result.committed = result.committed or (handled is not None and handled.acted)
-        return handled
-
-    async def _first_handler(self, result: TurnResult, text: str) -> Handled | None:
-        started = time.monotonic()
-        for handler in list(self.handlers):
-            try:
-                handled = await handler.handle(text, result.turn)
-            except asyncio.CancelledError:
-                raise
-            except PipelineError:
-                raise
-            except Exception as err:
-                _LOGGER.exception("handler %r failed on %r", handler, text)
-                raise ActionError(f"could not carry out the request: {err}") from err
-            if handled is not None:
-                result.handled = handled
-                result.timings["handler"] = time.monotonic() - started
-                self._publish(
-                    ev.Handled,
-                    turn=result.turn,
-                    handler=handled.handler,
-                    action=handled.action,
-                    seconds=round(result.timings["handler"], 3),
-                )
-                return handled
-        return None
-
-    async def _fail(self, result: TurnResult, err: PipelineError) -> None:
-        """Report a failed stage, say sorry, and leave the session ready for the next turn."""
-        _LOGGER.error("turn %d: %s failed: %s", result.turn, err.stage, err)
-        result.outcome = "error"
-        result.committed = True  # the error is reported: the turn is over
-        result.errors.append(f"{err.stage}: {err}")
-        self._set_state("error")
-        self._publish(ev.Error, turn=result.turn, stage=err.stage, code=err.code, message=str(err))
-        if isinstance(err, AudioOutputError):
-            return
-        async with self.speaker.voice:
-            await self._cue("error")
-            try:
-                audio = await self._stages[Stage.TTS].run(self.engines.tts.synthesize, APOLOGY)
-                await self.sink.play(audio, self.engines.tts.sample_rate)
-                await self.sink.drain()
-            except Exception as apology_error:
-                _LOGGER.error("could not speak the apology either: %s", apology_error)
 
     async def run_recording(self, source: AudioSource, sink: AudioSink) -> list[TurnResult]:
         """Answer a recording (the config page's WAV upload) into its own sink, on this

@@ -35,7 +35,7 @@ from appliance.pipeline.barge_in import heard_text
 from appliance.pipeline.conversation import Conversation
 from appliance.pipeline.sentences import SentenceSplitter
 from appliance.pipeline.stages import Stage, StageThreads
-from appliance.pipeline.types import Engines, PipelineSettings, TurnResult
+from appliance.pipeline.types import Engines, PipelineSettings, State, TurnResult
 from appliance.understanding.claims import find_claim, truthful_reply
 
 _LOGGER = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Speaker:
         settings: PipelineSettings,
         conversation: Conversation,
         publish: Publish,
-        set_state: Callable[[str], None],
+        set_state: Callable[[State], None],
     ) -> None:
         self.engines = engines
         self.sink = sink
@@ -155,7 +155,7 @@ class Speaker:
             control = ReplyControl(turn)
             self.active = control
             self._publish(ev.Announcement, text=text if shown is None else shown)
-            self._set_state("speaking")
+            self._set_state(State.SPEAKING)
             rate = self.engines.tts.sample_rate
             try:
                 if cue is not None:
@@ -338,7 +338,7 @@ class _ReplyRun:
         result.committed = True
         if result.reply_audio_seconds == 0.0:
             result.timings["ttfa"] = time.monotonic() - self.speech_end
-            speaker._set_state("speaking")
+            speaker._set_state(State.SPEAKING)
             speaker._publish(
                 ev.TtsFirstAudio,
                 turn=result.turn,

@@ -4,6 +4,7 @@ back (`TurnResult`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -19,6 +20,26 @@ from appliance.wake.base import WakeWordDetector
 from appliance.wake.stopword import StopWordDetector
 
 APOLOGY = "Sorry, something went wrong. Please try again."
+
+
+class State(StrEnum):
+    """What the appliance is doing; each change is a `state` event (the config page's
+    status, the MQTT state sensor, the status light)."""
+
+    IDLE = "idle"
+    """Waiting for the wake word."""
+    LISTENING = "listening"
+    """Capturing a request (after the wake word, the button, or a follow-up's speech)."""
+    FOLLOW_UP = "follow_up"
+    """Listening for an answer without the wake word, after a reply that asked."""
+    THINKING = "thinking"
+    """The request is over: speech-to-text, the handlers, the language model."""
+    SPEAKING = "speaking"
+    """A reply or an announcement is playing."""
+    MUTED = "muted"
+    """The microphone's audio is dropped."""
+    ERROR = "error"
+    """A stage failed; the apology is being said."""
 
 
 @dataclass

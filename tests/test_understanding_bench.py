@@ -1,4 +1,4 @@
-"""`appliance bench --only understanding` (appliance/understanding/bench.py): its judging
+"""`appliance bench --only understanding` (appliance/bench/understanding.py): its judging
 rules on made-up turns, and a reduced run end to end with the real engines."""
 
 from __future__ import annotations
@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 
 from appliance import events as ev
-from appliance.bench import _without_memory
-from appliance.cli import build_parser
-from appliance.config import LlmConfig, SttConfig
-from appliance.engines import load_engines, pipeline_settings
-from appliance.understanding import bench
-from appliance.understanding.testset import (
+from appliance.bench import understanding as bench
+from appliance.bench.run import _without_memory
+from appliance.bench.testset import (
     FOLLOW_UPS,
     HOUSE,
     NONE,
@@ -23,6 +20,9 @@ from appliance.understanding.testset import (
     reduced,
     spoken_items,
 )
+from appliance.cli import build_parser
+from appliance.config import LlmConfig, SttConfig
+from appliance.engines import load_engines, pipeline_settings
 from tests.fakes import repeatable_config
 
 

@@ -197,7 +197,7 @@ def cmd_use(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from appliance.models.measure import measure
+    from appliance.bench.measure import measure
 
     store = _store(args)
     config = config_from_args(args)

@@ -485,7 +485,7 @@ async def _measure(
         report["barge_in"] = await bench.barge_in()
     if turns >= 2:  # `--turns 1` is the quick check: it skips the language model's tool call
         say("Actions: end of speech → action done, fast path vs the language model's call …")
-        from appliance.actions.bench import action_latency
+        from appliance.bench.actions import action_latency
 
         report["actions"] = await action_latency(engines, settings, runs=actions_runs(turns))
     say(f"Its own speech played into the microphone ({self_speech_minutes:.0f} min) …")
@@ -523,7 +523,7 @@ def run_bench(
 ) -> int:
     report: dict[str, Any] = {"cores": os.cpu_count(), "turns": turns}
     if only == "actions":
-        from appliance.actions.bench import action_latency
+        from appliance.bench.actions import action_latency
 
         say("Loading models …")
         engines = load_engines(config, progress=progress)
@@ -534,7 +534,7 @@ def run_bench(
         _save(report, json_path, say)
         return 0
     if only == "understanding":
-        from appliance.understanding.bench import table_rows, understanding_figures
+        from appliance.bench.understanding import table_rows, understanding_figures
 
         # What is understood, not how fast: one thread per engine where the config says
         # "every core", so that neighbours on a shared machine do not stall the threads
@@ -555,7 +555,7 @@ def run_bench(
         _save(report, json_path, say)
         return 0
     if only == "latency":
-        from appliance.latency_bench import felt_latency, table_rows
+        from appliance.bench.latency import felt_latency, table_rows
 
         say("Cold start in a fresh process …")
         report["cold_start"] = cold_start(config, config_path)
@@ -583,7 +583,7 @@ def run_bench(
     say("Language models: mmap vs read, first token, tokens/s …")
     report["llm_backends"] = llm_figures(config)
     say('Vision: "read this" with OCR, and the RAM of the OCR models …')
-    from appliance.vision.bench import vision_figures
+    from appliance.bench.vision import vision_figures
 
     report["vision"] = vision_figures(engines.tts, threads=config.vision.ocr_threads)
 
@@ -713,7 +713,7 @@ def _print_table(report: dict[str, Any], say: Say) -> None:
                     )
                 )
     if "vision" in report:
-        from appliance.vision.bench import table_rows
+        from appliance.bench.vision import table_rows
 
         rows += table_rows(report["vision"])
     _say_table(rows, say)

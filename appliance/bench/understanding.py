@@ -50,9 +50,7 @@ from appliance.actions.numbers import number_words
 from appliance.actions.tools import CallContext
 from appliance.audio.format import PIPELINE_RATE, int16_to_float
 from appliance.audio.sinks import NullSink
-from appliance.pipeline import Engines, Pipeline, PipelineSettings
-from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
-from appliance.understanding.testset import (
+from appliance.bench.testset import (
     FOLLOW_UPS,
     HOUSE,
     VOICES,
@@ -61,6 +59,8 @@ from appliance.understanding.testset import (
     Item,
     spoken_items,
 )
+from appliance.pipeline import Engines, Pipeline, PipelineSettings
+from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
 from appliance.understanding.vocabulary import bias_prompt
 
 if TYPE_CHECKING:

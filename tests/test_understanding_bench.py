@@ -10,7 +10,6 @@ import pytest
 
 from appliance import events as ev
 from appliance.bench import understanding as bench
-from appliance.bench.run import _without_memory
 from appliance.bench.testset import (
     FOLLOW_UPS,
     HOUSE,
@@ -20,6 +19,7 @@ from appliance.bench.testset import (
     reduced,
     spoken_items,
 )
+from appliance.bench.turns import without_memory
 from appliance.cli import build_parser
 from appliance.config import LlmConfig, SttConfig
 from appliance.engines import load_engines, pipeline_settings
@@ -125,7 +125,7 @@ def test_a_reduced_understanding_run_reports_every_figure_and_its_counts_add_up(
     # One thread each, as the bench runs them: a shared machine's load stalls more.
     config = repeatable_config(stt=SttConfig(threads=1), llm=LlmConfig(threads=1))
     engines = load_engines(config)
-    settings = _without_memory(pipeline_settings(config))
+    settings = without_memory(pipeline_settings(config))
     follow_ups = (FOLLOW_UPS[0], FOLLOW_UPS[-1])  # background talk, a real "yes, please"
     with_setup = next(i for i in spoken_items() if i.text == "Cancel all timers.")
     items = (*reduced(5), with_setup)  # one needs two timers running first

@@ -21,7 +21,7 @@ from appliance.actions.app import actions_for
 from appliance.actions.config import DeviceConfig, GpioOutput
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource
-from appliance.bench.understanding import pink_noise
+from appliance.bench.recordings import pink_noise
 from appliance.config import SttConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.mqtt.device import MqttDevices

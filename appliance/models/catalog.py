@@ -315,7 +315,7 @@ class ModelStore:
                     continue
                 source = self._source(model_file)
                 if model_file.convert == "ct2-whisper":
-                    from appliance.models.whisper_convert import (
+                    from appliance.prepare.whisper_convert import (
                         WhisperConversionError,
                         convert_ct2_whisper_to_ggml,
                     )

@@ -7,7 +7,7 @@ CTranslate2 exports can be converted; quantized (int8/int16) exports cannot.
 
 Usage::
 
-    python -m appliance.models.whisper_convert SRC_DIR DST_FILE
+    python -m appliance.prepare.whisper_convert SRC_DIR DST_FILE
 """
 
 from __future__ import annotations
@@ -688,9 +688,9 @@ def convert_ct2_whisper_to_ggml(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: ``python -m appliance.models.whisper_convert SRC DST``."""
+    """Command-line entry point: ``python -m appliance.prepare.whisper_convert SRC DST``."""
     parser = argparse.ArgumentParser(
-        prog="python -m appliance.models.whisper_convert",
+        prog="python -m appliance.prepare.whisper_convert",
         description="Convert a CTranslate2 Whisper model directory to a whisper.cpp ggml file.",
     )
     parser.add_argument("src", type=Path, help="CTranslate2 model directory (has model.bin)")

@@ -1,0 +1,8 @@
+"""Preparing the models directory, run by `appliance models prepare|import|remove|
+convert-whisper` (and ./setup.sh), never by the running appliance: the runtime never
+imports this package (tests/test_architecture.py).
+
+- `whisper_convert`: a CTranslate2 Whisper model → a whisper.cpp ggml file.
+- `stopword_training`: the "stop" keyword head, trained here from synthesised speech.
+- `importer`: the user's own GGUF or RKLLM models, imported and removed.
+"""

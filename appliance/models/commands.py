@@ -119,9 +119,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from appliance.prepare.packages import prepare_models
+
     store = _store(args)
     args.say(f"Preparing models in {store.root}")
-    store.prepare(progress=args.say, force=args.force)
+    prepare_models(store, progress=args.say, force=args.force)
     from appliance.prepare.stopword_training import prepare_stop_keyword
 
     voice = config_from_args(args).tts.voice

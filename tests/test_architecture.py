@@ -33,10 +33,11 @@ ENTRY_POINTS = (
 
 _CHILD = """
 import importlib, json, sys
+import appliance
 names = json.loads(sys.argv[1])
 for name in names:
     importlib.import_module(name)
-print(json.dumps(sorted(sys.modules)))
+print(json.dumps({"package": appliance.__file__, "modules": sorted(sys.modules)}))
 """
 
 
@@ -68,7 +69,9 @@ def _imports_in_a_fresh_interpreter(names: list[str]) -> set[str]:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    return set(json.loads(proc.stdout.splitlines()[-1]))
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert Path(seen["package"]).resolve() == ROOT / "appliance" / "__init__.py"  # this checkout
+    return set(seen["modules"])
 
 
 def test_the_runtime_imports_nothing_from_prepare_or_bench():

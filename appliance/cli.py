@@ -557,7 +557,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from appliance.bench import run_bench
+    from appliance.bench.run import run_bench
 
     if args.turns < 1 or args.listen_seconds < 1:
         raise ConfigError("bench needs --turns ≥ 1 and --listen-seconds ≥ 1")

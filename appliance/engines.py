@@ -21,7 +21,7 @@ from appliance.config import AppConfig, resolve_threads
 from appliance.deferred import DeferredVoice
 from appliance.errors import ModelError
 from appliance.llm.base import LanguageModel
-from appliance.models.budget import LoadPlan, MemoryState, plan_load, this_machine
+from appliance.models.budget import LoadPlan, MemoryState, gguf_need, plan_load, this_machine
 from appliance.models.catalog import ModelEntry, ModelStore
 from appliance.pipeline import Engines, PipelineSettings
 from appliance.system import llm_threads
@@ -213,7 +213,6 @@ def _load_stop_keyword(config: AppConfig, store: ModelStore):  # -> StopWordDete
 def choose_llm(config: AppConfig, store: ModelStore, state: MemoryState) -> LlmChoice:
     """Which language model, on which backend, with which context, given the memory."""
     from appliance.models.gguf import read_gguf_info
-    from appliance.models.importer import gguf_need
 
     entry = store.entry(config.llm.model, "llm")
     backend = _backend_for(config, store, entry)

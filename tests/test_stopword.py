@@ -13,6 +13,7 @@ from appliance.config import default_models_dir
 from appliance.errors import ModelError
 from appliance.models.catalog import ModelStore
 from appliance.pipeline.barge_in import KeptEnergy
+from appliance.prepare.stopword_training import HELD_OUT_VOICES, espeak, own_voice_recording
 from appliance.wake.openwakeword import CHUNK, SpeechEmbeddings
 from appliance.wake.stopword import (
     FILE_NAME,
@@ -23,7 +24,6 @@ from appliance.wake.stopword import (
     recipe_of,
     stop_windows,
 )
-from appliance.wake.stopword_training import HELD_OUT_VOICES, espeak, own_voice_recording
 
 
 def tiny_params(features: int = WINDOW * 96) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""`appliance bench --only understanding` (appliance/understanding/bench.py): its judging
+"""`appliance bench --only understanding` (appliance/bench/understanding.py): its judging
 rules on made-up turns, and a reduced run end to end with the real engines."""
 
 from __future__ import annotations
@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 
 from appliance import events as ev
-from appliance.bench import _without_memory
-from appliance.cli import build_parser
-from appliance.config import LlmConfig, SttConfig
-from appliance.engines import load_engines, pipeline_settings
-from appliance.understanding import bench
-from appliance.understanding.testset import (
+from appliance.bench import judging, large_house, recordings, understanding
+from appliance.bench.testset import (
     FOLLOW_UPS,
     HOUSE,
     NONE,
+    VOICES,
     Call,
     Item,
     reduced,
     spoken_items,
 )
+from appliance.bench.turns import without_memory
+from appliance.cli import build_parser
+from appliance.config import LlmConfig, SttConfig
+from appliance.engines import load_engines, pipeline_settings
 from tests.fakes import repeatable_config
 
 
@@ -32,8 +33,8 @@ def action(tool: str, ok: bool = True, **arguments) -> ev.Action:
     )
 
 
-def turn_of(*events: ev.Event) -> bench.Turn:
-    turn = bench.Turn()
+def turn_of(*events: ev.Event) -> judging.Turn:
+    turn = judging.Turn()
     for event in events:
         turn(event)
     return turn
@@ -44,7 +45,7 @@ def test_the_test_set_covers_every_kind_with_voices_and_noise():
     assert len(items) >= 60
     kinds = {k: sum(i.kind == k for i in items) for k in ("command", "free", "near_miss")}
     assert kinds["free"] == 10 and kinds["near_miss"] == 10 and kinds["command"] >= 40
-    assert {i.voice for i in items} == set(bench.VOICES)
+    assert {i.voice for i in items} == set(VOICES)
     assert abs(sum(bool(i.noise) for i in items) - len(items) / 3) <= 1
     names = {d.name for d in HOUSE}
     for item in items:
@@ -54,36 +55,35 @@ def test_the_test_set_covers_every_kind_with_voices_and_noise():
 
 
 def test_words_are_compared_with_numbers_spelled_out():
-    assert bench.words_of("Set it to 80%. 105 and 3") == [
+    assert judging.words_of("Set it to 80%. 105 and 3") == [
         "set", "it", "to", "eighty", "percent", "one", "hundred", "five", "and", "three",
     ]  # fmt: skip
-    assert (
-        bench.word_errors("What's one hundred and five divided by five?", "What's 105 / 5")[0] == 2
-    )  # "divided by" said as "/"
-    assert bench.word_errors("Turn on the porch light.", "turn on the Porsche light") == (1, 5)
-    assert bench.doubled("What's 17 x 23? What's seventeen times twenty three.") is False
-    assert bench.doubled("What time is it? What time is it?")
-    assert not bench.doubled("Turn on the porch light.") and not bench.doubled("")
+    spoken = "What's one hundred and five divided by five?"
+    assert judging.word_errors(spoken, "What's 105 / 5")[0] == 2  # "divided by" said as "/"
+    assert judging.word_errors("Turn on the porch light.", "turn on the Porsche light") == (1, 5)
+    assert judging.doubled("What's 17 x 23? What's seventeen times twenty three.") is False
+    assert judging.doubled("What time is it? What time is it?")
+    assert not judging.doubled("Turn on the porch light.") and not judging.doubled("")
 
 
 def test_a_turn_is_right_wrong_a_confirmation_or_missed():
     half = Call("device_brightness", {"device": "bed light", "percent": 50})
     item = Item("Set the bed light to fifty percent.", (half,), "command")
     said = action("device_brightness", device="Bed Light", percent=50.0)
-    assert bench.verdict(item, turn_of(said)) == "right"
+    assert judging.verdict(item, turn_of(said)) == "right"
     other = action("device_brightness", device="bed light", percent=15)
-    assert bench.verdict(item, turn_of(other)) == "wrong"
-    assert bench.verdict(item, turn_of(action("device_brightness", False))) == "missed"
+    assert judging.verdict(item, turn_of(other)) == "wrong"
+    assert judging.verdict(item, turn_of(action("device_brightness", False))) == "missed"
     asked = ev.IntentRecognized(turn=1, stream_time=0.0, intent="HassLightSet", slots={}, score=0.7,
                                 path="confirm", text="")  # fmt: skip
-    assert bench.verdict(item, turn_of(asked)) == "confirm"
+    assert judging.verdict(item, turn_of(asked)) == "confirm"
     nothing = Item("Never mind.", NONE, "refusal", allowed=("stop",))
-    assert bench.verdict(nothing, turn_of(action("stop"))) == "right"
-    assert bench.verdict(nothing, turn_of(action("device_on", device="bed light"))) == "wrong"
+    assert judging.verdict(nothing, turn_of(action("stop"))) == "right"
+    assert judging.verdict(nothing, turn_of(action("device_on", device="bed light"))) == "wrong"
     every = Item("Cancel all timers.", (Call("timer_cancel|timer_list", {"all": True}),),
                  "command")  # fmt: skip
-    assert bench.verdict(every, turn_of(action("timer_cancel", all=True))) == "right"
-    assert bench.verdict(every, turn_of(action("timer_cancel"))) == "wrong"
+    assert judging.verdict(every, turn_of(action("timer_cancel", all=True))) == "right"
+    assert judging.verdict(every, turn_of(action("timer_cancel"))) == "wrong"
 
 
 def test_claims_and_refusals_are_read_from_the_reply():
@@ -92,18 +92,18 @@ def test_claims_and_refusals_are_read_from_the_reply():
         def find_claim(sentence):
             return "claim" if sentence.startswith("I set") else None
 
-    idle = bench.Turn()
-    assert bench.false_claim(["Sure.", "I set a timer."], idle, Claims) == "I set a timer."
-    assert bench.false_claim(["I set a timer."], turn_of(action("timer_set")), Claims) == ""
-    assert bench.false_claim(["I set a timer."], idle, None) == ""
-    assert bench.refused("I can't change the colour of the bed light.", idle)
-    assert not bench.refused("Paris is the capital of France.", idle)
-    assert bench.refused("I didn't set a timer: I didn't catch a command I can do.", idle)
-    assert not bench.refused("I can't.", turn_of(action("device_on")))
+    idle = judging.Turn()
+    assert judging.false_claim(["Sure.", "I set a timer."], idle, Claims) == "I set a timer."
+    assert judging.false_claim(["I set a timer."], turn_of(action("timer_set")), Claims) == ""
+    assert judging.false_claim(["I set a timer."], idle, None) == ""
+    assert judging.refused("I can't change the colour of the bed light.", idle)
+    assert not judging.refused("Paris is the capital of France.", idle)
+    assert judging.refused("I didn't set a timer: I didn't catch a command I can do.", idle)
+    assert not judging.refused("I can't.", turn_of(action("device_on")))
 
 
 def test_pink_noise_has_unit_level_and_falls_with_frequency():
-    noise = bench.pink_noise(16_000 * 4, seed=1)
+    noise = recordings.pink_noise(16_000 * 4, seed=1)
     assert np.sqrt(np.mean(noise**2)) == pytest.approx(1.0, rel=1e-6)
     power = np.abs(np.fft.rfft(noise)) ** 2
     freqs = np.fft.rfftfreq(len(noise), 1 / 16_000)
@@ -111,7 +111,7 @@ def test_pink_noise_has_unit_level_and_falls_with_frequency():
     high = power[(freqs > 3200) & (freqs < 6400)].mean()
     assert 10 < low / high < 60  # 1/f: 32× the frequency, about 32× less power per bin
     speech = np.full(8000, 1000, np.int16)
-    mixed = bench.with_noise(speech, noise, 10.0, speech)
+    mixed = recordings.with_noise(speech, noise, 10.0, speech)
     assert np.std(mixed.astype(float) - speech) == pytest.approx(1000 / 10**0.5, rel=0.05)
 
 
@@ -125,12 +125,12 @@ def test_a_reduced_understanding_run_reports_every_figure_and_its_counts_add_up(
     # One thread each, as the bench runs them: a shared machine's load stalls more.
     config = repeatable_config(stt=SttConfig(threads=1), llm=LlmConfig(threads=1))
     engines = load_engines(config)
-    settings = _without_memory(pipeline_settings(config))
+    settings = without_memory(pipeline_settings(config))
     follow_ups = (FOLLOW_UPS[0], FOLLOW_UPS[-1])  # background talk, a real "yes, please"
     with_setup = next(i for i in spoken_items() if i.text == "Cancel all timers.")
     items = (*reduced(5), with_setup)  # one needs two timers running first
     figures = asyncio.run(
-        bench.understanding_figures(
+        understanding.understanding_figures(
             engines, settings, config, items=items, follow_ups=follow_ups,
             large_house=False,
         )
@@ -156,7 +156,7 @@ def test_a_reduced_understanding_run_reports_every_figure_and_its_counts_add_up(
     follow = figures["follow_up"]
     assert (follow["background"], follow["answers"]) == (1, 1)
     assert 0 <= follow["false_captures"] <= 1 and 0 <= follow["kept"] <= 1
-    table = dict((name, value) for name, value, _ in bench.table_rows(figures))
+    table = dict((name, value) for name, value, _ in understanding.table_rows(figures))
     wrong = f"{figures['wrong']} ({figures['wrong_changed_something']})"
     assert table["Wrong action (of them, changed something)"] == wrong
 
@@ -164,6 +164,6 @@ def test_a_reduced_understanding_run_reports_every_figure_and_its_counts_add_up(
 @pytest.mark.e2e
 def test_the_handler_alone_is_timed_on_a_large_house():
     requests = ("Turn on lamp 7.", "Tell me a joke.")
-    timed = asyncio.run(bench.handler_alone(bench.LARGE_HOUSE[:50], requests))
+    timed = asyncio.run(large_house.handler_alone(large_house.LARGE_HOUSE[:50], requests))
     assert timed["devices"] == 50 and set(timed["per_request_ms"]) == set(requests)
     assert 0 < timed["median_ms"] <= timed["max_ms"]

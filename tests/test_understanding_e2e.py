@@ -21,6 +21,7 @@ from appliance.actions.app import actions_for
 from appliance.actions.config import DeviceConfig, GpioOutput
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource
+from appliance.bench.recordings import pink_noise
 from appliance.config import SttConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.mqtt.device import MqttDevices
@@ -28,7 +29,6 @@ from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox
 from appliance.pipeline import Pipeline, TurnResult
 from appliance.testing.speech import add_noise, compose, paused_sentence, tts_phrase, voiced_end
-from appliance.understanding.bench import pink_noise
 from appliance.understanding.handler import ACT_SCORE
 from appliance.understanding.recognizer import NAME_MIN_SCORE
 from tests.fakes import Recorder, repeatable_config

@@ -17,7 +17,7 @@ from appliance.errors import ModelError
 from appliance.models.budget import read_memory_state, this_machine
 from appliance.models.catalog import ModelStore
 from appliance.models.gguf import GgufError, read_gguf_projector
-from appliance.models.importer import import_model
+from appliance.prepare.importer import import_model
 from appliance.testing.images import render_sign
 from appliance.vision.build import build_vision
 from appliance.vision.config import VisionConfig

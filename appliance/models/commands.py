@@ -14,6 +14,9 @@ from appliance.config import (
 from appliance.errors import ModelError
 
 EXIT_MODEL = 5
+ROLE_SETTING = {"wake": ("wake", "model"), "stt": ("stt", "model"), "llm": ("llm", "model"),
+                "tts": ("tts", "voice"), "vision": ("vision", "vision_model")}  # fmt: skip
+"""The config setting (section, key) that chooses each role's model."""
 
 
 def add_models_commands(models: argparse.ArgumentParser) -> None:
@@ -116,10 +119,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from appliance.prepare.packages import prepare_models
+
     store = _store(args)
     args.say(f"Preparing models in {store.root}")
-    store.prepare(progress=args.say, force=args.force)
-    from appliance.wake.stopword_training import prepare_stop_keyword
+    prepare_models(store, progress=args.say, force=args.force)
+    from appliance.prepare.stopword_training import prepare_stop_keyword
 
     voice = config_from_args(args).tts.voice
     prepare_stop_keyword(store, voice, progress=args.say, force=args.force)
@@ -129,7 +134,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from appliance.models.budget import this_machine
-    from appliance.models.importer import import_model
+    from appliance.prepare.importer import import_model
 
     config = config_from_args(args)
     store = _store(args)
@@ -163,7 +168,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from appliance.models.importer import remove_model
+    from appliance.prepare.importer import remove_model
 
     entry = remove_model(_store(args), args.name, in_use=set(_in_use(args)))
     args.say(f"removed {entry.name} ({entry.size / 1e6:,.1f} MB freed)")
@@ -175,7 +180,6 @@ def cmd_use(args: argparse.Namespace) -> int:
 
     from appliance.engines import choose_llm
     from appliance.models.budget import this_machine
-    from appliance.models.importer import ROLE_SETTING
 
     store = _store(args)
     store.path(args.name, args.role)  # exists, right role, files intact
@@ -197,7 +201,7 @@ def cmd_use(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from appliance.models.measure import measure
+    from appliance.bench.measure import measure
 
     store = _store(args)
     config = config_from_args(args)
@@ -216,7 +220,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from appliance.models.whisper_convert import WhisperConversionError, convert_ct2_whisper_to_ggml
+    from appliance.prepare.whisper_convert import (
+        WhisperConversionError,
+        convert_ct2_whisper_to_ggml,
+    )
 
     try:
         report = convert_ct2_whisper_to_ggml(args.src, args.dst, progress=args.say)

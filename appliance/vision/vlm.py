@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.models.budget import MemoryState, ModelNeed, plan_load
+from appliance.models.budget import MemoryState, ModelNeed, gguf_need, plan_load
 from appliance.models.catalog import ModelEntry, ModelStore
 from appliance.vision.errors import VisionModelMissing
 from appliance.vision.image import encode_jpeg
@@ -48,7 +48,6 @@ def choose_vision_model(
 ) -> VisionModelChoice:
     """The imported vision model to use, or VisionModelMissing saying why not and how."""
     from appliance.models.gguf import read_gguf_info
-    from appliance.models.importer import gguf_need
 
     candidates = [store.entry(wanted, "vision")] if wanted else store.prepared("vision")
     if not candidates:

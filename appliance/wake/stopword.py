@@ -3,7 +3,8 @@
 It reads the speech embeddings the wake-word detector computes anyway (openWakeWord's
 96 values per 80 ms), so listening for "stop" while the appliance talks costs one small
 matrix product per 80 ms. The head is made on this machine by `appliance models prepare`
-(see `stopword_training`), saved as an .npz with the recipe version it was made by.
+(see `appliance.prepare.stopword_training`), saved as an .npz with the recipe version it
+was made by.
 """
 
 from __future__ import annotations

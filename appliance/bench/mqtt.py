@@ -1,6 +1,6 @@
 """MQTT figures: what the persistent outbox costs, against a broker you name.
 
-    python -m appliance.mqtt.bench --port 1883 [--host 127.0.0.1] [--messages 500]
+    python -m appliance.bench.mqtt --port 1883 [--host 127.0.0.1] [--messages 500]
 
 - publish latency: `MqttLink.publish` → the message at a separate subscriber (outbox
   write, SQLite commit, QoS 1 publish, broker, delivery), one message at a time;
@@ -82,7 +82,9 @@ async def measure(host: str, port: int, messages: int, folder: Path) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m appliance.bench.mqtt", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--messages", type=int, default=500)

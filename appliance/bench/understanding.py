@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import os
-import re
 import statistics
 import tempfile
 import time
@@ -40,280 +38,40 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from appliance import events as ev
-from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList, normalise_name
+from appliance.actions.config import ActionsConfig, DeviceList
 from appliance.actions.lists import LISTS
 from appliance.actions.llm_tools import NAME as LLM_TOOLS
-from appliance.actions.numbers import number_words
 from appliance.actions.tools import CallContext
-from appliance.audio.format import PIPELINE_RATE, int16_to_float
+from appliance.audio.format import int16_to_float
 from appliance.audio.sinks import NullSink
-from appliance.pipeline import Engines, Pipeline, PipelineSettings
-from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
-from appliance.understanding.testset import (
+from appliance.bench.judging import (
+    READ_ONLY,
+    Turn,
+    claims_module,
+    doubled,
+    false_claim,
+    followup_module,
+    refused,
+    unexpected,
+    verdict,
+    word_errors,
+)
+from appliance.bench.large_house import LARGE_HOUSE, LARGE_HOUSE_REQUESTS, handler_alone
+from appliance.bench.recordings import Recorder
+from appliance.bench.testset import (
     FOLLOW_UPS,
     HOUSE,
     VOICES,
-    Call,
     FollowUpPhrase,
     Item,
     spoken_items,
 )
+from appliance.pipeline import Engines, Pipeline, PipelineSettings
 from appliance.understanding.vocabulary import bias_prompt
 
 if TYPE_CHECKING:
     from appliance.config import AppConfig
-
-HANDLER_TARGET_MS = 20.0
-PAUSE_BEFORE, PAUSE_AFTER = 0.4, 0.6
-"""Seconds of silence around each phrase (the end-pointer's pre-roll and hang-over)."""
-LARGE_HOUSE = tuple(
-    DeviceConfig(f"lamp {i}", "lamp", (), f"room {(i - 1) % 50 + 1}", mqtt={"command_topic": ""})
-    for i in range(1, 501)
-)
-"""500 devices in 50 rooms, for the handler's time alone (backends in memory)."""
-LARGE_HOUSE_REQUESTS = (
-    "Turn on lamp 250.",
-    "Turn off the lights in room 7.",
-    "Set lamp 42 to 30 percent.",
-    "Is lamp 499 on?",
-    "Turn on the porridge lamp.",
-    "Set a timer for ten minutes.",
-    "Cancel tiger.",
-    "What time is it?",
-    "What is the capital of France?",
-    "Tell me a joke about a lamp in room twelve.",
-    "Turn on the garage light.",
-    "I turned off the light yesterday.",
-)
-READ_ONLY = frozenset(
-    {"device_state", "timer_list", "timer_remaining", "time_now", "date_today", "calculate",
-     "list_read"}
-)  # fmt: skip
-"""Tools that only tell: a wrong one of these said something beside the point, it did
-not change the house."""
-_REFUSING = re.compile(
-    r"\b(?:can't|cannot|don't|didn't|won't|couldn't|isn't|wasn't|not|no|unable|sorry|"
-    r"without)\b",
-    re.I,
-)
-
-
-# ---- recordings ------------------------------------------------------------------------
-
-
-def pink_noise(samples: int, seed: int = 0) -> np.ndarray:
-    """Pink (1/f) noise of unit RMS: white noise shaped by 1/sqrt(f) in the frequency
-    domain (a room's hum and fans are closer to pink than to white)."""
-    rng = np.random.default_rng(seed)
-    spectrum = np.fft.rfft(rng.normal(size=samples))
-    freqs = np.fft.rfftfreq(samples, 1 / PIPELINE_RATE)
-    spectrum[1:] /= np.sqrt(freqs[1:] / freqs[1])
-    spectrum[0] = 0.0
-    noise = np.fft.irfft(spectrum, n=samples)
-    return noise / (np.sqrt(np.mean(noise**2)) or 1.0)
-
-
-_BABBLE_TEXTS = (
-    ("We went to the market on Saturday and bought far too many apples.", "en-us"),
-    ("Honestly I think the train was late again this morning, as usual.", "en-gb"),
-    ("Can you pass me the salt, and did anyone call your mother back?", "en-us+f3"),
-    ("The football match last night went on for ages before anyone scored.", "en-gb-scotland"),
-    ("She said the new office is much bigger but the coffee is terrible.", "en-us+m3"),
-)
-
-
-def babble_noise(samples: int, seed: int = 0) -> np.ndarray:
-    """Several voices talking at once, of unit RMS: espeak-ng sentences played backwards
-    (speech's spectrum and rhythm, but no words whisper could write down), each looped
-    from its own offset, summed."""
-    rng = np.random.default_rng(seed)
-    total = np.zeros(samples)
-    for text, voice in _BABBLE_TEXTS:
-        talk = espeak_phrase(text, voice=voice, speed=165)[::-1].astype(np.float64)
-        talk /= np.sqrt(np.mean(talk**2)) or 1.0
-        start = int(rng.integers(0, len(talk)))
-        looped = np.resize(np.roll(talk, -start), samples)
-        total += looped
-    return total / (np.sqrt(np.mean(total**2)) or 1.0)
-
-
-def with_noise(
-    recording: np.ndarray, noise: np.ndarray, snr_db: float, phrase: np.ndarray
-) -> np.ndarray:
-    """`recording` (int16: `phrase` with silence around it) plus `noise` (unit RMS)
-    `snr_db` below the phrase's own level."""
-    level = float(np.sqrt(np.mean(phrase.astype(np.float64) ** 2))) if len(phrase) else 1000.0
-    mixed = recording + noise[: len(recording)] * level / 10 ** (snr_db / 20)
-    return np.clip(mixed, -32768, 32767).astype(np.int16)
-
-
-def speak(engines: Engines, text: str, voice: str) -> np.ndarray:
-    spec = VOICES[voice]
-    if spec.engine == "piper":
-        return tts_phrase(engines.tts, text)
-    return espeak_phrase(text, voice=spec.name, speed=spec.speed, pitch=spec.pitch)
-
-
-class Recorder:
-    """Speaks the test set's phrases with their voice and noise."""
-
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
-        self._noise: dict[str, np.ndarray] = {}
-
-    def record(self, text: str, voice: str, noise: str, snr_db: float, seed: int) -> np.ndarray:
-        phrase = speak(self.engines, text, voice)
-        recording = compose(PAUSE_BEFORE, phrase, PAUSE_AFTER)
-        if not noise:
-            return add_noise(recording, seed=seed)
-        source = self._noise_of(noise)
-        offset = (seed * 7919) % (len(source) - len(recording))
-        return with_noise(recording, source[offset:], snr_db, phrase)
-
-    def _noise_of(self, kind: str) -> np.ndarray:
-        if kind not in self._noise:
-            samples = 60 * PIPELINE_RATE
-            make = pink_noise if kind == "pink" else babble_noise
-            self._noise[kind] = make(samples, seed=len(self._noise))
-        return self._noise[kind]
-
-
-# ---- word error rate -------------------------------------------------------------------
-
-
-def words_of(text: str) -> list[str]:
-    """Lower-case words with numbers as words ("80%" → eighty percent, "3" → three) and
-    "and" inside a number dropped, so "105" and "one hundred and five" are alike."""
-    text = text.lower().replace("’", "'").replace("%", " percent")
-    text = re.sub(r"(\d),(\d)", r"\1\2", text)
-    text = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} ", text)
-    words = re.findall(r"[a-z']+", text.replace("-", " "))
-    words = [w.strip("'") for w in words if w.strip("'")]
-    return [w for i, w in enumerate(words) if not (w == "and" and i and words[i - 1] == "hundred")]
-
-
-def doubled(heard: str) -> bool:
-    """Whisper wrote the request twice over ("What time is it? What time is it?")."""
-    words = words_of(heard)
-    half = len(words) // 2
-    return half > 0 and len(words) % 2 == 0 and words[:half] == words[half:]
-
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(word edits, reference words)."""
-    from rapidfuzz.distance import Levenshtein
-
-    ref, hyp = words_of(reference), words_of(hypothesis)
-    return Levenshtein.distance(ref, hyp), len(ref)
-
-
-# ---- judging a turn --------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Turn:
-    actions: list[ev.Action] = dataclasses.field(default_factory=list)
-    intents: list[ev.IntentRecognized] = dataclasses.field(default_factory=list)
-    handled: ev.Handled | None = None
-
-    def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Action):
-            self.actions.append(event)
-        elif isinstance(event, ev.IntentRecognized):
-            self.intents.append(event)
-        elif isinstance(event, ev.Handled):
-            self.handled = event
-
-    @property
-    def done(self) -> list[ev.Action]:
-        return [a for a in self.actions if a.ok]
-
-    @property
-    def confirmed(self) -> bool:
-        return any(i.path == "confirm" for i in self.intents)
-
-
-def matches(expected: Call, action: ev.Action) -> bool:
-    """The action is the expected call: its tool, and the arguments the call names."""
-    if action.tool not in expected.tools or not action.ok:
-        return False
-    for key, want in expected.arguments.items():
-        got = action.arguments.get(key)
-        if isinstance(want, bool):
-            if bool(got) != want:
-                return False
-        elif isinstance(want, int | float):
-            if not isinstance(got, int | float) or abs(got - want) > 0.5:
-                return False
-        elif _singular(normalise_name(str(got or ""))) != _singular(normalise_name(want)):
-            return False
-    return True
-
-
-def _singular(name: str) -> str:
-    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in name.split())
-
-
-def verdict(item: Item, turn: Turn) -> str:
-    """right, wrong, confirm or missed (see the module's docstring)."""
-    done = turn.done
-    if _unexpected(item, turn):
-        return "wrong"
-    if item.expect and all(any(matches(c, a) for a in done) for c in item.expect):
-        return "right"
-    if turn.confirmed:
-        return "confirm"
-    return "missed" if item.expect else "right"
-
-
-def _unexpected(item: Item, turn: Turn) -> list[ev.Action]:
-    """Actions that succeeded and were neither expected nor allowed."""
-    return [
-        a for a in turn.done
-        if a.tool not in item.allowed and not any(matches(c, a) for c in item.expect)
-    ]  # fmt: skip
-
-
-def _claims_module() -> Any:
-    try:
-        return importlib.import_module("appliance.understanding.claims")
-    except ImportError:
-        return None
-
-
-def _followup_module() -> Any:
-    try:
-        return importlib.import_module("appliance.understanding.followup")
-    except ImportError:
-        return None
-
-
-def false_claim(sentences: Sequence[str], turn: Turn, claims: Any) -> str:
-    """The first sentence claiming an action when none succeeded this turn ("" if none)."""
-    if claims is None or turn.done:
-        return ""
-    for sentence in sentences:
-        if claims.find_claim(sentence) is not None:
-            return sentence
-    return ""
-
-
-def refused(reply: str, turn: Turn) -> bool:
-    """An honest "no": nothing ran, and a call was refused, or the handler answered with
-    what it cannot do, or the reply says so."""
-    if turn.done or not reply.strip():
-        return False
-    return (
-        any(not a.ok for a in turn.actions)
-        or turn.handled is not None
-        or bool(_REFUSING.search(reply))
-    )
-
-
-# ---- the run ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -409,7 +167,7 @@ async def understanding_figures(
     follow_ups = FOLLOW_UPS if follow_ups is None else tuple(follow_ups)
     config = house_config(config)
     prompt = bias_prompt(HOUSE, language=config.conversation.language)
-    claims, followup = _claims_module(), _followup_module()
+    claims, followup = claims_module(), followup_module()
     recorder = Recorder(engines)
     rows: list[dict[str, Any]] = []
     stt_times: dict[str, list[float]] = {"unbiased": [], "biased": []}
@@ -502,7 +260,7 @@ async def _item_row(
         "handler_s": turn.handled.seconds if turn.handled else None,
         "reply": result.reply,
         "verdict": judged,
-        "wrong_change": any(a.tool not in READ_ONLY for a in _unexpected(item, turn)),
+        "wrong_change": any(a.tool not in READ_ONLY for a in unexpected(item, turn)),
         "false_claim": false_claim(sentences, turn, claims),
         "refused": refused(result.reply, turn),
         "turn_s": round(result.timings.get("turn", float("nan")), 3),
@@ -595,47 +353,6 @@ def _picked_by_audio(heard: str, asked: str, engines: Engines) -> str | None:
         return None
     answers = {d.name: acoustic.ways_to_say(d.name, d.aliases) for d in offered}
     return acoustic.pick_answer(heard, answers, engines.stt.score)
-
-
-async def handler_alone(
-    devices: Sequence[DeviceConfig], requests: Sequence[str], repeats: int = 3
-) -> dict[str, Any]:
-    """The command handlers' own time (no speech, no language model) on a house of
-    `devices` with in-memory backends: the median of `repeats` runs of each request."""
-    from appliance.actions.app import Actions
-    from appliance.actions.devices import MemoryBackend
-
-    def memory(_name: str, _table: dict[str, Any]) -> MemoryBackend:
-        return MemoryBackend()
-
-    per_request: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.monotonic()
-        actions = Actions(devices, ActionsConfig(), ev.EventBus(), Path(tmp), make_mqtt=memory)
-        async with actions:
-            setup_s = time.monotonic() - t0
-            for turn, text in enumerate(requests, 1):
-                times = []
-                for _ in range(repeats):
-                    for handler in actions.handlers:
-                        if hasattr(handler, "forget_pending"):
-                            handler.forget_pending()
-                    started = time.perf_counter()
-                    for handler in actions.handlers:
-                        if await handler.handle(text, turn) is not None:
-                            break
-                    times.append(time.perf_counter() - started)
-                per_request[text] = round(statistics.median(times) * 1000, 2)
-    values = list(per_request.values())
-    return {
-        "devices": len(devices),
-        "rooms": len({d.room for d in devices}),
-        "setup_s": round(setup_s, 2),
-        "median_ms": round(statistics.median(values), 2) if values else None,
-        "max_ms": round(max(values), 2) if values else None,
-        "target_ms": HANDLER_TARGET_MS,
-        "per_request_ms": per_request,
-    }
 
 
 def table_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""`appliance models import|remove|use`: the user's own models.
+"""`appliance models import|remove`: the user's own models.
 
 An import is checked before anything is copied (a GGUF's header and metadata are read
 without loading it), copied (or hard-linked) to a `.part` file while its sha256 is
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import ModelError
-from appliance.models.budget import LoadPlan, MemoryState, ModelNeed, llm_need, plan_load
+from appliance.models.budget import LoadPlan, MemoryState, ModelNeed, gguf_need, plan_load
 from appliance.models.catalog import TIERS, ModelEntry, ModelFile, ModelStore, RamUse
-from appliance.models.gguf import GgufInfo, read_gguf_info, read_gguf_projector
+from appliance.models.gguf import read_gguf_info, read_gguf_projector
 
 Progress = Callable[[str], None]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -32,8 +32,6 @@ _TIER_BYTES = {"2gb": 2, "4gb": 4, "8gb": 8, "16gb": 16}
 _TIER_SHARE = 0.6
 """A model suits a tier when it needs at most this share of the board's RAM (the rest is
 for the OS, the other engines and the page cache)."""
-ROLE_SETTING = {"wake": ("wake", "model"), "stt": ("stt", "model"), "llm": ("llm", "model"),
-                "tts": ("tts", "voice"), "vision": ("vision", "vision_model")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,18 +40,6 @@ class ImportResult:
     need: ModelNeed | None
     plan: LoadPlan | None
     seconds: float
-
-
-def gguf_need(name: str, info: GgufInfo, context: int) -> ModelNeed:
-    """What llama.cpp will take for this GGUF at a context (capped at its training one)."""
-    return llm_need(
-        name,
-        weights=info.tensor_data_bytes,
-        context=min(context, info.context_length or context),
-        kv_bytes_per_token=info.kv_cache_bytes(1),
-        vocab=info.vocab_size or 32_000,  # a typical vocabulary when the file has none
-        heads=info.head_count,
-    )
 
 
 def tiers_for(need: ModelNeed) -> tuple[str, ...]:

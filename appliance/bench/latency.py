@@ -128,8 +128,8 @@ async def _one(
     engines: Engines, settings: PipelineSettings, recording: Recording, pins: Any, data: Path
 ) -> dict[str, Any]:
     from appliance.actions.app import Actions
-    from appliance.actions.bench import _DEVICES
     from appliance.actions.config import ActionsConfig
+    from appliance.bench.actions import _DEVICES
 
     bus = ev.EventBus()
     ends: list[float] = []

@@ -185,3 +185,8 @@ async def phrasing_acceptance(llm: LanguageModel) -> dict[str, Any]:
         "median_s": statistics.median(r["seconds"] for r in results),
         "results": results,
     }
+
+
+def actions_runs(turns: int) -> int:
+    """Turns of each path (fast, language model) for the actions figures: at least 2."""
+    return max(2, min(turns, 3))

@@ -11,15 +11,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import sys
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from appliance import events as ev
 from appliance.config import AppConfig, config_from_args, default_config_path
+from appliance.console import Console, progress, quiet, run_async
 from appliance.errors import (
     EXIT_CODES,
     EXIT_INTERRUPTED,
@@ -192,16 +191,6 @@ def _config(args: argparse.Namespace) -> AppConfig:
     return config_from_args(args)
 
 
-class Console:
-    """Human output: stdout, or stderr when stdout carries the JSON event stream."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def __call__(self, *parts: object) -> None:
-        print(*parts, file=self.stream, flush=True)
-
-
 @contextlib.contextmanager
 def _event_output(target: str | None, bus: ev.EventBus) -> Iterator[None]:
     if not target:
@@ -216,10 +205,6 @@ def _event_output(target: str | None, bus: ev.EventBus) -> Iterator[None]:
     with open(path, "w", encoding="utf-8") as handle:
         bus.subscribe(ev.JsonLinesWriter(handle))
         yield
-
-
-def _progress(line: str) -> None:
-    print(f"  {line}", file=sys.stderr, flush=True)
 
 
 def _describe_results(results: list[Any], say: Console) -> None:
@@ -241,34 +226,13 @@ def _describe_results(results: list[Any], say: Console) -> None:
             say(f"  timings  : {shown}")
 
 
-def _run_async(main: Callable[[], Coroutine[Any, Any, int]], say: Console) -> int:
-    """Run a coroutine; SIGINT/SIGTERM cancel it cleanly."""
-
-    async def guarded() -> int:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, task.cancel)
-        try:
-            return await main()
-        except asyncio.CancelledError:
-            say("stopped.")
-            return EXIT_INTERRUPTED
-
-    return asyncio.run(guarded())
-
-
 # ---- commands --------------------------------------------------------------------------
 
 
 def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool = False) -> int:
+    from appliance.app import App, load
     from appliance.audio.sinks import RecordingSink, TeeSink
     from appliance.audio.sources import WavFileSource
-    from appliance.engines import load_engines, pipeline_settings
-    from appliance.pipeline import Pipeline
-    from appliance.vision.build import vision_hook
 
     config = _config(args)
     source = WavFileSource(wav or args.wav, realtime=getattr(args, "realtime", False))
@@ -280,30 +244,20 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
         sink = TeeSink(recording, speaker)
     with _event_output(args.events, bus):
         args.say(f"Loading models from {config.models_path()} …")
-        started = time.monotonic()
-        engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus))
-        bus.publish(
-            ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
-        )
+        engines = load(config, bus, progress=progress)
         args.say(
             f"Listening to {source.path.name} ({source.duration:.1f} s"
             f"{', real time' if source.live else ''}) …"
         )
 
         async def main() -> int:
-            from appliance.actions.app import actions_for
-
-            async with (
-                Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
-                vision_hook(config, pipeline) as vision,
-                actions_for(config, pipeline, vision=vision),
-            ):
-                results = await pipeline.run(source)
+            async with App(config, engines, sink, bus) as app:
+                results = await app.pipeline.run(source)
             _describe_results(results, args.say)
             return 0
 
         try:
-            code = _run_async(main, args.say)
+            code = run_async(main, args.say)
         finally:
             if speaker is not None:
                 speaker.close()
@@ -332,10 +286,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from appliance.app import App, Parts, load
     from appliance.audio.sinks import RecordingSink, TeeSink
-    from appliance.engines import load_engines, pipeline_settings
-    from appliance.pipeline import Pipeline
-    from appliance.vision.build import vision_hook
 
     config = _config(args)
     bus = ev.EventBus()
@@ -343,29 +295,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     speaker = _speaker(config.audio.output_device, args.say) if args.speak else None
     sink: Any = TeeSink(recording, speaker) if speaker is not None else recording
     with _event_output(args.events, bus):
-        engines = load_engines(
-            config,
-            progress=_progress if args.verbose else _quiet,
-            need_listening=False,
-            on_plan=_plan_publisher(bus),
-        )
+        shown = progress if args.verbose else quiet
+        engines = load(config, bus, progress=shown, listening=False)
 
         async def main() -> int:
-            from appliance.actions.app import actions_for
-
-            async with (
-                Pipeline(engines, sink, bus, pipeline_settings(config)) as pipeline,
-                vision_hook(config, pipeline) as vision,
-                actions_for(config, pipeline, origin="typed", vision=vision),
-            ):
-                result = await pipeline.ask(args.text)
+            async with App(config, engines, sink, bus, parts=Parts(origin="typed")) as app:
+                result = await app.ask(args.text)
             args.say(result.reply or "(no reply)")
             for error in result.errors:
                 print(f"error: {error}", file=sys.stderr)
             return 0 if result.outcome == "replied" else 6
 
         try:
-            code = _run_async(main, args.say)
+            code = run_async(main, args.say)
         finally:
             if speaker is not None:
                 speaker.close()
@@ -374,36 +316,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return code
 
 
-def _quiet(_: str) -> None:
-    return None
-
-
-def _plan_publisher(bus: ev.EventBus) -> Callable[[Any], None]:
-    def publish(plan: Any) -> None:
-        bus.publish(
-            ev.ModelPlanned(
-                turn=0,
-                stream_time=0.0,
-                model=plan.model,
-                decision=plan.decision,
-                context=plan.context or 0,
-                message=plan.message,
-            )
-        )
-
-    return publish
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.app import App, Parts, WebOptions, load
     from appliance.audio.devices import MicrophoneSource, SpeakerSink, choose_device
     from appliance.config import data_dir as config_data_dir
     from appliance.device.notify import SystemdNotifier, service_notifications
-    from appliance.engines import load_engines, pipeline_settings
-    from appliance.mqtt.service import mqtt_service
-    from appliance.pipeline import Pipeline
+    from appliance.engines import pipeline_settings
     from appliance.service import serve
-    from appliance.vision.build import vision_hook
-    from appliance.web.cli import publish_fallback
+    from appliance.web.miclevel import LevelTap
 
     config, config_path, fallback = _service_config(args)
     microphone = choose_device(args.input_device or config.audio.input_device, want_input=True)
@@ -413,13 +333,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     bus = ev.EventBus()
     bus.subscribe(_log_event)
     with _event_output(args.events, bus):
-        started = time.monotonic()
         # Ready to listen once the listening engines and the language model are: the
         # voice finishes loading meanwhile (appliance.deferred).
-        engines = load_engines(config, progress=_progress, on_plan=_plan_publisher(bus), defer=True)
-        bus.publish(
-            ev.Ready(turn=0, stream_time=0.0, load_seconds=round(time.monotonic() - started, 3))
-        )
+        engines = load(config, bus, progress=progress, defer=True)
         speaker = SpeakerSink(speaker_device)
         args.say(
             f"Listening on {microphone.describe()}, answering on {speaker_device.describe()}. "
@@ -433,9 +349,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(
                 pipeline_settings(config), earcons=config.feedback.earcons
             )
-
-            from appliance.web.miclevel import LevelTap
-
             tap = LevelTap()  # levels for the config page's "test microphone"
 
             def open_microphone() -> Any:
@@ -445,37 +358,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 return tap.wrap(MicrophoneSource(found))
 
-            from appliance.actions.app import actions_for
-
+            web = None
+            if not args.no_web and config.web.enabled:
+                web = WebOptions(config_path, localhost_only=args.localhost_only,
+                                 port=args.web_port, required=False,
+                                 microphone_levels=tap.levels)  # fmt: skip
+            parts = Parts(mqtt=True, look_button=True, web=web, fallback=fallback)
             # Under systemd (Type=notify): READY=1, the watchdog and STATUS= lines.
             notices = service_notifications(
                 SystemdNotifier.from_environment(), bus, data_dir=config_data_dir()
             )
-            async with (
-                notices,
-                Pipeline(engines, speaker, bus, settings, echo=echo) as pipeline,
-                vision_hook(config, pipeline, button=True) as vision,
-                mqtt_service(config.mqtt, pipeline, vision=vision) as mqtt,
-                actions_for(
-                    config,
-                    pipeline,
-                    make_mqtt=mqtt.devices.make_mqtt_backend if mqtt else None,
-                    vision=vision,
-                ) as actions,
-            ):
-                from appliance.web.pairing import reset_pairing
-
-                # Holding the GPIO button resets the pairing (a new code, spoken).
-                actions.long_press_hooks.append(lambda: reset_pairing(pipeline.say))
-                if fallback is not None:
-                    publish_fallback(bus, fallback)
-                web = _web_service(args, config, config_path, pipeline, fallback, tap, vision)
-                async with web:
-                    await _serve_while_loading(engines, serve(pipeline, open_microphone))
+            app = App(config, engines, speaker, bus, settings=settings, echo=echo, parts=parts)
+            async with notices, app:
+                await _serve_while_loading(engines, serve(app.pipeline, open_microphone))
             return 0
 
         try:
-            return _run_async(main, args.say)
+            return run_async(main, args.say)
         finally:
             speaker.close()
 
@@ -511,19 +410,6 @@ def _service_config(args: argparse.Namespace) -> tuple[AppConfig, Path, Any]:
     if getattr(args, "models_dir", None):
         config = dataclasses.replace(config, models_dir=str(args.models_dir))
     return config, path, fallback
-
-
-def _web_service(
-    args: argparse.Namespace, config: AppConfig, path: Path, pipeline: Any, fallback: Any,
-    tap: Any, vision: Any,
-) -> contextlib.AbstractAsyncContextManager[Any]:  # fmt: skip
-    if args.no_web or not config.web.enabled:
-        return contextlib.nullcontext()
-    from appliance.web.service import WebService
-
-    return WebService(config, path, pipeline=pipeline, localhost_only=args.localhost_only,
-                      port=args.web_port, fallback=fallback,
-                      microphone_levels=tap.levels, required=False, vision=vision)  # fmt: skip
 
 
 def _log_event(event: ev.Event) -> None:
@@ -569,7 +455,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         self_speech_minutes=args.self_speech_minutes,
         json_path=args.json,
         say=args.say,
-        progress=_progress,
+        progress=progress,
         only=args.only or "",
     )
 

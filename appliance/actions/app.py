@@ -257,15 +257,17 @@ async def actions_for(
     pin_factory: Any = None,
     make_mqtt: MqttFactory | None = None,
     vision: Any = None,
+    data: Path | None = None,
 ) -> AsyncIterator[Actions]:
     """The actions of a configuration, attached to a running pipeline for as long as the
-    block runs (`appliance run`, `listen`, `ask`, `demo`); with `vision` (the running
-    VisionService) the language model may also look through the camera."""
+    block runs (`appliance.app.App`); with `vision` (the running VisionService) the
+    language model may also look through the camera. `data`: where they keep their state
+    (default: the appliance's data directory)."""
     actions = Actions(
         config.devices,
         config.actions,
         pipeline.bus,
-        data_dir(),
+        data or data_dir(),
         pin_factory=pin_factory,
         make_mqtt=make_mqtt,
         origin=origin,

@@ -18,13 +18,15 @@ from typing import Any
 
 from appliance import events as ev
 from appliance.actions.app import Actions
-from appliance.actions.config import ActionsConfig, DeviceConfig, GpioOutput
+from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList, GpioOutput
 from appliance.actions.llm_tools import LlmToolCaller
 from appliance.actions.tools import CallContext
+from appliance.app import App, Parts
 from appliance.audio.sinks import NullSink
 from appliance.audio.sources import ArraySource
+from appliance.config import AppConfig
 from appliance.llm.base import LanguageModel
-from appliance.pipeline import Engines, Pipeline, PipelineSettings
+from appliance.pipeline import Engines, PipelineSettings
 from appliance.testing.speech import add_noise, compose, tts_phrase
 
 COMMAND = "Turn on the porch light."
@@ -122,22 +124,21 @@ async def _one(
             marks["answer"] = time.monotonic()
 
     bus.subscribe(watch)
-    config = ActionsConfig(fast_path=fast, llm_tools=not fast)
+    house = AppConfig(
+        devices=DeviceList(_DEVICES), actions=ActionsConfig(fast_path=fast, llm_tools=not fast)
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        async with Pipeline(engines, NullSink(), bus, settings) as pipeline:
-            actions = Actions(_DEVICES, config, bus, Path(tmp), pin_factory=pins)
-            async with actions:
-                actions.attach(pipeline)
-                # Read as fast as the pipeline takes it: the turn's own time is the same,
-                # and the bench does not wait out the recording.
-                await pipeline.run(ArraySource(recording))
-                caller = actions.llm_tools
-                if caller is not None and caller.last_phrasing is not None:
-                    phrased = caller.last_phrasing
-                    marks["phrased_by_model"] = float(phrased.by_model)
-                    tool += f" → {phrased.text!r}" + (
-                        f" ({phrased.reason})" if phrased.reason else ""
-                    )
+        parts = Parts(vision=False, pin_factory=pins, data_dir=Path(tmp))
+        async with App(house, engines, NullSink(), bus, settings=settings, parts=parts) as app:
+            actions = app.actions
+            # Read as fast as the pipeline takes it: the turn's own time is the same,
+            # and the bench does not wait out the recording.
+            await app.pipeline.run(ArraySource(recording))
+            caller = actions.llm_tools
+            if caller is not None and caller.last_phrasing is not None:
+                phrased = caller.last_phrasing
+                marks["phrased_by_model"] = float(phrased.by_model)
+                tool += f" → {phrased.text!r}" + (f" ({phrased.reason})" if phrased.reason else "")
     pins.reset()
     start = marks.pop("speech_end", None)
     if start is None:

@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from appliance import events as ev
+from appliance.app import App, Parts
 from appliance.audio.format import PIPELINE_RATE, AudioChunk
 from appliance.audio.sinks import NullSink
 from appliance.audio.sources import ArraySource
-from appliance.pipeline import Engines, Pipeline, PipelineSettings
+from appliance.config import AppConfig
+from appliance.pipeline import Engines, PipelineSettings
 from appliance.testing.speech import (
     add_noise,
     compose,
@@ -127,8 +129,7 @@ class _FirstAudio(NullSink):
 async def _one(
     engines: Engines, settings: PipelineSettings, recording: Recording, pins: Any, data: Path
 ) -> dict[str, Any]:
-    from appliance.actions.app import Actions
-    from appliance.actions.config import ActionsConfig
+    from appliance.actions.config import DeviceList
     from appliance.bench.actions import _DEVICES
 
     bus = ev.EventBus()
@@ -150,13 +151,11 @@ async def _one(
     bus.subscribe(watch)
     sink = _FirstAudio()
     source = _TimedSource(recording.samples, realtime=True)
-    async with (
-        Pipeline(engines, sink, bus, settings) as pipeline,
-        Actions(_DEVICES, ActionsConfig(), bus, data, pin_factory=pins) as actions,
-    ):
-        actions.attach(pipeline)
-        results = await pipeline.run(source)
-        stats = pipeline.turn_taking.stats
+    house = AppConfig(devices=DeviceList(_DEVICES))
+    parts = Parts(vision=False, pin_factory=pins, data_dir=data)
+    async with App(house, engines, sink, bus, settings=settings, parts=parts) as app:
+        results = await app.pipeline.run(source)
+        stats = app.pipeline.turn_taking.stats
     pins.reset()
     row: dict[str, Any] = {
         "text": recording.text,
@@ -265,8 +264,10 @@ async def first_clause(
         row: dict[str, Any] = {"question": question}
         for name, chars in ways.items():
             these = replace(settings, first_clause_chars=chars)
-            async with Pipeline(engines, sink, ev.EventBus(), these) as pipeline:
-                result = await pipeline.ask(question)
+            typed = Parts(actions=False, vision=False)
+            async with App(AppConfig(), engines, sink, ev.EventBus(), settings=these,
+                           parts=typed) as app:  # fmt: skip
+                result = await app.ask(question)
             row[f"{name}_s"] = round(result.timings.get("ttfa", float("nan")), 3)
             row[f"{name}_first"] = result.sentences[0] if result.sentences else ""
         rows.append(row)

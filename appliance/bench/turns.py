@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.app import App, Parts
 from appliance.audio.format import int16_to_float
 from appliance.audio.sinks import NullSink
 from appliance.audio.sources import ArraySource
@@ -168,10 +169,11 @@ class _Bench:
         # long the reply took to start (on a loaded machine it once came before it).
         room = EchoRoom(add_noise(long_request), sink.log, gain_db=-12.0,
                         hold_at=len(request) / 16_000 + 1.0)  # fmt: skip
-        pipeline = Pipeline(self.engines, sink, bus, settings, echo=SpeexEchoCanceller())
+        app = App(self.config, self.engines, sink, bus, settings=settings,
+                  echo=SpeexEchoCanceller(), parts=Parts(actions=False, vision=False))  # fmt: skip
         try:
-            async with pipeline:
-                await pipeline.run(room)
+            async with app:
+                await app.pipeline.run(room)
         finally:
             sink.close()
         if not marks:
@@ -221,8 +223,9 @@ async def measure(
     report: dict[str, Any] = {}
     recording = _request_recording(engines)
     settings = without_memory(pipeline_settings(config))
-    async with Pipeline(engines, NullSink(), EventBus(), settings) as pipeline:
-        bench = _Bench(engines, config, pipeline)
+    bare = Parts(actions=False, vision=False)  # the stages alone, as the service runs them
+    async with App(config, engines, NullSink(), EventBus(), settings=settings, parts=bare) as app:
+        bench = _Bench(engines, config, app.pipeline)
         await bench.same_starting_state()
         await bench.realtime_turn(recording)  # warm-up: first calls allocate buffers
         say(f"{turns} spoken turn(s) in real time …")

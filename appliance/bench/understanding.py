@@ -134,19 +134,18 @@ async def house_pipeline(
     engines: Engines, settings: PipelineSettings, config: AppConfig
 ) -> AsyncIterator[tuple[Pipeline, Any]]:
     """A pipeline with the house's actions attached as `appliance run` attaches them
-    (`actions_for`), on MockFactory pins and a temporary data directory."""
+    (`appliance.app.App`), on MockFactory pins and a temporary data directory."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from appliance.actions.app import actions_for
+    from appliance.app import App, Parts
 
     pins = MockFactory(pin_class=MockPWMPin)
     try:
         with tempfile.TemporaryDirectory() as tmp, _data_dir(Path(tmp)):
-            async with (
-                Pipeline(engines, NullSink(), ev.EventBus(), settings) as pipeline,
-                actions_for(config, pipeline, pin_factory=pins) as actions,
-            ):
-                yield pipeline, actions
+            parts = Parts(vision=False, pin_factory=pins)
+            async with App(config, engines, NullSink(), ev.EventBus(), settings=settings,
+                           parts=parts) as app:  # fmt: skip
+                yield app.pipeline, app.actions
     finally:
         pins.reset()
 

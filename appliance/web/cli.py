@@ -90,46 +90,26 @@ def fake_engines() -> Any:
 
 def cmd_web(args: argparse.Namespace) -> int:
     from appliance import events as ev
+    from appliance.app import App, Parts, WebOptions, load
     from appliance.audio.sinks import NullSink
-    from appliance.cli import _plan_publisher, _progress, _run_async
     from appliance.config import default_config_path, user_config_path
-    from appliance.engines import load_engines, pipeline_settings
-    from appliance.pipeline import Pipeline
-    from appliance.vision.build import vision_hook
-    from appliance.web.service import WebService
+    from appliance.console import progress, run_async
 
     path = args.config or default_config_path() or user_config_path()
     config, fallback = load_config_or_fallback(path if path.exists() else None)
     bus = ev.EventBus()
     if fallback is not None:
         args.say(f"warning: {fallback.message}")
-    engines = (
-        fake_engines() if args.fake_engines
-        else load_engines(config, progress=_progress, on_plan=_plan_publisher(bus))
-    )  # fmt: skip
+    engines = fake_engines() if args.fake_engines else load(config, bus, progress=progress)
+    mdns = False if args.no_mdns else None
+    web = WebOptions(path, localhost_only=args.localhost_only, port=args.web_port, mdns=mdns)
+    # The page beside a pipeline that hears nothing: typed requests and WAV uploads.
+    parts = Parts(actions=False, web=web, fallback=fallback)
 
     async def main() -> int:
-        async with (
-            Pipeline(engines, NullSink(), bus, pipeline_settings(config)) as pipeline,
-            vision_hook(config, pipeline) as vision,
-        ):
-            if fallback is not None:
-                publish_fallback(bus, fallback)
-            service = WebService(
-                config, path, pipeline=pipeline, localhost_only=args.localhost_only,
-                port=args.web_port, fallback=fallback, mdns=False if args.no_mdns else None,
-                vision=vision,
-            )  # fmt: skip
-            async with service:
-                args.say(f"config page: {service.url}")
-                await asyncio.Event().wait()
+        async with App(config, engines, NullSink(), bus, parts=parts) as app:
+            args.say(f"config page: {app.web.url}")
+            await asyncio.Event().wait()
         return 0
 
-    return _run_async(main, args.say)
-
-
-def publish_fallback(bus: Any, fallback: Any) -> None:
-    from appliance import events as ev
-
-    bus.publish(ev.ConfigFallback(turn=0, stream_time=0.0, path=fallback.path,
-                                  used=fallback.used, message=fallback.message))  # fmt: skip
+    return run_async(main, args.say)

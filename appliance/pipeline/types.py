@@ -10,14 +10,14 @@ import numpy as np
 
 from appliance.audio.turn import TurnDetector
 from appliance.audio.vad import EndpointSettings, VoiceActivityDetector
-from appliance.config import ConversationConfig, cpu_count
 from appliance.handlers import Handled
 from appliance.llm.base import LanguageModel
 from appliance.pipeline.barge_in import STOP_PHRASES
+from appliance.pipeline.config import ConversationConfig
 from appliance.stt.base import SpeechToText
+from appliance.system import cpu_count
 from appliance.tts.base import TextToSpeech
-from appliance.wake.base import WakeWordDetector
-from appliance.wake.stopword import StopWordDetector
+from appliance.wake.base import StopKeywordDetector, WakeWordDetector
 
 APOLOGY = "Sorry, something went wrong. Please try again."
 
@@ -50,7 +50,7 @@ class Engines:
     """The listening engines may be absent for typed requests (`appliance ask`)."""
     vad: VoiceActivityDetector | None = None
     stt: SpeechToText | None = None
-    stop: StopWordDetector | None = None
+    stop: StopKeywordDetector | None = None
     """The "stop" keyword head, fed the wake detector's speech embeddings while the
     appliance speaks; None leaves "stop" to the speech-to-text check."""
     turn: TurnDetector | None = None

@@ -12,9 +12,6 @@ patched. Progress is published as typed events on an `EventBus`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import logging
 import re
 import time
@@ -25,22 +22,15 @@ import numpy as np
 
 from appliance import events as ev
 from appliance.audio.aec import CaptureTimeline, EchoCanceller, NoEchoCanceller
-from appliance.audio.format import PIPELINE_RATE, AudioChunk, int16_to_float
+from appliance.audio.format import int16_to_float
 from appliance.audio.sinks import AudioSink
 from appliance.audio.sources import AudioSource
 from appliance.audio.vad import (
-    Endpointer,
-    EndpointSettings,
-    NoSpeech,
-    Paused,
-    PreRoll,
     SpeechEnded,
-    SpeechStarted,
 )
 from appliance.errors import (
     PipelineError,
     SpeechToTextError,
-    WakeWordError,
 )
 from appliance.handlers import TextHandler, forget_pending
 from appliance.pipeline.barge_in import (
@@ -50,6 +40,7 @@ from appliance.pipeline.barge_in import (
 from appliance.pipeline.conversation import Conversation
 from appliance.pipeline.endofturn import Transcribed, TurnTaking
 from appliance.pipeline.reply import Speaker
+from appliance.pipeline.session import Session
 from appliance.pipeline.stages import Stage, StageThreads
 from appliance.pipeline.turn import TurnRunner
 from appliance.pipeline.types import (
@@ -282,143 +273,11 @@ class Pipeline:
 
         File sources read as fast as possible wait while a turn is answered. Live sources
         (a microphone, a file in real time) keep flowing: while the appliance speaks,
-        their audio is checked for the wake word and for "stop" (barge-in)."""
+        their audio is checked for the wake word and for "stop" (barge-in). The loop is
+        `session.Session`."""
         first_result = len(self.results)
-        settings = self.settings.endpoint
-        pre_roll = PreRoll(settings.pre_roll_seconds + 0.2)
-        endpointer: Endpointer | None = None
-        follow_up = False
-        turn_task: asyncio.Task[TurnResult] | None = None
-        # A turn the judge ended at a pause, while the speaker may still go on.
-        withdrawable: tuple[Endpointer, TurnResult] | None = None
-        listen = self._stages[Stage.LISTEN]
-        engines = self._listening()
-        self._set_idle()
-        self._live = source.live
-        self.turn_taking.started()
-        # A new source may be another microphone in another place: learn the room afresh.
-        await listen.run(self.echo.reset)
-        try:
-            async for chunk in source.chunks():
-                self._stream_time = chunk.end
-                if chunk.captured_at:
-                    captured = self._capture_timeline.stamp(chunk.captured_at, chunk.duration)
-                    chunk = dataclasses.replace(chunk, captured_at=captured)
-                if self._muted:
-                    withdrawable = None
-                    if endpointer is not None:  # muted mid-request: drop what was heard
-                        endpointer = None
-                        self.turn_taking.drop()
-                        pre_roll.clear()
-                        if turn_task is None:
-                            self._set_idle()
-                    if turn_task is not None and turn_task.done():
-                        await turn_task
-                        turn_task = None
-                    continue
-                if self._listen_request:
-                    by, self._listen_request = self._listen_request, ""
-                    if endpointer is None or follow_up:
-                        self.interrupt(by)
-                        await self._woken(by, 1.0, engines)
-                        follow_up = False
-                        endpointer = self._endpointer(settings, [], chunk.end)
-                        continue
-                finished_turn = (
-                    turn_task is not None
-                    and endpointer is None
-                    and (turn_task.done() or not source.live)
-                )
-                if finished_turn:
-                    assert turn_task is not None
-                    finished = await turn_task
-                    turn_task = withdrawable = None
-                    await listen.run(engines.wake.reset)
-                    # The canceller keeps what it learnt of the room for the next reply: a
-                    # cold one removes only 4–14 dB in a reply's first seconds, where
-                    # its own "I am Jarvis" woke it in half of such replies.
-                    pre_roll.clear()
-                    window = self._follow_up_window(finished)
-                    if window > 0:
-                        # Listen for a follow-up without the wake word.
-                        await listen.run(engines.vad.reset)
-                        follow_up_settings = dataclasses.replace(settings, no_speech_timeout=window)
-                        endpointer = self._endpointer(follow_up_settings, [], chunk.start)
-                        follow_up = True
-                        self._window_after = finished.reply
-                        self._set_state(State.FOLLOW_UP)
-                        self._publish(ev.FollowUp, seconds=window)
-                    else:
-                        self._set_idle()
-                busy = turn_task is not None or self.speaker.announcing > 0
-                if busy and endpointer is None and withdrawable is not None:
-                    assert turn_task is not None
-                    going_on = await self._goes_on(chunk, *withdrawable, engines)
-                    if going_on is True and not turn_task.done():  # the same request
-                        await self._withdraw(turn_task, withdrawable[1])
-                        endpointer, turn_task, withdrawable = withdrawable[0], None, None
-                        endpointer.reopen()
-                        continue
-                    if going_on is False:
-                        continue
-                    withdrawable = None
-                if busy and endpointer is None:
-                    # Answering (live source): listen for an interruption meanwhile.
-                    detection = await self.barge_in.hear(chunk, engines, pre_roll)
-                    if detection is not None:
-                        await self._woken(detection.wake_word, detection.score, engines)
-                        endpointer = self._endpointer(settings, pre_roll.snapshot(), chunk.end)
-                        follow_up = False
-                    continue
-                if endpointer is None:
-                    pre_roll.append(chunk)
-                    try:
-                        detection = await listen.run(engines.wake.process, chunk.samples)
-                    except Exception as err:
-                        raise WakeWordError(f"wake word detection failed: {err}") from err
-                    if detection is None:
-                        continue
-                    await self._woken(detection.wake_word, detection.score, engines)
-                    follow_up = False
-                    endpointer = self._endpointer(settings, pre_roll.snapshot(), chunk.end)
-                    continue
-                probability = await listen.run(engines.vad.speech_probability, chunk.samples)
-                outcome = endpointer.feed(chunk, probability)
-                judged = isinstance(outcome, Paused)
-                if isinstance(outcome, Paused):
-                    outcome = await self.turn_taking.at_pause(endpointer, outcome)
-                if isinstance(outcome, SpeechEnded) and turn_task is not None:
-                    await turn_task  # the interrupted reply winds down first
-                    turn_task = None
-                turn_task = self._on_endpoint(outcome, turn_task, follow_up=follow_up)
-                if judged and source.live and self._spoken and isinstance(outcome, SpeechEnded):
-                    withdrawable = (endpointer, self._spoken)
-                if outcome is not None and not isinstance(outcome, SpeechStarted):
-                    endpointer = None
-            if endpointer is not None:
-                if turn_task is not None:
-                    await turn_task
-                    turn_task = None
-                turn_task = self._on_endpoint(
-                    endpointer.flush(self._stream_time), turn_task, follow_up=follow_up
-                )
-            if turn_task is not None:
-                await turn_task
-        finally:
-            self._live = False
-            for task in [*self.barge_in.checks, *([turn_task] if turn_task else [])]:
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        self._set_idle()
+        await Session(self, source).run()
         return self.results[first_result:]
-
-    def _endpointer(
-        self, settings: EndpointSettings, pre_roll: list[AudioChunk], start: float
-    ) -> Endpointer:
-        asks = self.turn_taking.asks_at_pauses
-        return Endpointer(settings, pre_roll, start, asks_at_pauses=asks)
 
     def _transcribe(self, audio: np.ndarray) -> str:
         """Speech-to-text of int16 request audio (on the STT stage's thread)."""
@@ -426,51 +285,6 @@ class Pipeline:
         if self.stt_prompt:
             return stt.transcribe(int16_to_float(audio), prompt=self.stt_prompt)
         return stt.transcribe(int16_to_float(audio))
-
-    async def _woken(self, wake_word: str, score: float, engines: Listening) -> None:
-        listen = self._stages[Stage.LISTEN]
-        self._turn += 1
-        self._publish(ev.Wake, wake_word=wake_word, score=score)
-        self._set_state(State.LISTENING)
-        await self.turns.cue("wake")
-        # The wake detector is not fed while a request is captured; start it clean
-        # afterwards rather than on a buffer with a hole in it.
-        await listen.run(engines.wake.reset)
-        await listen.run(engines.vad.reset)
-        if self.engines.stop is not None:
-            self.engines.stop.reset()
-        await forget_pending(self.handlers)  # a new request: no pending "which light?"
-
-    async def _goes_on(
-        self, chunk: AudioChunk, ended: Endpointer, result: TurnResult, engines: Listening
-    ) -> bool | None:
-        """A chunk heard after the judge ended a turn at a pause. True: the speaker went
-        on while nothing of the answer had happened yet (withdraw it); False: keep
-        watching; None: the watch is over (the turn acted or spoke, or the pause grew
-        longer than any pause inside a request)."""
-        if result.committed or not ended.may_go_on(chunk.end):
-            return None
-        probability = await self._stages[Stage.LISTEN].run(
-            engines.vad.speech_probability, chunk.samples
-        )
-        more = ended.hear_more(chunk, probability)
-        # While a handler decides it may be acting: wait for its verdict.
-        return more and not result.handling and not result.committed
-
-    async def _withdraw(self, turn_task: asyncio.Task[TurnResult], result: TurnResult) -> None:
-        """Take back a turn that ended too early: it is cancelled before it acted or said
-        anything (`TurnResult.committed`), and its request goes on being heard."""
-        turn_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await turn_task
-        with contextlib.suppress(ValueError):
-            self.results.remove(result)
-        if result.handled is not None:  # it may have asked back: that question is void
-            await forget_pending(self.handlers)
-        _LOGGER.info("turn %d: the speaker went on after %r; listening on", result.turn,
-                     result.transcript)  # fmt: skip
-        self._publish(ev.TurnEnd, turn=result.turn, outcome="resumed")
-        self._set_state(State.LISTENING)
 
     def interrupt(self, by: str, *, detected_at: float | None = None) -> bool:
         """Stop the reply being spoken, now (`BargeIn.interrupt`); False when nothing is
@@ -482,52 +296,6 @@ class Pipeline:
         if wake is None or vad is None or stt is None:
             raise PipelineError("listening needs the wake word, VAD and STT engines loaded")
         return Listening(wake, vad, stt)
-
-    def _follow_up_window(self, result: TurnResult) -> float:
-        """Seconds to listen without the wake word after a turn (conversation.follow_up):
-        "asked" only after a reply that asks something or a handler that expects more,
-        "always" after every reply, "never" not at all."""
-        talk = self.settings.conversation
-        if result.outcome != "replied" or talk.follow_up == "never":
-            return 0.0  # errors, "stop", interruptions, ignored talk: back to the wake word
-        asks = result.handled is not None and result.handled.follow_up
-        if asks or result.reply.rstrip().endswith("?"):
-            return talk.question_follow_up_seconds
-        return talk.follow_up_seconds if talk.follow_up == "always" else 0.0
-
-    def _on_endpoint(
-        self,
-        outcome: SpeechStarted | SpeechEnded | NoSpeech | None,
-        turn_task: asyncio.Task[TurnResult] | None,
-        *,
-        follow_up: bool = False,
-    ) -> asyncio.Task[TurnResult] | None:
-        if isinstance(outcome, SpeechStarted):
-            if follow_up:
-                self._turn += 1  # a follow-up turn begins when its speech does
-                self._set_state(State.LISTENING)
-            self._publish(ev.SpeechStart, stream_time=round(outcome.time, 3))
-        elif isinstance(outcome, NoSpeech) and follow_up:
-            self._set_idle()  # the follow-up window closed unused
-        elif isinstance(outcome, NoSpeech):
-            result = TurnResult(self._turn, outcome="no_speech")
-            self.results.append(result)
-            self._publish(ev.TurnEnd, outcome="no_speech")
-            self._set_idle()
-        elif isinstance(outcome, SpeechEnded):
-            self._publish(
-                ev.SpeechEnd,
-                stream_time=round(outcome.end, 3),
-                speech_seconds=round(len(outcome.audio) / PIPELINE_RATE, 3),
-                timed_out=outcome.timed_out,
-            )
-            answering = self._window_after if follow_up else None
-            self._spoken = TurnResult(self._turn, utterance=outcome.audio)
-            return asyncio.create_task(
-                self._spoken_turn(self._spoken, outcome, time.monotonic(), answering),
-                name=f"turn-{self._turn}",
-            )
-        return turn_task
 
     # ---- one turn --------------------------------------------------------------------
 

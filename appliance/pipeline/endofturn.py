@@ -18,7 +18,7 @@ never *what* it does; the handlers see text only after the turn has ended.
 
 Both can be wrong ("could you tell me … a short joke" sounds finished at the pause). A
 turn they ended is still taken back if the speaker goes on before it acted or spoke
-(`Pipeline._withdraw`, with `Endpointer.hear_more` and `reopen`).
+(`Session._withdraw`, with `Endpointer.hear_more` and `reopen`).
 
 If the model fails, the turn falls back to the fixed silence (`listen.silence_seconds`)
 and so does every later one; an `end_of_turn_fallback` event says why.

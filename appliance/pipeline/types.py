@@ -115,4 +115,4 @@ class TurnResult:
     committed: bool = False
     """Something that cannot be taken back happened: a handler acted, or reply audio
     began to play. Until then a turn ended at a pause is withdrawn if the speaker goes on
-    (`Pipeline._withdraw`)."""
+    (`Session._withdraw`)."""

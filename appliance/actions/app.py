@@ -67,7 +67,7 @@ class Actions:
         """Called when the button is held (the web engineer's "reset pairing")."""
         needs_gpio = any(d.gpio is not None for d in devices)
         if needs_gpio and pin_factory is None and config.pin_factory:
-            from appliance.actions.gpio import make_pin_factory
+            from appliance.pins import make_pin_factory
 
             self.pin_factory = make_pin_factory(config.pin_factory)
         self.audit = AuditLog(
@@ -169,7 +169,7 @@ class Actions:
 
     def _factory(self) -> Any:
         if self.pin_factory is None and self.config.pin_factory:
-            from appliance.actions.gpio import make_pin_factory
+            from appliance.pins import make_pin_factory
 
             self.pin_factory = make_pin_factory(self.config.pin_factory)
         return self.pin_factory

@@ -17,38 +17,9 @@ from appliance import events as ev
 from appliance.actions.config import ActionsConfig, DeviceConfig, StatusLightConfig
 from appliance.actions.tools import ToolError
 from appliance.errors import ConfigError
+from appliance.pins import pin_error
 
 _LOGGER = logging.getLogger(__name__)
-
-
-def make_pin_factory(name: str) -> Any:
-    """gpiozero pin factory by name; "" = None (gpiozero picks its default, honouring
-    $GPIOZERO_PIN_FACTORY)."""
-    if not name:
-        return None
-    if name == "mock":
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
-        return MockFactory(pin_class=MockPWMPin)
-    from importlib.metadata import entry_points
-
-    try:
-        return entry_points(group="gpiozero_pin_factories")[name].load()()
-    except Exception as err:
-        raise ConfigError(f"GPIO pin factory {name!r} cannot be used here: {err}") from err
-
-
-def _pin_error(what: str, pin: int, err: Exception) -> str:
-    from gpiozero.exc import GPIOPinInUse
-
-    if isinstance(err, GPIOPinInUse):
-        return f"GPIO pin {pin} for the {what} is already in use by another device or program"
-    if type(err).__name__ in ("BadPinFactory", "PinFactoryFallback"):
-        return (
-            f"there is no GPIO on this machine for the {what} (pin {pin}); "
-            'set actions.pin_factory = "mock" to try the configuration without hardware'
-        )
-    return f"GPIO pin {pin} for the {what} cannot be used: {err}"
 
 
 class GpioOutputBackend:
@@ -69,7 +40,7 @@ class GpioOutputBackend:
                 pin_factory=pin_factory,
             )
         except Exception as err:
-            raise ConfigError(_pin_error(config.name, config.gpio.pin, err)) from err
+            raise ConfigError(pin_error(config.name, config.gpio.pin, err)) from err
 
     async def set_on(self, on: bool) -> None:
         # A pin write is a register write (microseconds): no thread needed.
@@ -145,7 +116,7 @@ class GpioControls:
                         pin_factory=pin_factory,
                     )
                 except Exception as err:
-                    raise ConfigError(_pin_error("button", button.pin, err)) from err
+                    raise ConfigError(pin_error("button", button.pin, err)) from err
                 self._devices.append(self.button)
                 self.button.when_pressed = bridge(on_press)
                 self.button.when_held = bridge(on_hold)
@@ -155,7 +126,7 @@ class GpioControls:
                     self.mute_switch = Button(switch.pin, pull_up=switch.pull_up,
                                               pin_factory=pin_factory)  # fmt: skip
                 except Exception as err:
-                    raise ConfigError(_pin_error("mute switch", switch.pin, err)) from err
+                    raise ConfigError(pin_error("mute switch", switch.pin, err)) from err
                 self._devices.append(self.mute_switch)
                 self.mute_switch.when_pressed = bridge(on_mute, True)
                 self.mute_switch.when_released = bridge(on_mute, False)
@@ -211,7 +182,7 @@ class StatusLight:
             raise
         except Exception as err:
             pin = config.pin if config.pin is not None else config.red
-            raise ConfigError(_pin_error("status light", pin or 0, err)) from err
+            raise ConfigError(pin_error("status light", pin or 0, err)) from err
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.StateChanged):

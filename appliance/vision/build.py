@@ -120,7 +120,7 @@ def _look_button(
 ) -> LookButton | None:
     """The look button, or None (logged and published as an `error` event) when its pin
     cannot be used: the rest of the appliance works without it."""
-    from appliance.actions.gpio import make_pin_factory
+    from appliance.pins import make_pin_factory
     from appliance.vision.button import LookButton
 
     vision = config.vision

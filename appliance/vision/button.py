@@ -36,7 +36,7 @@ class LookButton:
     ) -> None:
         from gpiozero import Button
 
-        from appliance.actions.gpio import _pin_error
+        from appliance.pins import pin_error
 
         self.service = service
         self.kind: Kind = kind
@@ -49,7 +49,7 @@ class LookButton:
         try:
             self.button = Button(pin, pull_up=pull_up, pin_factory=pin_factory)
         except Exception as err:
-            raise ConfigError(_pin_error("look button (vision.button_pin)", pin, err)) from err
+            raise ConfigError(pin_error("look button (vision.button_pin)", pin, err)) from err
         self.button.when_pressed = lambda: loop.call_soon_threadsafe(self.pressed)
 
     def pressed(self) -> None:

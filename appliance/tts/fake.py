@@ -16,7 +16,11 @@ class ToneTts:
         self.seconds_per_word = seconds_per_word
         self.delay = delay
         self.spoken: list[str] = []
+        self.length_scale = 1.0
         self.fail_on: set[str] = set()
+
+    def set_length_scale(self, length_scale: float) -> None:
+        self.length_scale = length_scale
 
     def synthesize(self, text: str) -> np.ndarray:
         if any(word in text for word in self.fail_on):
@@ -24,6 +28,6 @@ class ToneTts:
         if self.delay:
             time.sleep(self.delay)
         self.spoken.append(text)
-        n = int(len(text.split()) * self.seconds_per_word * self.sample_rate)
+        n = int(len(text.split()) * self.seconds_per_word * self.length_scale * self.sample_rate)
         t = np.arange(n) / self.sample_rate
         return (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)

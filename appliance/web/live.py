@@ -81,8 +81,6 @@ def _apply(targets: LiveTargets, name: str, value: Any, new: AppConfig) -> bool:
         wake.threshold = value  # a setting every wake detector declares
         return True
     if name == "tts.length_scale":
-        setter = getattr(pipeline.engines.tts, "set_length_scale", None)
-        if setter is not None:
-            setter(value)
-            return True
+        pipeline.engines.tts.set_length_scale(value)  # a setting every voice declares
+        return True
     return False

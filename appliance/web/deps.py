@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Body, Depends, HTTPException, Request
 from jinja2 import Environment
 
 from appliance.web.auth import csrf_token
@@ -85,7 +85,7 @@ async def page_form(request: Request, session: PageSession) -> dict[str, str]:
 PageForm = Annotated[dict[str, str], Depends(page_form)]
 
 
-# ---- the API: a session or a bearer token -------------------------------------------------
+# ---- the API: a session or a bearer token ------------------------------------------------
 
 
 def authorise(request: Request, ctx: WebContext, *, unsafe: bool) -> str | None:
@@ -133,3 +133,13 @@ def authorised(validated: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
         return value
 
     return validated_then_authorised
+
+
+def json_body(model: type[T]) -> Callable[..., Awaitable[T]]:
+    """A dependency giving the request's JSON body as `model` (422 if it is not one);
+    the route's body in the API description, as if the route took it itself."""
+
+    async def the_body(body: Annotated[model, Body()]) -> T:  # type: ignore[valid-type]
+        return body
+
+    return the_body

@@ -5,7 +5,7 @@ Authentication: a browser pairs once with the spoken code and gets a session coo
 Every state-changing request from a browser session carries the session's CSRF token
 (a form field, or the X-CSRF-Token header for the page's own fetch calls).
 
-The routes are in pages.py, pages_settings.py and api.py; the checks they share are
+The routes are in pages.py and api.py; the checks they share are
 dependencies in deps.py.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from appliance.web import api, pages, pages_settings
+from appliance.web import api, pages
 from appliance.web.bodies import FORM_LIMIT
 from appliance.web.context import WebContext
 from appliance.web.deps import PairFirst, templates_of, web_context
@@ -45,10 +45,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         autoescape=select_autoescape(["html"]),
     )
     app.include_router(pages.router)
-    app.include_router(pages_settings.router)
     app.include_router(api.router)
     app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
-    app.add_exception_handler(PairFirst, to_pair)
+    app.add_exception_handler(PairFirst, pair_first)
     app.add_middleware(BodyLimit, small=FORM_LIMIT, large=ctx.upload_limit,
                        large_paths=("/api/listen", "/api/vision"))  # fmt: skip
     app.add_middleware(SecurityHeaders)
@@ -70,6 +69,6 @@ async def http_problem(request: Request, exc: HTTPException) -> Response:
                         headers=exc.headers)  # fmt: skip
 
 
-async def to_pair(request: Request, exc: Exception) -> Response:
+async def pair_first(request: Request, exc: Exception) -> Response:
     """A page asked for without a session (PairFirst): the redirect to pairing."""
-    return RedirectResponse("/pair", status_code=303)
+    return pages.to_pair()

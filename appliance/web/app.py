@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from appliance.web import api, pages
 from appliance.web.bodies import FORM_LIMIT
 from appliance.web.context import WebContext
-from appliance.web.deps import PairFirst, templates_of, web_context
+from appliance.web.deps import PairFirst, context_of, templates_of
 from appliance.web.names import device_name
 from appliance.web.security import BodyLimit, SecurityHeaders
 
@@ -39,7 +39,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         redoc_url=None,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.state.ctx = ctx  # read by the routes through deps.web_context
+    app.state.ctx = ctx  # the routes' Ctx (deps.web_context)
     app.state.templates = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"]),
@@ -59,7 +59,7 @@ async def http_problem(request: Request, exc: HTTPException) -> Response:
     wants_html = "text/html" in request.headers.get("accept", "") and not \
         request.url.path.startswith("/api/")  # fmt: skip
     if wants_html:
-        ctx = await web_context(request)
+        ctx = context_of(request)
         html = templates_of(request).get_template("error.html").render(
             status=exc.status_code, detail=str(exc.detail), notice="", csrf="",
             device_name=device_name(ctx.config), path="",

@@ -5,8 +5,10 @@ Pages want a paired browser and send anyone else to /pair (`PageSession`, and
 token and answers 401, or 403 for a session's state-changing call without its
 X-CSRF-Token header (`require_session`, `require_session_csrf`, `authorised`).
 
-No `from __future__ import annotations` here: `authorised` makes a dependency annotated
-with its argument, which FastAPI must find as an object, not as a name in this module.
+The dependencies are `async def` though none awaits: FastAPI would run a plain `def` one
+in a worker thread. No `from __future__ import annotations` here: `authorised` and
+`json_body` make dependencies annotated with their arguments, which FastAPI must find as
+objects, not as names in this module.
 """
 
 import secrets
@@ -26,10 +28,14 @@ PAIR_COOKIE = "appliance_pair"
 T = TypeVar("T")
 
 
-async def web_context(request: Request) -> WebContext:
+def context_of(request: Request) -> WebContext:
     """The WebContext that create_app keeps in the app's state."""
     ctx: WebContext = request.app.state.ctx
     return ctx
+
+
+async def web_context(request: Request) -> WebContext:
+    return context_of(request)
 
 
 Ctx = Annotated[WebContext, Depends(web_context)]

@@ -134,6 +134,8 @@ def test_ask_from_the_api_and_the_form(web):
     assert body["outcome"] == "replied" and body["turn"] == 1
     wav = parse_wav(base64.b64decode(body["audio_wav_base64"]))
     assert wav.info.rate == 16000 and wav.info.duration > 0.3
+    # The audio is the reply the appliance spoke, not a second synthesis of it.
+    assert " ".join(web.engines.tts.spoken) == body["reply"]
     page = client.post(web.url + "/try", data={"csrf": csrf["X-CSRF-Token"], "text": "hello <b>"})
     assert "You asked: hello &lt;b&gt;" in page.text  # escaped
     status = client.get(web.url + "/api/status").json()

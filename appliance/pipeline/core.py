@@ -351,10 +351,11 @@ class Pipeline:
 
         return await self.turns.run(result, speech_end, body)
 
-    async def ask(self, text: str) -> TurnResult:
-        """A typed request: skips the wake word and STT."""
+    async def ask(self, text: str, *, keep_audio: bool = False) -> TurnResult:
+        """A typed request: skips the wake word and STT. `keep_audio`: the result keeps
+        the reply's audio as played (`TurnResult.reply_audio`)."""
         self._turn += 1
-        result = TurnResult(self._turn, transcript=text)
+        result = TurnResult(self._turn, transcript=text, reply_audio=[] if keep_audio else None)
         self.results.append(result)
         # Typed requests are turns like spoken ones (the status page, MQTT, event files).
         self._publish(ev.Transcript, turn=result.turn, text=text, stt_seconds=0.0)

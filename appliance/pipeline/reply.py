@@ -336,6 +336,8 @@ class _ReplyRun:
             control.played_at_start = speaker.sink.played_seconds()
         control.sentences.append((sentence, len(audio) / rate))
         result.committed = True
+        if result.reply_audio is not None:
+            result.reply_audio.append(audio)
         if result.reply_audio_seconds == 0.0:
             result.timings["ttfa"] = time.monotonic() - self.speech_end
             speaker._set_state(State.SPEAKING)

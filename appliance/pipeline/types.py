@@ -110,6 +110,9 @@ class TurnResult:
     false_claims_replaced: int = 0
     """Sentences of the LLM's free text that claimed an action (none ran: no handler took
     the request) and were replaced by what is true; the reply ended there."""
+    reply_audio: list[np.ndarray] | None = None
+    """The reply's audio as it was played, when asked for (`Pipeline.ask(keep_audio=True)`:
+    the page's /api/ask?audio), so it is not synthesised twice."""
     handling: bool = False
     """The request handlers are deciding (one may be acting)."""
     committed: bool = False

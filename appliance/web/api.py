@@ -9,7 +9,6 @@ parameters check them first (422) and the caller after, the order they have alwa
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -96,15 +95,7 @@ VisionQuery = Annotated[VisionParams, Depends(authorised(vision_params))]
              responses={**PROBLEMS, 503: {"model": Problem}})  # fmt: skip
 async def api_ask(ctx: Ctx, body: AskBody) -> dict[str, Any]:
     """A typed request: the reply (spoken by the appliance too), optionally as audio."""
-    out = await ask(ctx, body.text.strip())
-    out["audio_wav_base64"] = None
-    if body.audio and out["reply"]:
-        from appliance.audio.wav import wav_bytes
-
-        tts = ctx.pipeline.engines.tts
-        audio = await ctx.pipeline.in_stage("tts", tts.synthesize, out["reply"])
-        out["audio_wav_base64"] = base64.b64encode(wav_bytes(audio, tts.sample_rate)).decode()
-    return out
+    return await ask(ctx, body.text.strip(), wav=body.audio)
 
 
 @router.post(

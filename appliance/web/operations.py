@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
+import numpy as np
 from fastapi import HTTPException
 
 from appliance.web.context import WebContext
@@ -50,10 +52,19 @@ def turn_out(result: Any) -> dict[str, Any]:
     }
 
 
-async def ask(ctx: WebContext, text: str) -> dict[str, Any]:
-    """A typed request through the pipeline (503 while the engines are not loaded)."""
+async def ask(ctx: WebContext, text: str, *, wav: bool = False) -> dict[str, Any]:
+    """A typed request through the pipeline (503 while the engines are not loaded). With
+    `wav`, "audio_wav_base64" is the reply as the appliance spoke it (else None)."""
     if ctx.pipeline is None:
         raise HTTPException(503, "the engines are not loaded; try again when ready")
     ctx.tracker.expect_typed(text)
-    result = await ctx.pipeline.ask(text)
-    return turn_out(result)
+    result = await ctx.pipeline.ask(text, keep_audio=wav)
+    out = turn_out(result)
+    out["audio_wav_base64"] = None
+    if wav and result.reply_audio:
+        from appliance.audio.wav import wav_bytes
+
+        audio = np.concatenate(result.reply_audio)
+        rate = ctx.pipeline.engines.tts.sample_rate
+        out["audio_wav_base64"] = base64.b64encode(wav_bytes(audio, rate)).decode()
+    return out

@@ -32,8 +32,10 @@ class Deferred(Generic[T]):
         self._label = label
         self._value: T | None = None
         self._error: BaseException | None = None
+        # Not a daemon: a process stopped while the voice loads (SIGTERM a second after
+        # the start) waits for the load to end before it exits. Exiting with onnxruntime
+        # still setting up its session on this thread crashed the process (SIGSEGV).
         self._thread = threading.Thread(target=self._run, args=(load,), name=f"load-{label}")
-        self._thread.daemon = True
         self._thread.start()
 
     def _run(self, load: Callable[[], T]) -> None:

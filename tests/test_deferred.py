@@ -83,3 +83,25 @@ def test_the_real_engines_listen_before_the_voice_and_model_are_loaded():
     assert {"voice en_US-joe-medium", "language model smollm2-135m-instruct (llama.cpp)"} <= set(
         times
     )
+
+
+_EXIT_WHILE_LOADING = """
+import sys, time
+from appliance.config import AppConfig
+from appliance.engines import load_engines
+load_engines(AppConfig(), defer=True)
+time.sleep(float(sys.argv[1]))  # stopped while the voice still loads
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("after", [0.1, 0.5, 0.9])
+def test_a_process_stopped_while_the_voice_loads_exits_cleanly(after):
+    # Exiting with onnxruntime still setting up the voice's session on a daemon thread
+    # crashed the process (SIGSEGV, seen as `appliance run` stopped a second after start).
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EXIT_WHILE_LOADING, str(after)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -4,7 +4,8 @@ The actions fast path ("turn on the porch light"), vision ("read this") and the 
 implement `TextHandler`. The pipeline tries its handlers in order on every transcript or
 typed request; the first that returns `Handled` answers it, `None` passes it on, and a
 request nobody claims goes to the LLM. A handler that asks back may also implement
-`AsksBack.forget_pending`.
+`AsksBack.forget_pending`; one with slow work to do on a transcript may implement
+`Prepares.prepare`, called at a pause with the words heard so far.
 
 A `Handled` reply is what a tool really did: the pipeline speaks it as it is. Only the
 LLM's free text is checked for claims of actions that did not run
@@ -71,3 +72,28 @@ async def forget_pending(handlers: Iterable[object]) -> None:
             raise
         except Exception:
             _LOGGER.exception("handler %r could not forget its question", handler)
+
+
+class Prepares(Protocol):
+    """Optional, next to `TextHandler.handle`: work a handler can do on a transcript
+    before the request is known to be over (at a pause, on its speculative transcript),
+    so that `handle` finds it done if the request ends on the same words."""
+
+    async def prepare(self, text: str) -> None:
+        """No side effects: nothing is switched, said, asked or remembered as asked.
+        The speaker may go on, and then `handle` sees other words."""
+        ...
+
+
+async def prepare(handlers: Iterable[object], text: str) -> None:
+    """Call `prepare` on every handler that has it; one that fails is logged."""
+    for handler in handlers:
+        ahead = getattr(handler, "prepare", None)
+        if not callable(ahead):
+            continue
+        try:
+            await ahead(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _LOGGER.exception("handler %r could not prepare %r", handler, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from time import monotonic
 
 import pytest
 
@@ -328,6 +329,53 @@ class Relisten:
     def __call__(self, heard: str) -> str | None:
         self.heard.append(heard)
         return self.again
+
+
+def test_a_pause_s_weighing_is_the_one_the_request_ending_on_its_words_gets(weighed):
+    heard = "Set the meant light to 50 percent."
+    weighed.scorer = scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0,
+                                           "set the porch light to 50 percent": -16.0})  # fmt: skip
+    assert weighed.prepare(heard)
+    asked = len(scorer.asked)
+    assert asked, "weighed at the pause"
+    found = weighed.recognize(heard)
+    assert len(scorer.asked) == asked, "not weighed twice"
+    assert _intent_and_name(found) == ("HassLightSet", "bed light")
+    assert found.score >= ACT_SCORE and "3.0 below the transcript" in found.evidence
+    weighed.recognize(heard)  # used once: a later request is weighed on its own audio
+    assert len(scorer.asked) > asked
+
+
+def test_a_request_that_went_on_past_the_pause_is_weighed_afresh(weighed):
+    weighed.scorer = scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0})
+    assert weighed.prepare("Set the meant light to")
+    asked = len(scorer.asked)
+    weighed.recognize("Set the meant light to 50 percent.")
+    assert len(scorer.asked) > asked
+
+
+def test_a_pause_s_weighing_is_not_kept_when_its_audio_is_gone_or_old(weighed, monkeypatch):
+    heard = "Set the meant light to 50 percent."
+    weighed.scorer = lambda transcript, texts: None  # another transcription since
+    assert not weighed.prepare(heard)
+    weighed.scorer = scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0})
+    assert weighed.recognize(heard) is not None and scorer.asked
+    assert weighed.prepare("Set the meant light to 40 percent.")
+    asked = len(scorer.asked)
+    later = monotonic() + 60  # a minute on: of other audio
+    monkeypatch.setattr("appliance.understanding.recognizer.time.monotonic", lambda: later)
+    weighed.recognize("Set the meant light to 40 percent.")
+    assert len(scorer.asked) > asked
+
+
+def test_no_second_listen_at_a_pause(weighed):
+    heard = "and milk to the sharpened list."
+    weighed.relisten = relisten = Relisten("Add milk to the shopping list.")
+    weighed.scorer = Audio(-99.0, {heard: -6.0, "Add milk to the shopping list.": -8.0})
+    assert not weighed.prepare(heard)  # only a second listen could settle it
+    assert relisten.heard == []
+    found = weighed.recognize(heard)  # the request ended on it: now it listens again
+    assert relisten.heard == [heard] and found is not None and found.score >= ACT_SCORE
 
 
 def test_a_second_listen_the_audio_supports_is_acted_on(weighed):

@@ -12,6 +12,7 @@ from appliance.audio.sources import ArraySource
 from appliance.audio.turn import ScriptedTurnDetector, unfinished_ending
 from appliance.audio.vad import EndpointSettings
 from appliance.handlers import Handled
+from appliance.stt.fake import ScriptedStt
 from appliance.tts.fake import ToneTts
 from tests.fakes import loud, make_pipeline, quiet, wake_chunk
 
@@ -246,3 +247,105 @@ def test_a_question_asked_back_is_withdrawn_and_forgotten_when_the_speaker_goes_
     assert handler.forgotten >= 1
     assert [r.transcript for r in results] == ["turn off the porch light and the fan"]
     assert [e.outcome for e in rec.of("turn_end")] == ["resumed", "replied"]
+
+
+class _Preparing(_Handler):
+    """Also prepares (`handlers.Prepares`): records what it was given at the pauses."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply, acted=True)
+        self.prepared: list[str] = []
+
+    async def prepare(self, text: str) -> None:
+        self.prepared.append(text)
+
+
+def test_handlers_prepare_the_words_heard_at_a_pause_and_act_only_on_the_whole_request():
+    judge = ScriptedTurnDetector([False, False, True])
+    handler = _Preparing("The timer is set.")
+    pipeline, rec, sink, _, llm = make_pipeline(
+        ["hey jarvis, set a timer", "hey jarvis, set a timer for ten minutes"], [],
+        turn=judge, endpoint=SETTINGS,
+    )  # fmt: skip
+    results = run_live(pipeline, paused_request(pause=0.56), [handler])
+    # Each speculative transcript was prepared, as the handlers will be given it…
+    assert handler.prepared == ["set a timer", "set a timer for ten minutes"]
+    # …and only the whole request was acted on, once.
+    assert handler.taken == ["set a timer for ten minutes"]
+    assert [r.transcript for r in results] == ["set a timer for ten minutes"]
+    assert [e.text for e in rec.of("reply")] == ["The timer is set."]
+
+
+def test_a_handler_that_fails_to_prepare_still_answers():
+    class Broken(_Preparing):
+        async def prepare(self, text: str) -> None:
+            raise RuntimeError("no")
+
+    judge = ScriptedTurnDetector([True])
+    handler = Broken("The porch light is on.")
+    pipeline, rec, sink, _, llm = make_pipeline(
+        ["turn on the porch light"], [], turn=judge, endpoint=SETTINGS
+    )
+    results = run_live(pipeline, paused_request(pause=2.0), [handler])
+    assert [(r.outcome, r.reply) for r in results] == [("replied", "The porch light is on.")]
+
+
+class _WeighingStt(ScriptedStt):
+    """Scripted transcripts, and whisper's sentence scoring of the last one: the bed
+    light's sentences are likely, the rest are not."""
+
+    def __init__(self, transcripts: list[str]) -> None:
+        super().__init__(transcripts)
+        self.last = ""
+        self.scored: list[list[str]] = []
+
+    def transcribe(self, audio, prompt=""):
+        self.last = super().transcribe(audio, prompt)
+        return self.last
+
+    def score(self, heard, texts):
+        if heard != self.last:
+            return None
+        self.scored.append(list(texts))
+        return [-2.0 if t == heard else -3.0 if "bed light" in t else -20.0 for t in texts]
+
+
+def test_a_misheard_command_is_weighed_at_the_pause_and_the_turn_acts_on_that(
+    tmp_path, monkeypatch
+):
+    """The understanding weighs the pause's transcript against its audio while the end of
+    the request is judged; the request that ends on it acts on that weighing, without
+    asking whisper again."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from appliance.actions.app import actions_for
+    from appliance.actions.config import DeviceConfig, GpioOutput
+    from tests.fakes import repeatable_config
+
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path))
+    devices = [
+        DeviceConfig("porch light", "light", (), "outside", GpioOutput(17)),
+        DeviceConfig("bed light", "light", (), "bedroom", GpioOutput(18, pwm=True)),
+    ]
+    config = repeatable_config(devices=devices)
+    stt = _WeighingStt(["Hey Jarvis, set the meant light to 50 percent."])
+    pipeline, rec, sink, _, llm = make_pipeline(
+        [], [], stt=stt, turn=ScriptedTurnDetector([True]), endpoint=SETTINGS
+    )
+    pins = MockFactory(pin_class=MockPWMPin)
+
+    async def main():
+        async with pipeline, actions_for(config, pipeline, pin_factory=pins) as actions:
+            results = await pipeline.run(ArraySource(paused_request(pause=2.0), realtime=True))
+            return results, actions.recognizer.prepared
+
+    try:
+        results, prepared = asyncio.run(main())
+    finally:
+        pins.reset()
+    assert (prepared.kept, prepared.used) == (1, 1)  # weighed once, at the pause
+    # …as whisper wrote it, the wake phrase in (`Pipeline._as_written`).
+    assert stt.scored and all("Hey Jarvis" in t for texts in stt.scored for t in texts)
+    (action,) = rec.of("action")
+    assert action.tool == "device_brightness" and "bed light" in str(action.arguments)
+    assert results[0].reply == action.result  # what ran, and only that

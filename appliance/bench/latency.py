@@ -156,6 +156,7 @@ async def _one(
     async with App(house, engines, sink, bus, settings=settings, parts=parts) as app:
         results = await app.pipeline.run(source)
         stats = app.pipeline.turn_taking.stats
+        prepared = app.actions.recognizer.prepared
     pins.reset()
     row: dict[str, Any] = {
         "text": recording.text,
@@ -167,6 +168,7 @@ async def _one(
         "speculation": {"used": stats.used, "discarded": stats.discarded,
                         "saved_s": round(stats.saved_seconds, 3),
                         "ready_before_end_s": round(stats.ready_before_end_seconds, 3)},
+        "weighed_at_the_pause": {"kept": prepared.kept, "used": prepared.used},
     }  # fmt: skip
     if sink.first is not None:
         row["felt_s"] = round(sink.first - (source.started + recording.last_voiced), 3)
@@ -194,6 +196,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "speculation_used": sum(r["speculation"]["used"] for r in rows),
         "speculation_discarded": sum(r["speculation"]["discarded"] for r in rows),
         "speculation_saved_s": round(sum(r["speculation"]["saved_s"] for r in rows), 3),
+        "weighed_at_the_pause_kept": sum(r["weighed_at_the_pause"]["kept"] for r in rows),
+        "weighed_at_the_pause_used": sum(r["weighed_at_the_pause"]["used"] for r in rows),
         "transcript_ready_before_end_s": sorted(
             r["speculation"]["ready_before_end_s"] for r in rows if r["speculation"]["used"]
         ),

@@ -12,6 +12,7 @@ patched. Progress is published as typed events on an `EventBus`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -32,7 +33,7 @@ from appliance.errors import (
     PipelineError,
     SpeechToTextError,
 )
-from appliance.handlers import TextHandler, forget_pending
+from appliance.handlers import TextHandler, forget_pending, prepare
 from appliance.pipeline.barge_in import (
     BargeIn,
     is_stop_phrase,
@@ -119,7 +120,10 @@ class Pipeline:
             publish=self._publish,
             language=self.settings.conversation.language,
             unavailable=engines.turn_unavailable,
+            prepare=self._prepare,
         )
+        self.preparing: set[asyncio.Task[None]] = set()
+        """Handlers preparing a pause's transcript (`handlers.Prepares`)."""
 
     @property
     def settings(self) -> PipelineSettings:
@@ -379,6 +383,18 @@ class Pipeline:
             return await other.run(source)
         finally:
             self._turn = max(self._turn, other._turn)
+
+    def _prepare(self, heard: str) -> None:
+        """A pause's speculative transcript: the handlers may prepare for it (never act)."""
+        text = self._strip_wake_phrase(heard)
+        if not text or is_stop_phrase(text, self.settings.stop_phrases):
+            return
+        # Scoring maps the handlers' text back to whisper's (`_as_written`): the turn
+        # that ends on these words sets the same pair again.
+        self._unstripped = (text, heard)
+        task = asyncio.create_task(prepare(self.handlers, text))
+        self.preparing.add(task)
+        task.add_done_callback(self.preparing.discard)
 
     def _strip_wake_phrase(self, text: str) -> str:
         """The transcript without the wake phrase at its start, nor the name said at its

@@ -14,7 +14,10 @@ request). Finished on both counts: the turn ends at once and keeps that transcri
 Otherwise the turn goes on: the next pause asks again, and a pause of
 `listen.max_pause_seconds` ends it. Speech that resumes throws the speculation away
 before anything acts on it: a transcript here only ever decides *when* the turn ends,
-never *what* it does; the handlers see text only after the turn has ended.
+never *what* it does; the handlers act on text only after the turn has ended. Before,
+they may only *prepare* (`handlers.Prepares`): each speculative transcript is handed to
+`prepare` as soon as it is made, and the understanding weighs it against its audio then,
+beside the wait, so the request that ends on those words finds that done.
 
 Both can be wrong ("could you tell me … a short joke" sounds finished at the pause). A
 turn they ended is still taken back if the speaker goes on before it acted or spoke
@@ -92,7 +95,10 @@ class TurnTaking:
         publish: Publish,
         language: str = "en",
         unavailable: str = "",
+        prepare: Callable[[str], None] | None = None,
     ) -> None:
+        """`prepare`: given each speculative transcript as it is made, for work that may
+        start before the request is known to be over (`handlers.Prepares`)."""
         self.detector = detector
         self._judge_on = judge_on
         self._transcribe_on = transcribe_on
@@ -101,6 +107,7 @@ class TurnTaking:
         self._publish = publish
         self._language = language
         self._unavailable = unavailable
+        self._prepare = prepare
         self._warned = False
         self._speculation: Speculation | None = None
         self._asked_about = -1.0
@@ -193,9 +200,17 @@ class TurnTaking:
             self._discard(current)
         task = asyncio.ensure_future(self._transcribe_on(self._transcribe, pause.audio))
         speculation = Speculation(pause.last_speech, task, time.monotonic())
-        task.add_done_callback(lambda _: setattr(speculation, "finished", time.monotonic()))
+        task.add_done_callback(lambda _: self._made(speculation))
         self._speculation = speculation
         return speculation
+
+    def _made(self, speculation: Speculation) -> None:
+        speculation.finished = time.monotonic()
+        task = speculation.task
+        if self._prepare is None or self._speculation is not speculation or task.cancelled():
+            return
+        if task.exception() is None and task.result():
+            self._prepare(task.result())
 
     def _discard(self, speculation: Speculation) -> None:
         self.stats.discarded += 1

@@ -77,7 +77,8 @@ class Session:
             await self._input_ended()
         finally:
             pipeline._live = False
-            for task in [*pipeline.barge_in.checks, *([self.turn_task] if self.turn_task else [])]:
+            turn = [self.turn_task] if self.turn_task else []
+            for task in [*pipeline.barge_in.checks, *pipeline.preparing, *turn]:
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

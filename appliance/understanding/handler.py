@@ -110,6 +110,18 @@ class IntentHandler:
         self._pending = None
         self._last_device = None
 
+    async def prepare(self, text: str) -> None:
+        """At a pause (`handlers.Prepares`): weigh the words heard so far against their
+        audio now, beside the wait for the end of the request, not after it. Only what
+        `handle` would weigh: not an answer to a question asked back, nor a sum."""
+        if self.recognizer.scorer is None or self._pending is not None:
+            return
+        if arithmetic.parse(text) is not None:
+            return
+        if self.timers is not None:
+            self.recognizer.use_timer_names(t.name for t in self.timers.active() if t.name)
+        await asyncio.to_thread(self.recognizer.prepare, text)
+
     async def handle(self, text: str, turn: int) -> Handled | None:
         pending, self._pending = self._pending, None
         if pending is not None and self.clock() - pending.asked_at < PENDING_SECONDS:

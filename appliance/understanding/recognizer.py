@@ -119,6 +119,31 @@ class _Attempt:
     corrected: list[tuple[str, str]]
 
 
+PREPARED_SECONDS = 5.0
+"""How long a pause's weighing (`Recognizer.prepare`) may wait for its turn to end: a
+request ends at most `listen.max_pause_seconds` after its pause. An older one is of
+other audio."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    key: tuple[str, tuple[str, ...]]
+    """The transcript and the timers running when it was weighed."""
+    found: Recognition | None
+    at: float = field(default_factory=time.monotonic)
+
+    def fits(self, key: tuple[str, tuple[str, ...]]) -> bool:
+        return key == self.key and time.monotonic() - self.at < PREPARED_SECONDS
+
+
+@dataclass
+class PreparedStats:
+    kept: int = 0
+    """Pauses whose transcript was weighed against its audio, and the weighing kept."""
+    used: int = 0
+    """Requests that ended on such words and took that weighing."""
+
+
 class Recognizer:
     """Matches transcripts against the library with the house's slot lists."""
 
@@ -179,6 +204,10 @@ class Recognizer:
         """Transcribes the audio of a transcript again with the house's words as the
         prompt (`_listen_again`; the STT engine's `relisten`): set by `actions_for`."""
         self._words_of_the_house: set[str] | None = None
+        self._prepared: Prepared | None = None
+        """A pause's weighing (`prepare`), for the request if it ends on those words."""
+        self._last_weighed: Prepared | None = None
+        self.prepared = PreparedStats()
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -236,23 +265,74 @@ class Recognizer:
         With a scorer (and `weigh`), a corrected sentence is then weighed against the
         audio."""
         with self._lock:
-            found = self._recognize(text)
-            # A device the house lacks may be one it has, misheard ("turn on the port
-            # swipe"): the audio is asked about the house's names.
-            sure = (found is not None and found.path == "library" and found.score >= 1
-                    and not found.metadata.get(UNKNOWN_NAME))  # fmt: skip
-            if weigh and self.scorer is not None and not sure:
-                try:
-                    found = acoustic.weigh(self, text, found, self.scorer)
-                    if found is not None and found.metadata.get(BARE) == BARE_AS_SAID:
-                        found = acoustic.said_as_a_command(text, found, self.scorer)
-                    # Not for a device the house lacks: the weighing of the house's
-                    # names is its check, and a second listen would cost every honest
-                    # "I don't know a device called garage light" a transcription.
-                    if found is None or found.score < acoustic.ACT_SCORE:
-                        found = self._listen_again(text, found, self.scorer)
-                except Exception:  # the text's own reading stands
-                    _LOGGER.exception("weighing %r against the audio failed", text)
+            key = (text, tuple(self.timer_names))
+            prepared, self._prepared = self._prepared, None
+            if weigh and prepared is not None and prepared.fits(key):
+                found = prepared.found
+                self.prepared.used += 1
+            else:
+                found, _ = self._weighed(text, weigh=weigh, listen_again=True)
+            if weigh:
+                self._last_weighed = Prepared(key, found)
+            else:
+                self._prepared = prepared
+        return self._settled(text, found)
+
+    def prepare(self, text: str) -> bool:
+        """At a pause, before the request is known to be over: recognise `text` (the pause's
+        speculative transcript) and weigh it against its audio now, so that `recognize`
+        finds it done if the request ends on these words. Never a second listen here: it
+        would hold whisper while the speaker may go on. True when the weighing is kept
+        (not when the audio was already gone, or only a second listen could settle it)."""
+        with self._lock:
+            key = (text, tuple(self.timer_names))
+            if self._last_weighed is not None and self._last_weighed.fits(key):
+                return False  # the turn ended first and weighed it itself
+            found, complete = self._weighed(text, weigh=True, listen_again=False)
+            if complete:
+                self._prepared = Prepared(key, found)
+                self.prepared.kept += 1
+            return complete
+
+    def _weighed(
+        self, text: str, *, weigh: bool, listen_again: bool
+    ) -> tuple[Recognition | None, bool]:
+        """`text` recognised and, unless it is a sure command, weighed against the audio;
+        and whether that weighing is complete (every scoring answered, and no second
+        listen left undone)."""
+        found = self._recognize(text)
+        # A device the house lacks may be one it has, misheard ("turn on the port
+        # swipe"): the audio is asked about the house's names.
+        sure = (found is not None and found.path == "library" and found.score >= 1
+                and not found.metadata.get(UNKNOWN_NAME))  # fmt: skip
+        scorer = self.scorer
+        if not weigh or scorer is None or sure:
+            return found, True
+        answered: list[bool] = []
+
+        def scored(heard: str, texts: Sequence[str]) -> list[float] | None:
+            scores = scorer(heard, texts)
+            answered.append(scores is not None)
+            return scores
+
+        try:
+            found = acoustic.weigh(self, text, found, scored)
+            if found is not None and found.metadata.get(BARE) == BARE_AS_SAID:
+                found = acoustic.said_as_a_command(text, found, scored)
+            # Not for a device the house lacks: the weighing of the house's
+            # names is its check, and a second listen would cost every honest
+            # "I don't know a device called garage light" a transcription.
+            if found is None or found.score < acoustic.ACT_SCORE:
+                if not listen_again:
+                    return found, all(answered) and not self._worth_listening_again(text)
+                found = self._listen_again(text, found, scored)
+        except Exception:  # the text's own reading stands
+            _LOGGER.exception("weighing %r against the audio failed", text)
+            return found, False
+        return found, all(answered)
+
+    def _settled(self, text: str, found: Recognition | None) -> Recognition | None:
+        """The last checks on a recognition, and its name slot the device's own name."""
         if found is not None and found.intent in _QUESTIONS and found.score < QUESTION_MIN_SCORE:
             return None  # "what is the speed of light" is not "what is the bed light"
         if not _fits(found, _clean(text)):
@@ -302,7 +382,7 @@ class Recognizer:
         second listen heard is one more sentence to weigh against the audio (with the
         first transcript as the reference), never taken on its word: a prompt makes
         whisper hear the house's words in anything."""
-        if self.relisten is None or not set(_clean(heard).split()) & self._house_words():
+        if self.relisten is None or not self._worth_listening_again(heard):
             return found
         again = self.relisten(heard)
         if not again or _clean(again) == _clean(heard):
@@ -322,6 +402,9 @@ class Recognizer:
             evidence = f"{weighed.evidence}; " if weighed.evidence else ""
             return dataclasses.replace(weighed, evidence=f"{evidence}heard again: {again!r}")
         return found
+
+    def _worth_listening_again(self, heard: str) -> bool:
+        return self.relisten is not None and bool(set(_clean(heard).split()) & self._house_words())
 
     def _house_words(self) -> set[str]:
         """Words that make a transcript worth a second listen: the house's names and

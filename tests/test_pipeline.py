@@ -515,3 +515,11 @@ def test_a_handlers_answer_is_spoken_in_whole_sentences():
     pipeline.handlers.append(Asks())
     run(pipeline, request())
     assert tts.spoken == ["OK, pasta timer for ten minutes, starting now."]
+
+
+def test_a_wake_phrase_changed_on_the_page_is_taken_off_the_next_transcripts():
+    pipeline, *_ = make_pipeline([], [])
+    assert pipeline._strip_wake_phrase("Hey Jarvis, what time is it?") == "what time is it?"
+    pipeline.settings = dataclasses.replace(pipeline.settings, wake_phrase="hey mycroft")
+    heard = "Hey Mycroft, what time is it, thanks Mycroft?"
+    assert pipeline._strip_wake_phrase(heard) == "what time is it"

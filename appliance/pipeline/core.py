@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -51,6 +50,7 @@ from appliance.pipeline.types import (
     State,
     TurnResult,
 )
+from appliance.pipeline.wake_phrase import WakePhrase
 from appliance.stt.base import PhraseScorer, Relistener
 
 _LOGGER = logging.getLogger(__name__)
@@ -83,8 +83,7 @@ class Pipeline:
         self._turn = first_turn - 1
         self._stream_time = 0.0
         self._state: State | None = None
-        self._wake_pattern = _wake_phrase_pattern(self.settings.wake_phrase)
-        self._name_at_end = _name_at_end_pattern(self.settings.wake_phrase)
+        self._wake = WakePhrase(self.settings.wake_phrase)
         self._unstripped = ("", "")
         """The last transcript as the handlers got it, and as whisper wrote it (with the
         wake phrase): sentences are scored against whisper's (`phrase_scorer`)."""
@@ -339,7 +338,7 @@ class Pipeline:
             text = self._strip_wake_phrase(heard)
             self._unstripped = (text, heard)
             window_reply = answering
-            if window_reply is not None and self._wake_pattern.match(heard):
+            if window_reply is not None and self._wake.begins(heard):
                 # The wake phrase inside the window: a new request, not an answer.
                 window_reply = None
                 await forget_pending(self.handlers)
@@ -397,26 +396,6 @@ class Pipeline:
         task.add_done_callback(self.preparing.discard)
 
     def _strip_wake_phrase(self, text: str) -> str:
-        """The transcript without the wake phrase at its start, nor the name said at its
-        end ("Turn on the porch light, Jarvis.")."""
-        text = self._wake_pattern.sub("", text, count=1).strip()
-        return self._name_at_end.sub("", text).strip()
-
-
-def _wake_phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Matches the wake phrase (or its last word) at the start of a transcript."""
-    words = [re.escape(w) for w in phrase.lower().split()]
-    if not words:
-        return re.compile(r"(?!x)x")
-    optional = "".join(rf"(?:{w}\W+)?" for w in words[:-1])
-    return re.compile(rf"^\W*{optional}{words[-1]}\b\W*", re.IGNORECASE)
-
-
-def _name_at_end_pattern(phrase: str) -> re.Pattern[str]:
-    """Matches the wake phrase's last word (its name) said after a sentence, behind a comma
-    ("…, Jarvis." "…, thanks Jarvis"): not a name inside one ("who was Jarvis")."""
-    words = phrase.lower().split()
-    if not words:
-        return re.compile(r"(?!x)x")
-    return re.compile(rf",\s*(?:thanks?\s+|thank\s+you\s+)?{re.escape(words[-1])}\W*$",
-                      re.IGNORECASE)  # fmt: skip
+        if self._wake.phrase != self.settings.wake_phrase:  # changed on the page
+            self._wake = WakePhrase(self.settings.wake_phrase)
+        return self._wake.strip(text)

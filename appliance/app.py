@@ -113,7 +113,7 @@ class App:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        from appliance.actions.app import actions_for
+        from appliance.house import actions_for
         from appliance.mqtt.service import mqtt_service
         from appliance.vision.build import vision_hook
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.actions.config import ActionsConfig, DeviceList
 from appliance.errors import ConfigError
-from appliance.mqtt.config import MqttConfig
-from appliance.pipeline.config import ConversationConfig
-from appliance.vision.config import VisionConfig
-from appliance.web.config import WebConfig
+from appliance.sections.conversation import ConversationConfig
+from appliance.sections.devices import ActionsConfig, DeviceList
+from appliance.sections.mqtt import MqttConfig
+from appliance.sections.vision import VisionConfig
+from appliance.sections.web import WebConfig
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Jarvis, a helpful voice assistant running offline on a small device. "

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance import events as ev
-from appliance.actions.app import Actions
 from appliance.actions.audit import AuditEntry, AuditLog
-from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList
 from appliance.actions.devices import (
     Ambiguous,
     Device,
@@ -26,6 +24,8 @@ from appliance.actions.devices import (
 from appliance.actions.numbers import parse_duration, parse_number, spoken_duration, tokens
 from appliance.actions.tools import CallContext, Param, Tool, ToolRegistry
 from appliance.errors import ConfigError
+from appliance.house import Actions
+from appliance.sections.devices import ActionsConfig, DeviceConfig, DeviceList
 from tests.fakes import Recorder
 
 NOON = dt.datetime(2026, 11, 21, 15, 7)

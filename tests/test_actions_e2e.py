@@ -11,14 +11,14 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance import events as ev
-from appliance.actions.app import Actions
-from appliance.actions.config import ActionsConfig, DeviceConfig, GpioOutput
 from appliance.actions.phrasing import check, facts_of
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource
 from appliance.config import AppConfig
 from appliance.engines import load_engines, pipeline_settings
+from appliance.house import Actions
 from appliance.pipeline import Pipeline
+from appliance.sections.devices import ActionsConfig, DeviceConfig, GpioOutput
 from appliance.testing.speech import add_noise, compose, espeak_phrase, tts_phrase
 from tests.fakes import Recorder, repeatable_config
 

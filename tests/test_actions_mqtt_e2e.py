@@ -11,16 +11,16 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance import events as ev
-from appliance.actions.app import Actions
-from appliance.actions.config import ActionsConfig, DeviceConfig, GpioOutput
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource
 from appliance.config import AppConfig
 from appliance.engines import load_engines, pipeline_settings
+from appliance.house import Actions
 from appliance.mqtt.device import MqttDevices
 from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox
 from appliance.pipeline import Pipeline
+from appliance.sections.devices import ActionsConfig, DeviceConfig, GpioOutput
 from appliance.testing.speech import add_noise, compose, espeak_phrase
 from tests.fakes import Recorder, repeatable_config
 from tests.mqtt_broker import Mosquitto, subscriber

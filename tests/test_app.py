@@ -8,13 +8,13 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList, GpioOutput
 from appliance.actions.llm_tools import LlmToolCaller
 from appliance.app import App, Parts
 from appliance.audio.sinks import RecordingSink
 from appliance.config import AppConfig
 from appliance.events import EventBus
 from appliance.handlers import Handled
+from appliance.sections.devices import ActionsConfig, DeviceConfig, DeviceList, GpioOutput
 from appliance.understanding.handler import IntentHandler
 from tests.fakes import make_pipeline
 

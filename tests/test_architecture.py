@@ -22,7 +22,7 @@ ENTRY_POINTS = (
     "appliance.pipeline",
     "appliance.service",
     "appliance.web.app",
-    "appliance.actions.app",
+    "appliance.house",
     "appliance.mqtt.bridge",
     "appliance.vision.handler",
     "appliance.understanding.handler",

@@ -318,8 +318,8 @@ def test_a_misheard_command_is_weighed_at_the_pause_and_the_turn_acts_on_that(
     asking whisper again."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from appliance.actions.app import actions_for
-    from appliance.actions.config import DeviceConfig, GpioOutput
+    from appliance.house import actions_for
+    from appliance.sections.devices import DeviceConfig, GpioOutput
     from tests.fakes import repeatable_config
 
     monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path))

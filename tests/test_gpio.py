@@ -8,8 +8,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance import events as ev
-from appliance.actions.app import Actions
-from appliance.actions.config import (
+from appliance.actions.gpio import StatusLight
+from appliance.errors import ConfigError
+from appliance.house import Actions
+from appliance.sections.devices import (
     ActionsConfig,
     ButtonConfig,
     DeviceConfig,
@@ -17,8 +19,6 @@ from appliance.actions.config import (
     MuteSwitchConfig,
     StatusLightConfig,
 )
-from appliance.actions.gpio import StatusLight
-from appliance.errors import ConfigError
 from tests.actions_fakes import ControlsSpy
 from tests.fakes import Recorder
 

@@ -8,14 +8,14 @@ import json
 import pytest
 
 from appliance import events as ev
-from appliance.actions.app import Actions
-from appliance.actions.config import ActionsConfig, DeviceConfig
 from appliance.actions.devices import MemoryBackend
 from appliance.actions.llm_tools import LlmToolCaller, call_schema
 from appliance.actions.phrasing import MAX_TOKENS, check, facts_of
 from appliance.actions.words import normalise, set_timer_name
 from appliance.errors import GrammarUnsupportedError, LanguageModelError
+from appliance.house import Actions
 from appliance.llm.fake import ScriptedLlm
+from appliance.sections.devices import ActionsConfig, DeviceConfig
 from tests.fakes import Recorder
 
 SPECS = [("porch light", "light", "outside"), ("kitchen fan", "fan", "kitchen")]

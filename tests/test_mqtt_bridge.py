@@ -12,9 +12,9 @@ import pytest
 
 from appliance import events as ev
 from appliance.audio.sources import ArraySource
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.link import LinkState
 from appliance.mqtt.service import mqtt_service
+from appliance.sections.mqtt import MqttConfig
 from tests.fakes import make_pipeline, request
 from tests.mqtt_broker import Mosquitto, free_port, subscriber
 
@@ -305,8 +305,8 @@ def test_a_timer_restored_after_a_restart_is_published_again(broker, tmp_path):
     """A timer set before a restart: the new service re-arms it and publishes it, so Home
     Assistant's timer sensors keep showing it (and a timer set after the restart does not
     make it vanish from the list)."""
-    from appliance.actions.app import Actions
-    from appliance.actions.config import ActionsConfig
+    from appliance.house import Actions
+    from appliance.sections.devices import ActionsConfig
 
     async def service(texts: list[str], wait_for) -> tuple[list[str], Any]:  # noqa: ANN001
         pipeline, *_ = make_pipeline([], [])

@@ -8,7 +8,7 @@ import pytest
 
 from appliance.config import load_config
 from appliance.errors import ConfigError
-from appliance.mqtt.config import MqttConfig
+from appliance.sections.mqtt import MqttConfig
 
 
 def test_mqtt_is_off_by_default_and_names_derive_from_the_device_name():

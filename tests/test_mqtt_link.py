@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.link import Backoff, LinkState, MqttLink
 from appliance.mqtt.outbox import Outbox, OutMessage
+from appliance.sections.mqtt import MqttConfig
 from tests.mqtt_broker import Mosquitto, add_user, make_certificates, subscriber
 
 BASE = "appliance/test"

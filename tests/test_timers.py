@@ -8,12 +8,12 @@ import sqlite3
 import time
 
 from appliance import events as ev
-from appliance.actions.app import Actions
 from appliance.actions.builtin import register_builtin_tools
-from appliance.actions.config import ActionsConfig
 from appliance.actions.devices import DeviceDirectory
 from appliance.actions.timers import Timers, TimerStore
 from appliance.actions.tools import CallContext, ToolRegistry
+from appliance.house import Actions
+from appliance.sections.devices import ActionsConfig
 from tests.actions_fakes import ControlsSpy
 from tests.fakes import Recorder
 

@@ -18,11 +18,11 @@ import pytest
 from rapidfuzz import fuzz
 
 from appliance import events as ev
-from appliance.actions.app import Actions
 from appliance.actions.audit import AuditEntry, AuditLog
-from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList
 from appliance.actions.devices import MemoryBackend
 from appliance.errors import ModelError
+from appliance.house import Actions
+from appliance.sections.devices import ActionsConfig, DeviceConfig, DeviceList
 from appliance.understanding import phonetic
 from appliance.understanding.handler import ACT_SCORE
 from appliance.understanding.library import load_library

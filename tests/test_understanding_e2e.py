@@ -17,17 +17,17 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance import events as ev
-from appliance.actions.app import actions_for
-from appliance.actions.config import DeviceConfig, GpioOutput
 from appliance.audio.sinks import RecordingSink
 from appliance.audio.sources import ArraySource
 from appliance.bench.recordings import pink_noise
 from appliance.config import SttConfig
 from appliance.engines import load_engines, pipeline_settings
+from appliance.house import actions_for
 from appliance.mqtt.device import MqttDevices
 from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox
 from appliance.pipeline import Pipeline, TurnResult
+from appliance.sections.devices import DeviceConfig, GpioOutput
 from appliance.testing.speech import add_noise, compose, paused_sentence, tts_phrase, voiced_end
 from appliance.understanding.handler import ACT_SCORE
 from appliance.understanding.recognizer import NAME_MIN_SCORE

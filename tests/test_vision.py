@@ -15,9 +15,9 @@ import pytest
 from appliance import events as ev
 from appliance.config import AppConfig, load_config
 from appliance.errors import ConfigError
+from appliance.sections.vision import VisionConfig
 from appliance.testing.images import dark_frame, noise_frame, render_sign, save_image
 from appliance.vision.camera import FileCamera, V4l2Camera, open_camera
-from appliance.vision.config import VisionConfig
 from appliance.vision.errors import CameraError, ImageError, VisionModelMissing
 from appliance.vision.fake import FakeCamera, FakeDescriber, FakeReader
 from appliance.vision.image import check_frame, decode_image

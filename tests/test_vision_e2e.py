@@ -17,10 +17,10 @@ from appliance.audio.sources import ArraySource
 from appliance.config import AppConfig
 from appliance.engines import load_engines, pipeline_settings
 from appliance.pipeline import Engines, Pipeline
+from appliance.sections.vision import VisionConfig
 from appliance.testing.images import render_sign, save_image
 from appliance.testing.speech import add_noise, compose, tts_phrase
 from appliance.vision.camera import FileCamera
-from appliance.vision.config import VisionConfig
 from appliance.vision.handler import VisionHandler
 from appliance.vision.ocr import RapidOcrReader
 from appliance.vision.service import VisionService
@@ -97,7 +97,7 @@ def test_the_language_model_looks_when_the_spoken_trigger_does_not_catch_it(
     """A request the spoken trigger does not catch ("could you check what the label on this
     says"): the real language model (grammar-held) calls the look tool, the call is
     checked against the words, and the label is read by real OCR."""
-    from appliance.actions.app import actions_for
+    from appliance.house import actions_for
     from appliance.vision.intents import vision_kind
 
     monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))

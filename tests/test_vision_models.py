@@ -18,9 +18,9 @@ from appliance.models.budget import read_memory_state, this_machine
 from appliance.models.catalog import ModelStore
 from appliance.models.gguf import GgufError, read_gguf_projector
 from appliance.prepare.importer import import_model
+from appliance.sections.vision import VisionConfig
 from appliance.testing.images import render_sign
 from appliance.vision.build import build_vision
-from appliance.vision.config import VisionConfig
 from appliance.vision.errors import VisionModelMissing
 from appliance.vision.vlm import choose_vision_model
 from tests.fakes import appliance

@@ -20,18 +20,18 @@ import requests
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance import events as ev
-from appliance.actions.app import Actions
-from appliance.actions.config import ActionsConfig, ButtonConfig, DeviceConfig, GpioOutput
 from appliance.actions.llm_tools import LlmToolCaller
 from appliance.config import AppConfig, load_config
 from appliance.errors import ConfigError
+from appliance.house import Actions
 from appliance.llm.fake import ScriptedLlm
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.service import mqtt_service
+from appliance.sections.devices import ActionsConfig, ButtonConfig, DeviceConfig, GpioOutput
+from appliance.sections.mqtt import MqttConfig
+from appliance.sections.vision import VisionConfig
 from appliance.testing.images import render_sign, save_image
 from appliance.vision.build import vision_hook
 from appliance.vision.camera import FileCamera
-from appliance.vision.config import VisionConfig
 from appliance.vision.intents import look_kind
 from appliance.vision.ocr import RapidOcrReader
 from appliance.vision.service import VisionService

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.actions.config import DeviceConfig, GpioOutput
+from appliance.sections.devices import DeviceConfig, GpioOutput
 from appliance.understanding.vocabulary import MAX_CHARS, bias_prompt
 
 HOUSE = [

@@ -10,9 +10,9 @@ import tomllib
 
 import pytest
 
-from appliance.actions.config import ActionsConfig, ButtonConfig, MuteSwitchConfig
-from appliance.actions.config import StatusLightConfig as Light
 from appliance.config import build_config, load_config, to_toml
+from appliance.sections.devices import ActionsConfig, ButtonConfig, MuteSwitchConfig
+from appliance.sections.devices import StatusLightConfig as Light
 from appliance.web.devices import DeviceForm, check_devices
 from appliance.web.settings import ConfigStore
 from appliance.web.status import process_memory

@@ -10,9 +10,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from appliance.sections.vision import VisionConfig
 from appliance.testing.images import render_sign, save_image
 from appliance.vision.camera import FileCamera
-from appliance.vision.config import VisionConfig
 from appliance.vision.fake import FakeReader
 from appliance.vision.service import VisionService
 from appliance.web.auth import PairingStore

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from appliance.actions.config import DEVICE_KINDS, DeviceConfig, normalise_name
 from appliance.errors import ConfigError
+from appliance.sections.devices import DEVICE_KINDS, DeviceConfig, normalise_name
 
 MATCH_THRESHOLD = 0.8
 """Similarity a spoken phrase needs to a configured name (0–1). whisper's "porsche

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance import events as ev
-from appliance.actions.config import ActionsConfig, DeviceConfig, StatusLightConfig
 from appliance.actions.tools import ToolError
 from appliance.errors import ConfigError
 from appliance.pins import pin_error
+from appliance.sections.devices import ActionsConfig, DeviceConfig, StatusLightConfig
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from appliance import events as ev
-from appliance.actions.app import Actions
-from appliance.actions.config import ActionsConfig, DeviceConfig, DeviceList, GpioOutput
 from appliance.actions.llm_tools import LlmToolCaller
 from appliance.actions.tools import CallContext
 from appliance.app import App, Parts
 from appliance.audio.sinks import NullSink
 from appliance.audio.sources import ArraySource
 from appliance.config import AppConfig
+from appliance.house import Actions
 from appliance.llm.base import LanguageModel
 from appliance.pipeline import Engines, PipelineSettings
+from appliance.sections.devices import ActionsConfig, DeviceConfig, DeviceList, GpioOutput
 from appliance.testing.speech import add_noise, compose, tts_phrase
 
 COMMAND = "Turn on the porch light."

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from appliance import events as ev
-from appliance.actions.config import normalise_name
 from appliance.actions.numbers import number_words
 from appliance.bench.testset import Call, Item
+from appliance.sections.devices import normalise_name
 
 READ_ONLY = frozenset(
     {"device_state", "timer_list", "timer_remaining", "time_now", "date_today", "calculate",

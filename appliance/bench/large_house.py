@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import events as ev
-from appliance.actions.config import ActionsConfig, DeviceConfig
+from appliance.sections.devices import ActionsConfig, DeviceConfig
 
 HANDLER_TARGET_MS = 20.0
 LARGE_HOUSE = tuple(
@@ -40,8 +40,8 @@ async def handler_alone(
 ) -> dict[str, Any]:
     """The command handlers' own time (no speech, no language model) on a house of
     `devices` with in-memory backends: the median of `repeats` runs of each request."""
-    from appliance.actions.app import Actions
     from appliance.actions.devices import MemoryBackend
+    from appliance.house import Actions
 
     def memory(_name: str, _table: dict[str, Any]) -> MemoryBackend:
         return MemoryBackend()

@@ -129,8 +129,8 @@ class _FirstAudio(NullSink):
 async def _one(
     engines: Engines, settings: PipelineSettings, recording: Recording, pins: Any, data: Path
 ) -> dict[str, Any]:
-    from appliance.actions.config import DeviceList
     from appliance.bench.actions import _DEVICES
+    from appliance.sections.devices import DeviceList
 
     bus = ev.EventBus()
     ends: list[float] = []

@@ -22,9 +22,9 @@ from typing import Any
 
 import aiomqtt
 
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox, OutMessage
+from appliance.sections.mqtt import MqttConfig
 
 TOPIC = "appliance/bench/latency"
 

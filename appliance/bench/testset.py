@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.actions.config import DeviceConfig, GpioOutput
+from appliance.sections.devices import DeviceConfig, GpioOutput
 
 HOUSE: tuple[DeviceConfig, ...] = (
     DeviceConfig("porch light", "light", ("front light",), "outside", GpioOutput(17, pwm=True)),

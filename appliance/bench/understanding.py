@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance import events as ev
-from appliance.actions.config import ActionsConfig, DeviceList
 from appliance.actions.lists import LISTS
 from appliance.actions.llm_tools import NAME as LLM_TOOLS
 from appliance.actions.tools import CallContext
@@ -68,6 +67,7 @@ from appliance.bench.testset import (
     spoken_items,
 )
 from appliance.pipeline import Engines, Pipeline, PipelineSettings
+from appliance.sections.devices import ActionsConfig, DeviceList
 from appliance.understanding.vocabulary import bias_prompt
 
 if TYPE_CHECKING:

@@ -52,9 +52,9 @@ def ocr_memory(threads: int) -> dict[str, Any]:
 
 
 async def _looks(tts: TextToSpeech, runs: int, threads: int) -> dict[str, Any]:
+    from appliance.sections.vision import VisionConfig
     from appliance.testing.images import render_sign, save_image
     from appliance.vision.camera import FileCamera
-    from appliance.vision.config import VisionConfig
     from appliance.vision.ocr import RapidOcrReader
     from appliance.vision.service import VisionService
 

@@ -20,7 +20,7 @@ import ifaddr
 from zeroconf import DNSQuestionType, IPVersion, NonUniqueNameException, ServiceInfo
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from appliance.web.config import host_label
+from appliance.sections.web import host_label
 
 _LOGGER = logging.getLogger(__name__)
 HTTP_TYPE = "_http._tcp.local."

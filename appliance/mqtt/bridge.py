@@ -26,9 +26,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance import events as ev
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.discovery import Topics, discovery_messages
 from appliance.mqtt.link import DirectPublish, MqttLink
+from appliance.sections.mqtt import MqttConfig
 from appliance.vision.intents import look_kind
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import asyncio
 import aiomqtt
 
 from appliance.errors import ApplianceError
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.link import connect_client, is_auth_refusal
+from appliance.sections.mqtt import MqttConfig
 
 
 async def probe(config: MqttConfig, seconds: float = 5.0) -> tuple[str, str, str]:

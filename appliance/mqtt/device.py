@@ -23,8 +23,8 @@ from typing import Any
 
 from appliance.actions.devices import DeviceBackend
 from appliance.errors import ConfigError
-from appliance.mqtt.config import check_topic
 from appliance.mqtt.link import MqttLink
+from appliance.sections.mqtt import check_topic
 
 _LOGGER = logging.getLogger(__name__)
 

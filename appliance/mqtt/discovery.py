@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from appliance.mqtt.config import MqttConfig
+from appliance.sections.mqtt import MqttConfig
 
 STATES = ("idle", "listening", "thinking", "speaking", "follow_up", "muted", "error")
 """Values of `<base>/state` (the status sensor's enum options)."""

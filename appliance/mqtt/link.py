@@ -27,8 +27,8 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from appliance.errors import ApplianceError
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.outbox import Outbox, OutMessage, StoredMessage
+from appliance.sections.mqtt import MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")

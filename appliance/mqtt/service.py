@@ -15,10 +15,10 @@ from typing import Any
 from appliance import events as ev
 from appliance.config import data_dir
 from appliance.mqtt.bridge import MqttBridge, PipelineControl
-from appliance.mqtt.config import MqttConfig
 from appliance.mqtt.device import MqttDevices
 from appliance.mqtt.link import MqttLink
 from appliance.mqtt.outbox import Outbox
+from appliance.sections.mqtt import MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 OUTBOX_FILE = "mqtt-outbox.sqlite3"

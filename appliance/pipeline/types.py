@@ -13,7 +13,7 @@ from appliance.audio.vad import EndpointSettings, VoiceActivityDetector
 from appliance.handlers import Handled
 from appliance.llm.base import LanguageModel
 from appliance.pipeline.barge_in import STOP_PHRASES
-from appliance.pipeline.config import ConversationConfig
+from appliance.sections.conversation import ConversationConfig
 from appliance.stt.base import SpeechToText
 from appliance.system import cpu_count
 from appliance.tts.base import TextToSpeech

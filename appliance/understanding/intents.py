@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from appliance.actions.config import normalise_name
 from appliance.actions.devices import Ambiguous, Device
 from appliance.actions.numbers import spoken_duration, timer_label
+from appliance.sections.devices import normalise_name
 from appliance.understanding.recognizer import DOMAINS, Recognition
 
 if TYPE_CHECKING:

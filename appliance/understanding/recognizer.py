@@ -37,8 +37,8 @@ from hassil.intents import RangeSlotList, SlotList
 from hassil.recognize import MISSING_ENTITY
 from rapidfuzz import fuzz, process
 
-from appliance.actions.config import DeviceConfig, normalise_name
 from appliance.actions.numbers import parse_number, tokens
+from appliance.sections.devices import DeviceConfig, normalise_name
 from appliance.understanding import acoustic
 from appliance.understanding.library import SentenceLibrary
 from appliance.understanding.phonetic import SoundsLike

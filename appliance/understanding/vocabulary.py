@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from appliance.actions.config import DeviceConfig
+from appliance.sections.devices import DeviceConfig
 
 MAX_CHARS = 400
 """The whole prompt's length: about 100 of whisper's tokens (English averages about four

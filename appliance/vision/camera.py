@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.vision.config import VisionConfig
+from appliance.sections.vision import VisionConfig
 from appliance.vision.errors import CameraError, ImageError
 from appliance.vision.image import decode_image
 

@@ -28,8 +28,8 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from appliance import events as ev
+from appliance.sections.vision import VisionConfig
 from appliance.vision.camera import Camera
-from appliance.vision.config import VisionConfig
 from appliance.vision.errors import CameraError, ImageError, VisionError
 from appliance.vision.image import check_frame, decode_image, encode_jpeg
 from appliance.vision.ocr import TextLine, TextReader

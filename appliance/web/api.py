@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from starlette.responses import StreamingResponse
 
 from appliance import events as ev
-from appliance.actions.config import DEVICE_KINDS
 from appliance.errors import ApplianceError, AudioInputError
+from appliance.sections.devices import DEVICE_KINDS
 from appliance.vision.intents import look_kind
 from appliance.web.bodies import FORM_LIMIT, read_body
 from appliance.web.context import WebContext

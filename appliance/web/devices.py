@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.actions.config import DEVICE_KINDS, ActionsConfig, DeviceList, normalise_name
 from appliance.errors import ConfigError
 from appliance.mqtt.device import MqttDeviceConfig, parse_mqtt_device
+from appliance.sections.devices import DEVICE_KINDS, ActionsConfig, DeviceList, normalise_name
 
 MAX_NAME = 60
 """Longest device name, alias or room (characters)."""

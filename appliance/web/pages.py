@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.responses import PlainTextResponse
 
-from appliance.actions.config import DEVICE_KINDS
+from appliance.sections.devices import DEVICE_KINDS
 from appliance.web.auth import csrf_token
 from appliance.web.bodies import client_host, read_form
 from appliance.web.context import WebContext

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.actions.config import DEVICE_KINDS
+from appliance.sections.devices import DEVICE_KINDS
 from appliance.web.settings import FIELDS
 
 

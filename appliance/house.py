@@ -1,6 +1,9 @@
 """Everything of "doing things", put together from the configuration: the devices, the
 tool registry, the timers, the audit log, the fast path, the language model's tool calls,
-and the GPIO button, mute switch and status light. `attach` joins it to a pipeline."""
+and the GPIO button, mute switch and status light. `attach` joins it to a pipeline.
+
+It lives outside `actions/` because it also puts the understanding together, which itself
+uses the actions' tools: so each package imports the other one way only."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from appliance import events as ev
 from appliance.actions.audit import AuditLog
 from appliance.actions.builtin import register_builtin_tools
-from appliance.actions.config import ActionsConfig, DeviceConfig
 from appliance.actions.devices import DeviceBackend, DeviceDirectory, MqttFactory, build_devices
 from appliance.actions.lists import ItemLists, register_list_tools
 from appliance.actions.timers import Timers, TimerStore
@@ -25,6 +27,7 @@ from appliance.actions.tools import CallContext, Outcome, ToolRegistry
 from appliance.config import data_dir
 from appliance.errors import ConfigError
 from appliance.pipeline import Pipeline
+from appliance.sections.devices import ActionsConfig, DeviceConfig
 from appliance.understanding.handler import IntentHandler
 from appliance.understanding.library import load_library
 from appliance.understanding.recognizer import Recognizer

@@ -168,12 +168,33 @@ class App:
                 microphone_levels=options.microphone_levels,
                 required=options.required,
                 vision=self.vision,
+                engine_settings=engine_settings(self.engines),
             )  # fmt: skip
         )
 
     async def ask(self, text: str) -> TurnResult:
         """A typed request, answered as a spoken one would be."""
         return await self.pipeline.ask(text)
+
+
+def engine_settings(engines: Engines | None) -> dict[str, Callable[[Any], bool]]:
+    """The settings the engines declare, for the page to change live: the wake word's
+    threshold (`WakeWordDetector.threshold`) and the voice's speaking rate
+    (`TextToSpeech.set_length_scale`). Each returns False when it cannot apply."""
+
+    def wake_threshold(value: Any) -> bool:
+        if engines is None or engines.wake is None:  # typed requests only: nothing listens
+            return False
+        engines.wake.threshold = float(value)
+        return True
+
+    def speaking_rate(value: Any) -> bool:
+        if engines is None:
+            return False
+        engines.tts.set_length_scale(float(value))
+        return True
+
+    return {"wake.threshold": wake_threshold, "tts.length_scale": speaking_rate}
 
 
 def load(

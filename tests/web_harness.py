@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from appliance.app import engine_settings
 from appliance.audio.sinks import RecordingSink
 from appliance.config import AppConfig, ConfigFallback, load_config_or_fallback
 from appliance.events import EventBus
@@ -88,7 +89,8 @@ def running_web(
                             settings or PipelineSettings(system_prompt="be brief"))  # fmt: skip
         looking = vision(pipeline.bus) if vision is not None else None
         service = WebService(config, config_path, pipeline=pipeline, localhost_only=True,
-                             port=0, fallback=fallback, mdns=False, vision=looking)  # fmt: skip
+                             port=0, fallback=fallback, mdns=False, vision=looking,
+                             engine_settings=engine_settings(engines))  # fmt: skip
         if upload_limit is not None:
             service.ctx.upload_limit = upload_limit
         try:

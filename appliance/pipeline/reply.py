@@ -338,6 +338,7 @@ class _ReplyRun:
         result.committed = True
         if result.reply_audio is not None:
             result.reply_audio.append(audio)
+            result.reply_rate = rate
         if result.reply_audio_seconds == 0.0:
             result.timings["ttfa"] = time.monotonic() - self.speech_end
             speaker._set_state(State.SPEAKING)

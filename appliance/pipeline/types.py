@@ -113,6 +113,8 @@ class TurnResult:
     reply_audio: list[np.ndarray] | None = None
     """The reply's audio as it was played, when asked for (`Pipeline.ask(keep_audio=True)`:
     the page's /api/ask?audio), so it is not synthesised twice."""
+    reply_rate: int = 0
+    """The sample rate of `reply_audio` (the voice's)."""
     handling: bool = False
     """The request handlers are deciding (one may be acting)."""
     committed: bool = False

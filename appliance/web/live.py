@@ -22,7 +22,8 @@ class LiveTargets:
     """Called with the new name (the mDNS advertiser re-announces)."""
     on_keep_transcripts: Callable[[bool], None] | None = None
     extra: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
-    """More "section.key" → apply(value) -> applied? hooks (for the lead's wiring)."""
+    """More "section.key" → apply(value) -> applied? hooks: the engines' declared
+    settings (`app.engine_settings`: the wake word's threshold, the voice's rate)."""
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,5 @@ def _apply(targets: LiveTargets, name: str, value: Any, new: AppConfig) -> bool:
         return True
     if name == "feedback.earcons":
         pipeline.settings = dataclasses.replace(settings, earcons=value)
-        return True
-    if name == "wake.threshold":
-        wake = pipeline.engines.wake
-        if wake is None:  # typed requests only: nothing listens
-            return False
-        wake.threshold = value  # a setting every wake detector declares
-        return True
-    if name == "tts.length_scale":
-        pipeline.engines.tts.set_length_scale(value)  # a setting every voice declares
         return True
     return False

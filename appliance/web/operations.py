@@ -65,6 +65,6 @@ async def ask(ctx: WebContext, text: str, *, wav: bool = False) -> dict[str, Any
         from appliance.audio.wav import wav_bytes
 
         audio = np.concatenate(result.reply_audio)
-        rate = ctx.pipeline.engines.tts.sample_rate
-        out["audio_wav_base64"] = base64.b64encode(wav_bytes(audio, rate)).decode()
+        wav_data = wav_bytes(audio, result.reply_rate)
+        out["audio_wav_base64"] = base64.b64encode(wav_data).decode()
     return out

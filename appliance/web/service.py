@@ -45,7 +45,10 @@ class WebService:
         microphone_levels: Any = None,
         required: bool = True,
         vision: Any = None,
+        engine_settings: dict[str, Callable[[Any], bool]] | None = None,
     ) -> None:
+        """`engine_settings`: "section.key" → apply(value) -> applied?, for the settings
+        the engines declare (`app.engine_settings`), applied live from the page."""
         self.bus = bus or (pipeline.bus if pipeline is not None else ev.EventBus())
         self.tracker = StatusTracker()
         self.tracker.keep_transcripts = config.web.keep_transcripts
@@ -74,6 +77,7 @@ class WebService:
             pipeline=pipeline,
             on_device_name=self._rename,
             on_keep_transcripts=self._keep_transcripts,
+            extra=dict(engine_settings or {}),
         )
         self.app = create_app(self.ctx)
         self.server: WebServer | None = None

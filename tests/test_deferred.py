@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from appliance.cli import _serve_while_loading
 from appliance.config import AppConfig
 from appliance.deferred import Deferred, DeferredVoice, finish_loading
 from appliance.engines import load_engines
 from appliance.errors import ModelError
+from appliance.talk import _serve_while_loading
 
 
 class _Engine:

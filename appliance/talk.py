@@ -86,15 +86,20 @@ def cmd_listen(args: argparse.Namespace, *, wav: Path | None = None, play: bool 
             _describe_results(results, args.say)
             return 0
 
-        try:
-            code = run_async(main, args.say)
-        finally:
-            if speaker is not None:
-                speaker.close()
+        code = _run_then_close(main, speaker, args.say)
     if args.reply_wav and recording.blocks:
         seconds = recording.save(args.reply_wav)
         args.say(f"Reply audio ({seconds:.1f} s) written to {args.reply_wav}")
     return code
+
+
+def _run_then_close(main: Any, speaker: Any, say: Console) -> int:
+    """Run the command's coroutine; the speaker (if one was opened) is closed after."""
+    try:
+        return run_async(main, say)
+    finally:
+        if speaker is not None:
+            speaker.close()
 
 
 def _speaker(selector: str, say: Console) -> Any:
@@ -136,11 +141,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 print(f"error: {error}", file=sys.stderr)
             return 0 if result.outcome == "replied" else 6
 
-        try:
-            code = run_async(main, args.say)
-        finally:
-            if speaker is not None:
-                speaker.close()
+        code = _run_then_close(main, speaker, args.say)
     if args.reply_wav and recording.blocks:
         recording.save(args.reply_wav)
     return code

@@ -331,27 +331,32 @@ class Relisten:
         return self.again
 
 
+def _weighings(scorer: Audio) -> int:
+    """Sentences scored (not the mere "is the audio still there?", with none)."""
+    return sum(1 for texts in scorer.asked if texts)
+
+
 def test_a_pause_s_weighing_is_the_one_the_request_ending_on_its_words_gets(weighed):
     heard = "Set the meant light to 50 percent."
     weighed.scorer = scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0,
                                            "set the porch light to 50 percent": -16.0})  # fmt: skip
     assert weighed.prepare(heard)
-    asked = len(scorer.asked)
+    asked = _weighings(scorer)
     assert asked, "weighed at the pause"
     found = weighed.recognize(heard)
-    assert len(scorer.asked) == asked, "not weighed twice"
+    assert _weighings(scorer) == asked, "not weighed twice"
     assert _intent_and_name(found) == ("HassLightSet", "bed light")
     assert found.score >= ACT_SCORE and "3.0 below the transcript" in found.evidence
     weighed.recognize(heard)  # used once: a later request is weighed on its own audio
-    assert len(scorer.asked) > asked
+    assert _weighings(scorer) > asked
 
 
 def test_a_request_that_went_on_past_the_pause_is_weighed_afresh(weighed):
     weighed.scorer = scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0})
     assert weighed.prepare("Set the meant light to")
-    asked = len(scorer.asked)
+    asked = _weighings(scorer)
     weighed.recognize("Set the meant light to 50 percent.")
-    assert len(scorer.asked) > asked
+    assert _weighings(scorer) > asked
 
 
 def test_a_pause_s_weighing_is_not_kept_when_its_audio_is_gone_or_old(weighed, monkeypatch):
@@ -359,13 +364,26 @@ def test_a_pause_s_weighing_is_not_kept_when_its_audio_is_gone_or_old(weighed, m
     weighed.scorer = lambda transcript, texts: None  # another transcription since
     assert not weighed.prepare(heard)
     weighed.scorer = scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0})
-    assert weighed.recognize(heard) is not None and scorer.asked
+    assert weighed.recognize(heard) is not None and _weighings(scorer)
     assert weighed.prepare("Set the meant light to 40 percent.")
-    asked = len(scorer.asked)
+    asked = _weighings(scorer)
     later = monotonic() + 60  # a minute on: of other audio
     monkeypatch.setattr("appliance.understanding.recognizer.time.monotonic", lambda: later)
     weighed.recognize("Set the meant light to 40 percent.")
-    assert len(scorer.asked) > asked
+    assert _weighings(scorer) > asked
+
+
+def test_a_pause_s_weighing_is_not_used_for_the_same_words_without_their_audio(weighed):
+    """The same words typed, or transcribed again since: the pause's audio is not theirs,
+    so its weighing does not switch anything for them."""
+    heard = "Set the meant light to 50 percent."
+    weighed.scorer = Audio(-2.0, {"set the bed light to 50 percent": -5.0,
+                                  "set the porch light to 50 percent": -16.0})  # fmt: skip
+    assert weighed.prepare(heard)
+    weighed.scorer = lambda transcript, texts: None  # that audio is gone
+    found = weighed.recognize(heard)
+    assert weighed.pause_weighings.used == 0
+    assert found is None or found.score < ACT_SCORE or found.slots.get("name") != "bed light"
 
 
 def test_no_second_listen_at_a_pause(weighed):

@@ -337,7 +337,7 @@ def test_a_misheard_command_is_weighed_at_the_pause_and_the_turn_acts_on_that(
     async def main():
         async with pipeline, actions_for(config, pipeline, pin_factory=pins) as actions:
             results = await pipeline.run(ArraySource(paused_request(pause=2.0), realtime=True))
-            return results, actions.recognizer.prepared
+            return results, actions.recognizer.pause_weighings
 
     try:
         results, prepared = asyncio.run(main())

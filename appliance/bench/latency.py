@@ -156,7 +156,7 @@ async def _one(
     async with App(house, engines, sink, bus, settings=settings, parts=parts) as app:
         results = await app.pipeline.run(source)
         stats = app.pipeline.turn_taking.stats
-        prepared = app.actions.recognizer.prepared
+        prepared = app.actions.recognizer.pause_weighings
     pins.reset()
     row: dict[str, Any] = {
         "text": recording.text,

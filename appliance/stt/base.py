@@ -16,7 +16,8 @@ class SpeechToText(Protocol):
 class PhraseScorer(Protocol):
     def score(self, heard: str, texts: Sequence[str]) -> list[float] | None:
         """Each text's log-likelihood for the audio last transcribed as `heard`; None
-        when that audio is gone. Blocking: call from a thread."""
+        when that audio is gone (so no texts asks only whether it is still there).
+        Blocking: call from a thread."""
 
 
 @runtime_checkable

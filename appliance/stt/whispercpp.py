@@ -155,11 +155,11 @@ class WhisperCppStt:
         """How likely each of `texts` is as what was said (the sum of its tokens' log
         probabilities), for the audio that was transcribed as `heard`; None when that
         audio is gone (another transcription since, or typed text)."""
-        if not texts:
-            return []
         with self._lock:
             if heard != self._heard or not heard:
                 return None
+            if not texts:
+                return []
             try:
                 return self._whisper.sentence_logprobs(texts, threads=self.threads)
             except Exception as err:

@@ -118,9 +118,13 @@ class IntentHandler:
             return
         if arithmetic.parse(text) is not None:
             return
+        self._name_the_timers()
+        await asyncio.to_thread(self.recognizer.prepare, text)
+
+    def _name_the_timers(self) -> None:
+        """The running timers' names are sentences of the house now."""
         if self.timers is not None:
             self.recognizer.use_timer_names(t.name for t in self.timers.active() if t.name)
-        await asyncio.to_thread(self.recognizer.prepare, text)
 
     async def handle(self, text: str, turn: int) -> Handled | None:
         pending, self._pending = self._pending, None
@@ -132,8 +136,7 @@ class IntentHandler:
         if sum_ is not None:
             found = Recognition("ApplianceCalculate", sum_, 1.0, "library", text)
             return await self._act(found, (Call("calculate", sum_),), text, turn)
-        if self.timers is not None:
-            self.recognizer.use_timer_names(t.name for t in self.timers.active() if t.name)
+        self._name_the_timers()
         if self.recognizer.scorer is not None:  # it may ask whisper: not on the event loop
             found = await asyncio.to_thread(self.recognizer.recognize, text)
         else:

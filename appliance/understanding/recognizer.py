@@ -207,7 +207,7 @@ class Recognizer:
         self._prepared: Prepared | None = None
         """A pause's weighing (`prepare`), for the request if it ends on those words."""
         self._last_weighed: Prepared | None = None
-        self.prepared = PreparedStats()
+        self.pause_weighings = PreparedStats()
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -267,9 +267,9 @@ class Recognizer:
         with self._lock:
             key = (text, tuple(self.timer_names))
             prepared, self._prepared = self._prepared, None
-            if weigh and prepared is not None and prepared.fits(key):
+            if weigh and prepared is not None and prepared.fits(key) and self._same_audio(text):
                 found = prepared.found
-                self.prepared.used += 1
+                self.pause_weighings.used += 1
             else:
                 found, _ = self._weighed(text, weigh=weigh, listen_again=True)
             if weigh:
@@ -291,8 +291,14 @@ class Recognizer:
             found, complete = self._weighed(text, weigh=True, listen_again=False)
             if complete:
                 self._prepared = Prepared(key, found)
-                self.prepared.kept += 1
+                self.pause_weighings.kept += 1
             return complete
+
+    def _same_audio(self, text: str) -> bool:
+        """Is the audio the scorer holds still that of `text` (this turn's, not typed
+        words or a later transcription)? Asked without a sentence to score: the scorer
+        answers None when that audio is gone."""
+        return self.scorer is not None and self.scorer(text, []) is not None
 
     def _weighed(
         self, text: str, *, weigh: bool, listen_again: bool

@@ -167,8 +167,9 @@ class TtsConfig:
     """Catalog name of the Piper voice."""
     length_scale: float = 1.0
     """Speaking rate: above 1 is slower, below 1 faster."""
-    threads: int = 1
-    """ONNX threads for Piper; 0 = every core."""
+    threads: int = 0
+    """ONNX threads for Piper; 0 = every core. The language model waits between tokens
+    while Piper speaks a sentence, so Piper may use them all."""
     vary: bool = True
     """Piper's natural variation between two sayings of the same text; false makes
     every saying identical (what the tests and benchmarks use)."""

@@ -309,7 +309,6 @@ def pipeline_settings(config: AppConfig) -> PipelineSettings:
         ),
         system_prompt=config.llm.system_prompt,
         wake_phrase=config.wake.model.replace("_", " "),
-        tts_threads=resolve_threads(config.tts.threads),
         first_clause_chars=config.tts.first_clause_chars,
         conversation=config.conversation,
     )

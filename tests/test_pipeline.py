@@ -17,6 +17,7 @@ from appliance.errors import LanguageModelError, SpeechToTextError
 from appliance.handlers import Handled
 from appliance.pipeline import APOLOGY
 from appliance.stt.fake import ScriptedStt
+from appliance.tts.fake import ToneTts
 from appliance.wake.fake import WAKE_MARKER, mark_wake
 from tests.fakes import (
     ANSWERED_TURN_EVENTS,
@@ -402,13 +403,34 @@ def test_an_interrupt_with_nothing_playing_is_harmless():
     assert pipeline.interrupt("stop") is False
 
 
-def test_llm_gives_tts_a_core_while_both_run():
-    reply = "First comes this sentence. " + " ".join(["then more words"] * 8) + "."
-    pipeline, rec, sink, tts, llm = make_pipeline(["story"], [reply], token_delay=0.03)
-    pipeline.settings = dataclasses.replace(pipeline.settings, cpu_cores=4, tts_threads=1)
+def _tokens_during_synthesis(runs_on_cpu: bool) -> tuple[list[int], list[str]]:
+    """Per sentence synthesised while the model was still writing: how many tokens it
+    handed out meanwhile; and what was spoken."""
+    reply = "First comes this sentence. " + " ".join(["then more words"] * 12) + "."
+    tts = ToneTts(delay=0.12)
+    pipeline, rec, sink, tts, llm = make_pipeline(["story"], [reply], token_delay=0.01, tts=tts)
+    llm.runs_on_cpu = runs_on_cpu
     run(pipeline, request())
-    # The first sentence is synthesised while the model writes: held to 3 threads, restored.
-    assert llm.thread_limits[:2] == [3, 0]
+    last_token = llm.written_at[-1]
+    during = [
+        sum(start < t < end for t in llm.written_at)
+        for start, end in tts.busy
+        if start < last_token
+    ]
+    return during, tts.spoken
+
+
+def test_a_model_on_the_cpu_waits_between_tokens_while_a_sentence_is_synthesised():
+    during, spoken = _tokens_during_synthesis(True)
+    # At most the token already under way when the synthesis began.
+    assert during and all(n <= 1 for n in during), during
+    assert spoken[0] == "First comes this sentence." and spoken[-1].endswith("words.")
+
+
+def test_a_model_on_the_npu_keeps_writing_while_a_sentence_is_synthesised():
+    during, spoken = _tokens_during_synthesis(False)
+    assert during and max(during) >= 5, during
+    assert spoken[-1].endswith("words.")
 
 
 def _with(pipeline, earcons=None, **talk):

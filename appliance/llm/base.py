@@ -14,6 +14,11 @@ class Message:
 
 
 class LanguageModel(Protocol):
+    runs_on_cpu: bool
+    """True when the model's work runs on the CPU cores TTS needs too (llama.cpp); the
+    pipeline then holds the model between tokens while a sentence is synthesised, so that
+    each of them gets every core in turn. False for the NPU."""
+
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         """Yield reply text piece by piece. Blocking: iterate it in a worker thread.
         Stops early once `cancel` is set."""
@@ -24,7 +29,3 @@ class LanguageModel(Protocol):
         """A reply held by a grammar to JSON that fits `schema` (llama.cpp's JSON-schema
         grammar), as text. Blocking. Raises GrammarUnsupportedError when the backend has
         no grammar (RKLLM)."""
-
-    def share_cpu(self, threads: int) -> None:
-        """Use at most `threads` threads from the next token on; 0 restores the configured
-        count. Lets TTS have a core while the model keeps writing (see Pipeline)."""

@@ -24,10 +24,9 @@ class ScriptedLlm:
         self.json_prompts: list[tuple[list[Message], dict[str, Any]]] = []
         self.token_delay = token_delay
         self.prompts: list[list[Message]] = []
-        self.thread_limits: list[int] = []
-
-    def share_cpu(self, threads: int) -> None:
-        self.thread_limits.append(threads)
+        self.runs_on_cpu = True
+        self.written_at: list[float] = []
+        """When each token was handed out (time.monotonic)."""
 
     def complete_json(
         self, messages: list[Message], schema: dict[str, Any], cancel: threading.Event
@@ -55,6 +54,7 @@ class ScriptedLlm:
                 return
             if self.token_delay:
                 time.sleep(self.token_delay)
+            self.written_at.append(time.monotonic())
             yield word if index == 0 else " " + word
 
 
@@ -65,8 +65,7 @@ class EchoLlm:
     def __init__(self) -> None:
         self.prompts: list[list[Message]] = []
 
-    def share_cpu(self, threads: int) -> None:
-        return None
+    runs_on_cpu = False
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
         self.prompts.append(list(messages))

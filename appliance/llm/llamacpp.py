@@ -12,6 +12,8 @@ from appliance.llm.base import Message
 
 
 class LlamaCppLlm:
+    runs_on_cpu = True
+
     def __init__(
         self,
         model_path: Path,
@@ -48,11 +50,6 @@ class LlamaCppLlm:
         self.temperature = temperature
         self.repeat_penalty = repeat_penalty
         self._lock = threading.Lock()
-
-    def share_cpu(self, threads: int) -> None:
-        n = threads if threads > 0 else self.threads
-        # Read by llama.cpp before its next decode call; safe to set from another thread.
-        self._llama._ctx.set_n_threads(n, n)
 
     def complete_json(
         self, messages: list[Message], schema: dict[str, Any], cancel: threading.Event

@@ -296,6 +296,9 @@ class RkllmLlm:
     line.
     """
 
+    runs_on_cpu = False
+    """The model's matrix work runs on the NPU: TTS need not wait for it."""
+
     def __init__(
         self,
         model_path: Path,
@@ -357,10 +360,6 @@ class RkllmLlm:
         self._handle = handle
 
     # -- LanguageModel ---------------------------------------------------------------------
-
-    def share_cpu(self, threads: int) -> None:
-        """No-op: the model's matrix work runs on the NPU, and the runtime's few CPU helper
-        threads are fixed when the model is loaded, so there is nothing to hand to TTS."""
 
     def complete_json(
         self, messages: list[Message], schema: dict[str, Any], cancel: threading.Event

@@ -210,6 +210,10 @@ class _ReplyRun:
         self.sentences: asyncio.Queue[str | None] = asyncio.Queue()
         self.asked = time.monotonic()
         self.llm_done: asyncio.Future[None] | None = None
+        self.may_write = threading.Event()
+        """Cleared while a sentence is synthesised: a model on the CPU (llama.cpp) then
+        waits between tokens, and Piper has every core (see `_speak`)."""
+        self.may_write.set()
 
     async def stream(self) -> None:
         speaker, result, cancel = self.speaker, self.result, self.control.cancel
@@ -225,6 +229,7 @@ class _ReplyRun:
                 )
                 for piece in stream:
                     loop.call_soon_threadsafe(self.pieces.put_nowait, piece)
+                    self._wait_while_speaking(cancel)
             except BaseException as err:  # handed to the event loop, raised there
                 loop.call_soon_threadsafe(self.pieces.put_nowait, err)
             finally:
@@ -240,7 +245,14 @@ class _ReplyRun:
             raise first_pipeline_error(group_error) from None
         finally:
             cancel.set()
+            self.may_write.set()
             await self.llm_done
+
+    def _wait_while_speaking(self, cancel: threading.Event) -> None:
+        """On the LLM's thread, between tokens: wait while TTS has the cores."""
+        while not self.may_write.wait(0.05):
+            if cancel.is_set():
+                return
 
     def _say(self, sentence: str) -> bool:
         """Queue a sentence; a claim of an action in the LLM's free text (no action ran:
@@ -307,20 +319,20 @@ class _ReplyRun:
 
     async def _speak(self) -> None:
         speaker, control, result = self.speaker, self.control, self.result
-        llm = speaker.engines.llm
-        llm_threads = max(1, speaker.settings.cpu_cores - speaker.settings.tts_threads)
+        # Piper and llama.cpp take turns, each with every core: the model waits between
+        # tokens while a sentence is synthesised. Both running at once on shared cores
+        # made the first sentence's audio later, which is what the listener waits for.
+        takes_turns = speaker.engines.llm.runs_on_cpu
         while (sentence := await self.sentences.get()) is not None:
             if control.interrupted_by:
                 break
             started = time.monotonic()
-            sharing = self.llm_done is not None and not self.llm_done.done()
-            if sharing:
-                llm.share_cpu(llm_threads)
+            if takes_turns:
+                self.may_write.clear()
             try:
                 audio = await speaker._synthesize(sentence)
             finally:
-                if sharing:
-                    llm.share_cpu(0)
+                self.may_write.set()
             if "tts_first_sentence" not in result.timings:
                 result.timings["tts_first_sentence"] = time.monotonic() - started
             if control.interrupted_by:

@@ -15,7 +15,6 @@ from appliance.llm.base import LanguageModel
 from appliance.pipeline.barge_in import STOP_PHRASES
 from appliance.sections.conversation import ConversationConfig
 from appliance.stt.base import SpeechToText
-from appliance.system import cpu_count
 from appliance.tts.base import TextToSpeech
 from appliance.wake.base import StopKeywordDetector, WakeWordDetector
 
@@ -82,14 +81,9 @@ class PipelineSettings:
     stop_phrases: tuple[str, ...] = STOP_PHRASES
     earcons: bool = False
     """Short sounds on wake, at the end of listening and on an error (`appliance run`)."""
-    cpu_cores: int = field(default_factory=cpu_count)
     first_clause_chars: int = 24
     """The language model's first sentence may be spoken from a clause this long (see
     `SentenceSplitter`); 0 = whole sentences only."""
-    tts_threads: int = 1
-    """While a sentence is synthesised and the LLM is still writing, the LLM is held to
-    `cpu_cores - tts_threads` threads. llama.cpp's threads wait for each other in spin
-    loops, so one of them losing its core to TTS slows every token down."""
 
 
 @dataclass

@@ -39,6 +39,10 @@ class PiperTts:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            if threads != 1:
+                # Idle pool threads sleep instead of spinning: the wake word, the VAD and
+                # whisper (a barge-in, the next request) need those cores between sentences.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             # Every sentence has another input length: planned memory patterns only waste.
             options.enable_mem_pattern = False
             config = PiperConfig.from_dict(json.loads(config_path.read_text("utf-8")))

@@ -27,7 +27,8 @@ from appliance.understanding import phonetic
 from appliance.understanding.handler import ACT_SCORE
 from appliance.understanding.library import load_library
 from appliance.understanding.phonetic import SoundsLike, fold
-from appliance.understanding.recognizer import MAX_WORDS, Recognition, Recognizer
+from appliance.understanding.recognition import Recognition
+from appliance.understanding.recognizer import MAX_WORDS, Recognizer
 from tests.fakes import Recorder
 
 NOON = dt.datetime(2026, 11, 21, 15, 7)

@@ -30,7 +30,7 @@ from appliance.pipeline import Pipeline, TurnResult
 from appliance.sections.devices import DeviceConfig, GpioOutput
 from appliance.testing.speech import add_noise, compose, paused_sentence, tts_phrase, voiced_end
 from appliance.understanding.handler import ACT_SCORE
-from appliance.understanding.recognizer import NAME_MIN_SCORE
+from appliance.understanding.recognition import NAME_MIN_SCORE
 from tests.fakes import Recorder, repeatable_config
 from tests.mqtt_broker import Mosquitto, subscriber
 from tests.test_actions_e2e import pin_states, spoken

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
-    from appliance.understanding.recognizer import Recognition, Recognizer
+    from appliance.understanding.recognition import Recognition
+    from appliance.understanding.recognizer import Recognizer
 
 _LOGGER = logging.getLogger(__name__)
 Scorer = Callable[[str, Sequence[str]], "list[float] | None"]
@@ -204,7 +205,7 @@ def said_as_a_command(heard: str, found: Recognition, scorer: Scorer) -> Recogni
 
 def _unknown(found: Recognition) -> bool:
     """A command for a device the house lacks: what was heard, not a sentence of the
-    house (`recognizer.UNKNOWN_NAME`)."""
+    house (`recognition.UNKNOWN_NAME`)."""
     return bool(found.metadata.get("unknown_name"))
 
 

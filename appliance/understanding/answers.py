@@ -8,7 +8,7 @@ import re
 from dataclasses import replace
 
 from appliance.understanding.intents import Call
-from appliance.understanding.recognizer import Recognition
+from appliance.understanding.recognition import Recognition
 
 _YES = re.compile(
     r"^(?:yes|yeah|yep|yup|sure|ok|okay|correct|right|please|please do|do it|go ahead|"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 
 from appliance.actions.numbers import parse_number, tokens
-from appliance.understanding.recognizer import Recognition
+from appliance.understanding.recognition import Recognition
 
 JOINS = re.compile(r"\s*,?\s+\b(?:and then|and also|and|then|also)\b\s+", re.IGNORECASE)
 """Where a request may be cut into commands."""

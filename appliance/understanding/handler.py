@@ -41,7 +41,8 @@ from appliance.understanding.answers import (
 )
 from appliance.understanding.compound import split_commands
 from appliance.understanding.intents import Call, Plan, plan_for
-from appliance.understanding.recognizer import DEVICE_INTENTS, Recognition, Recognizer
+from appliance.understanding.recognition import DEVICE_INTENTS, Recognition
+from appliance.understanding.recognizer import Recognizer
 from appliance.understanding.replies import group_reply
 from appliance.understanding.responses import Responses
 

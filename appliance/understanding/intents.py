@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.actions.devices import Ambiguous, Device
 from appliance.actions.numbers import spoken_duration, timer_label
 from appliance.sections.devices import normalise_name
-from appliance.understanding.recognizer import DOMAINS, Recognition
+from appliance.understanding.recognition import DOMAINS, Recognition
 
 if TYPE_CHECKING:
     from appliance.understanding.handler import IntentHandler

@@ -67,6 +67,8 @@ class Parts:
     fallback: ConfigFallback | None = None
     """The configuration could not be read and this one stands in: said as an event and
     on the page."""
+    satellite: bool = False
+    """Serve Home Assistant's native API when `satellite.enabled` (`appliance run`)."""
     extra_handlers: tuple[Any, ...] = field(default_factory=tuple)
     """Request handlers tried after the built-in ones (tests, benchmarks)."""
 
@@ -99,6 +101,7 @@ class App:
         self.mqtt: Any = None
         self.actions: Any = None
         self.web: Any = None
+        self.satellite: Any = None
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> App:
@@ -152,6 +155,19 @@ class App:
             publish_fallback(self.bus, parts.fallback)
         if parts.web is not None:
             await self._start_web(parts.web)
+        if parts.satellite and config.satellite.enabled:
+            from appliance.satellite.build import satellite_for
+
+            wake = self.engines.wake
+            self.satellite = await stack.enter_async_context(
+                satellite_for(
+                    config,
+                    pipeline,
+                    self.bus,
+                    wake_threshold=lambda: None if wake is None else wake.threshold,
+                    set_wake_threshold=engine_settings(self.engines)["wake.threshold"],
+                )
+            )
 
     async def _start_web(self, options: WebOptions) -> None:
         from appliance.web.service import WebService

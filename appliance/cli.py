@@ -170,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_vision_commands(
         command("vision", "The camera: read text in view, describe it, or capture a frame.")
     )
+    from appliance.satellite.commands import add_satellite_commands
+
+    add_satellite_commands(
+        command("satellite", "Home Assistant's native API: a new encryption key, or its status.")
+    )
     add_web_commands(command)
     return parser
 

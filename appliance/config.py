@@ -20,6 +20,7 @@ from appliance.errors import ConfigError
 from appliance.sections.conversation import ConversationConfig
 from appliance.sections.devices import ActionsConfig, DeviceList
 from appliance.sections.mqtt import MqttConfig
+from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.vision import VisionConfig
 from appliance.sections.web import WebConfig
 
@@ -216,6 +217,8 @@ class AppConfig:
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     """The config page, its API and the mDNS advertisement (appliance/web)."""
+    satellite: SatelliteConfig = field(default_factory=SatelliteConfig)
+    """Home Assistant's native API (appliance/satellite); off by default."""
 
     def __post_init__(self) -> None:
         pin = self.vision.button_pin

@@ -194,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 web = WebOptions(config_path, localhost_only=args.localhost_only,
                                  port=args.web_port, required=False,
                                  microphone_levels=tap.levels)  # fmt: skip
-            parts = Parts(mqtt=True, look_button=True, web=web, fallback=fallback)
+            parts = Parts(mqtt=True, look_button=True, web=web, fallback=fallback, satellite=True)
             # Under systemd (Type=notify): READY=1, the watchdog and STATUS= lines.
             notices = service_notifications(
                 SystemdNotifier.from_environment(), bus, data_dir=config_data_dir()

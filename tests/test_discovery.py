@@ -153,3 +153,69 @@ def test_an_address_change_is_announced_again(netns):
         assert sorted(addresses) == ["127.0.0.1", "127.0.0.2"]
     finally:
         advertiser.stop()
+
+
+_SATELLITE = """
+import asyncio, sys
+from appliance.config import AppConfig
+from appliance.satellite.build import satellite_for
+from appliance.sections.satellite import SatelliteConfig
+from appliance.sections.web import WebConfig
+from tests.fakes import make_pipeline
+
+async def main():
+    pipeline, *_ = make_pipeline([], [])
+    config = AppConfig(
+        satellite=SatelliteConfig(enabled=True, port=0, encryption_key=sys.argv[1]),
+        web=WebConfig(device_name="Hall Speaker"),
+    )
+    server = satellite_for(config, pipeline, pipeline.bus, wake_threshold=lambda: 0.5,
+                           set_wake_threshold=lambda value: True)
+    async with server:
+        print(server.port, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+_CLIENT = """
+import asyncio, sys
+from aioesphomeapi import APIClient
+
+async def main():
+    client = APIClient(sys.argv[1], int(sys.argv[2]), None, noise_psk=sys.argv[3])
+    await asyncio.wait_for(client.connect(login=True), 10)
+    print((await client.device_info()).friendly_name, flush=True)
+    await client.disconnect()
+
+asyncio.run(main())
+"""
+
+
+def test_the_satellite_is_announced_for_home_assistant_and_reached_there(netns):
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    satellite = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", _SATELLITE, key],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        port = int(satellite.stdout.readline())
+        [found] = browse(netns, "esphome")
+        assert found["name"] == "hall-speaker" and found["port"] == port
+        assert found["server"] == "hall-speaker.local."
+        txt = found["txt"]
+        assert txt["friendly_name"] == "Hall Speaker" and len(txt["mac"]) == 12
+        assert txt["api_encryption"] == "Noise_NNpsk0_25519_ChaChaPoly_SHA256"
+        client = subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", _CLIENT,
+             found["addresses"][0], str(found["port"]), key],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr
+        assert client.stdout.strip() == "Hall Speaker"
+    finally:
+        satellite.stdin.close()
+        try:
+            satellite.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            satellite.kill()

@@ -13,7 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ("pipeline", "audio", "events", "errors", "handlers")
 """The core: the audio loop, turns, replies, events, errors."""
 ENGINES = ("wake", "stt", "llm", "tts", "audio")
-FEATURES = ("web", "actions", "mqtt", "vision", "app", "house", "cli", "device", "discovery")
+FEATURES = (
+    "web",
+    "actions",
+    "mqtt",
+    "vision",
+    "app",
+    "house",
+    "cli",
+    "device",
+    "discovery",
+    "satellite",
+)
 """Features and the layers that assemble them; the core and the engines know none."""
 CORE_MAY_USE = (
     "appliance.understanding",  # the package (its __init__ imports nothing)

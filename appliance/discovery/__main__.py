@@ -13,7 +13,9 @@ import sys
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from appliance.discovery.mdns import HTTP_TYPE, OWN_TYPE, Advertiser
+from appliance.discovery.mdns import ESPHOME_TYPE, HTTP_TYPE, OWN_TYPE, Advertiser
+
+TYPES = {"own": OWN_TYPE, "http": HTTP_TYPE, "esphome": ESPHOME_TYPE}
 
 
 async def advertise(args: argparse.Namespace) -> int:
@@ -36,7 +38,7 @@ async def advertise(args: argparse.Namespace) -> int:
 
 
 async def browse(args: argparse.Namespace) -> int:
-    kind = HTTP_TYPE if args.type == "http" else OWN_TYPE
+    kind = TYPES[args.type]
     azc = AsyncZeroconf(ip_version=IPVersion.V4Only)
     found: dict[str, dict[str, object]] = {}
     pending: set[asyncio.Task[None]] = set()
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     adv.add_argument("--poll-seconds", type=float, default=10.0)
     adv.set_defaults(run=advertise)
     look = sub.add_parser("browse", help="list announced appliances as JSON")
-    look.add_argument("--type", choices=("own", "http"), default="own")
+    look.add_argument("--type", choices=tuple(TYPES), default="own")
     look.add_argument("--timeout", type=float, default=5.0)
     look.add_argument("--expect", type=int, default=0, help="stop once this many are found")
     look.add_argument("--watch", action="store_true",

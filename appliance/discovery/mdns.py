@@ -1,6 +1,7 @@
 """Advertise the config page over mDNS: `_http._tcp` (browsers, zeroconf browsers) and
 `_voice-appliance._tcp` (our own type, for Home Assistant-style discovery), both with
-TXT records, and the host name NAME.local.
+TXT records, and the host name NAME.local. The same advertiser announces Home
+Assistant's native API (`_esphomelib._tcp`) for appliance/satellite, given its service.
 
 A name another device already uses is renamed "kitchen (2)", "kitchen (3)", …; address
 or hostname changes (DHCP, a new Wi-Fi) are noticed by polling and re-announced; close()
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -25,6 +27,8 @@ from appliance.sections.web import host_label
 _LOGGER = logging.getLogger(__name__)
 HTTP_TYPE = "_http._tcp.local."
 OWN_TYPE = "_voice-appliance._tcp.local."
+ESPHOME_TYPE = "_esphomelib._tcp.local."
+"""The ESPHome native API (appliance/satellite), as Home Assistant browses for it."""
 API_VERSION = "1"
 MAX_RENAMES = 20
 
@@ -53,11 +57,27 @@ class Announced:
     port: int
 
 
+@dataclass(frozen=True)
+class Service:
+    """One service announced under the advertiser's name."""
+
+    kind: str
+    port: int
+    txt: Callable[[str], dict[str, str]]
+    """Its TXT records, given the name announced."""
+
+
 class Advertiser:
+    """Announces services under one name (the config page's by default), takes another
+    name when it is in use, and announces again when the network changes."""
+
     def __init__(self, name: str, port: int, *, path: str = "/", poll_seconds: float = 10.0,
-                 hostname: str | None = None) -> None:  # fmt: skip
+                 hostname: str | None = None,
+                 services: Sequence[Service] | None = None) -> None:  # fmt: skip
         self.wanted_name = name
         self.port = port
+        self.services = list(services or [Service(OWN_TYPE, port, self._txt),
+                                          Service(HTTP_TYPE, port, self._txt)])  # fmt: skip
         self.path = path
         self.poll_seconds = poll_seconds
         self._hostname = hostname
@@ -106,10 +126,11 @@ class Advertiser:
             name = base if attempt == 1 else f"{base} ({attempt})"
             infos = [
                 ServiceInfo(
-                    kind, f"{name}.{kind}", port=self.port, properties=self._txt(name),
-                    server=f"{host}.local.", parsed_addresses=addresses,
+                    service.kind, f"{name}.{service.kind}", port=service.port,
+                    properties=service.txt(name), server=f"{host}.local.",
+                    parsed_addresses=addresses,
                 )
-                for kind in (OWN_TYPE, HTTP_TYPE)
+                for service in self.services
             ]  # fmt: skip
             if await self._answered(infos[0]):
                 _LOGGER.warning("mDNS name %r is taken on this network; trying another", name)

@@ -1,0 +1,42 @@
+"""The satellite assembled from the configuration and the running pipeline."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable
+
+from appliance import events as ev
+from appliance.config import AppConfig
+from appliance.discovery.mdns import app_version
+from appliance.pipeline import Pipeline
+from appliance.satellite.entities import MuteSwitch, WakeSensitivity
+from appliance.satellite.server import Identity, SatelliteServer
+from appliance.sections.web import host_label
+
+
+def identity_of(config: AppConfig) -> Identity:
+    shown = config.web.device_name or socket.gethostname().split(".")[0] or "appliance"
+    node = uuid.getnode()  # a network adapter's MAC: what Home Assistant knows it by
+    mac = ":".join(f"{(node >> shift) & 0xFF:02X}" for shift in range(40, -1, -8))
+    return Identity(
+        name=host_label(shown), friendly_name=shown, mac_address=mac, version=app_version()
+    )
+
+
+def satellite_for(
+    config: AppConfig,
+    pipeline: Pipeline,
+    bus: ev.EventBus,
+    *,
+    wake_threshold: Callable[[], float | None],
+    set_wake_threshold: Callable[[float], bool],
+) -> SatelliteServer:
+    entities = [
+        MuteSwitch(
+            lambda: pipeline.muted,
+            lambda muted: pipeline.set_muted(muted, by="home_assistant"),
+        ),
+        WakeSensitivity(wake_threshold, set_wake_threshold),
+    ]
+    return SatelliteServer(config.satellite, identity_of(config), entities, bus)

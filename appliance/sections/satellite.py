@@ -1,0 +1,64 @@
+"""The `[satellite]` settings: Home Assistant's native API (appliance/satellite)."""
+
+from __future__ import annotations
+
+import binascii
+import ipaddress
+from dataclasses import dataclass, field
+
+from appliance.errors import ConfigError
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class SatelliteConfig:
+    enabled: bool = False
+    """Serve the ESPHome native API inside `appliance run`, so that Home Assistant can
+    add the appliance as a device. Off by default until the API can be encrypted."""
+    host: str = "0.0.0.0"
+    """Address to listen on: 0.0.0.0 = every interface, 127.0.0.1 = this device only."""
+    port: int = 6053
+    """TCP port; 6053 is the one Home Assistant tries."""
+    max_clients: int = 4
+    """Clients connected at once; one more is refused (Home Assistant needs one)."""
+    hello_timeout_seconds: float = 10.0
+    """A client that has not said Hello by then is disconnected."""
+    mdns: bool = True
+    """Announce the API on the local network (`_esphomelib._tcp`), so that Home
+    Assistant offers to add the appliance by itself."""
+    encryption_key: str = field(default="", repr=False)
+    """The API's encryption key: 32 random bytes in base64, which Home Assistant asks
+    for when the device is added (`appliance satellite key` makes one). Empty: the API
+    is plaintext, as an ESPHome device without `api: encryption:`."""
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            raise ConfigError(
+                f"satellite.host must be an IP address such as 0.0.0.0 or 127.0.0.1, "
+                f"not {self.host!r}"
+            ) from None
+        _check(0 <= self.port <= 65535, "satellite.port must be 0–65535 (0: any free port)")
+        _check(1 <= self.max_clients <= 64, "satellite.max_clients must be 1–64")
+        _check(
+            0.5 <= self.hello_timeout_seconds <= 120,
+            "satellite.hello_timeout_seconds must be 0.5–120",
+        )
+        if self.encryption_key:
+            _check(
+                _is_key(self.encryption_key),
+                "satellite.encryption_key must be 32 bytes in base64 (44 characters); make "
+                "one with `appliance satellite key`, or leave it empty for plaintext",
+            )
+
+
+def _is_key(key: str) -> bool:
+    try:
+        return len(binascii.a2b_base64(key.strip(), strict_mode=True)) == 32
+    except (binascii.Error, ValueError):
+        return False

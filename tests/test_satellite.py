@@ -1,0 +1,338 @@
+"""Home Assistant's native API, served by the appliance and driven by `aioesphomeapi`'s
+APIClient (the client Home Assistant uses), over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import logging
+
+import pytest
+from aioesphomeapi import (
+    APIClient,
+    APIConnectionError,
+    InvalidEncryptionKeyAPIError,
+    RequiresEncryptionAPIError,
+    SelectInfo,
+    SelectState,
+    SwitchInfo,
+    SwitchState,
+    api_pb2,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.config import AppConfig
+from appliance.errors import ConfigError
+from appliance.satellite.build import satellite_for
+from appliance.satellite.entities import SENSITIVITY
+from appliance.satellite.frames import FrameDecoder, FrameError, encode_frame, varint
+from appliance.satellite.messages import encode
+from appliance.sections.satellite import SatelliteConfig
+from appliance.sections.web import WebConfig
+from tests.fakes import appliance, make_pipeline
+
+
+class _House:
+    """A pipeline (fake engines) with its satellite, and the wake threshold it sets."""
+
+    def __init__(self, **satellite: object) -> None:
+        self.pipeline, self.recorder, *_ = make_pipeline([], [])
+        self.threshold = 0.5
+        options = {"host": "127.0.0.1", "port": 0, "mdns": False, **satellite}
+        self.config = AppConfig(
+            satellite=SatelliteConfig(enabled=True, **options),  # type: ignore[arg-type]
+            web=WebConfig(device_name="Kitchen Speaker"),
+        )
+
+        def set_threshold(value: float) -> bool:
+            self.threshold = value
+            return True
+
+        self.server = satellite_for(
+            self.config,
+            self.pipeline,
+            self.pipeline.bus,
+            wake_threshold=lambda: self.threshold,
+            set_wake_threshold=set_threshold,
+        )
+
+    async def __aenter__(self) -> _House:
+        await self.server.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.__aexit__(*exc)
+
+    @contextlib.asynccontextmanager
+    async def client(self, key: str | None = None):
+        client = APIClient(
+            "127.0.0.1", self.server.port, None, client_info="test", noise_psk=key
+        )
+        await asyncio.wait_for(client.connect(login=True), 10)
+        try:
+            yield client
+        finally:
+            await client.disconnect()
+
+    async def raw(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.server.port)
+
+
+async def _closed(reader: asyncio.StreamReader, within: float = 5.0) -> bool:
+    """The server closed the connection (whatever it sent first is read and dropped)."""
+    try:
+        async with asyncio.timeout(within):
+            while await reader.read(4096):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+def _sync(test):
+    """Run an async test in its own event loop (as the rest of the suite does)."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def _hello() -> bytes:
+    return encode(api_pb2.HelloRequest(client_info="raw", api_version_major=1))
+
+
+@_sync
+async def test_home_assistant_s_client_connects_and_reads_the_device():
+    async with _House() as house, house.client() as client:
+        info = await client.device_info()
+        assert info.name == "kitchen-speaker" and info.friendly_name == "Kitchen Speaker"
+        assert len(info.mac_address.split(":")) == 6
+        assert info.manufacturer == "voice-appliance" and info.project_version
+        assert client.api_version is not None and client.api_version.major == 1
+
+
+@_sync
+async def test_it_lists_the_mute_switch_and_the_wake_word_sensitivity():
+    async with _House() as house, house.client() as client:
+        entities, services = await client.list_entities_services()
+        switches = [e for e in entities if isinstance(e, SwitchInfo)]
+        selects = [e for e in entities if isinstance(e, SelectInfo)]
+        assert [s.object_id for s in switches] == ["mute"] and services == []
+        assert [s.name for s in selects] == ["Wake word sensitivity"]
+        assert selects[0].options == list(SENSITIVITY)
+
+
+@_sync
+async def test_muting_from_home_assistant_mutes_and_a_mute_elsewhere_is_shown_there():
+    async with _House() as house, house.client() as client:
+        entities, _ = await client.list_entities_services()
+        mute = next(e for e in entities if isinstance(e, SwitchInfo))
+        states: asyncio.Queue[object] = asyncio.Queue()
+        client.subscribe_states(states.put_nowait)
+
+        async def mute_state() -> bool:
+            while True:
+                state = await asyncio.wait_for(states.get(), 5)
+                if isinstance(state, SwitchState) and state.key == mute.key:
+                    return state.state
+
+        assert await mute_state() is False
+        client.switch_command(mute.key, True)
+        assert await mute_state() is True
+        assert house.pipeline.muted
+        assert [e.by for e in house.recorder.of("muted")] == ["home_assistant"]
+        house.pipeline.set_muted(False, by="button")  # the button on the box
+        assert await mute_state() is False
+
+
+@_sync
+async def test_home_assistant_sets_the_wake_word_sensitivity():
+    async with _House() as house, house.client() as client:
+        entities, _ = await client.list_entities_services()
+        select = next(e for e in entities if isinstance(e, SelectInfo))
+        states: asyncio.Queue[object] = asyncio.Queue()
+        client.subscribe_states(states.put_nowait)
+        client.select_command(select.key, "Very sensitive")
+        while True:
+            state = await asyncio.wait_for(states.get(), 5)
+            if isinstance(state, SelectState) and state.state == "Very sensitive":
+                break
+        assert house.threshold == SENSITIVITY["Very sensitive"]
+        client.select_command(select.key, "Extremely sensitive")  # no such option
+        await asyncio.sleep(0.2)
+        assert house.threshold == SENSITIVITY["Very sensitive"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("an oversized frame", b"\x00" + varint(70_000) + varint(1) + b"x" * 100),
+        ("a type no message has", encode_frame(9_999, b"")),
+        ("a request before Hello", encode(api_pb2.DeviceInfoRequest())),
+        ("a payload that is no message", encode_frame(1, b"\xff\xff\xff")),
+        ("Hello twice", _hello() + _hello()),
+        ("an encrypted client", b"\x01\x00\x00"),
+    ],
+)
+@_sync
+async def test_bad_input_closes_that_connection_and_the_appliance_goes_on(name, data, caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.satellite")
+    async with _House() as house:
+        reader, writer = await house.raw()
+        writer.write(data)
+        await writer.drain()
+        assert await _closed(reader), name
+        writer.close()
+        assert any("disconnected" in r.getMessage() for r in caplog.records), name
+        async with house.client() as client:  # the next client is served
+            assert (await client.device_info()).name == "kitchen-speaker"
+
+
+@_sync
+async def test_a_client_that_never_says_hello_is_disconnected(caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.satellite")
+    async with _House(hello_timeout_seconds=0.5) as house:
+        reader, writer = await house.raw()
+        assert await _closed(reader, within=3.0)
+        writer.close()
+        assert any("said no Hello" in r.getMessage() for r in caplog.records)
+
+
+@_sync
+async def test_twenty_clients_at_once_are_refused_past_the_limit(caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.satellite")
+    async with _House(max_clients=3) as house:
+        connections = [await house.raw() for _ in range(20)]
+        for _, writer in connections:
+            writer.write(_hello())
+        refused = [await _closed(reader, within=1.0) for reader, _ in connections]
+        assert sum(refused) == 17 and refused[:3] == [False] * 3
+        assert sum("refused a native API client" in r.getMessage() for r in caplog.records) == 17
+        for _, writer in connections:
+            writer.close()
+        await asyncio.sleep(0.1)
+        async with house.client() as client:  # the slots are free again
+            assert (await client.device_info()).name == "kitchen-speaker"
+
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode()
+
+
+@_sync
+async def test_with_a_key_the_api_is_encrypted_and_home_assistant_s_client_uses_it():
+    async with _House(encryption_key=KEY) as house, house.client(KEY) as client:
+        info = await client.device_info()
+        assert info.name == "kitchen-speaker" and info.api_encryption_supported
+        entities, _ = await client.list_entities_services()
+        mute = next(e for e in entities if isinstance(e, SwitchInfo))
+        muted = asyncio.Event()
+        house.pipeline.bus.subscribe(lambda e: muted.set() if e.type == "muted" else None)
+        client.switch_command(mute.key, True)
+        await asyncio.wait_for(muted.wait(), 5)
+        assert house.pipeline.muted
+
+
+@_sync
+async def test_a_wrong_key_or_none_is_refused_with_the_reason(caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.satellite")
+    async with _House(encryption_key=KEY) as house:
+        with pytest.raises(InvalidEncryptionKeyAPIError):
+            async with house.client(OTHER_KEY):
+                pass
+        with pytest.raises(RequiresEncryptionAPIError):
+            async with house.client(None):
+                pass
+        messages = " ".join(r.getMessage() for r in caplog.records)
+        assert "encryption key is not this satellite's" in messages
+        assert "a plaintext client" in messages
+        async with house.client(KEY) as client:  # the right key still gets in
+            assert (await client.device_info()).name == "kitchen-speaker"
+
+
+@_sync
+async def test_an_encrypting_client_is_told_the_satellite_is_plaintext(caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.satellite")
+    async with _House() as house:
+        with pytest.raises(APIConnectionError):
+            async with house.client(KEY):
+                pass
+        assert any("encrypted (Noise)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_key_that_is_no_key_is_refused_by_the_config():
+    with pytest.raises(ConfigError, match="appliance satellite key"):
+        SatelliteConfig(encryption_key="not a key")
+    with pytest.raises(ConfigError, match="32 bytes"):
+        SatelliteConfig(encryption_key=base64.b64encode(b"short").decode())
+    assert SatelliteConfig(encryption_key=KEY).encryption_key == KEY
+
+
+def test_appliance_satellite_key_makes_a_key_the_config_takes(tmp_path):
+    made = appliance("satellite", "key")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert SatelliteConfig(encryption_key=key).encryption_key == key
+    config = tmp_path / "config.toml"
+    config.write_text(f'[satellite]\nenabled = true\nencryption_key = "{key}"\n')
+    status = appliance("--config", str(config), "satellite", "status")
+    assert status.returncode == 0 and "6053, encrypted" in status.stdout
+    config.write_text('[satellite]\nencryption_key = "nope"\n')
+    refused = appliance("--config", str(config), "satellite", "status")
+    assert refused.returncode == 2 and "appliance satellite key" in refused.stderr
+
+
+@_sync
+async def test_the_app_serves_the_api_only_where_asked_and_enabled():
+    from appliance.app import App, Parts
+
+    pipeline, *_ = make_pipeline([], [])
+    config = AppConfig(
+        satellite=SatelliteConfig(enabled=True, host="127.0.0.1", port=0, mdns=False)
+    )
+    bare = Parts(actions=False, vision=False)
+    served = Parts(actions=False, vision=False, satellite=True)
+    args = (pipeline.engines, pipeline.sink, pipeline.bus)
+    async with App(config, *args, parts=bare) as app:
+        assert app.satellite is None
+    async with App(AppConfig(), *args, parts=served) as app:
+        assert app.satellite is None  # satellite.enabled is off by default
+    async with App(config, *args, parts=served) as app:
+        client = APIClient("127.0.0.1", app.satellite.port, None, client_info="test")
+        await asyncio.wait_for(client.connect(login=True), 10)
+        assert (await client.device_info()).mac_address
+        await client.disconnect()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=1, max_value=50), max_size=8))
+def test_the_frame_parser_raises_only_frame_errors_on_any_bytes(data, cuts):
+    decoder = FrameDecoder()
+    at = 0
+    with contextlib.suppress(FrameError):
+        for cut in [*cuts, len(data)]:
+            for message_type, payload in decoder.feed(data[at : at + cut]):
+                assert message_type >= 0 and len(payload) <= decoder.max_frame_bytes
+            at += cut
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2**21), st.binary(max_size=600)), max_size=6),
+    st.integers(min_value=1, max_value=64),
+)
+def test_frames_come_back_whole_however_the_bytes_are_cut(frames, step):
+    stream = b"".join(encode_frame(kind, payload) for kind, payload in frames)
+    decoder = FrameDecoder()
+    got = []
+    for at in range(0, len(stream), step):
+        got += decoder.feed(stream[at : at + step])
+    assert got == frames

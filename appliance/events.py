@@ -184,6 +184,19 @@ class Announcement(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SatelliteConnection(Event):
+    type: ClassVar[str] = "satellite_connection"
+    connected: bool
+    """True when a native API client said Hello, False when it is gone."""
+    client: str
+    """What the client calls itself, e.g. "Home Assistant 2026.11.0"."""
+    peer: str
+    """Its address and port."""
+    clients: int
+    """Clients connected now."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Muted(Event):
     type: ClassVar[str] = "muted"
     muted: bool

@@ -68,9 +68,7 @@ class _House:
 
     @contextlib.asynccontextmanager
     async def client(self, key: str | None = None):
-        client = APIClient(
-            "127.0.0.1", self.server.port, None, client_info="test", noise_psk=key
-        )
+        client = APIClient("127.0.0.1", self.server.port, None, client_info="test", noise_psk=key)
         await asyncio.wait_for(client.connect(login=True), 10)
         try:
             yield client
@@ -274,6 +272,31 @@ def test_a_key_that_is_no_key_is_refused_by_the_config():
     with pytest.raises(ConfigError, match="32 bytes"):
         SatelliteConfig(encryption_key=base64.b64encode(b"short").decode())
     assert SatelliteConfig(encryption_key=KEY).encryption_key == KEY
+
+
+@_sync
+async def test_the_status_page_says_whether_home_assistant_is_connected():
+    from appliance.web.status import StatusTracker, status_snapshot
+
+    async with _House() as house:
+        tracker = StatusTracker()
+        house.pipeline.bus.subscribe(tracker)
+
+        def shown() -> dict:
+            return status_snapshot(tracker, house.config, started=0.0)["home_assistant"]
+
+        assert shown() == {"served": True, "port": 0, "encrypted": False, "clients": []}
+        gone = asyncio.Event()
+        house.pipeline.bus.subscribe(
+            lambda e: gone.set() if e.type == "satellite_connection" and not e.connected else None
+        )
+        async with house.client():
+            assert shown()["clients"] == ["test"]
+            [event] = house.recorder.of("satellite_connection")
+            assert event.connected and event.client == "test" and event.clients == 1
+        await asyncio.wait_for(gone.wait(), 5)
+        assert shown()["clients"] == []
+        assert house.recorder.of("satellite_connection")[-1].clients == 0
 
 
 def test_appliance_satellite_key_makes_a_key_the_config_takes(tmp_path):

@@ -150,6 +150,19 @@ class SatelliteServer:
         if isinstance(event, ev.Muted) and self._loop is not None:
             self._loop.call_soon_threadsafe(self._push_states)
 
+    def announce(self, connection: _Connection, *, connected: bool) -> None:
+        clients = sum(c.said_hello for c in self.connections) - (0 if connected else 1)
+        self.bus.publish(
+            ev.SatelliteConnection(
+                turn=0,
+                stream_time=0.0,
+                connected=connected,
+                client=connection.client,
+                peer=connection.peer,
+                clients=max(clients, 0),
+            )
+        )
+
     def _push_states(self) -> None:
         for connection in list(self.connections):
             connection.push_states()
@@ -200,6 +213,7 @@ class _Connection:
         try:
             await asyncio.wait_for(self._hello(), self.server.config.hello_timeout_seconds)
             _LOGGER.info("native API client %r connected from %s", self.client, self.peer)
+            self.server.announce(self, connected=True)
             while not self._closing:
                 data = await self.reader.read(4096)
                 if not data:
@@ -220,6 +234,7 @@ class _Connection:
                 await self.writer.wait_closed()
             if self.said_hello:
                 _LOGGER.info("native API client %r from %s is gone", self.client, self.peer)
+                self.server.announce(self, connected=False)
 
     async def _hello(self) -> None:
         while not self.said_hello:

@@ -47,6 +47,8 @@ class StatusTracker:
         self._open: dict[int, TurnSummary] = {}
         self._typed: list[str] = []
         self.events_seen = 0
+        self.home_assistant: dict[str, str] = {}
+        """Native API clients connected now (appliance/satellite): address → name."""
 
     def expect_typed(self, text: str) -> None:
         """A typed request is about to start: it publishes no transcript, so its text is
@@ -63,6 +65,12 @@ class StatusTracker:
                 self._turn(event.turn).transcript = self._typed.pop(0)
         elif kind == "muted":
             self.muted = bool(getattr(event, "muted", False))
+        elif kind == "satellite_connection":
+            peer = getattr(event, "peer", "")
+            if getattr(event, "connected", False):
+                self.home_assistant[peer] = getattr(event, "client", "")
+            else:
+                self.home_assistant.pop(peer, None)
         elif kind == "transcript":
             self._turn(event.turn).transcript = getattr(event, "text", "")
         elif kind == "reply":
@@ -205,4 +213,10 @@ def status_snapshot(
         "system": system_readings(root),
         "turns": [asdict(t) for t in reversed(tracker.turns)],
         "errors": [asdict(e) for e in reversed(tracker.errors)],
+        "home_assistant": {
+            "served": config.satellite.enabled,
+            "port": config.satellite.port,
+            "encrypted": bool(config.satellite.encryption_key),
+            "clients": sorted(tracker.home_assistant.values()),
+        },
     }

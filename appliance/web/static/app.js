@@ -97,8 +97,15 @@
     try {
       const s = await api("/api/status");
       fillTurns(s.turns); fillErrors(s.errors); drawChart(s.turns);
-      setState(s.state);
+      setState(s.state); setHomeAssistant(s.home_assistant);
     } catch (e) { /* the next event tries again */ }
+  }
+
+  function setHomeAssistant(ha) {
+    const node = document.getElementById("home-assistant");
+    if (!node || !ha || !ha.served) return;
+    node.textContent = ha.clients.length ? `connected: ${ha.clients.join(", ")}`
+      : `not connected: waiting on port ${ha.port}, ${ha.encrypted ? "encrypted" : "without encryption"}`;
   }
 
   function setState(state) {
@@ -114,7 +121,7 @@
       if (event.type === "state") setState(event.state);
       if (event.type === "muted" && mute) { mute.dataset.muted = String(event.muted);
         mute.textContent = event.muted ? "Unmute" : "Mute"; }
-      if (["turn_end", "error"].includes(event.type)) refreshStatus();
+      if (["turn_end", "error", "satellite_connection"].includes(event.type)) refreshStatus();
     };
   }
 

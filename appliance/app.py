@@ -26,6 +26,7 @@ from typing import Any
 from appliance import events as ev
 from appliance.audio.aec import EchoCanceller
 from appliance.audio.sinks import AudioSink
+from appliance.audio.volume import Volume, VolumeSink
 from appliance.config import AppConfig, ConfigFallback
 from appliance.pipeline import Engines, Pipeline, PipelineSettings, TurnResult
 
@@ -94,8 +95,14 @@ class App:
         self.engines = engines
         self.bus = bus
         self.parts = parts or Parts()
+        self.volume = Volume()
+        """The speaker's volume (Home Assistant's media player sets it)."""
         self.pipeline = Pipeline(
-            engines, sink, bus, settings or pipeline_settings(config), echo=echo
+            engines,
+            VolumeSink(sink, self.volume),
+            bus,
+            settings or pipeline_settings(config),
+            echo=echo,
         )
         self.vision: Any = None
         self.mqtt: Any = None
@@ -166,6 +173,8 @@ class App:
                     self.bus,
                     wake_threshold=lambda: None if wake is None else wake.threshold,
                     set_wake_threshold=engine_settings(self.engines)["wake.threshold"],
+                    volume=self.volume,
+                    sample_rate=self.engines.tts.sample_rate,
                 )
             )
 

@@ -157,6 +157,7 @@ def test_an_address_change_is_announced_again(netns):
 
 _SATELLITE = """
 import asyncio, sys
+from appliance.audio.volume import Volume
 from appliance.config import AppConfig
 from appliance.satellite.build import satellite_for
 from appliance.sections.satellite import SatelliteConfig
@@ -170,7 +171,8 @@ async def main():
         web=WebConfig(device_name="Hall Speaker"),
     )
     server = satellite_for(config, pipeline, pipeline.bus, wake_threshold=lambda: 0.5,
-                           set_wake_threshold=lambda value: True)
+                           set_wake_threshold=lambda value: True, volume=Volume(),
+                           sample_rate=16000)
     async with server:
         print(server.port, flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)

@@ -7,23 +7,34 @@ import asyncio
 import base64
 import contextlib
 import functools
+import http.server
 import logging
+import threading
 
+import numpy as np
 import pytest
 from aioesphomeapi import (
     APIClient,
     APIConnectionError,
     InvalidEncryptionKeyAPIError,
+    MediaPlayerCommand,
+    MediaPlayerEntityFeature,
+    MediaPlayerEntityState,
+    MediaPlayerInfo,
+    MediaPlayerState,
     RequiresEncryptionAPIError,
     SelectInfo,
     SelectState,
     SwitchInfo,
     SwitchState,
+    VoiceAssistantFeature,
     api_pb2,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appliance.audio.volume import Volume, VolumeSink
+from appliance.audio.wav import wav_bytes
 from appliance.config import AppConfig
 from appliance.errors import ConfigError
 from appliance.satellite.build import satellite_for
@@ -39,7 +50,7 @@ class _House:
     """A pipeline (fake engines) with its satellite, and the wake threshold it sets."""
 
     def __init__(self, **satellite: object) -> None:
-        self.pipeline, self.recorder, *_ = make_pipeline([], [])
+        self.pipeline, self.recorder, self.recording, self.tts, _ = make_pipeline([], [])
         self.threshold = 0.5
         options = {"host": "127.0.0.1", "port": 0, "mdns": False, **satellite}
         self.config = AppConfig(
@@ -51,12 +62,16 @@ class _House:
             self.threshold = value
             return True
 
+        self.volume = Volume()
+        self.pipeline.sink = self.sink = VolumeSink(self.pipeline.sink, self.volume)
         self.server = satellite_for(
             self.config,
             self.pipeline,
             self.pipeline.bus,
             wake_threshold=lambda: self.threshold,
             set_wake_threshold=set_threshold,
+            volume=self.volume,
+            sample_rate=16_000,
         )
 
     async def __aenter__(self) -> _House:
@@ -333,6 +348,130 @@ async def test_the_app_serves_the_api_only_where_asked_and_enabled():
         await asyncio.wait_for(client.connect(login=True), 10)
         assert (await client.device_info()).mac_address
         await client.disconnect()
+
+
+class _Media:
+    """A local HTTP server standing in for Home Assistant's media URLs."""
+
+    def __init__(self, files: dict[str, bytes], host: str = "127.0.0.1") -> None:
+        media = self
+        self.files = files
+        self.hits: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                media.hits.append(self.path)
+                body = media.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.base = f"http://{host}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Media:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _tone(seconds: float, rate: int, level: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * 440 * t) * level * 32767).astype(np.int16)
+
+
+CHIME = _tone(0.25, 16_000)
+MESSAGE = _tone(1.0, 22_050)
+
+
+@_sync
+async def test_home_assistant_s_announcement_is_played_with_its_chime():
+    files = {"/chime.wav": wav_bytes(CHIME, 16_000), "/tts/dinner.wav": wav_bytes(MESSAGE, 22_050)}
+    with _Media(files) as media:
+        async with _House() as house, house.client() as client:
+            info = await client.device_info()
+            assert info.voice_assistant_feature_flags & VoiceAssistantFeature.ANNOUNCE
+            done = await client.send_voice_assistant_announcement_await_response(
+                f"{media.base}/tts/dinner.wav", 10, text="Dinner is ready.",
+                preannounce_media_id=f"{media.base}/chime.wav",
+            )  # fmt: skip
+    assert done.success
+    assert [(len(b), rate) for b, rate in house.recording.blocks] == [
+        (len(CHIME), 16_000), (len(MESSAGE), 22_050)
+    ]  # fmt: skip
+    difference = house.recording.blocks[1][0].astype(int) - MESSAGE.astype(int)
+    assert np.abs(difference).max() <= 1  # the same samples, through float and back
+    assert [e.text for e in house.recorder.of("announcement")] == ["Dinner is ready."]
+    assert house.tts.spoken == []  # Home Assistant's voice, not ours
+
+
+@pytest.mark.parametrize(
+    ("why", "path", "host"),
+    [
+        ("a URL on another address", "/tts/dinner.wav", "127.0.0.2"),
+        ("a file that is not there", "/tts/gone.wav", "127.0.0.1"),
+        ("a file that is no WAV", "/tts/page.html", "127.0.0.1"),
+    ],
+)
+@_sync
+async def test_an_announcement_that_cannot_be_had_is_said_in_our_voice_and_reported(
+    why, path, host, caplog
+):
+    caplog.set_level(logging.WARNING, logger="appliance.satellite")
+    files = {"/tts/dinner.wav": wav_bytes(MESSAGE, 22_050), "/tts/page.html": b"<html>"}
+    with _Media(files, host=host) as media:
+        async with _House() as house, house.client() as client:
+            done = await client.send_voice_assistant_announcement_await_response(
+                f"{media.base}{path}", 10, text="Dinner is ready."
+            )
+    assert not done.success, why
+    assert house.tts.spoken == ["Dinner is ready."], why
+    assert any("was not played" in r.getMessage() for r in caplog.records), why
+    if host != "127.0.0.1":
+        assert media.hits == []  # never fetched from anyone but the Home Assistant asking
+
+
+@_sync
+async def test_the_media_player_sets_the_volume_mutes_and_plays_a_url():
+    with _Media({"/song.wav": wav_bytes(MESSAGE, 22_050)}) as media:
+        async with _House() as house, house.client() as client:
+            entities, _ = await client.list_entities_services()
+            [player] = [e for e in entities if isinstance(e, MediaPlayerInfo)]
+            assert [f.format for f in player.supported_formats] == ["wav", "wav"]
+            assert player.feature_flags & MediaPlayerEntityFeature.MEDIA_ANNOUNCE
+            states: asyncio.Queue[MediaPlayerEntityState] = asyncio.Queue()
+            client.subscribe_states(
+                lambda s: states.put_nowait(s) if isinstance(s, MediaPlayerEntityState) else None
+            )
+
+            async def state_where(check) -> MediaPlayerEntityState:
+                while not check(state := await asyncio.wait_for(states.get(), 5)):
+                    pass
+                return state
+
+            assert (await state_where(lambda s: True)).volume == 1.0
+            client.media_player_command(player.key, volume=0.5)
+            await state_where(lambda s: s.volume == 0.5)
+            client.media_player_command(player.key, media_url=f"{media.base}/song.wav",
+                                        announcement=True)  # fmt: skip
+            await state_where(lambda s: s.state == MediaPlayerState.PLAYING)
+            await state_where(lambda s: s.state == MediaPlayerState.IDLE)
+            played = house.recording.blocks[-1][0]
+            assert abs(int(np.abs(played).max()) - int(np.abs(MESSAGE).max() * 0.25)) <= 2
+            client.media_player_command(player.key, command=MediaPlayerCommand.MUTE)
+            assert (await state_where(lambda s: s.muted)).volume == 0.5
+            assert house.volume.gain == 0.0
 
 
 @settings(max_examples=300, deadline=None)

@@ -254,6 +254,15 @@ class Pipeline:
         self._listen_request = by
         return True
 
+    async def play(self, clips: Sequence[tuple[np.ndarray, int]], *, shown: str) -> bool:
+        """Play recorded audio (int16 mono, each clip at its rate) as an announcement;
+        `shown` is what the `announcement` event carries. False when interrupted."""
+        try:
+            return await self.speaker.play_clips(clips, self._turn, shown=shown)
+        finally:
+            if self._state == State.SPEAKING:
+                self._set_idle()
+
     async def say(self, text: str, *, cue: str | None = None, shown: str | None = None) -> None:
         """Speak an announcement (a timer that ended, a "say" command) after whatever is
         playing. The wake word or "stop" interrupts it like a reply. `shown` is what the

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -174,6 +174,33 @@ class Speaker:
                     await self.sink.play(audio, rate)
                 if not control.interrupted_by:
                     await self.sink.drain()
+            finally:
+                self.announcing -= 1
+                if self.active is control:
+                    self.active = None
+
+    async def play_clips(
+        self, clips: Sequence[tuple[np.ndarray, int]], turn: int, *, shown: str
+    ) -> bool:
+        """Play recorded audio as an announcement (one Home Assistant sent), after
+        whatever is playing and interruptible like a reply. False when interrupted."""
+        async with self.voice:
+            self.announcing += 1
+            control = ReplyControl(turn)
+            self.active = control
+            self._publish(ev.Announcement, text=shown)
+            self._set_state(State.SPEAKING)
+            try:
+                for samples, rate in clips:
+                    if control.interrupted_by:
+                        break
+                    if control.played_at_start is None:
+                        control.played_at_start = self.sink.played_seconds()
+                    control.sentences.append((shown, len(samples) / rate))
+                    await self.sink.play(samples, rate)
+                if not control.interrupted_by:
+                    await self.sink.drain()
+                return not control.interrupted_by
             finally:
                 self.announcing -= 1
                 if self.active is control:

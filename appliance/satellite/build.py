@@ -7,11 +7,14 @@ import uuid
 from collections.abc import Callable
 
 from appliance import events as ev
+from appliance.audio.volume import Volume
 from appliance.config import AppConfig
 from appliance.discovery.mdns import app_version
 from appliance.pipeline import Pipeline
-from appliance.satellite.entities import MuteSwitch, WakeSensitivity
+from appliance.satellite.announce import Announcer
+from appliance.satellite.entities import MediaPlayer, MuteSwitch, WakeSensitivity
 from appliance.satellite.server import Identity, SatelliteServer
+from appliance.satellite.voice import VoiceAssistant
 from appliance.sections.web import host_label
 
 
@@ -31,12 +34,33 @@ def satellite_for(
     *,
     wake_threshold: Callable[[], float | None],
     set_wake_threshold: Callable[[float], bool],
+    volume: Volume,
+    sample_rate: int,
 ) -> SatelliteServer:
+    server: SatelliteServer
+
+    def play_url(url: str, announcement: bool) -> None:
+        if server.commanding is not None:
+            voice.play_url(server.commanding, url)
+
+    voice = VoiceAssistant(
+        Announcer(pipeline), config.wake.model.replace("_", " "), lambda: server.states_changed()
+    )
+    media = MediaPlayer(
+        volume,
+        sample_rate=sample_rate,
+        playing=lambda: voice.playing > 0,
+        play_url=play_url,
+        stop=lambda: pipeline.interrupt("stop"),
+    )
     entities = [
         MuteSwitch(
             lambda: pipeline.muted,
             lambda muted: pipeline.set_muted(muted, by="home_assistant"),
         ),
         WakeSensitivity(wake_threshold, set_wake_threshold),
+        media,
     ]
-    return SatelliteServer(config.satellite, identity_of(config), entities, bus)
+    server = SatelliteServer(config.satellite, identity_of(config), entities, bus, voice)
+    volume.watch(server.states_changed)
+    return server

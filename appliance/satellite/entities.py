@@ -11,6 +11,8 @@ from typing import Protocol
 from aioesphomeapi import api_pb2
 from google.protobuf.message import Message
 
+from appliance.audio.volume import Volume
+
 _LOGGER = logging.getLogger(__name__)
 ENTITY_CATEGORY_CONFIG = 1
 
@@ -111,4 +113,81 @@ class WakeSensitivity:
             return True
         if not self._set_threshold(threshold):
             _LOGGER.warning("the wake word's sensitivity cannot be changed: nothing listens")
+        return True
+
+
+MEDIA_FEATURES = (1 << 2) | (1 << 3) | (1 << 9) | (1 << 12) | (1 << 20)
+"""VOLUME_SET, VOLUME_MUTE, PLAY_MEDIA, STOP and MEDIA_ANNOUNCE (aioesphomeapi's
+MediaPlayerEntityFeature)."""
+_IDLE, _PLAYING, _ANNOUNCING = 1, 2, 4
+_STOP, _MUTE, _UNMUTE, _VOLUME_UP, _VOLUME_DOWN = 2, 3, 4, 6, 7
+
+
+class MediaPlayer:
+    """The speaker, for Home Assistant: its volume and mute (in software), and media
+    played from a URL of Home Assistant's, as WAV in the voice's format (Home Assistant
+    converts what it sends to what this lists)."""
+
+    object_id = "media_player"
+
+    def __init__(
+        self,
+        volume: Volume,
+        *,
+        sample_rate: int,
+        playing: Callable[[], bool],
+        play_url: Callable[[str, bool], None],
+        stop: Callable[[], None],
+    ) -> None:
+        self.key = key_of(self.object_id)
+        self.volume = volume
+        self.sample_rate = sample_rate
+        self._playing = playing
+        self._play_url = play_url
+        self._stop = stop
+
+    def listing(self) -> Message:
+        formats = [
+            api_pb2.MediaPlayerSupportedFormat(
+                format="wav", sample_rate=self.sample_rate, num_channels=1,
+                purpose=purpose, sample_bytes=2,
+            )
+            for purpose in (0, 1)  # default, announcement
+        ]  # fmt: skip
+        return api_pb2.ListEntitiesMediaPlayerResponse(
+            object_id=self.object_id,
+            key=self.key,
+            name="Media player",
+            supports_pause=False,
+            supported_formats=formats,
+            feature_flags=MEDIA_FEATURES,
+        )
+
+    def state(self) -> Message:
+        return api_pb2.MediaPlayerStateResponse(
+            key=self.key,
+            state=_PLAYING if self._playing() else _IDLE,
+            volume=round(self.volume.level, 3),
+            muted=self.volume.muted,
+        )
+
+    def command(self, message: Message) -> bool:
+        if not isinstance(message, api_pb2.MediaPlayerCommandRequest):
+            return False
+        if message.has_volume:
+            self.volume.set(message.volume)
+        if message.has_command:
+            if message.command == _MUTE:
+                self.volume.mute(True)
+            elif message.command == _UNMUTE:
+                self.volume.mute(False)
+            elif message.command in (_VOLUME_UP, _VOLUME_DOWN):
+                step = 0.1 if message.command == _VOLUME_UP else -0.1
+                self.volume.set(self.volume.level + step)
+            elif message.command == _STOP:
+                self._stop()
+            else:
+                _LOGGER.info("media player command %d is not supported", message.command)
+        if message.has_media_url:
+            self._play_url(message.media_url, message.has_announcement and message.announcement)
         return True

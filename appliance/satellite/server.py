@@ -23,10 +23,13 @@ from appliance import events as ev
 from appliance.satellite.entities import Entity
 from appliance.satellite.frames import Codec, FrameError, PlaintextCodec
 from appliance.satellite.messages import MessageError, decode, typed
+from appliance.satellite.voice import VoiceAssistant
 from appliance.sections.satellite import SatelliteConfig
 
 _LOGGER = logging.getLogger(__name__)
-API_VERSION = (1, 10)
+API_VERSION = (1, 14)
+"""1.14: feature flags of our own (1.11) are read; below 1.15 Home Assistant reads the
+device's capabilities from DeviceInfo, which is all this server sends."""
 ESPHOME_VERSION = "2025.11.0"
 """The ESPHome release whose API this server speaks, for Home Assistant's device page."""
 
@@ -52,8 +55,13 @@ class SatelliteServer:
         identity: Identity,
         entities: Sequence[Entity],
         bus: ev.EventBus,
+        voice: VoiceAssistant | None = None,
     ) -> None:
         self.config = config
+        self.voice = voice
+        self.commanding: _Connection | None = None
+        """The connection whose command is being applied (a media URL is fetched from
+        its address)."""
         self.identity = identity
         self.entities = {entity.key: entity for entity in entities}
         self.bus = bus
@@ -138,6 +146,8 @@ class SatelliteServer:
             self._advertiser = None
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.voice is not None:
+            await self.voice.close()
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
@@ -162,6 +172,11 @@ class SatelliteServer:
                 clients=max(clients, 0),
             )
         )
+
+    def states_changed(self) -> None:
+        """An entity's state changed (from any thread): sent to every subscriber."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._push_states)
 
     def _push_states(self) -> None:
         for connection in list(self.connections):
@@ -201,6 +216,8 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.peer = peer
+        address = writer.get_extra_info("peername")
+        self.host = str(address[0]) if address else ""
         self.client = "?"
         self.said_hello = False
         self.wants_states = False
@@ -297,6 +314,7 @@ class _Connection:
                     project_name="voice-appliance.appliance",
                     project_version=identity.version,
                     api_encryption_supported=self.server.encrypted,
+                    voice_assistant_feature_flags=server.voice.feature_flags if server.voice else 0,
                 )
             )
         elif isinstance(message, api_pb2.ListEntitiesRequest):
@@ -313,6 +331,8 @@ class _Connection:
             self.close()
         elif hasattr(message, "key") and type(message).__name__.endswith("CommandRequest"):
             self._command(message)
+        elif server.voice is not None and server.voice.handle(self, message):
+            pass
         elif not isinstance(message, (api_pb2.PingResponse, api_pb2.DisconnectResponse)):
             _LOGGER.debug("native API client %s: %s is not served", self.peer,
                           type(message).__name__)  # fmt: skip
@@ -334,7 +354,12 @@ class _Connection:
 
     def _command(self, message: Message) -> None:
         entity = self.server.entities.get(message.key)  # type: ignore[attr-defined]
-        if entity is None or not entity.command(message):
+        self.server.commanding = self
+        try:
+            taken = entity is not None and entity.command(message)
+        finally:
+            self.server.commanding = None
+        if not taken:
             _LOGGER.warning(
                 "native API client %s: %s for key %d, which no entity of this kind has",
                 self.peer, type(message).__name__, message.key,  # type: ignore[attr-defined]

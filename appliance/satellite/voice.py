@@ -1,0 +1,116 @@
+"""The voice-assistant part of the native API in local mode: Home Assistant's
+announcements played here, and its questions about the wake word answered. The
+appliance still hears and answers requests itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from aioesphomeapi import api_pb2
+from google.protobuf.message import Message
+
+from appliance.satellite.announce import Announcer
+
+_LOGGER = logging.getLogger(__name__)
+VOICE_ASSISTANT, ANNOUNCE = 1 << 0, 1 << 4
+"""aioesphomeapi's VoiceAssistantFeature flags this satellite can honour now."""
+
+
+class Peer(Protocol):
+    host: str
+    peer: str
+
+    def send(self, *messages: Message) -> None: ...
+
+
+class VoiceAssistant:
+    def __init__(
+        self, announcer: Announcer, wake_phrase: str, on_change: Callable[[], None]
+    ) -> None:
+        self.announcer = announcer
+        self.wake_phrase = wake_phrase
+        self.wake_id = wake_phrase.lower().replace(" ", "_")
+        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE
+        self.playing = 0
+        """Announcements and media playing now."""
+        self._on_change = on_change
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def handle(self, peer: Peer, message: Message) -> bool:
+        """Take a voice-assistant message; False when it is none."""
+        if isinstance(message, api_pb2.SubscribeVoiceAssistantRequest):
+            _LOGGER.info(
+                "Home Assistant %s the voice assistant (local mode: the appliance "
+                "answers requests itself)",
+                "subscribed to" if message.subscribe else "unsubscribed from",
+            )
+        elif isinstance(message, api_pb2.VoiceAssistantConfigurationRequest):
+            wake = api_pb2.VoiceAssistantWakeWord(
+                id=self.wake_id, wake_word=self.wake_phrase.title(), trained_languages=["en"]
+            )
+            peer.send(
+                api_pb2.VoiceAssistantConfigurationResponse(
+                    available_wake_words=[wake],
+                    active_wake_words=[self.wake_id],
+                    max_active_wake_words=1,
+                )
+            )
+        elif isinstance(message, api_pb2.VoiceAssistantSetConfiguration):
+            chosen = list(message.active_wake_words)
+            if chosen and chosen != [self.wake_id]:
+                _LOGGER.warning(
+                    "Home Assistant chose the wake words %s; this appliance has one: %s",
+                    chosen, self.wake_id,
+                )  # fmt: skip
+        elif isinstance(message, api_pb2.VoiceAssistantAnnounceRequest):
+            if message.start_conversation:
+                _LOGGER.warning(
+                    "Home Assistant asked to start a conversation after its announcement; "
+                    "not in local mode: the announcement alone is played"
+                )
+            self._start(self._announce(peer, message), "announce")
+        else:
+            return False
+        return True
+
+    def play_url(self, peer: Peer, url: str) -> None:
+        """Media Home Assistant's media player sends: played like an announcement."""
+        self._start(self._play(peer, url), "media")
+
+    async def _announce(self, peer: Peer, message: api_pb2.VoiceAssistantAnnounceRequest) -> None:
+        played = await self._playing(
+            self.announcer.announce(
+                message.media_id, message.text, message.preannounce_media_id, peer.host
+            )
+        )
+        peer.send(api_pb2.VoiceAssistantAnnounceFinished(success=played))
+
+    async def _play(self, peer: Peer, url: str) -> None:
+        await self._playing(self.announcer.announce(url, "", "", peer.host))
+
+    async def _playing(self, playing: Awaitable[bool]) -> bool:
+        self.playing += 1
+        self._on_change()
+        try:
+            return await playing
+        finally:
+            self.playing -= 1
+            self._on_change()
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=f"satellite-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _LOGGER.error("a Home Assistant announcement failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -184,6 +184,15 @@ class Announcement(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RemoteFallback(Event):
+    type: ClassVar[str] = "remote_fallback"
+    remote: str
+    """Who was to answer: "home_assistant"."""
+    reason: str
+    """Why it could not; the appliance answered the same request itself."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SatelliteConnection(Event):
     type: ClassVar[str] = "satellite_connection"
     connected: bool

@@ -27,12 +27,14 @@ from aioesphomeapi import (
     SelectState,
     SwitchInfo,
     SwitchState,
+    VoiceAssistantEventType,
     VoiceAssistantFeature,
     api_pb2,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appliance.audio.sources import ArraySource
 from appliance.audio.volume import Volume, VolumeSink
 from appliance.audio.wav import wav_bytes
 from appliance.config import AppConfig
@@ -43,14 +45,15 @@ from appliance.satellite.frames import FrameDecoder, FrameError, encode_frame, v
 from appliance.satellite.messages import encode
 from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.web import WebConfig
-from tests.fakes import appliance, make_pipeline
+from tests.fakes import appliance, make_pipeline, request
 
 
 class _House:
     """A pipeline (fake engines) with its satellite, and the wake threshold it sets."""
 
-    def __init__(self, **satellite: object) -> None:
-        self.pipeline, self.recorder, self.recording, self.tts, _ = make_pipeline([], [])
+    def __init__(self, transcripts=(), replies=(), **satellite: object) -> None:
+        made = make_pipeline(list(transcripts), list(replies))
+        self.pipeline, self.recorder, self.recording, self.tts, self.llm = made
         self.threshold = 0.5
         options = {"host": "127.0.0.1", "port": 0, "mdns": False, **satellite}
         self.config = AppConfig(
@@ -75,11 +78,13 @@ class _House:
         )
 
     async def __aenter__(self) -> _House:
+        await self.pipeline.__aenter__()
         await self.server.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.server.__aexit__(*exc)
+        await self.pipeline.__aexit__(*exc)
 
     @contextlib.asynccontextmanager
     async def client(self, key: str | None = None):
@@ -472,6 +477,136 @@ async def test_the_media_player_sets_the_volume_mutes_and_plays_a_url():
             client.media_player_command(player.key, command=MediaPlayerCommand.MUTE)
             assert (await state_where(lambda s: s.muted)).volume == 0.5
             assert house.volume.gain == 0.0
+
+
+class _HomeAssistant:
+    """The test's stand-in for Home Assistant's pipeline, on its real client: it takes
+    the request's audio and answers with events, as Home Assistant's ESPHome satellite
+    does."""
+
+    def __init__(self, client: APIClient, *, take: bool = True) -> None:
+        self.client = client
+        self.take = take
+        self.audio = bytearray()
+        self.wake_phrases: list[str | None] = []
+        self.ended = asyncio.Event()
+        self.answer: list[tuple[VoiceAssistantEventType, dict[str, str]]] = []
+        client.subscribe_voice_assistant(
+            handle_start=self._start, handle_stop=self._stop, handle_audio=self._audio
+        )
+
+    async def _start(self, conversation_id, flags, settings, wake_phrase):
+        self.wake_phrases.append(wake_phrase)
+        return 0 if self.take else None
+
+    async def _audio(self, data: bytes, data2: bytes | None) -> None:
+        self.audio += data
+
+    async def _stop(self, abort: bool) -> None:
+        self.ended.set()
+        for kind, data in self.answer:
+            self.client.send_voice_assistant_event(kind, data)
+
+
+def _answers(url: str = "", *, error_after_intent: bool = False):
+    E = VoiceAssistantEventType  # noqa: N806
+    events = [
+        (E.VOICE_ASSISTANT_RUN_START, {}),
+        (E.VOICE_ASSISTANT_STT_START, {}),
+        (E.VOICE_ASSISTANT_STT_END, {"text": "Turn on the kitchen light"}),
+        (E.VOICE_ASSISTANT_INTENT_START, {}),
+        (E.VOICE_ASSISTANT_INTENT_END, {"conversation_id": "c1", "continue_conversation": "0"}),
+        (E.VOICE_ASSISTANT_TTS_START, {"text": "Turned on the light"}),
+    ]
+    if error_after_intent:
+        events.append((E.VOICE_ASSISTANT_ERROR, {"code": "tts-failed", "message": "no TTS"}))
+    else:
+        events.append((E.VOICE_ASSISTANT_TTS_END, {"url": url}))
+    return [*events, (E.VOICE_ASSISTANT_RUN_END, {})]
+
+
+async def _spoken(house: _House) -> list:
+    return await house.pipeline.run(ArraySource(request()))
+
+
+@_sync
+async def test_in_home_assistant_mode_the_request_goes_there_and_its_answer_is_played():
+    files = {"/tts/answer.wav": wav_bytes(MESSAGE, 22_050)}
+    with _Media(files) as media:
+        house = _House(mode="home_assistant")
+        async with house, house.client() as client:
+            info = await client.device_info()
+            assert info.voice_assistant_feature_flags & VoiceAssistantFeature.API_AUDIO
+            assistant = _HomeAssistant(client)
+            assistant.answer = _answers(f"{media.base}/tts/answer.wav")
+            await asyncio.sleep(0.2)  # the subscription reaches the appliance
+            [result] = await _spoken(house)
+    assert assistant.wake_phrases == ["marker"]
+    seconds = len(assistant.audio) / 2 / 16_000
+    assert 1.0 <= seconds <= 3.0, seconds  # from the wake word to the end of the request
+    assert result.outcome == "replied" and result.transcript == "Turn on the kitchen light"
+    assert result.reply == "Turned on the light"
+    assert len(house.recording.blocks[-1][0]) == len(MESSAGE)  # its voice, played here
+    assert house.llm.prompts == [] and house.tts.spoken == []  # nothing answered locally
+    assert [e.text for e in house.recorder.of("reply")] == ["Turned on the light"]
+    assert house.recorder.of("remote_fallback") == []
+
+
+@_sync
+async def test_a_home_assistant_that_refuses_is_answered_for_here():
+    house = _House(["What time is it?"], ["It is noon."], mode="home_assistant")
+    async with house, house.client() as client:
+        _HomeAssistant(client, take=False)
+        await asyncio.sleep(0.2)
+        [result] = await _spoken(house)
+    assert result.reply == "It is noon." and house.tts.spoken == ["It is noon."]
+    [fallback] = house.recorder.of("remote_fallback")
+    assert fallback.remote == "home_assistant" and "refused" in fallback.reason
+
+
+@_sync
+async def test_home_assistant_going_away_mid_request_is_answered_here_and_may_come_back():
+    files = {"/tts/answer.wav": wav_bytes(MESSAGE, 22_050)}
+    with _Media(files) as media:
+        house = _House(["What time is it?"], ["It is noon."], mode="home_assistant")
+        async with house:
+            client = APIClient("127.0.0.1", house.server.port, None, client_info="test")
+            await client.connect(login=True)
+
+            async def leave(conversation_id, flags, settings, wake_phrase):
+                client.force_disconnect()  # gone as soon as the request starts
+                return 0
+
+            async def ignore(*args: object) -> None:
+                pass
+
+            client.subscribe_voice_assistant(
+                handle_start=leave, handle_stop=ignore, handle_audio=ignore
+            )
+            await asyncio.sleep(0.2)
+            async with asyncio.timeout(30):  # no hang
+                [result] = await _spoken(house)
+            assert result.reply == "It is noon."
+            [fallback] = house.recorder.of("remote_fallback")
+            assert "gone" in fallback.reason or "went away" in fallback.reason
+            async with house.client() as again:  # Home Assistant reconnects: it answers again
+                back = _HomeAssistant(again)
+                back.answer = _answers(f"{media.base}/tts/answer.wav")
+                await asyncio.sleep(0.2)
+                [result] = await _spoken(house)
+            assert result.reply == "Turned on the light"
+
+
+@_sync
+async def test_after_home_assistant_acted_its_words_are_said_even_without_its_audio():
+    house = _House(mode="home_assistant")
+    async with house, house.client() as client:
+        assistant = _HomeAssistant(client)
+        assistant.answer = _answers(error_after_intent=True)
+        await asyncio.sleep(0.2)
+        [result] = await _spoken(house)
+    assert house.tts.spoken == ["Turned on the light"]  # in our voice: never silence
+    assert house.llm.prompts == [] and house.recorder.of("remote_fallback") == []
 
 
 @settings(max_examples=300, deadline=None)

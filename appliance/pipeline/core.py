@@ -39,6 +39,7 @@ from appliance.pipeline.barge_in import (
 )
 from appliance.pipeline.conversation import Conversation
 from appliance.pipeline.endofturn import Transcribed, TurnTaking
+from appliance.pipeline.remote import RemoteAssistant
 from appliance.pipeline.reply import Speaker
 from appliance.pipeline.session import Session
 from appliance.pipeline.stages import Stage, StageThreads
@@ -103,6 +104,9 @@ class Pipeline:
         self.handlers: list[TextHandler] = list(handlers)
         """Tried in order on every request before the LLM (see `appliance.handlers`)."""
         self.turns = TurnRunner(self.speaker, self.handlers, self._publish, self._set_state)
+        self.remote: RemoteAssistant | None = None
+        """Another assistant that answers spoken requests when it takes them (Home
+        Assistant's pipeline, `satellite.mode = "home_assistant"`); None: all here."""
         self._muted = False
         self._live = False  # a live source's run loop is running (push-to-talk possible)
         self._listen_request = ""

@@ -180,15 +180,22 @@ class Speaker:
                     self.active = None
 
     async def play_clips(
-        self, clips: Sequence[tuple[np.ndarray, int]], turn: int, *, shown: str
+        self,
+        clips: Sequence[tuple[np.ndarray, int]],
+        turn: int,
+        *,
+        shown: str,
+        as_reply: bool = False,
     ) -> bool:
-        """Play recorded audio as an announcement (one Home Assistant sent), after
-        whatever is playing and interruptible like a reply. False when interrupted."""
+        """Play recorded audio (an announcement Home Assistant sent, or its reply with
+        `as_reply`), after whatever is playing and interruptible like a reply. False
+        when interrupted."""
         async with self.voice:
             self.announcing += 1
             control = ReplyControl(turn)
             self.active = control
-            self._publish(ev.Announcement, text=shown)
+            if not as_reply:
+                self._publish(ev.Announcement, text=shown)
             self._set_state(State.SPEAKING)
             try:
                 for samples, rate in clips:
@@ -200,6 +207,9 @@ class Speaker:
                     await self.sink.play(samples, rate)
                 if not control.interrupted_by:
                     await self.sink.drain()
+                if as_reply and not control.interrupted_by:
+                    seconds = sum(len(samples) / rate for samples, rate in clips)
+                    self._publish(ev.Reply, turn=turn, text=shown, audio_seconds=round(seconds, 3))
                 return not control.interrupted_by
             finally:
                 self.announcing -= 1

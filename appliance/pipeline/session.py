@@ -37,6 +37,7 @@ from appliance.audio.vad import (
 )
 from appliance.errors import WakeWordError
 from appliance.handlers import forget_pending
+from appliance.pipeline.remote import remote_turn
 from appliance.pipeline.stages import Stage
 from appliance.pipeline.types import State, TurnResult
 
@@ -63,6 +64,9 @@ class Session:
         self.turn_task: asyncio.Task[TurnResult] | None = None
         self.withdrawable: tuple[Endpointer, TurnResult] | None = None
         """A turn the judge ended at a pause, while the speaker may still go on."""
+        self.remote_turn = False
+        """The request being captured goes to another assistant too (`pipeline.remote`)."""
+        self.remote_task: asyncio.Task[TurnResult] | None = None
 
     async def run(self) -> None:
         pipeline = self.pipeline
@@ -116,6 +120,7 @@ class Session:
         self.withdrawable = None
         if self.endpointer is not None:  # muted mid-request: drop what was heard
             self.endpointer = None
+            self._drop_remote()
             self.pipeline.turn_taking.drop()
             self.pre_roll.clear()
             if self.turn_task is None:
@@ -153,6 +158,9 @@ class Session:
         await self.listen.run(self.engines.vad.reset)
         settings = dataclasses.replace(self.settings, no_speech_timeout=window)
         self._begin(settings, [], chunk.start, follow_up=True)
+        if finished.remote_continues and pipeline.remote is not None:
+            # The other assistant asked something: its answer goes there too.
+            self.remote_turn = pipeline.remote.begin(pipeline._turn + 1, "")
         pipeline._window_after = finished.reply
         pipeline._set_state(State.FOLLOW_UP)
         pipeline._publish(ev.FollowUp, seconds=window)
@@ -164,6 +172,8 @@ class Session:
         talk = self.pipeline.settings.conversation
         if result.outcome != "replied" or talk.follow_up == "never":
             return 0.0  # errors, "stop", interruptions, ignored talk: back to the wake word
+        if result.remote_continues:
+            return talk.question_follow_up_seconds
         asks = result.handled is not None and result.handled.follow_up
         if asks or result.reply.rstrip().endswith("?"):
             return talk.question_follow_up_seconds
@@ -235,6 +245,8 @@ class Session:
 
     async def _capture(self, endpointer: Endpointer, chunk: AudioChunk) -> None:
         pipeline = self.pipeline
+        if self.remote_turn and pipeline.remote is not None:
+            pipeline.remote.audio(chunk.samples)
         probability = await self.listen.run(self.engines.vad.speech_probability, chunk.samples)
         outcome = endpointer.feed(chunk, probability)
         judged = isinstance(outcome, Paused)
@@ -245,7 +257,9 @@ class Session:
             self.turn_task = None
         assert not isinstance(outcome, Paused)
         self.turn_task = self._on_endpoint(outcome)
-        if judged and self.source.live and isinstance(outcome, SpeechEnded):
+        # A request sent whole to another assistant is never taken back at a pause.
+        if judged and self.source.live and isinstance(outcome, SpeechEnded) and \
+                self.turn_task is not self.remote_task:  # fmt: skip
             assert pipeline._spoken is not None
             self.withdrawable = (endpointer, pipeline._spoken)
         if outcome is not None and not isinstance(outcome, SpeechStarted):
@@ -270,6 +284,12 @@ class Session:
         asks = self.pipeline.turn_taking.asks_at_pauses
         self.endpointer = Endpointer(settings, pre_roll, start, asks_at_pauses=asks)
         self.follow_up = follow_up
+        remote = self.pipeline.remote
+        if follow_up:
+            self.remote_turn = False
+        elif self.remote_turn and remote is not None:
+            for chunk in pre_roll:  # the wake word and what came with it
+                remote.audio(chunk.samples)
 
     async def _woken(self, wake_word: str, score: float) -> None:
         pipeline = self.pipeline
@@ -284,6 +304,15 @@ class Session:
         if pipeline.engines.stop is not None:
             pipeline.engines.stop.reset()
         await forget_pending(pipeline.handlers)  # a new request: no pending "which light?"
+        self._drop_remote()
+        if pipeline.remote is not None:
+            self.remote_turn = pipeline.remote.begin(pipeline._turn, wake_word)
+
+    def _drop_remote(self) -> None:
+        """The request being sent to another assistant will not be finished: drop it."""
+        if self.remote_turn and self.pipeline.remote is not None:
+            self.pipeline.remote.abort(self.pipeline._turn)
+        self.remote_turn = False
 
     def _on_endpoint(self, outcome: Outcome) -> asyncio.Task[TurnResult] | None:
         pipeline = self.pipeline
@@ -293,8 +322,10 @@ class Session:
                 pipeline._set_state(State.LISTENING)
             pipeline._publish(ev.SpeechStart, stream_time=round(outcome.time, 3))
         elif isinstance(outcome, NoSpeech) and self.follow_up:
+            self._drop_remote()
             pipeline._set_idle()  # the follow-up window closed unused
         elif isinstance(outcome, NoSpeech):
+            self._drop_remote()
             pipeline.results.append(TurnResult(pipeline._turn, outcome="no_speech"))
             pipeline._publish(ev.TurnEnd, outcome="no_speech")
             pipeline._set_idle()
@@ -308,6 +339,14 @@ class Session:
             answering = pipeline._window_after if self.follow_up else None
             result = TurnResult(pipeline._turn, utterance=outcome.audio)
             pipeline._spoken = result
+            if self.remote_turn and pipeline.remote is not None:
+                self.remote_turn = False
+                self.remote_task = asyncio.create_task(
+                    remote_turn(pipeline, pipeline.remote, result, outcome, time.monotonic(),
+                                answering),
+                    name=f"turn-{pipeline._turn}-remote",
+                )  # fmt: skip
+                return self.remote_task
             return asyncio.create_task(
                 pipeline._spoken_turn(result, outcome, time.monotonic(), answering),
                 name=f"turn-{pipeline._turn}",

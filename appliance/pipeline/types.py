@@ -111,6 +111,8 @@ class TurnResult:
     """The sample rate of `reply_audio` (the voice's)."""
     handling: bool = False
     """The request handlers are deciding (one may be acting)."""
+    remote_continues: bool = False
+    """Another assistant answered (`pipeline.remote`) and expects an answer back."""
     committed: bool = False
     """Something that cannot be taken back happened: a handler acted, or reply audio
     began to play. Until then a turn ended at a pause is withdrawn if the speaker goes on

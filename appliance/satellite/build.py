@@ -12,6 +12,7 @@ from appliance.config import AppConfig
 from appliance.discovery.mdns import app_version
 from appliance.pipeline import Pipeline
 from appliance.satellite.announce import Announcer
+from appliance.satellite.assist import HomeAssistantPipeline
 from appliance.satellite.entities import MediaPlayer, MuteSwitch, WakeSensitivity
 from appliance.satellite.server import Identity, SatelliteServer
 from appliance.satellite.voice import VoiceAssistant
@@ -43,9 +44,14 @@ def satellite_for(
         if server.commanding is not None:
             voice.play_url(server.commanding, url)
 
+    assist = HomeAssistantPipeline() if config.satellite.mode == "home_assistant" else None
     voice = VoiceAssistant(
-        Announcer(pipeline), config.wake.model.replace("_", " "), lambda: server.states_changed()
+        Announcer(pipeline),
+        config.wake.model.replace("_", " "),
+        lambda: server.states_changed(),
+        assist,
     )
+    pipeline.remote = assist
     media = MediaPlayer(
         volume,
         sample_rate=sample_rate,

@@ -249,6 +249,8 @@ class _Connection:
             self.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+            if self.server.voice is not None:
+                self.server.voice.gone(self)
             if self.said_hello:
                 _LOGGER.info("native API client %r from %s is gone", self.client, self.peer)
                 self.server.announce(self, connected=False)

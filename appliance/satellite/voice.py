@@ -13,9 +13,10 @@ from aioesphomeapi import api_pb2
 from google.protobuf.message import Message
 
 from appliance.satellite.announce import Announcer
+from appliance.satellite.assist import HomeAssistantPipeline
 
 _LOGGER = logging.getLogger(__name__)
-VOICE_ASSISTANT, ANNOUNCE = 1 << 0, 1 << 4
+VOICE_ASSISTANT, API_AUDIO, ANNOUNCE = 1 << 0, 1 << 2, 1 << 4
 """aioesphomeapi's VoiceAssistantFeature flags this satellite can honour now."""
 
 
@@ -28,12 +29,18 @@ class Peer(Protocol):
 
 class VoiceAssistant:
     def __init__(
-        self, announcer: Announcer, wake_phrase: str, on_change: Callable[[], None]
+        self,
+        announcer: Announcer,
+        wake_phrase: str,
+        on_change: Callable[[], None],
+        assist: HomeAssistantPipeline | None = None,
     ) -> None:
         self.announcer = announcer
         self.wake_phrase = wake_phrase
         self.wake_id = wake_phrase.lower().replace(" ", "_")
-        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE
+        self.assist = assist
+        """Home Assistant's pipeline answering requests (mode "home_assistant")."""
+        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE | (API_AUDIO if assist else 0)
         self.playing = 0
         """Announcements and media playing now."""
         self._on_change = on_change
@@ -41,12 +48,18 @@ class VoiceAssistant:
 
     def handle(self, peer: Peer, message: Message) -> bool:
         """Take a voice-assistant message; False when it is none."""
-        if isinstance(message, api_pb2.SubscribeVoiceAssistantRequest):
+        if self.assist is not None and self.assist.message(peer, message):
+            pass
+        elif isinstance(message, api_pb2.SubscribeVoiceAssistantRequest):
             _LOGGER.info(
-                "Home Assistant %s the voice assistant (local mode: the appliance "
-                "answers requests itself)",
+                "Home Assistant %s the voice assistant (%s)",
                 "subscribed to" if message.subscribe else "unsubscribed from",
+                "it answers requests"
+                if self.assist
+                else "local mode: the appliance answers requests itself",
             )
+            if self.assist is not None:
+                self.assist.subscribed(peer, message)
         elif isinstance(message, api_pb2.VoiceAssistantConfigurationRequest):
             wake = api_pb2.VoiceAssistantWakeWord(
                 id=self.wake_id, wake_word=self.wake_phrase.title(), trained_languages=["en"]
@@ -75,6 +88,11 @@ class VoiceAssistant:
         else:
             return False
         return True
+
+    def gone(self, peer: Peer) -> None:
+        """A connection closed."""
+        if self.assist is not None:
+            self.assist.gone(peer)
 
     def play_url(self, peer: Peer, url: str) -> None:
         """Media Home Assistant's media player sends: played like an announcement."""

@@ -19,6 +19,10 @@ class SatelliteConfig:
     enabled: bool = False
     """Serve the ESPHome native API inside `appliance run`, so that Home Assistant can
     add the appliance as a device. Off by default until the API can be encrypted."""
+    mode: str = "local"
+    """Who answers a spoken request: "local", the appliance itself (Home Assistant sees
+    its entities and announces through it), or "home_assistant", Home Assistant's voice
+    pipeline, with the appliance answering itself when Home Assistant cannot."""
     host: str = "0.0.0.0"
     """Address to listen on: 0.0.0.0 = every interface, 127.0.0.1 = this device only."""
     port: int = 6053
@@ -43,6 +47,10 @@ class SatelliteConfig:
                 f"satellite.host must be an IP address such as 0.0.0.0 or 127.0.0.1, "
                 f"not {self.host!r}"
             ) from None
+        _check(
+            self.mode in ("local", "home_assistant"),
+            f"satellite.mode must be local or home_assistant, not {self.mode!r}",
+        )
         _check(0 <= self.port <= 65535, "satellite.port must be 0–65535 (0: any free port)")
         _check(1 <= self.max_clients <= 64, "satellite.max_clients must be 1–64")
         _check(

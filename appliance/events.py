@@ -193,6 +193,21 @@ class RemoteFallback(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RemoteTimer(Event):
+    type: ClassVar[str] = "remote_timer"
+    timer_id: str
+    """Home Assistant's id for the timer."""
+    name: str
+    state: str
+    """started, updated, cancelled or finished."""
+    seconds: int
+    """Its total duration."""
+    seconds_left: int
+    active: bool
+    """False while paused."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SatelliteConnection(Event):
     type: ClassVar[str] = "satellite_connection"
     connected: bool

@@ -29,6 +29,7 @@ from aioesphomeapi import (
     SwitchState,
     VoiceAssistantEventType,
     VoiceAssistantFeature,
+    VoiceAssistantTimerEventType,
     api_pb2,
 )
 from hypothesis import given, settings
@@ -607,6 +608,30 @@ async def test_after_home_assistant_acted_its_words_are_said_even_without_its_au
         [result] = await _spoken(house)
     assert house.tts.spoken == ["Turned on the light"]  # in our voice: never silence
     assert house.llm.prompts == [] and house.recorder.of("remote_fallback") == []
+
+
+@_sync
+async def test_home_assistant_s_timers_are_events_here_and_a_finished_one_is_said():
+    T = VoiceAssistantTimerEventType  # noqa: N806
+    house = _House(mode="home_assistant")
+    async with house, house.client() as client:
+        info = await client.device_info()
+        assert info.voice_assistant_feature_flags & VoiceAssistantFeature.TIMERS
+        said = asyncio.Event()
+        house.pipeline.bus.subscribe(lambda e: said.set() if e.type == "announcement" else None)
+        client.send_voice_assistant_timer_event(T.VOICE_ASSISTANT_TIMER_STARTED, "t1", "pasta",
+                                                600, 600, True)  # fmt: skip
+        client.send_voice_assistant_timer_event(T.VOICE_ASSISTANT_TIMER_CANCELLED, "t1", "pasta",
+                                                600, 540, False)  # fmt: skip
+        client.send_voice_assistant_timer_event(T.VOICE_ASSISTANT_TIMER_STARTED, "t2", "", 5, 5,
+                                                True)  # fmt: skip
+        client.send_voice_assistant_timer_event(T.VOICE_ASSISTANT_TIMER_FINISHED, "t2", "", 5, 0,
+                                                False)  # fmt: skip
+        await asyncio.wait_for(said.wait(), 5)
+    timers = [(e.timer_id, e.state, e.seconds_left) for e in house.recorder.of("remote_timer")]
+    assert timers == [("t1", "started", 600), ("t1", "cancelled", 540), ("t2", "started", 5),
+                      ("t2", "finished", 0)]  # fmt: skip
+    assert house.tts.spoken == ["Your timer is done."]
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,11 +12,13 @@ from typing import Any, Protocol
 from aioesphomeapi import api_pb2
 from google.protobuf.message import Message
 
+from appliance import events as ev
 from appliance.satellite.announce import Announcer
 from appliance.satellite.assist import HomeAssistantPipeline
 
 _LOGGER = logging.getLogger(__name__)
-VOICE_ASSISTANT, API_AUDIO, ANNOUNCE = 1 << 0, 1 << 2, 1 << 4
+_TIMER_STATES = {0: "started", 1: "updated", 2: "cancelled", 3: "finished"}
+VOICE_ASSISTANT, API_AUDIO, TIMERS, ANNOUNCE = 1 << 0, 1 << 2, 1 << 3, 1 << 4
 """aioesphomeapi's VoiceAssistantFeature flags this satellite can honour now."""
 
 
@@ -40,7 +42,7 @@ class VoiceAssistant:
         self.wake_id = wake_phrase.lower().replace(" ", "_")
         self.assist = assist
         """Home Assistant's pipeline answering requests (mode "home_assistant")."""
-        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE | (API_AUDIO if assist else 0)
+        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE | (API_AUDIO | TIMERS if assist else 0)
         self.playing = 0
         """Announcements and media playing now."""
         self._on_change = on_change
@@ -78,6 +80,8 @@ class VoiceAssistant:
                     "Home Assistant chose the wake words %s; this appliance has one: %s",
                     chosen, self.wake_id,
                 )  # fmt: skip
+        elif isinstance(message, api_pb2.VoiceAssistantTimerEventResponse):
+            self._timer(message)
         elif isinstance(message, api_pb2.VoiceAssistantAnnounceRequest):
             if message.start_conversation:
                 _LOGGER.warning(
@@ -88,6 +92,27 @@ class VoiceAssistant:
         else:
             return False
         return True
+
+    def _timer(self, message: api_pb2.VoiceAssistantTimerEventResponse) -> None:
+        """A timer Home Assistant runs for this satellite: an event, and when it is
+        finished, said aloud with the timer's chime."""
+        state = _TIMER_STATES.get(message.event_type, "updated")
+        pipeline = self.announcer.pipeline
+        pipeline.bus.publish(
+            ev.RemoteTimer(
+                turn=0,
+                stream_time=0.0,
+                timer_id=message.timer_id,
+                name=message.name,
+                state=state,
+                seconds=message.total_seconds,
+                seconds_left=message.seconds_left,
+                active=message.is_active,
+            )
+        )
+        if state == "finished":
+            name = f"{message.name} timer" if message.name else "timer"
+            self._start(pipeline.say(f"Your {name} is done.", cue="timer"), "timer")
 
     def gone(self, peer: Peer) -> None:
         """A connection closed."""

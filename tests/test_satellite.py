@@ -320,6 +320,28 @@ async def test_the_status_page_says_whether_home_assistant_is_connected():
         assert house.recorder.of("satellite_connection")[-1].clients == 0
 
 
+def test_the_config_page_turns_the_satellite_on_with_a_key_it_never_shows(tmp_path):
+    from appliance.config import load_config
+    from appliance.web.settings import ConfigStore, public_config
+
+    path = tmp_path / "config.toml"
+    store = ConfigStore(path)
+    wanted = {"satellite.enabled": "on", "satellite.mode": "home_assistant",
+              "satellite.encryption_key": KEY}  # fmt: skip
+    typed, errors = store.validate(AppConfig(), wanted)
+    assert errors == {}
+    store.save(AppConfig(), typed, store.version())
+    saved = load_config(path).satellite
+    assert saved.enabled and saved.mode == "home_assistant" and saved.encryption_key == KEY
+    assert "encryption_key" not in public_config(load_config(path))["satellite"]
+    _, errors = store.validate(load_config(path), {"satellite.encryption_key": "nope",
+                                                   "satellite.mode": "cloud"})  # fmt: skip
+    assert "appliance satellite key" in errors["satellite.encryption_key"]
+    assert "not allowed" in errors["satellite.mode"]
+    typed, errors = store.validate(load_config(path), {"satellite.encryption_key": ""})
+    assert typed == {} and errors == {}  # empty keeps the stored key
+
+
 def test_appliance_satellite_key_makes_a_key_the_config_takes(tmp_path):
     made = appliance("satellite", "key")
     assert made.returncode == 0, made.stderr

@@ -319,8 +319,10 @@ def test_the_password_never_leaves_the_server(web):
     got = client.get(web.url + "/api/config")
     assert PASSWORD not in got.text
     assert "password" not in got.json()["settings"]["mqtt"]
-    [secret] = [f for f in got.json()["editable"] if f["kind"] == "secret"]
-    assert secret["name"] == "mqtt.password" and secret["stored"] is True
+    secrets = {f["name"]: f for f in got.json()["editable"] if f["kind"] == "secret"}
+    assert set(secrets) == {"mqtt.password", "satellite.encryption_key"}
+    assert secrets["mqtt.password"]["stored"] is True
+    assert secrets["satellite.encryption_key"]["stored"] is False
     page = client.get(web.url + "/settings").text
     assert PASSWORD not in page and 'type="password" id="mqtt.password"' in page
     # A rejected save does not echo a newly typed password back into the page either.

@@ -129,6 +129,17 @@ FIELDS: tuple[SettingField, ...] = (
                  "/etc/appliance/broker-ca.pem; empty = the system's CAs", group="MQTT broker"),
     SettingField("mqtt", "discovery", "Home Assistant discovery", "bool",
                  "Announce the appliance to Home Assistant over MQTT", group="MQTT broker"),
+    # Home Assistant's native API (`[satellite]`, docs/home-assistant.md): a restart applies.
+    SettingField("satellite", "enabled", "Serve Home Assistant's native API", "bool",
+                 "Home Assistant then finds the appliance and adds it as a voice satellite",
+                 group="Home Assistant satellite"),
+    SettingField("satellite", "mode", "Who answers: local (this appliance) or home_assistant "
+                 "(Assist, with this appliance answering when it cannot)", "str",
+                 pattern=r"local|home_assistant", group="Home Assistant satellite"),
+    SettingField("satellite", "encryption_key", "Encryption key", "secret",
+                 "32 bytes in base64, as `appliance satellite key` prints; Home Assistant "
+                 "asks for the same key. Never shown again; empty keeps the stored one",
+                 group="Home Assistant satellite"),
 )  # fmt: skip
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 

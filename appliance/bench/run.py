@@ -66,6 +66,17 @@ def run_bench(
         say_table(table_rows(report["understanding"]), say)
         _save(report, json_path, say)
         return 0
+    if only == "satellite":
+        from appliance.bench.satellite import satellite_figures, table_rows
+
+        say("Loading models …")
+        engines = load_engines(config, progress=progress)
+        say("Home Assistant satellite: wake word → first audio there; announcement → sound …")
+        settings = without_memory(pipeline_settings(config))
+        report["satellite"] = asyncio.run(satellite_figures(engines, settings, progress))
+        say_table(table_rows(report["satellite"]), say)
+        _save(report, json_path, say)
+        return 0
     if only == "latency":
         from appliance.bench.latency import felt_latency, table_rows
 

@@ -7,9 +7,7 @@ import asyncio
 import base64
 import contextlib
 import functools
-import http.server
 import logging
-import threading
 
 import numpy as np
 import pytest
@@ -46,6 +44,7 @@ from appliance.satellite.frames import FrameDecoder, FrameError, encode_frame, v
 from appliance.satellite.messages import encode
 from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.web import WebConfig
+from appliance.testing.media import MediaServer
 from tests.fakes import appliance, make_pipeline, request
 
 
@@ -378,42 +377,6 @@ async def test_the_app_serves_the_api_only_where_asked_and_enabled():
         await client.disconnect()
 
 
-class _Media:
-    """A local HTTP server standing in for Home Assistant's media URLs."""
-
-    def __init__(self, files: dict[str, bytes], host: str = "127.0.0.1") -> None:
-        media = self
-        self.files = files
-        self.hits: list[str] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-                media.hits.append(self.path)
-                body = media.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.base = f"http://{host}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Media:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _tone(seconds: float, rate: int, level: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (np.sin(2 * np.pi * 440 * t) * level * 32767).astype(np.int16)
@@ -426,7 +389,7 @@ MESSAGE = _tone(1.0, 22_050)
 @_sync
 async def test_home_assistant_s_announcement_is_played_with_its_chime():
     files = {"/chime.wav": wav_bytes(CHIME, 16_000), "/tts/dinner.wav": wav_bytes(MESSAGE, 22_050)}
-    with _Media(files) as media:
+    with MediaServer(files) as media:
         async with _House() as house, house.client() as client:
             info = await client.device_info()
             assert info.voice_assistant_feature_flags & VoiceAssistantFeature.ANNOUNCE
@@ -458,7 +421,7 @@ async def test_an_announcement_that_cannot_be_had_is_said_in_our_voice_and_repor
 ):
     caplog.set_level(logging.WARNING, logger="appliance.satellite")
     files = {"/tts/dinner.wav": wav_bytes(MESSAGE, 22_050), "/tts/page.html": b"<html>"}
-    with _Media(files, host=host) as media:
+    with MediaServer(files, host=host) as media:
         async with _House() as house, house.client() as client:
             done = await client.send_voice_assistant_announcement_await_response(
                 f"{media.base}{path}", 10, text="Dinner is ready."
@@ -472,7 +435,7 @@ async def test_an_announcement_that_cannot_be_had_is_said_in_our_voice_and_repor
 
 @_sync
 async def test_the_media_player_sets_the_volume_mutes_and_plays_a_url():
-    with _Media({"/song.wav": wav_bytes(MESSAGE, 22_050)}) as media:
+    with MediaServer({"/song.wav": wav_bytes(MESSAGE, 22_050)}) as media:
         async with _House() as house, house.client() as client:
             entities, _ = await client.list_entities_services()
             [player] = [e for e in entities if isinstance(e, MediaPlayerInfo)]
@@ -555,7 +518,7 @@ async def _spoken(house: _House) -> list:
 @_sync
 async def test_in_home_assistant_mode_the_request_goes_there_and_its_answer_is_played():
     files = {"/tts/answer.wav": wav_bytes(MESSAGE, 22_050)}
-    with _Media(files) as media:
+    with MediaServer(files) as media:
         house = _House(mode="home_assistant")
         async with house, house.client() as client:
             info = await client.device_info()
@@ -590,7 +553,7 @@ async def test_a_home_assistant_that_refuses_is_answered_for_here():
 @_sync
 async def test_home_assistant_going_away_mid_request_is_answered_here_and_may_come_back():
     files = {"/tts/answer.wav": wav_bytes(MESSAGE, 22_050)}
-    with _Media(files) as media:
+    with MediaServer(files) as media:
         house = _House(["What time is it?"], ["It is noon."], mode="home_assistant")
         async with house:
             client = APIClient("127.0.0.1", house.server.port, None, client_info="test")

@@ -6,9 +6,7 @@ saying the same sentence itself."""
 from __future__ import annotations
 
 import asyncio
-import http.server
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,30 +15,10 @@ from appliance import events as ev
 from appliance.audio.wav import wav_bytes
 from appliance.bench.latency import _FirstAudio, _TimedSource, recordings
 from appliance.pipeline import Engines, PipelineSettings
+from appliance.testing.media import MediaServer
 
 SENTENCE = "Dinner is ready."
 ANNOUNCEMENTS = 6
-
-
-class _Files(http.server.ThreadingHTTPServer):
-    """Home Assistant's media URLs, served on loopback."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        served = files
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-                body = served[self.path]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server_address[1]}"
 
 
 async def satellite_figures(
@@ -53,8 +31,7 @@ async def satellite_figures(
     from appliance.sections.satellite import SatelliteConfig
 
     voice = engines.tts
-    files = _Files({"/answer.wav": wav_bytes(voice.synthesize(SENTENCE), voice.sample_rate)})
-    threading.Thread(target=files.serve_forever, daemon=True).start()
+    files = MediaServer({"/answer.wav": wav_bytes(voice.synthesize(SENTENCE), voice.sample_rate)})
     url = f"{files.base}/answer.wav"
     config = AppConfig(
         satellite=SatelliteConfig(
@@ -69,7 +46,7 @@ async def satellite_figures(
     parts = Parts(actions=False, vision=False, satellite=True)
     rows: list[dict[str, Any]] = []
     E = VoiceAssistantEventType  # noqa: N806
-    try:
+    with files:
         async with App(config, engines, sink, bus, settings=settings, parts=parts) as app:
             client = APIClient("127.0.0.1", app.satellite.port, None, client_info="bench")
             await client.connect(login=True)
@@ -119,9 +96,6 @@ async def satellite_figures(
                         if sink.first is not None:
                             local.append(sink.first - asked)
             await client.disconnect()
-    finally:
-        files.shutdown()
-        files.server_close()
     wake = [r["wake_to_first_audio_s"] for r in rows]
     report: dict[str, Any] = {
         "rows": rows,

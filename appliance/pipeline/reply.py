@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,34 +150,19 @@ class Speaker:
         self, text: str, turn: int, *, cue: str | None = None, shown: str | None = None
     ) -> None:
         """Speak an announcement after whatever is playing (see `Pipeline.say`)."""
-        async with self.voice:
-            self.announcing += 1
-            control = ReplyControl(turn)
-            self.active = control
-            self._publish(ev.Announcement, text=text if shown is None else shown)
-            self._set_state(State.SPEAKING)
-            rate = self.engines.tts.sample_rate
-            try:
-                if cue is not None:
-                    with contextlib.suppress(Exception):
-                        await self.sink.play(earcon(cue, rate), rate)
-                splitter = SentenceSplitter()
-                for sentence in [*splitter.feed(text), *splitter.flush()]:
-                    if control.interrupted_by:
-                        break
-                    audio = await self._synthesize(sentence)
-                    if control.interrupted_by:
-                        break
-                    if control.played_at_start is None:
-                        control.played_at_start = self.sink.played_seconds()
-                    control.sentences.append((sentence, len(audio) / rate))
-                    await self.sink.play(audio, rate)
-                if not control.interrupted_by:
-                    await self.sink.drain()
-            finally:
-                self.announcing -= 1
-                if self.active is control:
-                    self.active = None
+        rate = self.engines.tts.sample_rate
+        async with self._out_of_turn(turn, text if shown is None else shown) as control:
+            if cue is not None:
+                with contextlib.suppress(Exception):
+                    await self.sink.play(earcon(cue, rate), rate)
+            splitter = SentenceSplitter()
+            for sentence in [*splitter.feed(text), *splitter.flush()]:
+                if control.interrupted_by:
+                    break
+                audio = await self._synthesize(sentence)
+                if control.interrupted_by:
+                    break
+                await self._play_interruptibly(control, sentence, audio, rate)
 
     async def play_clips(
         self,
@@ -190,31 +175,45 @@ class Speaker:
         """Play recorded audio (an announcement Home Assistant sent, or its reply with
         `as_reply`), after whatever is playing and interruptible like a reply. False
         when interrupted."""
+        async with self._out_of_turn(turn, None if as_reply else shown) as control:
+            for samples, rate in clips:
+                if control.interrupted_by:
+                    break
+                await self._play_interruptibly(control, shown, samples, rate)
+        if as_reply and not control.interrupted_by:
+            seconds = sum(len(samples) / rate for samples, rate in clips)
+            self._publish(ev.Reply, turn=turn, text=shown, audio_seconds=round(seconds, 3))
+        return not control.interrupted_by
+
+    @contextlib.asynccontextmanager
+    async def _out_of_turn(self, turn: int, announced: str | None) -> AsyncIterator[ReplyControl]:
+        """Speaking that is no reply of the pipeline's (announcements, what Home
+        Assistant sends): after whatever is playing, interruptible like a reply, and
+        drained at the end unless interrupted. `announced`: the `announcement` event's
+        text, published once it is this one's turn to speak."""
         async with self.voice:
             self.announcing += 1
             control = ReplyControl(turn)
             self.active = control
-            if not as_reply:
-                self._publish(ev.Announcement, text=shown)
+            if announced is not None:
+                self._publish(ev.Announcement, text=announced)
             self._set_state(State.SPEAKING)
             try:
-                for samples, rate in clips:
-                    if control.interrupted_by:
-                        break
-                    if control.played_at_start is None:
-                        control.played_at_start = self.sink.played_seconds()
-                    control.sentences.append((shown, len(samples) / rate))
-                    await self.sink.play(samples, rate)
+                yield control
                 if not control.interrupted_by:
                     await self.sink.drain()
-                if as_reply and not control.interrupted_by:
-                    seconds = sum(len(samples) / rate for samples, rate in clips)
-                    self._publish(ev.Reply, turn=turn, text=shown, audio_seconds=round(seconds, 3))
-                return not control.interrupted_by
             finally:
                 self.announcing -= 1
                 if self.active is control:
                     self.active = None
+
+    async def _play_interruptibly(
+        self, control: ReplyControl, said: str, samples: np.ndarray, rate: int
+    ) -> None:
+        if control.played_at_start is None:
+            control.played_at_start = self.sink.played_seconds()
+        control.sentences.append((said, len(samples) / rate))
+        await self.sink.play(samples, rate)
 
     async def _synthesize(self, sentence: str) -> np.ndarray:
         try:

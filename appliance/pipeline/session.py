@@ -284,12 +284,10 @@ class Session:
         asks = self.pipeline.turn_taking.asks_at_pauses
         self.endpointer = Endpointer(settings, pre_roll, start, asks_at_pauses=asks)
         self.follow_up = follow_up
-        remote = self.pipeline.remote
         if follow_up:
             self.remote_turn = False
-        elif self.remote_turn and remote is not None:
-            for chunk in pre_roll:  # the wake word and what came with it
-                remote.audio(chunk.samples)
+        # Another assistant gets the audio from after the wake word, as a Voice PE sends
+        # it: the pre-roll (the wake word itself) would be heard there as the request.
 
     async def _woken(self, wake_word: str, score: float) -> None:
         pipeline = self.pipeline

@@ -45,7 +45,7 @@ from appliance.satellite.messages import encode
 from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.web import WebConfig
 from appliance.testing.media import MediaServer
-from tests.fakes import appliance, make_pipeline, request
+from tests.fakes import appliance, loud, make_pipeline, quiet, request
 
 
 class _House:
@@ -593,6 +593,32 @@ async def test_after_home_assistant_acted_its_words_are_said_even_without_its_au
         [result] = await _spoken(house)
     assert house.tts.spoken == ["Turned on the light"]  # in our voice: never silence
     assert house.llm.prompts == [] and house.recorder.of("remote_fallback") == []
+
+
+@_sync
+async def test_an_announcement_that_asks_starts_a_conversation_with_home_assistant():
+    files = {"/q.wav": wav_bytes(CHIME, 16_000), "/tts/answer.wav": wav_bytes(MESSAGE, 22_050)}
+    with MediaServer(files) as media:
+        house = _House(mode="home_assistant")
+        async with house, house.client() as client:
+            info = await client.device_info()
+            assert info.voice_assistant_feature_flags & VoiceAssistantFeature.START_CONVERSATION
+            assistant = _HomeAssistant(client)
+            assistant.answer = _answers(f"{media.base}/tts/answer.wav")
+            await asyncio.sleep(0.2)
+            # Someone in the room, listened to live: quiet, then they answer, then quiet.
+            room = np.concatenate([quiet(0.8), loud(1.0), quiet(1.6)])
+            running = asyncio.create_task(house.pipeline.run(ArraySource(room, realtime=True)))
+            await asyncio.sleep(0.2)
+            done = await client.send_voice_assistant_announcement_await_response(
+                f"{media.base}/q.wav", 10, text="Shall I close the blinds?",
+                start_conversation=True,
+            )  # fmt: skip
+            assert done.success
+            [result] = await asyncio.wait_for(running, 15)
+    assert assistant.wake_phrases == [None]  # no wake word: Home Assistant's question
+    assert len(assistant.audio) / 2 / 16_000 >= 1.0  # the answer went there
+    assert result.transcript == "Turn on the kitchen light" and house.llm.prompts == []
 
 
 @_sync

@@ -118,7 +118,8 @@ class HomeAssistantPipeline:
             self.abort(self._run.turn)
         loop = asyncio.get_running_loop()
         self._run = _Run(turn, connection, loop.create_future())
-        phrase = wake_word.replace("_", " ") if wake_word not in ("button", "api") else ""
+        pushed = ("button", "web", "mqtt", "api", "home_assistant")  # no wake word said
+        phrase = "" if wake_word in pushed else wake_word.replace("_", " ")
         connection.send(
             api_pb2.VoiceAssistantRequest(
                 start=True, conversation_id=self._conversation_id, wake_word_phrase=phrase

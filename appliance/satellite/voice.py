@@ -18,7 +18,9 @@ from appliance.satellite.assist import HomeAssistantPipeline
 
 _LOGGER = logging.getLogger(__name__)
 _TIMER_STATES = {0: "started", 1: "updated", 2: "cancelled", 3: "finished"}
-VOICE_ASSISTANT, API_AUDIO, TIMERS, ANNOUNCE = 1 << 0, 1 << 2, 1 << 3, 1 << 4
+VOICE_ASSISTANT, API_AUDIO, TIMERS, ANNOUNCE, START_CONVERSATION = (
+    1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5
+)  # fmt: skip
 """aioesphomeapi's VoiceAssistantFeature flags this satellite can honour now."""
 
 
@@ -42,7 +44,8 @@ class VoiceAssistant:
         self.wake_id = wake_phrase.lower().replace(" ", "_")
         self.assist = assist
         """Home Assistant's pipeline answering requests (mode "home_assistant")."""
-        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE | (API_AUDIO | TIMERS if assist else 0)
+        answers_there = API_AUDIO | TIMERS | START_CONVERSATION
+        self.feature_flags = VOICE_ASSISTANT | ANNOUNCE | (answers_there if assist else 0)
         self.playing = 0
         """Announcements and media playing now."""
         self._on_change = on_change
@@ -83,10 +86,10 @@ class VoiceAssistant:
         elif isinstance(message, api_pb2.VoiceAssistantTimerEventResponse):
             self._timer(message)
         elif isinstance(message, api_pb2.VoiceAssistantAnnounceRequest):
-            if message.start_conversation:
+            if message.start_conversation and self.assist is None:
                 _LOGGER.warning(
                     "Home Assistant asked to start a conversation after its announcement; "
-                    "not in local mode: the announcement alone is played"
+                    "in local mode the announcement alone is played"
                 )
             self._start(self._announce(peer, message), "announce")
         else:
@@ -130,6 +133,12 @@ class VoiceAssistant:
             )
         )
         peer.send(api_pb2.VoiceAssistantAnnounceFinished(success=played))
+        asks = played and message.start_conversation and self.assist is not None
+        # Home Assistant asked something: the answer is heard without the wake word and
+        # goes to its pipeline, as after a wake word.
+        if asks and not self.announcer.pipeline.listen_now(by="home_assistant"):
+            _LOGGER.warning("Home Assistant's question cannot be answered: the microphone "
+                            "is muted or not being listened to")  # fmt: skip
 
     async def _play(self, peer: Peer, url: str) -> None:
         await self._playing(self.announcer.announce(url, "", "", peer.host))

@@ -413,6 +413,7 @@ async def test_home_assistant_s_announcement_is_played_with_its_chime():
         ("a URL on another address", "/tts/dinner.wav", "127.0.0.2"),
         ("a file that is not there", "/tts/gone.wav", "127.0.0.1"),
         ("a file that is no WAV", "/tts/page.html", "127.0.0.1"),
+        ("a redirect to another address", "/tts/moved.wav", "127.0.0.1"),
     ],
 )
 @_sync
@@ -421,7 +422,10 @@ async def test_an_announcement_that_cannot_be_had_is_said_in_our_voice_and_repor
 ):
     caplog.set_level(logging.WARNING, logger="appliance.satellite")
     files = {"/tts/dinner.wav": wav_bytes(MESSAGE, 22_050), "/tts/page.html": b"<html>"}
-    with MediaServer(files, host=host) as media:
+    elsewhere = MediaServer(files, host="127.0.0.2")  # never started: must not be asked
+    moved = {"/tts/moved.wav": f"{elsewhere.base}/tts/dinner.wav"}
+    elsewhere.server.server_close()
+    with MediaServer(files, host=host, redirects=moved) as media:
         async with _House() as house, house.client() as client:
             done = await client.send_voice_assistant_announcement_await_response(
                 f"{media.base}{path}", 10, text="Dinner is ready."

@@ -46,6 +46,18 @@ def _same_host(url: str, peer: str) -> bool:
     return any(ipaddress.ip_address(address.split("%")[0]) == wanted for address in found)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead anywhere: the address check holds for the URL given only."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"redirected to {newurl}, which is not followed", headers, fp
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def fetch(url: str, peer: str) -> bytes:
     """The bytes at `url`, if it is on the connected client's own address. Blocking."""
     if not _same_host(url, peer):
@@ -54,7 +66,7 @@ def fetch(url: str, peer: str) -> bytes:
             "fetched (set Home Assistant's internal URL to an address the appliance sees)"
         )
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_SECONDS) as response:  # noqa: S310
+        with _OPENER.open(url, timeout=FETCH_SECONDS) as response:
             data = response.read(MAX_MEDIA_BYTES + 1)
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise AnnouncementError(f"{url} could not be fetched: {err}") from None

@@ -11,14 +11,24 @@ class MediaServer:
     """Serves `files` (path → bytes) on `host`, a free port; 404 for anything else.
     `hits` lists the paths asked for. Use it as a context manager."""
 
-    def __init__(self, files: dict[str, bytes], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, files: dict[str, bytes], host: str = "127.0.0.1",
+        redirects: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """`redirects`: paths answered with a redirect to another URL."""
         media = self
         self.files = files
+        self.redirects = redirects or {}
         self.hits: list[str] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
                 media.hits.append(self.path)
+                if self.path in media.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", media.redirects[self.path])
+                    self.end_headers()
+                    return
                 body = media.files.get(self.path)
                 if body is None:
                     self.send_error(404)

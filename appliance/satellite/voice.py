@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from aioesphomeapi import api_pb2
 from google.protobuf.message import Message
@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from appliance import events as ev
 from appliance.satellite.announce import Announcer
 from appliance.satellite.assist import HomeAssistantPipeline
+from appliance.satellite.assist import Subscriber as Peer
 
 _LOGGER = logging.getLogger(__name__)
 _TIMER_STATES = {0: "started", 1: "updated", 2: "cancelled", 3: "finished"}
@@ -22,13 +23,6 @@ VOICE_ASSISTANT, API_AUDIO, TIMERS, ANNOUNCE, START_CONVERSATION = (
     1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5
 )  # fmt: skip
 """aioesphomeapi's VoiceAssistantFeature flags this satellite can honour now."""
-
-
-class Peer(Protocol):
-    host: str
-    peer: str
-
-    def send(self, *messages: Message) -> None: ...
 
 
 class VoiceAssistant:

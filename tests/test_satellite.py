@@ -498,7 +498,7 @@ class _HomeAssistant:
             self.client.send_voice_assistant_event(kind, data)
 
 
-def _answers(url: str = "", *, error_after_intent: bool = False):
+def _answers(url: str = "", *, error_after_intent: bool = False, words: bool = True):
     E = VoiceAssistantEventType  # noqa: N806
     events = [
         (E.VOICE_ASSISTANT_RUN_START, {}),
@@ -506,8 +506,9 @@ def _answers(url: str = "", *, error_after_intent: bool = False):
         (E.VOICE_ASSISTANT_STT_END, {"text": "Turn on the kitchen light"}),
         (E.VOICE_ASSISTANT_INTENT_START, {}),
         (E.VOICE_ASSISTANT_INTENT_END, {"conversation_id": "c1", "continue_conversation": "0"}),
-        (E.VOICE_ASSISTANT_TTS_START, {"text": "Turned on the light"}),
     ]
+    if words:
+        events.append((E.VOICE_ASSISTANT_TTS_START, {"text": "Turned on the light"}))
     if error_after_intent:
         events.append((E.VOICE_ASSISTANT_ERROR, {"code": "tts-failed", "message": "no TTS"}))
     else:
@@ -596,6 +597,19 @@ async def test_after_home_assistant_acted_its_words_are_said_even_without_its_au
         await asyncio.sleep(0.2)
         [result] = await _spoken(house)
     assert house.tts.spoken == ["Turned on the light"]  # in our voice: never silence
+    assert house.llm.prompts == [] and house.recorder.of("remote_fallback") == []
+
+
+@_sync
+async def test_home_assistant_that_understood_but_gave_no_answer_is_not_silence():
+    house = _House(mode="home_assistant")
+    async with house, house.client() as client:
+        assistant = _HomeAssistant(client)
+        assistant.answer = _answers(error_after_intent=True, words=False)
+        await asyncio.sleep(0.2)
+        [result] = await _spoken(house)
+    assert result.outcome == "no_reply"
+    assert house.tts.spoken == ["Home Assistant gave no answer."]  # not "done": it may not be
     assert house.llm.prompts == [] and house.recorder.of("remote_fallback") == []
 
 

@@ -46,8 +46,16 @@ class RemoteAnswer:
     """It expects an answer: listen again without the wake word."""
 
 
+NO_ANSWER = "{name} gave no answer."
+"""Said when the other assistant took the request but answered with neither words nor
+audio: it may have acted, so nothing is run here, but the person is not left with
+silence."""
+
+
 class RemoteAssistant(Protocol):
     name: str
+    shown: str
+    """Its name as said to the person ("Home Assistant")."""
 
     def begin(self, turn: int, wake_word: str) -> bool:
         """Take this turn (True), or leave it to the appliance (not connected, …)."""
@@ -107,7 +115,8 @@ async def remote_turn(
         elif answer.reply:
             await pipeline.say(answer.reply)
             result.reply = answer.reply
-        else:
+        else:  # it understood (and may have acted) but gave no words: never silence
             result.outcome = "no_reply"
+            await pipeline.say(NO_ANSWER.format(name=remote.shown))
 
     return await pipeline.turns.run(result, speech_end, body)

@@ -60,6 +60,7 @@ class _Run:
 
 class HomeAssistantPipeline:
     name = "home_assistant"
+    shown = "Home Assistant"
 
     def __init__(self, *, start_seconds: float = 3.0, answer_seconds: float = 30.0) -> None:
         self.start_seconds = start_seconds

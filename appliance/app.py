@@ -175,6 +175,7 @@ class App:
                     set_wake_threshold=engine_settings(self.engines)["wake.threshold"],
                     volume=self.volume,
                     sample_rate=self.engines.tts.sample_rate,
+                    data=parts.data_dir,
                 )
             )
 

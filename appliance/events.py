@@ -208,6 +208,17 @@ class RemoteTimer(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SatelliteServing(Event):
+    type: ClassVar[str] = "satellite_serving"
+    port: int
+    """The native API's TCP port (appliance/satellite)."""
+    encrypted: bool
+    """False: plaintext (`satellite.plaintext = true`)."""
+    error: str = ""
+    """Why it is not served (the port is taken, …); empty: it is served."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SatelliteConnection(Event):
     type: ClassVar[str] = "satellite_connection"
     connected: bool
@@ -314,6 +325,7 @@ class ConfigFallback(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
+    SatelliteServing,
     ModelPlanned,
     Ready,
     StateChanged,

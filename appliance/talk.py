@@ -157,6 +157,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from appliance.web.miclevel import LevelTap
 
     config, config_path, fallback = _service_config(args)
+    if args.localhost_only:  # nothing reachable from the network: Home Assistant's API neither
+        satellite = dataclasses.replace(config.satellite, host="127.0.0.1", mdns=False)
+        config = dataclasses.replace(config, satellite=satellite)
     microphone = choose_device(args.input_device or config.audio.input_device, want_input=True)
     speaker_device = choose_device(
         args.output_device or config.audio.output_device, want_input=False

@@ -183,7 +183,7 @@ def test_run_under_systemd_notify_with_a_full_data_partition(notify_socket, full
     events = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "run", "--input-device", "testmic",
-         "--output-device", "testspeaker", "--events", str(events)],
+         "--output-device", "testspeaker", "--events", str(events), "--localhost-only"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines: list[str] = []
@@ -226,7 +226,7 @@ def test_run_under_systemd_notify(notify_socket, tmp_path):
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "run", "--input-device", "testmic",
-         "--output-device", "testspeaker"],
+         "--output-device", "testspeaker", "--localhost-only"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines: list[str] = []

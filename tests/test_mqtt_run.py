@@ -46,7 +46,8 @@ def test_run_publishes_its_state_and_speaks_what_mqtt_says(tmp_path: Path):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "appliance", "--config", str(config), "run",
                 "--input-device", "testmic", "--output-device", "testspeaker",
-                "--events", str(events), "--no-web",  # no first-start pairing code spoken
+                "--events", str(events), "--localhost-only",
+                "--no-web",  # no first-start pairing code spoken
                 env=env, stdout=subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
             try:

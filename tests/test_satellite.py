@@ -8,6 +8,9 @@ import base64
 import contextlib
 import functools
 import logging
+import socket
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +58,8 @@ class _House:
         made = make_pipeline(list(transcripts), list(replies))
         self.pipeline, self.recorder, self.recording, self.tts, self.llm = made
         self.threshold = 0.5
-        options = {"host": "127.0.0.1", "port": 0, "mdns": False, **satellite}
+        options = {"host": "127.0.0.1", "port": 0, "mdns": False,
+                   "plaintext": "encryption_key" not in satellite, **satellite}  # fmt: skip
         self.config = AppConfig(
             satellite=SatelliteConfig(enabled=True, **options),  # type: ignore[arg-type]
             web=WebConfig(device_name="Kitchen Speaker"),
@@ -298,14 +302,16 @@ def test_a_key_that_is_no_key_is_refused_by_the_config():
 async def test_the_status_page_says_whether_home_assistant_is_connected():
     from appliance.web.status import StatusTracker, status_snapshot
 
-    async with _House() as house:
-        tracker = StatusTracker()
-        house.pipeline.bus.subscribe(tracker)
+    house = _House()
+    tracker = StatusTracker()
+    house.pipeline.bus.subscribe(tracker)  # as the page does, before the API is served
+    async with house:
 
         def shown() -> dict:
             return status_snapshot(tracker, house.config, started=0.0)["home_assistant"]
 
-        assert shown() == {"served": True, "port": 0, "encrypted": False, "clients": []}
+        assert shown() == {"served": True, "enabled": True, "port": house.server.port,
+                           "encrypted": False, "error": "", "clients": []}  # fmt: skip
         gone = asyncio.Event()
         house.pipeline.bus.subscribe(
             lambda e: gone.set() if e.type == "satellite_connection" and not e.connected else None
@@ -349,7 +355,11 @@ def test_appliance_satellite_key_makes_a_key_the_config_takes(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'[satellite]\nenabled = true\nencryption_key = "{key}"\n')
     status = appliance("--config", str(config), "satellite", "status")
-    assert status.returncode == 0 and "6053, encrypted" in status.stdout
+    assert status.returncode == 0
+    assert "6053, local mode, encrypted with satellite.encryption_key" in status.stdout
+    config.write_text("[satellite]\n")  # no key: the one made here is shown to the owner
+    made = appliance("--config", str(config), "satellite", "status")
+    assert made.returncode == 0 and "a key made on first start" in made.stdout
     config.write_text('[satellite]\nencryption_key = "nope"\n')
     refused = appliance("--config", str(config), "satellite", "status")
     assert refused.returncode == 2 and "appliance satellite key" in refused.stderr
@@ -358,23 +368,68 @@ def test_appliance_satellite_key_makes_a_key_the_config_takes(tmp_path):
 @_sync
 async def test_the_app_serves_the_api_only_where_asked_and_enabled():
     from appliance.app import App, Parts
+    from appliance.satellite.keys import key_file
 
     pipeline, *_ = make_pipeline([], [])
-    config = AppConfig(
-        satellite=SatelliteConfig(enabled=True, host="127.0.0.1", port=0, mdns=False)
-    )
-    bare = Parts(actions=False, vision=False)
-    served = Parts(actions=False, vision=False, satellite=True)
+    local = {"host": "127.0.0.1", "port": 0, "mdns": False}  # the defaults, but on loopback
+    config = AppConfig(satellite=SatelliteConfig(**local))  # type: ignore[arg-type]
+    data = Path(tempfile.mkdtemp())
+    bare = Parts(actions=False, vision=False, data_dir=data)
+    served = Parts(actions=False, vision=False, satellite=True, data_dir=data)
     args = (pipeline.engines, pipeline.sink, pipeline.bus)
     async with App(config, *args, parts=bare) as app:
         assert app.satellite is None
-    async with App(AppConfig(), *args, parts=served) as app:
-        assert app.satellite is None  # satellite.enabled is off by default
-    async with App(config, *args, parts=served) as app:
+    off = AppConfig(satellite=SatelliteConfig(enabled=False))
+    async with App(off, *args, parts=served) as app:
+        assert app.satellite is None
+    async with App(config, *args, parts=served) as app:  # on by default, encrypted
+        key = key_file(data).read_text().strip()
+        assert oct(key_file(data).stat().st_mode & 0o777) == "0o600"
         client = APIClient("127.0.0.1", app.satellite.port, None, client_info="test")
+        with pytest.raises(RequiresEncryptionAPIError):
+            await asyncio.wait_for(client.connect(login=True), 10)
+        client = APIClient("127.0.0.1", app.satellite.port, None, client_info="test",
+                           noise_psk=key)  # fmt: skip
         await asyncio.wait_for(client.connect(login=True), 10)
         assert (await client.device_info()).mac_address
         await client.disconnect()
+    async with App(config, *args, parts=served) as app:  # the same key after a restart
+        assert app.satellite.encrypted and key_file(data).read_text().strip() == key
+
+
+@_sync
+async def test_a_key_that_cannot_be_kept_or_a_taken_port_leaves_the_api_unserved(caplog):
+    from appliance.app import App, Parts
+    from appliance.web.status import StatusTracker, status_snapshot
+
+    pipeline, *_ = make_pipeline([], [])
+    tracker = StatusTracker()
+    pipeline.bus.subscribe(tracker)
+    args = (pipeline.engines, pipeline.sink, pipeline.bus)
+    data = Path(tempfile.mkdtemp())
+    (data / "satellite.key.new").mkdir()  # the key cannot be written
+    config = AppConfig(satellite=SatelliteConfig(host="127.0.0.1", port=0, mdns=False))
+    async with App(config, *args, parts=Parts(actions=False, vision=False, satellite=True,
+                                              data_dir=data)) as app:  # fmt: skip
+        assert not app.satellite.serving  # never plaintext instead
+        shown = status_snapshot(tracker, config, started=0.0)["home_assistant"]
+        assert not shown["served"] and "no encryption key can be kept" in shown["error"]
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = AppConfig(satellite=SatelliteConfig(host="127.0.0.1", port=port, mdns=False,
+                                                 plaintext=True))  # fmt: skip
+    try:
+        async with App(config, *args, parts=Parts(actions=False, vision=False,
+                                                  satellite=True)) as app:  # fmt: skip
+            assert not app.satellite.serving and app.pipeline.engines  # it goes on
+            shown = status_snapshot(tracker, config, started=0.0)["home_assistant"]
+            assert f"cannot listen on 127.0.0.1:{port}" in shown["error"]
+            assert "satellite.port" in shown["error"]
+    finally:
+        taken.close()
+    assert "native API is not served" in caplog.text
 
 
 def _tone(seconds: float, rate: int, level: float = 0.5) -> np.ndarray:
@@ -687,3 +742,20 @@ def test_frames_come_back_whole_however_the_bytes_are_cut(frames, step):
     for at in range(0, len(stream), step):
         got += decoder.feed(stream[at : at + step])
     assert got == frames
+
+
+def test_a_paired_browser_sees_the_key_made_here_and_the_token_api_never(tmp_path, monkeypatch):
+    from appliance.satellite.keys import key_in_use
+    from tests.web_harness import running_web
+
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))
+    key = key_in_use(SatelliteConfig())
+    with running_web(tmp_path, config_text="") as web:
+        client = web.session()
+        assert f'<code id="home-assistant-key">{key}</code>' in client.get(web.url + "/").text
+        assert key not in client.get(web.url + "/api/status").text
+        assert key not in web.session(pair=False).get(web.url + "/").text
+    own = f'[satellite]\nencryption_key = "{KEY}"\n'  # the owner's own key is never shown
+    with running_web(tmp_path, config_text=own) as web:
+        page = web.session().get(web.url + "/").text
+        assert "home-assistant-key" not in page and KEY not in page

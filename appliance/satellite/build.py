@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from appliance import events as ev
 from appliance.audio.volume import Volume
@@ -14,6 +15,7 @@ from appliance.pipeline import Pipeline
 from appliance.satellite.announce import Announcer
 from appliance.satellite.assist import HomeAssistantPipeline
 from appliance.satellite.entities import MediaPlayer, MuteSwitch, WakeSensitivity
+from appliance.satellite.keys import key_file, key_in_use
 from appliance.satellite.server import Identity, SatelliteServer
 from appliance.satellite.voice import VoiceAssistant
 from appliance.sections.web import host_label
@@ -37,7 +39,9 @@ def satellite_for(
     set_wake_threshold: Callable[[float], bool],
     volume: Volume,
     sample_rate: int,
+    data: Path | None = None,
 ) -> SatelliteServer:
+    """`data`: where a key made here is kept (the data directory when None)."""
     server: SatelliteServer
 
     def play_url(url: str, announcement: bool) -> None:
@@ -67,6 +71,14 @@ def satellite_for(
         WakeSensitivity(wake_threshold, set_wake_threshold),
         media,
     ]
-    server = SatelliteServer(config.satellite, identity_of(config), entities, bus, voice)
+    try:
+        key, problem = key_in_use(config.satellite, data), ""
+    except OSError as err:  # never plaintext instead: not served, and the page says why
+        key = ""
+        problem = (f"no encryption key can be kept in {key_file(data)} "
+                   f"({err.strerror or err})")  # fmt: skip
+    server = SatelliteServer(
+        config.satellite, identity_of(config), entities, bus, voice, key=key, problem=problem
+    )
     volume.watch(server.states_changed)
     return server

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import secrets
 
 from appliance.config import config_from_args
+from appliance.satellite.keys import key_file, new_key, stored_key
 
 
 def add_satellite_commands(satellite: argparse.ArgumentParser) -> None:
@@ -23,10 +22,6 @@ def add_satellite_commands(satellite: argparse.ArgumentParser) -> None:
     status.set_defaults(handler=cmd_status)
 
 
-def new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
 def cmd_key(args: argparse.Namespace) -> int:
     print(new_key())
     return 0
@@ -37,7 +32,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not satellite.enabled:
         print("off: set [satellite] enabled = true to serve Home Assistant's native API")
         return 0
-    kind = "encrypted" if satellite.encryption_key else "plaintext (no encryption_key)"
-    print(f"on: {satellite.host}:{satellite.port}, {kind}, at most {satellite.max_clients} "
-          "clients")  # fmt: skip
+    if satellite.plaintext:
+        kind = "plaintext (satellite.plaintext = true)"
+    elif satellite.encryption_key:
+        kind = "encrypted with satellite.encryption_key"
+    else:
+        made = stored_key()
+        kind = (f"encrypted with the key made here ({key_file()}): {made}" if made else
+                "encrypted with a key made on first start (`appliance run`)")  # fmt: skip
+    print(f"on: {satellite.host}:{satellite.port}, {satellite.mode} mode, {kind}, at most "
+          f"{satellite.max_clients} clients")  # fmt: skip
     return 0

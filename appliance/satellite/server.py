@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +57,14 @@ class SatelliteServer:
         entities: Sequence[Entity],
         bus: ev.EventBus,
         voice: VoiceAssistant | None = None,
+        *,
+        key: str = "",
+        problem: str = "",
     ) -> None:
+        """`key`: the encryption key in base64 (appliance/satellite/keys.py); "" =
+        plaintext. `problem`: why the API cannot be served (it is then not)."""
         self.config = config
+        self.problem = problem
         self.voice = voice
         self.commanding: _Connection | None = None
         """The connection whose command is being applied (a media URL is fetched from
@@ -71,10 +78,10 @@ class SatelliteServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._key: bytes | None = None
         self._advertiser: Any = None
-        if config.encryption_key:
+        if key:
             from appliance.satellite.noise import decode_key
 
-            self._key = decode_key(config.encryption_key)  # checked by the config already
+            self._key = decode_key(key)  # checked by the config or keys.py already
 
     @property
     def encrypted(self) -> bool:
@@ -95,8 +102,25 @@ class SatelliteServer:
 
     async def __aenter__(self) -> SatelliteServer:
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
+        if self.problem:
+            _LOGGER.error("Home Assistant's native API is not served: %s", self.problem)
+            self._serving(self.problem)
+            return self
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, self.config.host, self.config.port
+            )
+        except OSError as err:  # the appliance goes on answering; the page says why
+            reason = (
+                f"cannot listen on {self.config.host}:{self.config.port} "
+                f"({os.strerror(err.errno) if err.errno else err}); "
+                "free the port or set satellite.port"
+            )
+            _LOGGER.error("Home Assistant's native API is not served: %s", reason)
+            self._serving(reason)
+            return self
         self._unsubscribe = self.bus.subscribe(self._on_event)
+        self._serving("")
         if self.config.mdns:
             await self._advertise()
         _LOGGER.info(
@@ -155,6 +179,17 @@ class SatelliteServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
+    def _serving(self, error: str) -> None:
+        self.bus.publish(
+            ev.SatelliteServing(
+                turn=0, stream_time=0.0, port=self.port, encrypted=self.encrypted, error=error
+            )
+        )
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.Muted) and self._loop is not None:

@@ -16,9 +16,9 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class SatelliteConfig:
-    enabled: bool = False
-    """Serve the ESPHome native API inside `appliance run`, so that Home Assistant can
-    add the appliance as a device. Off by default until the API can be encrypted."""
+    enabled: bool = True
+    """Serve the ESPHome native API inside `appliance run`, so that Home Assistant finds
+    the appliance and adds it as a voice satellite (asking for the encryption key)."""
     mode: str = "local"
     """Who answers a spoken request: "local", the appliance itself (Home Assistant sees
     its entities and announces through it), or "home_assistant", Home Assistant's voice
@@ -36,8 +36,13 @@ class SatelliteConfig:
     Assistant offers to add the appliance by itself."""
     encryption_key: str = field(default="", repr=False)
     """The API's encryption key: 32 random bytes in base64, which Home Assistant asks
-    for when the device is added (`appliance satellite key` makes one). Empty: the API
-    is plaintext, as an ESPHome device without `api: encryption:`."""
+    for when the device is added (`appliance satellite key` makes one). Empty: a key is
+    made on first start and kept in the data directory (`satellite.key`); the status
+    page and `appliance satellite status` show it."""
+    plaintext: bool = False
+    """No encryption at all, as an ESPHome device without `api: encryption:`: anyone on
+    the network can then mute the appliance, play sounds on it and, in home_assistant
+    mode, receive what it hears after the wake word. Only for trying things out."""
 
     def __post_init__(self) -> None:
         try:
@@ -56,6 +61,10 @@ class SatelliteConfig:
         _check(
             0.5 <= self.hello_timeout_seconds <= 120,
             "satellite.hello_timeout_seconds must be 0.5–120",
+        )
+        _check(
+            not (self.plaintext and self.encryption_key),
+            "satellite.plaintext = true and an encryption_key contradict each other: remove one",
         )
         if self.encryption_key:
             _check(

@@ -39,7 +39,8 @@ def add_web_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
 
 def add_web_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--localhost-only", action="store_true",
-                        help="serve the page on 127.0.0.1 only (no LAN, no mDNS)")  # fmt: skip
+                        help="serve the page (and, with `run`, Home Assistant's API) on "
+                             "127.0.0.1 only (no LAN, no mDNS)")  # fmt: skip
     parser.add_argument(
         "--web-port",
         type=int,

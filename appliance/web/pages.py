@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.responses import PlainTextResponse
 
+from appliance.config import AppConfig
 from appliance.sections.devices import DEVICE_KINDS
 from appliance.web.auth import csrf_token
 from appliance.web.bodies import client_host, read_form
@@ -137,7 +138,19 @@ async def status_page(request: Request, ctx: Ctx, session: PageSession) -> Respo
     snapshot = status_snapshot(ctx.tracker, ctx.config, root=ctx.sysroot,
                                started=ctx.started)  # fmt: skip
     return render(request, ctx, "status.html", session, s=snapshot, stages=CHART_STAGES,
-                  ram_notes=RAM_NOTES)  # fmt: skip
+                  ram_notes=RAM_NOTES, ha_key=made_key(ctx.config))  # fmt: skip
+
+
+def made_key(config: AppConfig) -> str | None:
+    """The native API key made on first start, for a paired browser to give Home
+    Assistant (shown on the page, never over the token API; a key set in the config is
+    the owner's own and is not shown)."""
+    satellite = config.satellite
+    if not satellite.enabled or satellite.plaintext or satellite.encryption_key:
+        return None
+    from appliance.satellite.keys import stored_key
+
+    return stored_key()
 
 
 @router.get("/try")

@@ -137,8 +137,13 @@ FIELDS: tuple[SettingField, ...] = (
                  "(Assist, with this appliance answering when it cannot)", "str",
                  pattern=r"local|home_assistant", group="Home Assistant satellite"),
     SettingField("satellite", "encryption_key", "Encryption key", "secret",
-                 "32 bytes in base64, as `appliance satellite key` prints; Home Assistant "
-                 "asks for the same key. Never shown again; empty keeps the stored one",
+                 "Your own key: 32 bytes in base64, as `appliance satellite key` prints; "
+                 "Home Assistant asks for the same key. Never shown again; empty keeps the "
+                 "stored one. None set: the key made on first start, shown on the status "
+                 "page, is used", group="Home Assistant satellite"),
+    SettingField("satellite", "plaintext", "No encryption (testing only)", "bool",
+                 "Anyone on the network can then control the appliance and, in "
+                 "home_assistant mode, hear what it hears after the wake word",
                  group="Home Assistant satellite"),
 )  # fmt: skip
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}

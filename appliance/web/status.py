@@ -49,6 +49,9 @@ class StatusTracker:
         self.events_seen = 0
         self.home_assistant: dict[str, str] = {}
         """Native API clients connected now (appliance/satellite): address → name."""
+        self.satellite: dict[str, Any] | None = None
+        """The native API as served by this process (port, encrypted, error); None: not
+        served here."""
 
     def expect_typed(self, text: str) -> None:
         """A typed request is about to start: it publishes no transcript, so its text is
@@ -65,6 +68,12 @@ class StatusTracker:
                 self._turn(event.turn).transcript = self._typed.pop(0)
         elif kind == "muted":
             self.muted = bool(getattr(event, "muted", False))
+        elif kind == "satellite_serving":
+            self.satellite = {
+                "port": getattr(event, "port", 0),
+                "encrypted": getattr(event, "encrypted", False),
+                "error": getattr(event, "error", ""),
+            }
         elif kind == "satellite_connection":
             peer = getattr(event, "peer", "")
             if getattr(event, "connected", False):
@@ -213,10 +222,19 @@ def status_snapshot(
         "system": system_readings(root),
         "turns": [asdict(t) for t in reversed(tracker.turns)],
         "errors": [asdict(e) for e in reversed(tracker.errors)],
-        "home_assistant": {
-            "served": config.satellite.enabled,
-            "port": config.satellite.port,
-            "encrypted": bool(config.satellite.encryption_key),
-            "clients": sorted(tracker.home_assistant.values()),
-        },
+        "home_assistant": home_assistant_status(tracker, config),
+    }
+
+
+def home_assistant_status(tracker: StatusTracker, config: AppConfig) -> dict[str, Any]:
+    """The native API as this process serves it: not served (off, or not started here),
+    failed (`error`), or waiting for / connected to Home Assistant."""
+    serving = tracker.satellite or {}
+    return {
+        "served": bool(serving) and not serving["error"],
+        "enabled": config.satellite.enabled,
+        "port": serving.get("port", config.satellite.port),
+        "encrypted": serving.get("encrypted", not config.satellite.plaintext),
+        "error": serving.get("error", ""),
+        "clients": sorted(tracker.home_assistant.values()),
     }

@@ -103,7 +103,9 @@
 
   function setHomeAssistant(ha) {
     const node = document.getElementById("home-assistant");
-    if (!node || !ha || !ha.served) return;
+    if (!node || !ha) return;
+    if (ha.error) { node.textContent = `not served: ${ha.error}`; return; }
+    if (!ha.served) return;
     node.textContent = ha.clients.length ? `connected: ${ha.clients.join(", ")}`
       : `not connected: waiting on port ${ha.port}, ${ha.encrypted ? "encrypted" : "without encryption"}`;
   }

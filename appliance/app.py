@@ -176,6 +176,7 @@ class App:
                     volume=self.volume,
                     sample_rate=self.engines.tts.sample_rate,
                     data=parts.data_dir,
+                    status_light=self.actions.status_light if self.actions else None,
                 )
             )
 

@@ -170,6 +170,11 @@ class Actions:
                 on_mute=self.mute,
             )
 
+    @property
+    def status_light(self) -> Any:
+        """The status light (appliance.actions.gpio.StatusLight), or None."""
+        return self._status
+
     def _factory(self) -> Any:
         if self.pin_factory is None and self.config.pin_factory:
             from appliance.pins import make_pin_factory

@@ -18,6 +18,7 @@ from aioesphomeapi import (
     APIClient,
     APIConnectionError,
     InvalidEncryptionKeyAPIError,
+    LightInfo,
     MediaPlayerCommand,
     MediaPlayerEntityFeature,
     MediaPlayerEntityState,
@@ -28,6 +29,8 @@ from aioesphomeapi import (
     SelectState,
     SwitchInfo,
     SwitchState,
+    TextSensorInfo,
+    TextSensorState,
     VoiceAssistantEventType,
     VoiceAssistantFeature,
     VoiceAssistantTimerEventType,
@@ -39,7 +42,7 @@ from hypothesis import strategies as st
 from appliance.audio.sources import ArraySource
 from appliance.audio.volume import Volume, VolumeSink
 from appliance.audio.wav import wav_bytes
-from appliance.config import AppConfig
+from appliance.config import AppConfig, WakeConfig
 from appliance.errors import ConfigError
 from appliance.satellite.build import satellite_for
 from appliance.satellite.entities import SENSITIVITY
@@ -54,7 +57,9 @@ from tests.fakes import appliance, loud, make_pipeline, quiet, request
 class _House:
     """A pipeline (fake engines) with its satellite, and the wake threshold it sets."""
 
-    def __init__(self, transcripts=(), replies=(), **satellite: object) -> None:
+    def __init__(
+        self, transcripts=(), replies=(), *, data=None, lamp=None, wake=0.5, **satellite: object
+    ) -> None:
         made = make_pipeline(list(transcripts), list(replies))
         self.pipeline, self.recorder, self.recording, self.tts, self.llm = made
         self.threshold = 0.5
@@ -63,7 +68,9 @@ class _House:
         self.config = AppConfig(
             satellite=SatelliteConfig(enabled=True, **options),  # type: ignore[arg-type]
             web=WebConfig(device_name="Kitchen Speaker"),
+            wake=WakeConfig(threshold=wake),
         )
+        self.data = data or Path(tempfile.mkdtemp())  # Home Assistant's settings are kept
 
         def set_threshold(value: float) -> bool:
             self.threshold = value
@@ -79,6 +86,8 @@ class _House:
             set_wake_threshold=set_threshold,
             volume=self.volume,
             sample_rate=16_000,
+            data=self.data,
+            status_light=lamp,
         )
 
     async def __aenter__(self) -> _House:
@@ -149,6 +158,89 @@ async def test_it_lists_the_mute_switch_and_the_wake_word_sensitivity():
         assert [s.object_id for s in switches] == ["mute"] and services == []
         assert [s.name for s in selects] == ["Wake word sensitivity"]
         assert selects[0].options == list(SENSITIVITY)
+        assert not [e for e in entities if isinstance(e, LightInfo)]  # no status light here
+        [sensor] = [e for e in entities if isinstance(e, TextSensorInfo)]
+        assert sensor.name == "Assist state"
+        states: asyncio.Queue[object] = asyncio.Queue()
+        client.subscribe_states(states.put_nowait)
+
+        async def shown(wanted: str) -> None:
+            while True:
+                state = await asyncio.wait_for(states.get(), 5)
+                if isinstance(state, TextSensorState) and state.state == wanted:
+                    return
+
+        await shown("idle")
+        house.pipeline.set_muted(True, by="button")
+        await shown("muted")
+
+
+def _status_light():
+    from gpiozero.pins.mock import MockFactory
+
+    from appliance.actions.gpio import StatusLight
+    from appliance.sections.devices import StatusLightConfig
+
+    factory = MockFactory()
+    return StatusLight(StatusLightConfig(pin=23), factory), factory.pin(23)
+
+
+@_sync
+async def test_home_assistant_turns_the_status_light_off_and_it_stays_dark():
+    lamp, pin = _status_light()
+    house = _House(lamp=lamp)
+    house.pipeline.bus.subscribe(lamp)
+    async with house, house.client() as client:
+        entities, _ = await client.list_entities_services()
+        [light] = [e for e in entities if isinstance(e, LightInfo)]
+        assert light.object_id == "status_light" and light.name == "Status light"
+        house.pipeline.set_muted(True, by="button")
+        assert pin.state  # muted shows (a blink starts lit)
+        states: asyncio.Queue[object] = asyncio.Queue()
+        client.subscribe_states(states.put_nowait)
+        client.light_command(light.key, state=False)
+        while lamp.lit:
+            await asyncio.wait_for(states.get(), 5)
+        await asyncio.sleep(0.3)  # the blink's thread has stopped
+        assert not pin.state
+        house.pipeline.set_muted(False, by="button")
+        house.pipeline.set_muted(True, by="button")
+        assert not pin.state  # dark whatever the state
+        client.light_command(light.key, state=True)
+        while not lamp.lit:
+            await asyncio.wait_for(states.get(), 5)
+        assert pin.state  # it shows the state again
+    lamp.close()
+
+
+@_sync
+async def test_what_home_assistant_set_is_kept_across_a_restart_and_the_config_wins_later():
+    lamp, _ = _status_light()
+    house = _House(lamp=lamp)
+    async with house, house.client() as client:
+        entities, _ = await client.list_entities_services()
+        player = next(e for e in entities if isinstance(e, MediaPlayerInfo))
+        select = next(e for e in entities if isinstance(e, SelectInfo))
+        light = next(e for e in entities if isinstance(e, LightInfo))
+        states: asyncio.Queue[object] = asyncio.Queue()
+        client.subscribe_states(states.put_nowait)
+        client.media_player_command(player.key, volume=0.3)
+        client.media_player_command(player.key, command=MediaPlayerCommand.MUTE)
+        client.select_command(select.key, "Very sensitive")
+        client.light_command(light.key, state=False)
+        while lamp.lit or house.threshold != 0.35 or not house.volume.muted:
+            await asyncio.wait_for(states.get(), 5)  # each command is followed by its state
+    lamp.close()
+    lamp, _ = _status_light()
+    again = _House(data=house.data, lamp=lamp)  # the restart: the same data directory
+    assert again.volume.level == pytest.approx(0.3) and again.volume.muted
+    assert again.threshold == 0.35 and not lamp.lit
+    lamp.close()
+    changed = _House(data=house.data, wake=0.6)  # the config's threshold changed since
+    assert changed.threshold == 0.5  # untouched: the config's 0.6 applies, as the app loads it
+    (house.data / "satellite.json").write_text("{not json")
+    broken = _House(data=house.data)  # a broken file: Home Assistant's settings start afresh
+    assert broken.volume.level == 1.0 and not broken.volume.muted
 
 
 @_sync

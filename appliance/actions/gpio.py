@@ -163,6 +163,7 @@ class StatusLight:
 
         self.state = "idle"
         self.muted = False
+        self._lit = True
         try:
             if config.red is not None:
                 assert config.green is not None and config.blue is not None
@@ -193,8 +194,18 @@ class StatusLight:
             return
         self.show("muted" if self.muted else self.state)
 
+    @property
+    def lit(self) -> bool:
+        """False: dark whatever the state (turned off from Home Assistant)."""
+        return self._lit
+
+    @lit.setter
+    def lit(self, lit: bool) -> None:
+        self._lit = bool(lit)
+        self.show("muted" if self.muted else self.state)
+
     def show(self, state: str) -> None:
-        pattern = _PATTERNS.get(state)
+        pattern = _PATTERNS.get(state) if self._lit else None
         if pattern is None:
             self._led.off()
             return

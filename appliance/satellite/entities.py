@@ -191,3 +191,69 @@ class MediaPlayer:
         if message.has_media_url:
             self._play_url(message.media_url, message.has_announcement and message.announcement)
         return True
+
+
+class Lamp(Protocol):
+    """The status light (appliance.actions.gpio.StatusLight) as Home Assistant turns it."""
+
+    lit: bool
+    """True: it follows the appliance's state; False: it stays dark."""
+
+
+_ON_OFF = 1  # ColorMode.COLOR_MODE_ON_OFF
+
+
+class StatusLightSwitch:
+    """The status light as a light that Home Assistant turns off (dark at night) and on
+    (it shows listening, thinking, speaking, muted again). Listed only when the
+    appliance has one (`[actions.status_light]`)."""
+
+    object_id = "status_light"
+
+    def __init__(self, lamp: Lamp, changed: Callable[[], None]) -> None:
+        self.key = key_of(self.object_id)
+        self._lamp = lamp
+        self._changed = changed
+
+    def listing(self) -> Message:
+        return api_pb2.ListEntitiesLightResponse(
+            object_id=self.object_id,
+            key=self.key,
+            name="Status light",
+            icon="mdi:led-on",
+            supported_color_modes=[_ON_OFF],
+            entity_category=ENTITY_CATEGORY_CONFIG,
+        )
+
+    def state(self) -> Message:
+        return api_pb2.LightStateResponse(key=self.key, state=self._lamp.lit, color_mode=_ON_OFF)
+
+    def command(self, message: Message) -> bool:
+        if not isinstance(message, api_pb2.LightCommandRequest):
+            return False
+        if message.has_state and message.state != self._lamp.lit:
+            self._lamp.lit = message.state
+            self._changed()
+        return True
+
+
+class AssistState:
+    """What the appliance is doing (idle, listening, thinking, speaking, muted), as a
+    text sensor: Home Assistant sees it in either mode, and automations can use it."""
+
+    object_id = "assist_state"
+
+    def __init__(self, state: Callable[[], str]) -> None:
+        self.key = key_of(self.object_id)
+        self._state = state
+
+    def listing(self) -> Message:
+        return api_pb2.ListEntitiesTextSensorResponse(
+            object_id=self.object_id, key=self.key, name="Assist state", icon="mdi:account-voice"
+        )
+
+    def state(self) -> Message:
+        return api_pb2.TextSensorStateResponse(key=self.key, state=self._state())
+
+    def command(self, message: Message) -> bool:
+        return False  # a sensor takes no commands

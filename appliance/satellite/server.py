@@ -192,7 +192,7 @@ class SatelliteServer:
         )
 
     def _on_event(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Muted) and self._loop is not None:
+        if isinstance(event, (ev.Muted, ev.StateChanged)) and self._loop is not None:
             self._loop.call_soon_threadsafe(self._push_states)
 
     def announce(self, connection: _Connection, *, connected: bool) -> None:

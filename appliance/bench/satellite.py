@@ -1,14 +1,18 @@
 """Home Assistant's native API, measured on loopback with the client Home Assistant uses
-standing in for it: wake word → the request's first audio at Home Assistant (mode
-home_assistant), and an announcement asked → its first sound, against the appliance
-saying the same sentence itself."""
+standing in for it, encrypted as by default (a key made in a temporary data directory):
+wake word → the request's first audio at Home Assistant (mode home_assistant), and an
+announcement asked → its first sound, against the appliance saying the same sentence
+itself."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from appliance import events as ev
@@ -28,6 +32,7 @@ async def satellite_figures(
 
     from appliance.app import App, Parts
     from appliance.config import AppConfig
+    from appliance.satellite.keys import key_file
     from appliance.sections.satellite import SatelliteConfig
 
     voice = engines.tts
@@ -43,12 +48,15 @@ async def satellite_figures(
     bus.subscribe(lambda e: wakes.append(time.monotonic()) if e.type == "wake" else None)
     sink = _FirstAudio()
     first_chunk: list[float] = []
-    parts = Parts(actions=False, vision=False, satellite=True)
+    data = Path(tempfile.mkdtemp(prefix="bench-satellite-"))
+    parts = Parts(actions=False, vision=False, satellite=True, data_dir=data)
     rows: list[dict[str, Any]] = []
     E = VoiceAssistantEventType  # noqa: N806
     with files:
         async with App(config, engines, sink, bus, settings=settings, parts=parts) as app:
-            client = APIClient("127.0.0.1", app.satellite.port, None, client_info="bench")
+            key = key_file(data).read_text(encoding="ascii").strip()
+            client = APIClient("127.0.0.1", app.satellite.port, None, client_info="bench",
+                               noise_psk=key)  # fmt: skip
             await client.connect(login=True)
 
             async def start(*args: object) -> int:
@@ -96,6 +104,7 @@ async def satellite_figures(
                         if sink.first is not None:
                             local.append(sink.first - asked)
             await client.disconnect()
+    shutil.rmtree(data, ignore_errors=True)
     wake = [r["wake_to_first_audio_s"] for r in rows]
     report: dict[str, Any] = {
         "rows": rows,

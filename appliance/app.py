@@ -109,6 +109,7 @@ class App:
         self.actions: Any = None
         self.web: Any = None
         self.satellite: Any = None
+        self.remotes: Any = None
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> App:
@@ -125,10 +126,15 @@ class App:
     async def _start(self) -> None:
         from appliance.house import actions_for
         from appliance.mqtt.service import mqtt_service
+        from appliance.remote.stages import remote_stages
         from appliance.vision.build import vision_hook
 
         config, parts, pipeline, stack = self.config, self.parts, self.pipeline, self._stack
         await stack.enter_async_context(pipeline)
+        # A bigger box's engines in front of this board's, before anything takes the LLM.
+        self.remotes = await stack.enter_async_context(
+            remote_stages(config, self.engines, self.bus)
+        )
         if parts.vision:  # 1. vision's spoken trigger
             self.vision = await stack.enter_async_context(
                 vision_hook(

@@ -19,15 +19,11 @@ from typing import Any
 from appliance.errors import ConfigError
 from appliance.sections.conversation import ConversationConfig
 from appliance.sections.devices import ActionsConfig, DeviceList
+from appliance.sections.llm import LlmConfig
 from appliance.sections.mqtt import MqttConfig
 from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.vision import VisionConfig
 from appliance.sections.web import WebConfig
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are Jarvis, a helpful voice assistant running offline on a small device. "
-    "Reply in one short sentence."
-)
 
 
 def cpu_count() -> int:
@@ -134,32 +130,6 @@ class SttConfig:
 
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "stt.threads must be 0 (auto) or more")
-
-
-@dataclass(frozen=True)
-class LlmConfig:
-    model: str = "smollm2-135m-instruct"
-    """Catalog name of the language model (a GGUF, or an imported .rkllm for the NPU)."""
-    backend: str = "auto"
-    """auto (the Rockchip NPU when the board, its runtime and an imported .rkllm model are
-    all there, else llama.cpp), llama.cpp, or rkllm."""
-    threads: int = 0
-    """Worker threads for llama.cpp; 0 = every core."""
-    context: int = 2048
-    """Context window in tokens (the KV cache grows with it)."""
-    max_tokens: int = 128
-    """Longest reply, in tokens."""
-    temperature: float = 0.0
-    """0 = always the most likely word (repeatable answers)."""
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-
-    def __post_init__(self) -> None:
-        _check(self.threads >= 0, "llm.threads must be 0 (auto) or more")
-        _check(self.backend in ("auto", "llama.cpp", "rkllm"),
-               "llm.backend must be auto, llama.cpp or rkllm")  # fmt: skip
-        _check(256 <= self.context <= 131072, "llm.context must be 256–131072 tokens")
-        _check(1 <= self.max_tokens <= 4096, "llm.max_tokens must be 1–4096")
-        _check(0.0 <= self.temperature <= 2.0, "llm.temperature must be 0–2")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,27 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
     checks += _vision_checks(config, here)
     if here and config.mqtt.enabled:
         checks.append(_mqtt_check(config))
+    if here and config.llm.remote:
+        checks.append(_remote_llm_check(config))
     return checks
+
+
+def _remote_llm_check(config: AppConfig) -> Check:
+    """The bigger box's language model server answers its health check (GET /models)."""
+    from appliance.llm.openai_compat import OpenAiCompatibleLlm
+
+    llm = config.llm
+    remote = OpenAiCompatibleLlm(
+        llm.remote,
+        api_key=llm.remote_api_key,
+        ca_file=llm.remote_ca_file,
+        timeout=llm.remote_timeout_seconds,
+    )
+    problem = remote.health()
+    if problem is None:
+        return Check("remote", "ok", f"language model server {llm.remote} answers")
+    return Check("remote", "warn", f"language model server: {problem}; this board's model "
+                 "answers meanwhile", "start the server, or fix llm.remote")  # fmt: skip
 
 
 def _vision_checks(config: AppConfig, here: bool) -> list[Check]:

@@ -208,6 +208,29 @@ class RemoteTimer(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RemoteState(Event):
+    type: ClassVar[str] = "remote_state"
+    stage: str
+    """llm, stt or tts: the stage whose remote engine (a bigger box) this is."""
+    remote: str
+    """Its address, as configured."""
+    up: bool
+    reason: str = ""
+    """Why it is down ("" when up)."""
+    retry_seconds: float = 0.0
+    """When down: the wait before its health check is tried again."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageFallback(Event):
+    type: ClassVar[str] = "stage_fallback"
+    stage: str
+    """The stage this board's own engine took over (llm, stt or tts)."""
+    remote: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SatelliteServing(Event):
     type: ClassVar[str] = "satellite_serving"
     port: int
@@ -325,6 +348,8 @@ class ConfigFallback(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
+    RemoteState,
+    StageFallback,
     SatelliteServing,
     ModelPlanned,
     Ready,

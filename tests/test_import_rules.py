@@ -24,6 +24,7 @@ FEATURES = (
     "device",
     "discovery",
     "satellite",
+    "remote",
 )
 """Features and the layers that assemble them; the core and the engines know none."""
 CORE_MAY_USE = (

@@ -320,7 +320,7 @@ def test_the_password_never_leaves_the_server(web):
     assert PASSWORD not in got.text
     assert "password" not in got.json()["settings"]["mqtt"]
     secrets = {f["name"]: f for f in got.json()["editable"] if f["kind"] == "secret"}
-    assert set(secrets) == {"mqtt.password", "satellite.encryption_key"}
+    assert set(secrets) == {"mqtt.password", "satellite.encryption_key", "llm.remote_api_key"}
     assert secrets["mqtt.password"]["stored"] is True
     assert secrets["satellite.encryption_key"]["stored"] is False
     page = client.get(web.url + "/settings").text

@@ -85,3 +85,52 @@ class LlamaCppLlm:
                         yield piece
             except Exception as err:
                 raise LanguageModelError(f"llama.cpp failed: {err}") from err
+
+    def stream_after(
+        self, messages: list[Message], begun: str, cancel: threading.Event
+    ) -> Iterator[str]:
+        """Go on from a reply another model began (`begun`, already said), as if this
+        model had written it: the chat prompt, then those words, then completion."""
+        tokens, stop = self._chat_prompt(messages, begun)
+        with self._lock:
+            try:
+                chunks = self._llama.create_completion(
+                    prompt=tokens,
+                    stream=True,
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    repeat_penalty=self.repeat_penalty,
+                    stop=stop,
+                )
+                for chunk in chunks:
+                    if cancel.is_set():
+                        chunks.close()
+                        return
+                    piece = chunk["choices"][0].get("text")
+                    if piece:
+                        yield piece
+            except Exception as err:
+                raise LanguageModelError(f"llama.cpp failed: {err}") from err
+
+    def _chat_prompt(self, messages: list[Message], begun: str) -> tuple[list[int], list[str]]:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self._llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LanguageModelError("the model has no chat template to go on from a reply")
+
+        def text_of(token: int) -> str:
+            return llama._model.token_get_text(token) if token != -1 else ""
+
+        formatted = Jinja2ChatFormatter(
+            template=template, eos_token=text_of(llama.token_eos()),
+            bos_token=text_of(llama.token_bos()),
+        )(messages=[{"role": m.role, "content": m.content} for m in messages])  # fmt: skip
+        tokens = llama.tokenize(
+            (formatted.prompt + begun).encode("utf-8"),
+            add_bos=not formatted.added_special,
+            special=True,
+        )
+        stop = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop or ""]
+        return tokens, [s for s in stop if s]

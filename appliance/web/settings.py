@@ -145,6 +145,17 @@ FIELDS: tuple[SettingField, ...] = (
                  "Anyone on the network can then control the appliance and, in "
                  "home_assistant mode, hear what it hears after the wake word",
                  group="Home Assistant satellite"),
+    # A bigger box's engines in front of this board's (docs/bigger-box.md): a restart applies.
+    SettingField("llm", "remote", "Language model server (OpenAI-compatible)", "str",
+                 "e.g. http://192.168.1.20:8080/v1 (llama-server, llama_cpp.server, "
+                 "Ollama); this board's model answers when it cannot. Empty = this board's "
+                 "only", pattern=r"(https?://[^\s]+)?", group="Bigger box"),
+    SettingField("llm", "remote_model", "Model name on that server", "str",
+                 "Ollama needs one (e.g. llama3.2:3b); llama.cpp ignores it",
+                 pattern=r"[^\x00-\x1f\x7f]*", group="Bigger box"),
+    SettingField("llm", "remote_api_key", "API key for that server", "secret",
+                 "If it wants one. Never shown again; empty keeps the stored one",
+                 group="Bigger box"),
 )  # fmt: skip
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 

@@ -49,6 +49,8 @@ class StatusTracker:
         self.events_seen = 0
         self.home_assistant: dict[str, str] = {}
         """Native API clients connected now (appliance/satellite): address → name."""
+        self.remotes: dict[str, dict[str, Any]] = {}
+        """Stage → its remote engine's state (appliance/remote): remote, up, reason."""
         self.satellite: dict[str, Any] | None = None
         """The native API as served by this process (port, encrypted, error); None: not
         served here."""
@@ -68,6 +70,12 @@ class StatusTracker:
                 self._turn(event.turn).transcript = self._typed.pop(0)
         elif kind == "muted":
             self.muted = bool(getattr(event, "muted", False))
+        elif kind == "remote_state":
+            self.remotes[getattr(event, "stage", "")] = {
+                "remote": getattr(event, "remote", ""),
+                "up": getattr(event, "up", False),
+                "reason": getattr(event, "reason", ""),
+            }
         elif kind == "satellite_serving":
             self.satellite = {
                 "port": getattr(event, "port", 0),
@@ -223,6 +231,7 @@ def status_snapshot(
         "turns": [asdict(t) for t in reversed(tracker.turns)],
         "errors": [asdict(e) for e in reversed(tracker.errors)],
         "home_assistant": home_assistant_status(tracker, config),
+        "remotes": remote_status(tracker, config),
     }
 
 
@@ -238,3 +247,17 @@ def home_assistant_status(tracker: StatusTracker, config: AppConfig) -> dict[str
         "error": serving.get("error", ""),
         "clients": sorted(tracker.home_assistant.values()),
     }
+
+
+def remote_status(tracker: StatusTracker, config: AppConfig) -> list[dict[str, Any]]:
+    """Each stage with a remote engine: where, and whether it is up (None: not checked
+    yet), or why not."""
+    configured = {"llm": config.llm.remote}
+    rows = []
+    for stage, remote in configured.items():
+        if not remote:
+            continue
+        seen = tracker.remotes.get(stage, {})
+        rows.append({"stage": stage, "remote": remote, "up": seen.get("up"),
+                     "reason": seen.get("reason", "")})  # fmt: skip
+    return rows

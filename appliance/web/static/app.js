@@ -97,7 +97,7 @@
     try {
       const s = await api("/api/status");
       fillTurns(s.turns); fillErrors(s.errors); drawChart(s.turns);
-      setState(s.state); setHomeAssistant(s.home_assistant);
+      setState(s.state); setHomeAssistant(s.home_assistant); setRemotes(s.remotes);
     } catch (e) { /* the next event tries again */ }
   }
 
@@ -108,6 +108,15 @@
     if (!ha.served) return;
     node.textContent = ha.clients.length ? `connected: ${ha.clients.join(", ")}`
       : `not connected: waiting on port ${ha.port}, ${ha.encrypted ? "encrypted" : "without encryption"}`;
+  }
+
+  function setRemotes(remotes) {
+    for (const r of remotes || []) {
+      const node = document.querySelector(`.remote[data-stage="${r.stage}"]`);
+      if (!node) continue;
+      node.textContent = `${r.remote}: ` + (r.up === null ? "not checked yet"
+        : r.up ? "up" : `down, this board answers (${r.reason})`);
+    }
   }
 
   function setState(state) {
@@ -123,7 +132,7 @@
       if (event.type === "state") setState(event.state);
       if (event.type === "muted" && mute) { mute.dataset.muted = String(event.muted);
         mute.textContent = event.muted ? "Unmute" : "Mute"; }
-      if (["turn_end", "error", "satellite_connection"].includes(event.type)) refreshStatus();
+      if (["turn_end", "error", "satellite_connection", "remote_state"].includes(event.type)) refreshStatus();
     };
   }
 

@@ -1,0 +1,107 @@
+"""The bigger box's servers, started for real on loopback for the tests and the bench:
+llama-cpp-python's OpenAI-compatible `llama_cpp.server` (and, for the bad-input tests,
+small servers that misbehave on purpose)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on a GGUF file, on 127.0.0.1; a context manager.
+    `url` is its OpenAI base address (…/v1). `kill()` ends it at once (a box that dies)."""
+
+    def __init__(self, model: Path, *, threads: int = 1, context: int = 2048) -> None:
+        self.model = model
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._args = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(context),
+            "--n_threads", str(threads), "--n_threads_batch", str(threads),
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = b""
+
+    def __enter__(self) -> LlamaServer:
+        env = {**os.environ, "NO_PROXY": "*"}
+        self.process = subprocess.Popen(
+            self._args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        )
+        reader = threading.Thread(target=self._read, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited: {self.log[-2000:].decode()}")
+            try:
+                if requests.get(self.url + "/models", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"llama_cpp.server did not start: {self.log[-2000:].decode()}")
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log = (self.log + line)[-20_000:]
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class SilentServer:
+    """Accepts connections on loopback and never answers: a box that hangs."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = int(self._sock.getsockname()[1])
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        for conn in self._held:
+            conn.close()

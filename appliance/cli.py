@@ -176,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_satellite_commands(
         command("satellite", "Home Assistant's native API: a new encryption key, or its status.")
     )
+    from appliance.remote.commands import add_serve_wyoming
+
+    add_serve_wyoming(
+        command(
+            "serve-wyoming",
+            "Offer this board's speech-to-text, voice and wake word as "
+            "Wyoming services (for other appliances and Home Assistant).",
+        )
+    )
     add_web_commands(command)
     return parser
 

@@ -21,6 +21,7 @@ from appliance.sections.conversation import ConversationConfig
 from appliance.sections.devices import ActionsConfig, DeviceList
 from appliance.sections.llm import LlmConfig
 from appliance.sections.mqtt import MqttConfig
+from appliance.sections.remote import check_remote_timing, check_wyoming_url
 from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.vision import VisionConfig
 from appliance.sections.web import WebConfig
@@ -128,8 +129,20 @@ class SttConfig:
     is weighed against the audio too. Costs one more transcription (about 1–3 s here),
     on those turns only."""
 
+    remote: str = ""
+    """A bigger box's Wyoming speech-to-text, e.g. "tcp://192.168.1.20:10300"
+    (wyoming-faster-whisper, or another appliance's `serve-wyoming`); this board's whisper
+    when it cannot. Empty: this board's only."""
+    remote_timeout_seconds: float = 3.0
+    """To connect, and the longest silence while the transcript is awaited."""
+    remote_deadline_seconds: float = 15.0
+    """The longest one transcription may take there."""
+
     def __post_init__(self) -> None:
         _check(self.threads >= 0, "stt.threads must be 0 (auto) or more")
+        check_remote_timing(self, "stt")
+        if self.remote:
+            check_wyoming_url(self.remote, "stt.remote")
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,17 @@ class TtsConfig:
     """A language model's long first sentence is spoken from its first clause of at least
     this many characters (at a comma, or before "and it …"), not from its end; 0 = off."""
 
+    remote: str = ""
+    """A bigger box's Wyoming voice, e.g. "tcp://192.168.1.20:10200" (wyoming-piper, or
+    another appliance's `serve-wyoming`); this board's Piper when it cannot. Empty:
+    this board's only."""
+    remote_voice: str = ""
+    """The voice asked for there; empty: the service's own default."""
+    remote_timeout_seconds: float = 3.0
+    """To connect, and the longest silence while a sentence's audio is awaited."""
+    remote_deadline_seconds: float = 15.0
+    """The longest one sentence may take there."""
+
     def __post_init__(self) -> None:
         _check(0.3 <= self.length_scale <= 3.0, "tts.length_scale must be 0.3–3")
         _check(
@@ -155,6 +179,9 @@ class TtsConfig:
             "tts.first_clause_chars must be 0 (off) or 12–200",
         )
         _check(self.threads >= 0, "tts.threads must be 0 (auto) or more")
+        check_remote_timing(self, "tts")
+        if self.remote:
+            check_wyoming_url(self.remote, "tts.remote")
 
 
 @dataclass(frozen=True)

@@ -80,5 +80,6 @@ def finish_loading(*engines: object) -> None:
     """Wait for every deferred engine among `engines`; raise the first failure. (Each
     load's time goes to `load_engines`' `load_times`.)"""
     for engine in engines:
+        engine = getattr(engine, "local", engine)  # behind a remote (appliance/remote)
         if isinstance(engine, Deferred):
             engine.get()

@@ -62,7 +62,33 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
         checks.append(_mqtt_check(config))
     if here and config.llm.remote:
         checks.append(_remote_llm_check(config))
+    if here:
+        checks += _remote_speech_checks(config)
     return checks
+
+
+def _remote_speech_checks(config: AppConfig) -> list[Check]:
+    """The bigger box's Wyoming speech-to-text and voice describe themselves."""
+    from appliance.stt.wyoming import WyomingStt
+    from appliance.tts.wyoming import WyomingTts
+
+    checks = []
+    if config.stt.remote:
+        stt = WyomingStt(config.stt.remote, timeout=config.stt.remote_timeout_seconds)
+        checks.append(_remote_check("speech-to-text", config.stt.remote, stt.health(),
+                                    "stt.remote"))  # fmt: skip
+    if config.tts.remote:
+        tts = WyomingTts(config.tts.remote, sample_rate=16_000,
+                         timeout=config.tts.remote_timeout_seconds)  # fmt: skip
+        checks.append(_remote_check("voice", config.tts.remote, tts.health(), "tts.remote"))
+    return checks
+
+
+def _remote_check(what: str, where: str, problem: str | None, key: str) -> Check:
+    if problem is None:
+        return Check("remote", "ok", f"{what} service {where} answers")
+    return Check("remote", "warn", f"{what} service: {problem}; this board's own answers "
+                 "meanwhile", f"start the service, or fix {key}")  # fmt: skip
 
 
 def _remote_llm_check(config: AppConfig) -> Check:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from appliance.audio.turn import SmartTurn, TurnDetector
@@ -83,17 +84,8 @@ def load_engines(
     wake = vad = stt = stop = turn = None
     turn_unavailable = ""
     if need_listening:
-        from appliance.stt.whispercpp import WhisperCppStt
-        from appliance.wake.openwakeword import OpenWakeWordDetector
-
         done = step(f"wake word {config.wake.model}")
-        wake = OpenWakeWordDetector(
-            store.path(config.wake.model, "wake"),
-            store.path("oww-melspectrogram", "wake-features"),
-            store.path("oww-embedding", "wake-features"),
-            threshold=config.wake.threshold,
-            name=config.wake.model,
-        )
+        wake = _wake_detector(config, store)
         done()
         stop = _load_stop_keyword(config, store)
         done = step("voice activity detector silero-vad")
@@ -101,26 +93,14 @@ def load_engines(
         done()
         turn, turn_unavailable = _load_turn_detector(config, store, step)
         done = step(f"speech-to-text {config.stt.model}")
-        stt = WhisperCppStt(
-            store.path(config.stt.model, "stt"),
-            threads=resolve_threads(config.stt.threads),
-            language=config.stt.language,
-            fit_context=config.stt.fit_context,
-        )
+        stt = _whisper(config, store)
         done()
-
-    from appliance.tts.piper import PiperTts
 
     voice_path = store.path(config.tts.voice, "tts")
 
-    def load_voice() -> PiperTts:
+    def load_voice() -> Any:
         done = step(f"voice {config.tts.voice}")
-        voice = PiperTts(
-            voice_path,
-            length_scale=config.tts.length_scale,
-            threads=resolve_threads(config.tts.threads),
-            vary=config.tts.vary,
-        )
+        voice = _piper(config, voice_path)
         done()
         return voice
 
@@ -161,6 +141,55 @@ def load_engines(
         stop=stop,
         turn=turn,
         turn_unavailable=turn_unavailable,
+    )
+
+
+def speech_engines(
+    config: AppConfig, store: ModelStore | None = None, progress: Progress = _quiet
+) -> tuple[Any, Any, Any]:
+    """Speech-to-text, the voice and the wake word, and nothing else (no language model,
+    VAD or end of turn): what `appliance serve-wyoming` offers."""
+    store = store or ModelStore(config.models_path())
+    progress(f"loading speech-to-text {config.stt.model}, voice {config.tts.voice} and "
+             f"wake word {config.wake.model} …")  # fmt: skip
+    return (
+        _whisper(config, store),
+        _piper(config, store.path(config.tts.voice, "tts")),
+        _wake_detector(config, store),
+    )
+
+
+def _wake_detector(config: AppConfig, store: ModelStore) -> Any:
+    from appliance.wake.openwakeword import OpenWakeWordDetector
+
+    return OpenWakeWordDetector(
+        store.path(config.wake.model, "wake"),
+        store.path("oww-melspectrogram", "wake-features"),
+        store.path("oww-embedding", "wake-features"),
+        threshold=config.wake.threshold,
+        name=config.wake.model,
+    )
+
+
+def _whisper(config: AppConfig, store: ModelStore) -> Any:
+    from appliance.stt.whispercpp import WhisperCppStt
+
+    return WhisperCppStt(
+        store.path(config.stt.model, "stt"),
+        threads=resolve_threads(config.stt.threads),
+        language=config.stt.language,
+        fit_context=config.stt.fit_context,
+    )
+
+
+def _piper(config: AppConfig, voice_path: Path) -> Any:
+    from appliance.tts.piper import PiperTts
+
+    return PiperTts(
+        voice_path,
+        length_scale=config.tts.length_scale,
+        threads=resolve_threads(config.tts.threads),
+        vary=config.tts.vary,
     )
 
 

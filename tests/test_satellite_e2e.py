@@ -40,7 +40,12 @@ def test_a_spoken_request_reaches_home_assistant_and_its_answer_is_played(engine
     recording = add_noise(compose(0.5, wake, 0.4, asked, 2.5))
     config = repeatable_config(
         satellite=SatelliteConfig(
-            enabled=True, host="127.0.0.1", port=0, mdns=False, mode="home_assistant"
+            enabled=True,
+            host="127.0.0.1",
+            port=0,
+            mdns=False,
+            mode="home_assistant",
+            plaintext=True,
         )
     )
     sink = RecordingSink()

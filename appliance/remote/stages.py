@@ -42,7 +42,7 @@ async def remote_stages(
                                  reason=reason))  # fmt: skip
 
     stages = RemoteStages()
-    local_llm = engines.llm
+    local_llm, local_stt, local_tts = engines.llm, engines.stt, engines.tts
     if config.llm.remote:
         from appliance.llm.openai_compat import OpenAiCompatibleLlm
         from appliance.remote.llm import FallbackLlm
@@ -57,6 +57,30 @@ async def remote_stages(
         breaker = Breaker("llm", llm.remote, health=remote.health, report=report)
         stages.breakers["llm"] = breaker
         engines.llm = FallbackLlm(remote, local_llm, breaker, fell_back)
+    if config.stt.remote and local_stt is not None:
+        from appliance.remote.speech import FallbackStt
+        from appliance.stt.wyoming import WyomingStt
+
+        stt = config.stt
+        remote_stt = WyomingStt(
+            stt.remote, language=stt.language if stt.language != "auto" else "",
+            timeout=stt.remote_timeout_seconds, deadline=stt.remote_deadline_seconds,
+        )  # fmt: skip
+        breaker = Breaker("stt", stt.remote, health=remote_stt.health, report=report)
+        stages.breakers["stt"] = breaker
+        engines.stt = FallbackStt(remote_stt, local_stt, breaker, fell_back)
+    if config.tts.remote:
+        from appliance.remote.speech import FallbackTts
+        from appliance.tts.wyoming import WyomingTts
+
+        tts = config.tts
+        remote_tts = WyomingTts(
+            tts.remote, sample_rate=local_tts.sample_rate, voice=tts.remote_voice,
+            timeout=tts.remote_timeout_seconds, deadline=tts.remote_deadline_seconds,
+        )  # fmt: skip
+        breaker = Breaker("tts", tts.remote, health=remote_tts.health, report=report)
+        stages.breakers["tts"] = breaker
+        engines.tts = FallbackTts(remote_tts, local_tts, breaker, fell_back)
     # Each remote's state from the start (for the page), without delaying it.
     checks = [
         asyncio.create_task(asyncio.to_thread(b.check), name=f"remote-{b.stage}-check")
@@ -67,4 +91,4 @@ async def remote_stages(
     finally:
         for task in checks:
             task.cancel()
-        engines.llm = local_llm
+        engines.llm, engines.stt, engines.tts = local_llm, local_stt, local_tts

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from appliance.errors import ConfigError
+from appliance.sections.remote import check_http_url
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Jarvis, a helpful voice assistant running offline on a small device. "
@@ -17,19 +17,6 @@ DEFAULT_SYSTEM_PROMPT = (
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
-
-
-def check_http_url(url: str, key: str, *, example: str) -> None:
-    """An http:// or https:// address with a host, else a ConfigError naming `key`."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - raises on a port that is no number
-    except ValueError:
-        raise ConfigError(f"{key} has a port that is not a number: {url!r}") from None
-    _check(
-        parts.scheme in ("http", "https") and bool(parts.hostname),
-        f"{key} must be an http:// or https:// address such as {example}, not {url!r}",
-    )
 
 
 @dataclass(frozen=True)

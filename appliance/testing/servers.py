@@ -105,3 +105,71 @@ class SilentServer:
         self._sock.close()
         for conn in self._held:
             conn.close()
+
+
+class WyomingProcess:
+    """A Wyoming service started as a process on 127.0.0.1 (`wyoming-faster-whisper`,
+    `wyoming-piper`, or `appliance serve-wyoming`); ready once it describes itself.
+    `uri` is its address; a context manager."""
+
+    def __init__(self, args: list[str], port: int, *, env: dict[str, str] | None = None,
+                 ready_seconds: float = 120) -> None:  # fmt: skip
+        self.port = port
+        self.uri = f"tcp://127.0.0.1:{port}"
+        self._args = args
+        self._env = {**os.environ, **(env or {})}
+        self._ready_seconds = ready_seconds
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = b""
+
+    @classmethod
+    def faster_whisper(cls, model_dir: Path, data_dir: Path) -> WyomingProcess:
+        port = free_port()
+        return cls([sys.executable, "-m", "wyoming_faster_whisper",
+                    "--uri", f"tcp://127.0.0.1:{port}", "--model", str(model_dir),
+                    "--data-dir", str(data_dir), "--local-files-only",
+                    "--stt-library", "faster-whisper", "--language", "en",
+                    "--cpu-threads", "1", "--beam-size", "1"], port)  # fmt: skip
+
+    @classmethod
+    def piper(cls, voice: Path) -> WyomingProcess:
+        """`voice`: the .onnx file, its .onnx.json beside it."""
+        port = free_port()
+        return cls([sys.executable, "-m", "wyoming_piper", "--uri", f"tcp://127.0.0.1:{port}",
+                    "--voice", voice.stem, "--data-dir", str(voice.parent)], port)  # fmt: skip
+
+    def __enter__(self) -> WyomingProcess:
+        from appliance.transport.wyoming import Address, WyomingFailure, describe
+
+        self.process = subprocess.Popen(
+            self._args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self._env
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + self._ready_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self._args[2]} exited: {self.log[-3000:].decode()}")
+            try:
+                describe(Address.parse(self.uri), timeout=1.0)
+                return self
+            except WyomingFailure:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self._args[2]} did not start: {self.log[-3000:].decode()}")
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log = (self.log + line)[-20_000:]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -146,6 +146,14 @@ FIELDS: tuple[SettingField, ...] = (
                  "home_assistant mode, hear what it hears after the wake word",
                  group="Home Assistant satellite"),
     # A bigger box's engines in front of this board's (docs/bigger-box.md): a restart applies.
+    SettingField("stt", "remote", "Speech-to-text service (Wyoming)", "str",
+                 "e.g. tcp://192.168.1.20:10300 (wyoming-faster-whisper, or another "
+                 "appliance's serve-wyoming); this board's whisper when it cannot. Empty = "
+                 "this board's only", pattern=r"(tcp://[^\s]+)?", group="Bigger box"),
+    SettingField("tts", "remote", "Voice service (Wyoming)", "str",
+                 "e.g. tcp://192.168.1.20:10200 (wyoming-piper); this board's Piper when it "
+                 "cannot. Empty = this board's only", pattern=r"(tcp://[^\s]+)?",
+                 group="Bigger box"),
     SettingField("llm", "remote", "Language model server (OpenAI-compatible)", "str",
                  "e.g. http://192.168.1.20:8080/v1 (llama-server, llama_cpp.server, "
                  "Ollama); this board's model answers when it cannot. Empty = this board's "

@@ -252,7 +252,7 @@ def home_assistant_status(tracker: StatusTracker, config: AppConfig) -> dict[str
 def remote_status(tracker: StatusTracker, config: AppConfig) -> list[dict[str, Any]]:
     """Each stage with a remote engine: where, and whether it is up (None: not checked
     yet), or why not."""
-    configured = {"llm": config.llm.remote}
+    configured = {"stt": config.stt.remote, "llm": config.llm.remote, "tts": config.tts.remote}
     rows = []
     for stage, remote in configured.items():
         if not remote:

@@ -127,11 +127,14 @@ class _FirstAudio(NullSink):
 
 
 async def _one(
-    engines: Engines, settings: PipelineSettings, recording: Recording, pins: Any, data: Path
+    engines: Engines,
+    settings: PipelineSettings,
+    recording: Recording,
+    pins: Any,
+    data: Path,
+    config: AppConfig | None = None,
 ) -> dict[str, Any]:
-    from appliance.bench.actions import _DEVICES
-    from appliance.sections.devices import DeviceList
-
+    """One recording through the app; `config`: the house's (six devices) by default."""
     bus = ev.EventBus()
     ends: list[float] = []
     withdrawn: list[float] = []
@@ -151,7 +154,7 @@ async def _one(
     bus.subscribe(watch)
     sink = _FirstAudio()
     source = _TimedSource(recording.samples, realtime=True)
-    house = AppConfig(devices=DeviceList(_DEVICES))
+    house = config or house_config()
     parts = Parts(vision=False, pin_factory=pins, data_dir=data)
     async with App(house, engines, sink, bus, settings=settings, parts=parts) as app:
         results = await app.pipeline.run(source)
@@ -177,6 +180,14 @@ async def _one(
     if recording.resumes:  # answered before its last word: the end-pointer cut the sentence
         row["cut_off"] = any(end < recording.last_voiced for end in ends)
     return row
+
+
+def house_config() -> AppConfig:
+    """The bench's house: six devices (`appliance/bench/actions.py`)."""
+    from appliance.bench.actions import _DEVICES
+    from appliance.sections.devices import DeviceList
+
+    return AppConfig(devices=DeviceList(_DEVICES))
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

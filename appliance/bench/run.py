@@ -77,6 +77,18 @@ def run_bench(
         say_table(table_rows(report["satellite"]), say)
         _save(report, json_path, say)
         return 0
+    if only == "remote":
+        from appliance.bench.remote import remote_figures, table_rows
+
+        say("Loading models …")
+        engines = load_engines(config, progress=progress)
+        say("A bigger box on loopback: felt latency through its servers vs the own engines …")
+        settings = without_memory(pipeline_settings(config))
+        figures = remote_figures(engines, settings, config, progress)
+        report["remote"] = asyncio.run(figures)
+        say_table(table_rows(report["remote"]), say)
+        _save(report, json_path, say)
+        return 0
     if only == "latency":
         from appliance.bench.latency import felt_latency, table_rows
 

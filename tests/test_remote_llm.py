@@ -356,3 +356,30 @@ def test_a_remote_that_is_no_address_is_refused_by_the_config(tmp_path):
     config = load_config(path)
     assert config.llm.remote_model == "llama3.2:3b" and config.llm.remote_api_key == "sk-secret"
     assert "remote_api_key" not in public_config(config)["llm"]  # never shown by the page
+
+
+def test_a_box_found_down_is_checked_again_in_the_background_and_comes_back():
+    import asyncio
+
+    from appliance.remote.stages import _watch
+
+    healthy: list[str | None] = ["down"]
+    statuses: list[RemoteStatus] = []
+    clock = [0.0]
+    breaker = Breaker("llm", "box", health=lambda: healthy[0], report=statuses.append,
+                      first_wait=0.2, clock=lambda: clock[0])  # fmt: skip
+
+    async def main() -> None:
+        watching = asyncio.create_task(_watch(breaker, idle_seconds=0.05))
+        await asyncio.sleep(0.05)
+        assert breaker.up is False  # the check at start
+        healthy[0] = None
+        clock[0] = 1.0  # the wait is over: checked without any turn asking
+        for _ in range(100):
+            if breaker.up:
+                break
+            await asyncio.sleep(0.02)
+        watching.cancel()
+
+    asyncio.run(main())
+    assert [s.up for s in statuses] == [False, True]

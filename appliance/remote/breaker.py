@@ -90,6 +90,14 @@ class Breaker:
         if changed:
             self._report(RemoteStatus(self.stage, self.remote, False, reason, wait))
 
+    def seconds_until_retry(self) -> float | None:
+        """While down: how long until the health check is due (0: now); None while up or
+        not yet known."""
+        with self._lock:
+            if self.up is not False:
+                return None
+            return max(0.0, self._retry_at - self._clock())
+
     def check(self) -> None:
         """A health check now (at start, for the page), whatever the breaker's state."""
         problem = self._health()

@@ -81,10 +81,11 @@ async def remote_stages(
         breaker = Breaker("tts", tts.remote, health=remote_tts.health, report=report)
         stages.breakers["tts"] = breaker
         engines.tts = FallbackTts(remote_tts, local_tts, breaker, fell_back)
-    # Each remote's state from the start (for the page), without delaying it.
+    # Each remote's state from the start (for the page), without delaying it; then, while
+    # one is down, its health check when due, so that no turn waits for it.
     checks = [
-        asyncio.create_task(asyncio.to_thread(b.check), name=f"remote-{b.stage}-check")
-        for b in stages.breakers.values()
+        asyncio.create_task(_watch(breaker), name=f"remote-{breaker.stage}-health")
+        for breaker in stages.breakers.values()
     ]
     try:
         yield stages
@@ -92,3 +93,15 @@ async def remote_stages(
         for task in checks:
             task.cancel()
         engines.llm, engines.stt, engines.tts = local_llm, local_stt, local_tts
+
+
+async def _watch(breaker: Breaker, idle_seconds: float = 5.0) -> None:
+    await asyncio.to_thread(breaker.check)
+    while True:
+        due = breaker.seconds_until_retry()
+        if due is None:
+            await asyncio.sleep(idle_seconds)
+        else:
+            await asyncio.sleep(due)
+            if breaker.seconds_until_retry() == 0.0:
+                await asyncio.to_thread(breaker.check)

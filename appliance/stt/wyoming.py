@@ -11,7 +11,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 
 from appliance.errors import SpeechToTextError
-from appliance.transport.wyoming import Address, Exchange, WyomingFailure, describe
+from appliance.transport.wyoming import Address, Exchange, WyomingFailure, missing
 
 RATE = 16_000
 CHUNK_SAMPLES = 1_280  # 80 ms, as the microphone gives them
@@ -31,13 +31,7 @@ class WyomingStt:
         self.deadline = deadline
 
     def health(self) -> str | None:
-        try:
-            info = describe(self.where, timeout=self.timeout)
-        except WyomingFailure as err:
-            return str(err)
-        if not any(program.installed for program in info.asr):
-            return f"{self.where} offers no speech-to-text (its info lists no asr program)"
-        return None
+        return missing(self.where, "asr", timeout=self.timeout)
 
     def transcribe(self, audio: np.ndarray, prompt: str = "") -> str:
         """`prompt` is not sent: Wyoming's transcribe request has no place for it."""

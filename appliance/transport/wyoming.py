@@ -137,3 +137,16 @@ def describe(where: Address, *, timeout: float) -> Info:
                         f"{where} sent an info that cannot be read ({err})"
                     ) from None
     raise WyomingFailure(f"{where} did not describe itself")  # pragma: no cover
+
+
+def missing(where: Address, kind: str, *, timeout: float) -> str | None:
+    """The service's health check: None when it answers `describe` and offers `kind`
+    ("asr", "tts" or "wake") installed, else why not."""
+    try:
+        info = describe(where, timeout=timeout)
+    except WyomingFailure as err:
+        return str(err)
+    if not any(program.installed for program in getattr(info, kind)):
+        what = {"asr": "speech-to-text", "tts": "text-to-speech", "wake": "wake word"}[kind]
+        return f"{where} offers no {what} (its info lists no {kind} program)"
+    return None

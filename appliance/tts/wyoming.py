@@ -11,7 +11,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from appliance.audio.format import resample
 from appliance.errors import TextToSpeechError
-from appliance.transport.wyoming import Address, Exchange, WyomingFailure, describe
+from appliance.transport.wyoming import Address, Exchange, WyomingFailure, missing
 
 _DTYPES = {1: np.uint8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}
 _FULL_SCALE = {1: 128.0, 2: 32768.0, 4: 2147483648.0}
@@ -55,13 +55,7 @@ class WyomingTts:
         self.deadline = deadline
 
     def health(self) -> str | None:
-        try:
-            info = describe(self.where, timeout=self.timeout)
-        except WyomingFailure as err:
-            return str(err)
-        if not any(program.installed for program in info.tts):
-            return f"{self.where} offers no text-to-speech (its info lists no tts program)"
-        return None
+        return missing(self.where, "tts", timeout=self.timeout)
 
     def set_length_scale(self, length_scale: float) -> None:
         """The service speaks at its own rate: nothing to set here."""

@@ -110,6 +110,7 @@ class App:
         self.web: Any = None
         self.satellite: Any = None
         self.remotes: Any = None
+        self.rooms: Any = None
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> App:
@@ -135,6 +136,11 @@ class App:
         self.remotes = await stack.enter_async_context(
             remote_stages(config, self.engines, self.bus)
         )
+        if config.rooms.enabled:  # other rooms' boxes: the best-placed one answers
+            from appliance.rooms.build import room_arbiter
+
+            self.rooms = await stack.enter_async_context(room_arbiter(config, self.bus))
+            pipeline.arbiter = self.rooms
         if parts.vision:  # 1. vision's spoken trigger
             self.vision = await stack.enter_async_context(
                 vision_hook(

@@ -145,13 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="OUT.json", help="also write the JSON here")
     bench.add_argument(
         "--only",
-        choices=["actions", "understanding", "latency", "satellite", "remote"],
+        choices=["actions", "understanding", "latency", "satellite", "remote", "rooms"],
         help="only these figures (actions: end of speech → action done, fast path vs the "
         "language model, and how often its phrasing is used; understanding: spoken "
         "commands judged by what ran, word error rate with and without the bias prompt; "
         "latency: last word → first reply audio, smart end-of-turn vs the fixed silence; "
         "satellite: wake word → first audio at Home Assistant, announcement → first sound; "
-        "remote: felt latency through a bigger box's servers on loopback vs the own engines)",
+        "remote: felt latency through a bigger box's servers on loopback vs the own engines; "
+        "rooms: three boxes in network namespaces, who answers and the arbitration delay)",
     )
     bench.set_defaults(handler=cmd_bench)
 

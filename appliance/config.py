@@ -22,6 +22,7 @@ from appliance.sections.devices import ActionsConfig, DeviceList
 from appliance.sections.llm import LlmConfig
 from appliance.sections.mqtt import MqttConfig
 from appliance.sections.remote import check_remote_timing, check_wyoming_url
+from appliance.sections.rooms import RoomsConfig
 from appliance.sections.satellite import SatelliteConfig
 from appliance.sections.vision import VisionConfig
 from appliance.sections.web import WebConfig
@@ -215,6 +216,8 @@ class AppConfig:
     web: WebConfig = field(default_factory=WebConfig)
     """The config page, its API and the mDNS advertisement (appliance/web)."""
     satellite: SatelliteConfig = field(default_factory=SatelliteConfig)
+    rooms: RoomsConfig = field(default_factory=RoomsConfig)
+    """Several boxes agreeing which one answers (appliance/rooms); off by default."""
     """Home Assistant's native API (appliance/satellite); off by default."""
 
     def __post_init__(self) -> None:

@@ -231,6 +231,32 @@ class StageFallback(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RoomDecision(Event):
+    type: ClassVar[str] = "room_decision"
+    wake_word: str
+    won: bool
+    """True: this box answers; False: another room's box does."""
+    winner: str
+    """The answering box's name."""
+    claims: int
+    """Boxes that heard this wake word (this one included)."""
+    level_db: float
+    """How loud the wake word was here (dBFS)."""
+    score: float
+    waited_ms: float
+    """From this box's claim to the decision: what the arbitration cost."""
+    early: bool
+    """Decided before the window's end."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomConflict(Event):
+    type: ClassVar[str] = "room_conflict"
+    problem: str
+    """Another box has this one's name: what to change."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SatelliteServing(Event):
     type: ClassVar[str] = "satellite_serving"
     port: int
@@ -348,6 +374,8 @@ class ConfigFallback(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
+    RoomDecision,
+    RoomConflict,
     RemoteState,
     StageFallback,
     SatelliteServing,

@@ -25,6 +25,7 @@ FEATURES = (
     "discovery",
     "satellite",
     "remote",
+    "rooms",
 )
 """Features and the layers that assemble them; the core and the engines know none."""
 CORE_MAY_USE = (

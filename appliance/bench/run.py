@@ -77,6 +77,32 @@ def run_bench(
         say_table(table_rows(report["satellite"]), say)
         _save(report, json_path, say)
         return 0
+    if only == "rooms":
+        import tempfile
+
+        from appliance.audio.wav import write_wav
+        from appliance.testing.rooms_net import run_trials
+        from appliance.testing.speech import compose, tts_phrase
+
+        if os.geteuid() != 0:
+            say("the rooms bench needs root: it makes three network namespaces (ip netns)")
+            return 1
+        say("Loading the voice …")
+        voice = load_engines(config, progress=progress, need_listening=False).tts
+        say("Three rooms in three network namespaces, the same wake word at three levels …")
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "hey.wav"
+            write_wav(wav, compose(0.3, tts_phrase(voice, "Hey Jarvis."), 0.4), 16_000)
+            report["rooms"] = rooms = run_trials(wav, trials=100)
+        say_table([
+            ("Trials answered by the nearest box only",
+             f"{rooms['only_the_nearest_answered']}/{rooms['trials']}", ""),
+            ("Arbitration delay (median / max)",
+             f"{rooms['waited_median_ms']:.1f} / {rooms['waited_max_ms']:.1f} ms",
+             f"against a fixed {rooms['window_ms']:.0f} ms window"),
+        ], say)  # fmt: skip
+        _save(report, json_path, say)
+        return 0
     if only == "remote":
         from appliance.bench.remote import remote_figures, table_rows
 

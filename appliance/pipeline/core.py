@@ -33,6 +33,7 @@ from appliance.errors import (
     SpeechToTextError,
 )
 from appliance.handlers import TextHandler, forget_pending, prepare
+from appliance.pipeline.arbitration import WakeArbiter
 from appliance.pipeline.barge_in import (
     BargeIn,
     is_stop_phrase,
@@ -105,6 +106,8 @@ class Pipeline:
         """Tried in order on every request before the LLM (see `appliance.handlers`)."""
         self.turns = TurnRunner(self.speaker, self.handlers, self._publish, self._set_state)
         self.remote: RemoteAssistant | None = None
+        self.arbiter: WakeArbiter | None = None
+        """Other rooms' boxes that may hear the same wake word (appliance/rooms)."""
         """Another assistant that answers spoken requests when it takes them (Home
         Assistant's pipeline, `satellite.mode = "home_assistant"`); None: all here."""
         self._muted = False

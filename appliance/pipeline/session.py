@@ -37,6 +37,7 @@ from appliance.audio.vad import (
 )
 from appliance.errors import WakeWordError
 from appliance.handlers import forget_pending
+from appliance.pipeline.arbitration import speech_level
 from appliance.pipeline.remote import remote_turn
 from appliance.pipeline.stages import Stage
 from appliance.pipeline.types import State, TurnResult
@@ -240,6 +241,13 @@ class Session:
             raise WakeWordError(f"wake word detection failed: {err}") from err
         if detection is None:
             return
+        arbiter = self.pipeline.arbiter
+        if arbiter is not None:  # other rooms may have heard it too: the best one answers
+            level = speech_level(self.pre_roll.snapshot())
+            if not await arbiter.decide(detection.wake_word, detection.score, level):
+                await self.listen.run(self.engines.wake.reset)
+                self.pre_roll.clear()
+                return
         await self._woken(detection.wake_word, detection.score)
         self._begin(self.settings, self.pre_roll.snapshot(), chunk.end, follow_up=False)
 

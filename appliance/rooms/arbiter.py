@@ -1,0 +1,211 @@
+"""The arbiter of one box: it says hello to the others every few seconds, and when this
+box hears the wake word it sends its claim and decides, as soon as it can:
+
+- a better claim from another box (heard before or after ours): lose at once;
+- every box it knows has claimed, and ours is best: win at once;
+- otherwise, at the end of the window (`rooms.window_ms`): win, unless a better claim
+  came, and say so, so that a box that hears it later still defers.
+
+Every box orders the claims the same way (`claims.rank`), so exactly one answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from appliance.rooms.claims import Message, rank, same_wake
+
+_LOGGER = logging.getLogger(__name__)
+HELLO_SECONDS = 5.0
+FORGET_SECONDS = 30.0
+"""A box not heard from for this long is no longer waited for."""
+KEEP_SECONDS = 5.0
+"""How long claims are kept to compare with a later detection."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    won: bool
+    winner: str
+    """The answering box's name."""
+    claims: int
+    """How many boxes claimed this wake word (this one included)."""
+    waited_s: float
+    """From this box's claim to its decision: the delay the arbitration adds."""
+    early: bool
+    """Decided before the window's end (every known box claimed, or a better one did)."""
+
+
+@dataclass
+class _Peer:
+    box: str
+    seen: float
+
+
+@dataclass
+class _Pending:
+    claim: Message
+    decided: asyncio.Future[Decision]
+    sent: float
+    others: list[Message] = field(default_factory=list)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, arbiter: RoomArbiter) -> None:
+        self.arbiter = arbiter
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.arbiter.received(data, addr)
+
+
+class RoomArbiter:
+    def __init__(
+        self,
+        box: str,
+        *,
+        group: str,
+        port: int,
+        window_ms: float,
+        interface: str = "0.0.0.0",
+        on_decision: Callable[[Message, Decision], None] | None = None,
+        on_conflict: Callable[[str], None] | None = None,
+    ) -> None:
+        self.box = box
+        self.instance = uuid.uuid4().hex[:12]
+        self.group, self.port, self.interface = group, port, interface
+        self.window = window_ms / 1000
+        self._on_decision = on_decision
+        self._on_conflict = on_conflict
+        self.peers: dict[str, _Peer] = {}
+        """Other boxes heard from recently, by instance."""
+        self._recent: list[Message] = []
+        self._pending: _Pending | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._hello: asyncio.Task[None] | None = None
+        self._conflicts: set[str] = set()
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> RoomArbiter:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("", self.port))
+        membership = struct.pack("4s4s", socket.inet_aton(self.group),
+                                 socket.inet_aton(self.interface))  # fmt: skip
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)  # this network only
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        if self.interface != "0.0.0.0":
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                            socket.inet_aton(self.interface))  # fmt: skip
+        sock.setblocking(False)
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self), sock=sock
+        )
+        self._hello = asyncio.create_task(self._say_hello(), name="rooms-hello")
+        _LOGGER.info("rooms: %r arbitrates with the boxes on %s:%d", self.box, self.group,
+                     self.port)  # fmt: skip
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._hello is not None:
+            self._hello.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _say_hello(self) -> None:
+        while True:
+            self._send(Message("hello", self.box, self.instance))
+            await asyncio.sleep(HELLO_SECONDS)
+
+    def _send(self, message: Message) -> None:
+        if self._transport is not None:
+            self._transport.sendto(message.encode(), (self.group, self.port))
+
+    # -- what the others say -----------------------------------------------------------
+
+    def received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            message = Message.decode(data)
+        except ValueError as err:
+            _LOGGER.debug("rooms: ignored a datagram from %s: %s", addr[0], err)
+            return
+        if message.instance == self.instance:
+            return  # our own, looped back
+        now = time.monotonic()
+        self.peers[message.instance] = _Peer(message.box, now)
+        if message.box == self.box and message.instance not in self._conflicts:
+            self._conflicts.add(message.instance)
+            problem = (f"another box on this network is also named {self.box!r} "
+                       f"({addr[0]}); give each box its own name (rooms.name)")  # fmt: skip
+            _LOGGER.error("rooms: %s", problem)
+            if self._on_conflict is not None:
+                self._on_conflict(problem)
+        if message.kind == "hello":
+            return
+        wall = time.time()
+        self._recent = [m for m in self._recent if wall - m.at < KEEP_SECONDS] + [message]
+        pending = self._pending
+        if pending is not None and same_wake(message, pending.claim):
+            pending.others.append(message)
+            self._settle(pending, early=True)
+
+    # -- deciding ----------------------------------------------------------------------
+
+    def known(self) -> int:
+        """Other boxes heard from within FORGET_SECONDS."""
+        now = time.monotonic()
+        self.peers = {k: p for k, p in self.peers.items() if now - p.seen < FORGET_SECONDS}
+        return len(self.peers)
+
+    async def decide(self, wake_word: str, score: float, level_db: float) -> bool:
+        claim = Message("claim", self.box, self.instance, wake_word, time.time(), score,
+                        round(level_db, 2))  # fmt: skip
+        loop = asyncio.get_running_loop()
+        pending = _Pending(claim, loop.create_future(), time.monotonic())
+        earlier = [m for m in self._recent if same_wake(m, claim)]
+        pending.others.extend(earlier)
+        self._pending = pending
+        self._send(claim)
+        self._settle(pending, early=True)
+        if not pending.decided.done():
+            loop.call_later(self.window, self._settle, pending, False)
+        try:
+            decision = await pending.decided
+        finally:
+            if self._pending is pending:
+                self._pending = None
+        if decision.won:
+            self._send(Message("won", self.box, self.instance, wake_word, claim.at, score,
+                               claim.level_db))  # fmt: skip
+        if self._on_decision is not None:
+            self._on_decision(claim, decision)
+        return decision.won
+
+    def _settle(self, pending: _Pending, early: bool) -> None:
+        if pending.decided.done():
+            return
+        mine = pending.claim
+        claims = [m for m in pending.others if m.kind == "claim"]
+        won_elsewhere = [m for m in pending.others if m.kind == "won"]
+        better = [m for m in claims if rank(m) > rank(mine)]
+        alone = self.known() == 0  # no other box known: nobody to wait for
+        everyone = alone or {m.instance for m in claims} >= set(self.peers)
+        if won_elsewhere:  # decided already (it heard the word before us): it answers
+            self._decide(pending, False, won_elsewhere[0].box, early)
+        elif better:
+            self._decide(pending, False, max(better, key=rank).box, early)
+        elif not early or everyone:
+            self._decide(pending, True, self.box, early)
+
+    def _decide(self, pending: _Pending, won: bool, winner: str, early: bool) -> None:
+        claims = 1 + len({m.instance for m in pending.others if m.kind == "claim"})
+        waited = time.monotonic() - pending.sent
+        pending.decided.set_result(Decision(won, winner, claims, waited, early))

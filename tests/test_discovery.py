@@ -221,3 +221,38 @@ def test_the_satellite_is_announced_for_home_assistant_and_reached_there(netns):
             satellite.wait(timeout=15)
         except subprocess.TimeoutExpired:
             satellite.kill()
+
+
+_DESCRIBE = """
+import sys
+from appliance.transport.wyoming import Address, missing
+where = Address(sys.argv[1], int(sys.argv[2]))
+print([missing(where, kind, timeout=5) for kind in ("asr", "tts", "wake")], flush=True)
+"""
+
+
+@pytest.mark.e2e
+def test_serve_wyoming_is_announced_as_wyoming_and_described_there(netns, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[web]\ndevice_name = "Attic Box"\n')
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-m", "appliance", "--config",
+         str(config), "serve-wyoming", "--port", "10300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "Wyoming speech-to-text" in server.stdout.readline()
+        [found] = browse(netns, "wyoming")
+        assert found["name"] == "Attic Box" and found["port"] == 10300
+        described = subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", _DESCRIBE,
+             found["addresses"][0], str(found["port"])],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert described.stdout.strip() == "[None, None, None]", described.stderr
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -13,9 +13,9 @@ import sys
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from appliance.discovery.mdns import ESPHOME_TYPE, HTTP_TYPE, OWN_TYPE, Advertiser
+from appliance.discovery.mdns import ESPHOME_TYPE, HTTP_TYPE, OWN_TYPE, WYOMING_TYPE, Advertiser
 
-TYPES = {"own": OWN_TYPE, "http": HTTP_TYPE, "esphome": ESPHOME_TYPE}
+TYPES = {"own": OWN_TYPE, "http": HTTP_TYPE, "esphome": ESPHOME_TYPE, "wyoming": WYOMING_TYPE}
 
 
 async def advertise(args: argparse.Namespace) -> int:

@@ -29,6 +29,8 @@ HTTP_TYPE = "_http._tcp.local."
 OWN_TYPE = "_voice-appliance._tcp.local."
 ESPHOME_TYPE = "_esphomelib._tcp.local."
 """The ESPHome native API (appliance/satellite), as Home Assistant browses for it."""
+WYOMING_TYPE = "_wyoming._tcp.local."
+"""Wyoming services (`appliance serve-wyoming`), as Home Assistant browses for them."""
 API_VERSION = "1"
 MAX_RENAMES = 20
 

@@ -55,8 +55,7 @@ def cmd_serve_wyoming(args: argparse.Namespace) -> int:
 
 
 async def _advertise(config, port: int):  # -> Advertiser | None
-    from appliance.discovery.mdns import Advertiser, Service
-    from appliance.remote.serve import WYOMING_TYPE
+    from appliance.discovery.mdns import WYOMING_TYPE, Advertiser, Service
 
     advertiser = Advertiser(config.web.device_name, port,
                             services=[Service(WYOMING_TYPE, port, lambda name: {})])  # fmt: skip

@@ -34,7 +34,6 @@ from wyoming.wake import Detect, Detection, NotDetected
 from appliance.discovery.mdns import app_version
 
 _LOGGER = logging.getLogger(__name__)
-WYOMING_TYPE = "_wyoming._tcp.local."
 RATE = 16_000
 CHUNK = 1_280
 MAX_REQUEST_SECONDS = 60

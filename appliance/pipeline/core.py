@@ -106,10 +106,10 @@ class Pipeline:
         """Tried in order on every request before the LLM (see `appliance.handlers`)."""
         self.turns = TurnRunner(self.speaker, self.handlers, self._publish, self._set_state)
         self.remote: RemoteAssistant | None = None
-        self.arbiter: WakeArbiter | None = None
-        """Other rooms' boxes that may hear the same wake word (appliance/rooms)."""
         """Another assistant that answers spoken requests when it takes them (Home
         Assistant's pipeline, `satellite.mode = "home_assistant"`); None: all here."""
+        self.arbiter: WakeArbiter | None = None
+        """Other rooms' boxes that may hear the same wake word (appliance/rooms)."""
         self._muted = False
         self._live = False  # a live source's run loop is running (push-to-talk possible)
         self._listen_request = ""

@@ -145,6 +145,13 @@ FIELDS: tuple[SettingField, ...] = (
                  "Anyone on the network can then control the appliance and, in "
                  "home_assistant mode, hear what it hears after the wake word",
                  group="Home Assistant satellite"),
+    # Several rooms, one answer (`[rooms]`, docs/bigger-box.md): a restart applies.
+    SettingField("rooms", "enabled", "Agree with the other rooms' boxes who answers", "bool",
+                 "Only the box that heard the wake word best answers; turn it on on every "
+                 "box", group="Rooms"),
+    SettingField("rooms", "name", "This box's name among them", "str",
+                 "Its room, e.g. kitchen; empty = the device name. Each box needs its own",
+                 pattern=r"[^\x00-\x1f\x7f]{0,40}", group="Rooms"),
     # A bigger box's engines in front of this board's (docs/bigger-box.md): a restart applies.
     SettingField("stt", "remote", "Speech-to-text service (Wyoming)", "str",
                  "e.g. tcp://192.168.1.20:10300 (wyoming-faster-whisper, or another "

@@ -196,3 +196,18 @@ def test_three_rooms_hear_the_same_wake_word_and_only_the_loudest_answers(tmp_pa
           f"the arbitration added {report['waited_median_ms']:.1f} ms (median), "
           f"{report['waited_max_ms']:.1f} ms at most")  # fmt: skip
     assert report["only_the_nearest_answered"] >= 99, report["rows"][:3]
+
+
+def test_the_next_wake_word_a_moment_later_is_decided_afresh():
+    async def main() -> list[list[bool]]:
+        net = _Network("kitchen", "hall")
+        net.hello()
+        await asyncio.sleep(0.02)
+        first = await asyncio.gather(net.boxes["kitchen"].decide("hey_jarvis", 0.9, -10.0),
+                                     net.boxes["hall"].decide("hey_jarvis", 0.9, -20.0))  # fmt: skip
+        await asyncio.sleep(0.6)  # then the person walks to the hall and says it again
+        second = await asyncio.gather(net.boxes["kitchen"].decide("hey_jarvis", 0.9, -22.0),
+                                      net.boxes["hall"].decide("hey_jarvis", 0.9, -9.0))  # fmt: skip
+        return [list(first), list(second)]
+
+    assert asyncio.run(main()) == [[True, False], [False, True]]  # no stale win carried over

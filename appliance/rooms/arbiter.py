@@ -19,14 +19,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from appliance.rooms.claims import Message, rank, same_wake
+from appliance.rooms.claims import Message, rank
 
 _LOGGER = logging.getLogger(__name__)
 HELLO_SECONDS = 5.0
 FORGET_SECONDS = 30.0
 """A box not heard from for this long is no longer waited for."""
-KEEP_SECONDS = 5.0
-"""How long claims are kept to compare with a later detection."""
+SAME_WAKE_SECONDS = 0.5
+"""Claims received this close to this box's own detection are of the same spoken wake
+word (the boxes hear it within a chunk or two of each other); older ones are of an
+earlier one. Judged by when they arrive here, so the boxes' clocks need not agree."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ class RoomArbiter:
         self._on_conflict = on_conflict
         self.peers: dict[str, _Peer] = {}
         """Other boxes heard from recently, by instance."""
-        self._recent: list[Message] = []
+        self._recent: list[tuple[Message, float]] = []
+        """Claims and wins lately received, with when (monotonic)."""
         self._pending: _Pending | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._hello: asyncio.Task[None] | None = None
@@ -150,10 +153,11 @@ class RoomArbiter:
                 self._on_conflict(problem)
         if message.kind == "hello":
             return
-        wall = time.time()
-        self._recent = [m for m in self._recent if wall - m.at < KEEP_SECONDS] + [message]
+        self._recent = [(m, t) for m, t in self._recent if now - t <= SAME_WAKE_SECONDS]
+        self._recent.append((message, now))
         pending = self._pending
-        if pending is not None and same_wake(message, pending.claim):
+        if pending is not None and message.wake == pending.claim.wake and \
+                now - pending.sent <= SAME_WAKE_SECONDS:  # fmt: skip
             pending.others.append(message)
             self._settle(pending, early=True)
 
@@ -169,9 +173,10 @@ class RoomArbiter:
         claim = Message("claim", self.box, self.instance, wake_word, time.time(), score,
                         round(level_db, 2))  # fmt: skip
         loop = asyncio.get_running_loop()
-        pending = _Pending(claim, loop.create_future(), time.monotonic())
-        earlier = [m for m in self._recent if same_wake(m, claim)]
-        pending.others.extend(earlier)
+        now = time.monotonic()
+        pending = _Pending(claim, loop.create_future(), now)
+        pending.others.extend(m for m, t in self._recent
+                              if m.wake == wake_word and now - t <= SAME_WAKE_SECONDS)  # fmt: skip
         self._pending = pending
         self._send(claim)
         self._settle(pending, early=True)

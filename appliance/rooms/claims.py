@@ -21,7 +21,8 @@ class Message:
     own datagrams looped back."""
     wake: str = ""
     at: float = 0.0
-    """Wall-clock time of the detection (the boxes' clocks agree within NTP's error)."""
+    """Wall-clock time of the detection, for the logs (the boxes match claims by when
+    they arrive, not by their clocks)."""
     score: float = 0.0
     level_db: float = -120.0
 
@@ -54,8 +55,3 @@ def rank(claim: Message) -> tuple[float, float, str, str]:
     nearest box hears the wake word loudest; 0.5 dB steps, so that a hair's difference
     does not beat a clearly better score), then the wake score, then the names."""
     return (round(claim.level_db * 2) / 2, round(claim.score, 2), claim.box, claim.instance)
-
-
-def same_wake(a: Message, b: Message, within: float = 1.5) -> bool:
-    """Two detections of one spoken wake word (not the next one, seconds later)."""
-    return a.wake == b.wake and abs(a.at - b.at) <= within

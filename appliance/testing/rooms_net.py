@@ -32,7 +32,9 @@ def namespaces(rooms: list[str]) -> Iterator[dict[str, str]]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     try:
         _ip("netns", "add", hub)
-        _ip("-n", hub, "link", "add", "br0", "type", "bridge")
+        # A plain switch: multicast goes to every port (no IGMP snooping, which without
+        # a querier on the network learns members late and drops their first datagrams).
+        _ip("-n", hub, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
         _ip("-n", hub, "link", "set", "br0", "up")
         for index, ns in enumerate(names.values(), start=1):
             _ip("netns", "add", ns)
@@ -66,7 +68,7 @@ def run_trials(wav: Path, trials: int, gains: dict[str, float] = GAINS) -> dict[
                 assert proc.stdout is not None
                 if not json.loads(proc.stdout.readline()).get("ready"):
                     raise RuntimeError("a box did not start")
-            time.sleep(0.5)  # the hellos go round
+            time.sleep(1.0)  # the hellos go round
             for _ in range(trials):
                 start = time.time() + 0.2
                 for proc in boxes.values():

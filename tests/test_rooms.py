@@ -203,11 +203,12 @@ def test_the_next_wake_word_a_moment_later_is_decided_afresh():
         net = _Network("kitchen", "hall")
         net.hello()
         await asyncio.sleep(0.02)
-        first = await asyncio.gather(net.boxes["kitchen"].decide("hey_jarvis", 0.9, -10.0),
-                                     net.boxes["hall"].decide("hey_jarvis", 0.9, -20.0))  # fmt: skip
+        kitchen, hall = net.boxes["kitchen"], net.boxes["hall"]
+        first = await asyncio.gather(kitchen.decide("hey_jarvis", 0.9, -10.0),
+                                     hall.decide("hey_jarvis", 0.9, -20.0))  # fmt: skip
         await asyncio.sleep(0.6)  # then the person walks to the hall and says it again
-        second = await asyncio.gather(net.boxes["kitchen"].decide("hey_jarvis", 0.9, -22.0),
-                                      net.boxes["hall"].decide("hey_jarvis", 0.9, -9.0))  # fmt: skip
+        second = await asyncio.gather(kitchen.decide("hey_jarvis", 0.9, -22.0),
+                                      hall.decide("hey_jarvis", 0.9, -9.0))  # fmt: skip
         return [list(first), list(second)]
 
     assert asyncio.run(main()) == [[True, False], [False, True]]  # no stale win carried over

@@ -253,7 +253,8 @@ class RoomDecision(Event):
 class RoomConflict(Event):
     type: ClassVar[str] = "room_conflict"
     problem: str
-    """Another box has this one's name: what to change."""
+    """Another box has this one's name, or this box cannot reach the others: what to
+    change."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import time
 
 import pytest
@@ -212,3 +213,22 @@ def test_the_next_wake_word_a_moment_later_is_decided_afresh():
         return [list(first), list(second)]
 
     assert asyncio.run(main()) == [[True, False], [False, True]]  # no stale win carried over
+
+
+def test_a_box_that_cannot_join_the_others_answers_as_if_alone():
+    problems: list[str] = []
+
+    async def main() -> bool:
+        blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        blocker.bind(("", 0))
+        port = blocker.getsockname()[1]  # taken, without SO_REUSEADDR
+        try:
+            arbiter = RoomArbiter("kitchen", group="239.255.76.76", port=port, window_ms=150,
+                                  on_conflict=problems.append)  # fmt: skip
+            async with arbiter:
+                return await arbiter.decide("hey_jarvis", 0.9, -20.0)
+        finally:
+            blocker.close()
+
+    assert asyncio.run(main()) is True
+    assert problems and "as if alone" in problems[0]

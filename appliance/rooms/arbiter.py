@@ -92,22 +92,34 @@ class RoomArbiter:
         self._transport: asyncio.DatagramTransport | None = None
         self._hello: asyncio.Task[None] | None = None
         self._conflicts: set[str] = set()
+        self.problem = ""
+        """Why the box cannot talk to the others ("" when it can)."""
 
     # -- lifetime ----------------------------------------------------------------------
 
     async def __aenter__(self) -> RoomArbiter:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("", self.port))
-        membership = struct.pack("4s4s", socket.inet_aton(self.group),
-                                 socket.inet_aton(self.interface))  # fmt: skip
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)  # this network only
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        if self.interface != "0.0.0.0":
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                            socket.inet_aton(self.interface))  # fmt: skip
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("", self.port))
+            membership = struct.pack("4s4s", socket.inet_aton(self.group),
+                                     socket.inet_aton(self.interface))  # fmt: skip
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)  # this network
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            if self.interface != "0.0.0.0":
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                socket.inet_aton(self.interface))  # fmt: skip
+        except OSError as err:  # no network yet, a taken port: answer as a lone box
+            sock.close()
+            self.problem = (f"cannot join {self.group}:{self.port} "
+                            f"({err.strerror or err}); this box answers every wake word "
+                            "it hears, as if alone")  # fmt: skip
+            _LOGGER.error("rooms: %s", self.problem)
+            if self._on_conflict is not None:
+                self._on_conflict(self.problem)
+            return self
         sock.setblocking(False)
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _Datagrams(self), sock=sock
@@ -170,6 +182,8 @@ class RoomArbiter:
         return len(self.peers)
 
     async def decide(self, wake_word: str, score: float, level_db: float) -> bool:
+        if self.problem:
+            return True  # cut off from the others: never silence
         claim = Message("claim", self.box, self.instance, wake_word, time.time(), score,
                         round(level_db, 2))  # fmt: skip
         loop = asyncio.get_running_loop()

@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import functools
 import logging
+from typing import TYPE_CHECKING
 
-from appliance.config import config_from_args
+from appliance.config import AppConfig, config_from_args
+
+if TYPE_CHECKING:
+    from appliance.discovery.mdns import Advertiser
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_PORT = 10300
@@ -54,7 +58,7 @@ def cmd_serve_wyoming(args: argparse.Namespace) -> int:
     return run_async(main, args.say)
 
 
-async def _advertise(config, port: int):  # -> Advertiser | None
+async def _advertise(config: AppConfig, port: int) -> Advertiser | None:
     from appliance.discovery.mdns import WYOMING_TYPE, Advertiser, Service
 
     advertiser = Advertiser(config.web.device_name, port,

@@ -29,7 +29,8 @@ async def remote_stages(
     loop = asyncio.get_running_loop()
 
     def publish(event: ev.Event) -> None:  # from the engines' threads too
-        loop.call_soon_threadsafe(bus.publish, event)
+        with contextlib.suppress(RuntimeError):  # a check that ends after the app did
+            loop.call_soon_threadsafe(bus.publish, event)
 
     def report(status: RemoteStatus) -> None:
         publish(ev.RemoteState(turn=0, stream_time=0.0, stage=status.stage,

@@ -97,8 +97,12 @@ def test_a_spoken_turn_goes_through_the_bigger_box_and_here_when_it_is_gone(tmp_
         async with App(config, engines, sink, bus, settings=pipeline_settings(config),
                        parts=Parts(actions=False, vision=False)) as app:  # fmt: skip
             results = await app.pipeline.run(ArraySource(recording))
+            assert isinstance(engines.stt, FallbackStt)
+            live_used.append(engines.stt.live_used)
         assert engines.stt is not None and not isinstance(engines.stt, FallbackStt)
         return results
+
+    live_used: list[int] = []
 
     with WyomingProcess.faster_whisper(_ct2_tiny_en(), tmp_path) as whisper, \
             WyomingProcess.piper(_voice()) as piper:  # fmt: skip
@@ -108,6 +112,7 @@ def test_a_spoken_turn_goes_through_the_bigger_box_and_here_when_it_is_gone(tmp_
         [result] = asyncio.run(turn(config, there))
         assert {"capital", "france"} <= _words(result.transcript)
         assert result.reply and there.of("stage_fallback") == []
+        assert live_used == [1]  # the audio went there while it was heard
         assert {(e.stage, e.up) for e in there.of("remote_state")} >= {("stt", True),
                                                                       ("tts", True)}  # fmt: skip
     here = Recorder()  # the servers are gone: the same turn, answered on this board
@@ -313,3 +318,125 @@ def test_doctor_and_the_status_page_name_each_remote_stage():
                            reason="cannot reach it"))  # fmt: skip
     rows = status_snapshot(tracker, config, started=0.0)["remotes"]
     assert [(r["stage"], r["up"]) for r in rows] == [("stt", None), ("tts", False)]
+
+
+class _Listening:
+    """A Wyoming speech-to-text service on loopback that notes when each audio chunk
+    arrives and answers with how many samples it got."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.uri = f"tcp://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.samples = 0
+        self.got = threading.Condition()
+        self.connections = 0
+        self.stopped = 0
+        self.left_early = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        from wyoming.event import read_event, write_event
+
+        samples = 0
+        try:
+            with conn, conn.makefile("rb") as reader, conn.makefile("wb") as writer:
+                while (event := read_event(reader)) is not None:
+                    if AudioChunk.is_type(event.type):
+                        samples += len(event.payload or b"") // 2
+                        with self.got:
+                            self.samples = samples
+                            self.got.notify_all()
+                    elif AudioStop.is_type(event.type):
+                        self.stopped += 1
+                        write_event(Transcript(text=f"{samples} samples").event(), writer)
+                        writer.flush()
+                        return
+        except (OSError, ValueError):
+            pass  # the client reset the connection, perhaps in the middle of an event
+        self.left_early += 1
+
+    def wait_for(self, samples: int) -> bool:
+        with self.got:
+            return self.got.wait_for(lambda: self.samples >= samples, timeout=5)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_a_request_s_audio_goes_to_the_box_while_it_is_heard():
+    server = _Listening()
+    try:
+        stt = WyomingStt(server.uri, timeout=1.0, deadline=3.0)
+        speech = (np.sin(np.arange(48_000) / 5) * 8_000).astype(np.int16)
+        live = stt.listen(speech[:8_000])
+        for start in range(8_000, 40_000, 1_280):
+            live.feed(speech[start : start + 1_280])
+        # Everything heard so far is there before the turn ends
+        assert server.wait_for(40_000) and server.stopped == 0
+        # The end-pointer cut some trailing silence: the same request still answers
+        assert live.finish(int16_to_float(speech[:38_000])) == "40000 samples"
+        # Audio that goes on past what was sent: the rest follows, exactly
+        live = stt.listen(speech[:8_000])
+        assert live.finish(int16_to_float(speech)) == "48000 samples"
+        # Audio that is not what was sent is not answered from it
+        live = stt.listen(speech[:8_000])
+        assert live.finish(int16_to_float(speech[1:])) is None
+        # A dropped request closes its connection without asking for a transcript
+        live = stt.listen(speech[:8_000])
+        live.cancel()
+        deadline = time.monotonic() + 5
+        while server.left_early < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.left_early == 2 and server.stopped == 2 and server.connections == 4
+    finally:
+        server.close()
+
+
+def test_the_fallback_sends_the_heard_request_live_and_drops_it_when_unused():
+    server = _Listening()
+    try:
+        remote = WyomingStt(server.uri, timeout=1.0, deadline=3.0)
+
+        class Local:
+            def transcribe(self, audio, prompt=""):
+                return "heard here"
+
+        breaker = Breaker("stt", server.uri, health=remote.health, report=lambda s: None)
+        stt = FallbackStt(remote, Local(), breaker, lambda *a: None)
+        speech = (np.sin(np.arange(32_000) / 7) * 8_000).astype(np.int16)
+        stt.begin_live(speech[:16_000])
+        stt.feed_live(speech[16_000:])
+        assert stt.transcribe(int16_to_float(speech)) == "32000 samples"
+        assert stt.live_used == 1 and server.connections == 1
+        # Another request (the speaker went on): sent whole, on a new connection
+        assert stt.transcribe(int16_to_float(speech[:20_000])) == "20000 samples"
+        assert stt.live_used == 1 and server.connections == 2
+        # While the box is known to be down, nothing is sent while heard
+        breaker.failed("down for the test")
+        stt.begin_live(speech)
+        assert stt.transcribe(int16_to_float(speech)) == "heard here"
+        assert server.connections == 2
+    finally:
+        server.close()
+
+
+def test_a_box_that_hangs_during_a_live_request_costs_its_deadline():
+    with SilentServer() as silent:
+        stt = WyomingStt(f"tcp://127.0.0.1:{silent.port}", timeout=5.0, deadline=0.5)
+        speech = np.zeros(16_000, dtype=np.int16)
+        live = stt.listen(speech)
+        started = time.monotonic()
+        with pytest.raises(SpeechToTextError, match="no transcript within 0.5 s"):
+            live.finish(int16_to_float(speech))
+        assert time.monotonic() - started < 2

@@ -263,11 +263,20 @@ class Endpointer:
         last = self._last_speech if self._last_speech is not None else end
         return SpeechEnded(self._speech_start, end, self._audio(end), timed_out, last)
 
-    def _audio(self, end: float) -> np.ndarray:
-        """The request from the pre-roll to a short tail after its last voiced chunk."""
+    def heard(self) -> np.ndarray:
+        """Once speech started: the request so far, uncut. What `SpeechEnded` and `Paused`
+        carry later begins the same way."""
+        kept = self._kept()
+        return np.concatenate([c.samples for c in kept]) if kept else np.zeros(0, np.int16)
+
+    def _kept(self) -> list[AudioChunk]:
         assert self._speech_start is not None
         first = self._speech_start - self.settings.pre_roll_seconds
-        kept = [c for c in self._chunks if c.end > first]
+        return [c for c in self._chunks if c.end > first]
+
+    def _audio(self, end: float) -> np.ndarray:
+        """The request from the pre-roll to a short tail after its last voiced chunk."""
+        kept = self._kept()
         audio = np.concatenate([c.samples for c in kept]) if kept else np.zeros(0, np.int16)
         # Trailing silence beyond a short tail only slows STT down.
         tail = self._last_speech + 0.3 if self._last_speech is not None else end

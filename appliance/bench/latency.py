@@ -76,6 +76,8 @@ class Recording:
     """Seconds into the recording where the request's last voiced audio ends."""
     resumes: float = 0.0
     """For a paused sentence: where its second half starts (0 for the others)."""
+    request_starts: float = 0.0
+    """Seconds into the recording where the request begins (after the wake word)."""
 
 
 def recordings(engines: Engines) -> list[Recording]:
@@ -90,7 +92,8 @@ def recordings(engines: Engines) -> list[Recording]:
         else:
             speech = tts_phrase(engines.tts, text)
         end = lead + voiced_end(speech)
-        made.append(Recording(text, add_noise(compose(head, speech, 2.5)), end))
+        made.append(Recording(text, add_noise(compose(head, speech, 2.5)), end,
+                              request_starts=lead))  # fmt: skip
     for index, (first, pause, second) in enumerate(PAUSED):
         if index % 2:
             voice = "en-us" if index % 4 == 1 else "en-gb"
@@ -99,7 +102,8 @@ def recordings(engines: Engines) -> list[Recording]:
             spoken = paused_sentence(first, second, pause, tts=engines.tts)
         end = lead + voiced_end(spoken.samples)
         samples = add_noise(compose(head, spoken.samples, 2.5))
-        made.append(Recording(f"{first} … {second}", samples, end, lead + spoken.resumes))
+        made.append(Recording(f"{first} … {second}", samples, end, lead + spoken.resumes,
+                              request_starts=lead))  # fmt: skip
     return made
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -80,6 +81,13 @@ async def remote_figures(
                          f"{'no reply' if felt is None else f'{felt * 1000:.0f} ms'} "
                          f"(heard {row['heard']})")  # fmt: skip
     report: dict[str, Any] = {"recordings": len(made)}
+    if os.geteuid() == 0:
+        from appliance.bench.live_stt import live_stt_figures
+
+        progress("speech-to-text over a slower link: sent while heard, or whole at the end …")
+        report["live_stt"] = live_stt_figures(made, whisper_model, progress)
+    else:
+        progress("(not root: the slower-link figure for speech-to-text is skipped)")
     for name, these in rows.items():
         felt = [r["felt_s"] for r in these if "felt_s" in r]
         report[name] = {"felt_median_s": statistics.median(felt) if felt else None,
@@ -95,7 +103,14 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         return "–" if value is None else f"{value * 1000:.0f} ms"
 
     ratio = report.get("remote_over_local")
-    return [
+    live = report.get("live_stt")
+    if live is not None:
+        from appliance.bench.live_stt import table_rows as live_rows
+
+        extra = live_rows(live)
+    else:
+        extra = []
+    return extra + [
         ("Felt latency, the board's own engines (median)", ms(report["local"]["felt_median_s"]),
          f"{report['local']['answered']}/{report['recordings']} answered"),
         ("Felt latency, STT+LLM+TTS on the servers (median)",

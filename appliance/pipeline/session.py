@@ -41,6 +41,7 @@ from appliance.pipeline.arbitration import speech_level
 from appliance.pipeline.remote import remote_turn
 from appliance.pipeline.stages import Stage
 from appliance.pipeline.types import State, TurnResult
+from appliance.stt.base import LiveStt
 
 if TYPE_CHECKING:
     from appliance.pipeline.core import Pipeline
@@ -68,6 +69,9 @@ class Session:
         self.remote_turn = False
         """The request being captured goes to another assistant too (`pipeline.remote`)."""
         self.remote_task: asyncio.Task[TurnResult] | None = None
+        stt = self.engines.stt
+        self.live_stt = stt if isinstance(stt, LiveStt) else None
+        """Speech-to-text that takes the request while it is heard (a remote one)."""
 
     async def run(self) -> None:
         pipeline = self.pipeline
@@ -82,6 +86,8 @@ class Session:
             await self._input_ended()
         finally:
             pipeline._live = False
+            if self.live_stt is not None:
+                self.live_stt.end_live()
             turn = [self.turn_task] if self.turn_task else []
             for task in [*pipeline.barge_in.checks, *pipeline.preparing, *turn]:
                 if not task.done():
@@ -122,6 +128,8 @@ class Session:
         if self.endpointer is not None:  # muted mid-request: drop what was heard
             self.endpointer = None
             self._drop_remote()
+            if self.live_stt is not None:
+                self.live_stt.end_live()
             self.pipeline.turn_taking.drop()
             self.pre_roll.clear()
             if self.turn_task is None:
@@ -257,6 +265,11 @@ class Session:
             pipeline.remote.audio(chunk.samples)
         probability = await self.listen.run(self.engines.vad.speech_probability, chunk.samples)
         outcome = endpointer.feed(chunk, probability)
+        if self.live_stt is not None and not self.remote_turn:
+            if isinstance(outcome, SpeechStarted):
+                self.live_stt.begin_live(endpointer.heard())
+            elif endpointer.in_speech:
+                self.live_stt.feed_live(chunk.samples)
         judged = isinstance(outcome, Paused)
         if isinstance(outcome, Paused):
             outcome = await pipeline.turn_taking.at_pause(endpointer, outcome)
@@ -311,6 +324,8 @@ class Session:
             pipeline.engines.stop.reset()
         await forget_pending(pipeline.handlers)  # a new request: no pending "which light?"
         self._drop_remote()
+        if self.live_stt is not None:
+            self.live_stt.end_live()
         if pipeline.remote is not None:
             self.remote_turn = pipeline.remote.begin(pipeline._turn, wake_word)
 

@@ -113,9 +113,9 @@ class WyomingProcess:
     `uri` is its address; a context manager."""
 
     def __init__(self, args: list[str], port: int, *, env: dict[str, str] | None = None,
-                 ready_seconds: float = 120) -> None:  # fmt: skip
+                 ready_seconds: float = 120, host: str = "127.0.0.1") -> None:  # fmt: skip
         self.port = port
-        self.uri = f"tcp://127.0.0.1:{port}"
+        self.uri = f"tcp://{host}:{port}"
         self._args = args
         self._env = {**os.environ, **(env or {})}
         self._ready_seconds = ready_seconds
@@ -123,13 +123,16 @@ class WyomingProcess:
         self.log = b""
 
     @classmethod
-    def faster_whisper(cls, model_dir: Path, data_dir: Path) -> WyomingProcess:
+    def faster_whisper(cls, model_dir: Path, data_dir: Path, *, netns: str = "",
+                       host: str = "127.0.0.1") -> WyomingProcess:  # fmt: skip
+        """`netns`: run it in that network namespace (root only), serving on `host`."""
         port = free_port()
-        return cls([sys.executable, "-m", "wyoming_faster_whisper",
-                    "--uri", f"tcp://127.0.0.1:{port}", "--model", str(model_dir),
+        inside = ["ip", "netns", "exec", netns] if netns else []
+        return cls([*inside, sys.executable, "-m", "wyoming_faster_whisper",
+                    "--uri", f"tcp://{host}:{port}", "--model", str(model_dir),
                     "--data-dir", str(data_dir), "--local-files-only",
                     "--stt-library", "faster-whisper", "--language", "en",
-                    "--cpu-threads", "1", "--beam-size", "1"], port)  # fmt: skip
+                    "--cpu-threads", "1", "--beam-size", "1"], port, host=host)  # fmt: skip
 
     @classmethod
     def piper(cls, voice: Path) -> WyomingProcess:
@@ -148,14 +151,18 @@ class WyomingProcess:
         deadline = time.monotonic() + self._ready_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self._args[2]} exited: {self.log[-3000:].decode()}")
+                raise RuntimeError(f"{self._name} exited: {self.log[-3000:].decode()}")
             try:
                 describe(Address.parse(self.uri), timeout=1.0)
                 return self
             except WyomingFailure:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"{self._args[2]} did not start: {self.log[-3000:].decode()}")
+        raise RuntimeError(f"{self._name} did not start: {self.log[-3000:].decode()}")
+
+    @property
+    def _name(self) -> str:
+        return self._args[self._args.index("-m") + 1] if "-m" in self._args else self._args[0]
 
     def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None

@@ -89,17 +89,26 @@ class Exchange:
             raise WyomingFailure(f"cannot reach {where} ({err.strerror or err})") from None
         self._sock.settimeout(timeout)
         self._writer = self._sock.makefile("wb")
-        self._reader = _Bounded(self._sock.makefile("rb"), self._deadline, where)
+        self._stream = self._sock.makefile("rb")
+        self._reader = _Bounded(self._stream, self._deadline, where)
 
     def __enter__(self) -> Exchange:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for closing in (self._writer, self._sock):
+        # The socket closes only when the files made from it are closed too.
+        for closing in (self._writer, self._stream, self._sock):
             try:
                 closing.close()
             except OSError:
                 pass
+
+    def abort(self) -> None:
+        """End the exchange from another thread: a read or write waiting on it fails."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected, or already closed
 
     def send(self, events: Iterable[Event]) -> None:
         try:

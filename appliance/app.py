@@ -136,11 +136,6 @@ class App:
         self.remotes = await stack.enter_async_context(
             remote_stages(config, self.engines, self.bus)
         )
-        if config.rooms.enabled:  # other rooms' boxes: the best-placed one answers
-            from appliance.rooms.build import room_arbiter
-
-            self.rooms = await stack.enter_async_context(room_arbiter(config, self.bus))
-            pipeline.arbiter = self.rooms
         if parts.vision:  # 1. vision's spoken trigger
             self.vision = await stack.enter_async_context(
                 vision_hook(
@@ -151,6 +146,12 @@ class App:
             self.mqtt = await stack.enter_async_context(
                 mqtt_service(config.mqtt, pipeline, vision=self.vision)
             )
+        if config.rooms.enabled:  # other rooms' boxes: the best-placed one answers
+            from appliance.rooms.build import room_arbiter
+
+            link = self.mqtt.link if self.mqtt is not None else None
+            self.rooms = await stack.enter_async_context(room_arbiter(config, self.bus, link))
+            pipeline.arbiter = self.rooms
         if parts.actions:  # 2. the understanding, 3. the model's tool calls
             make_mqtt = self.mqtt.devices.make_mqtt_backend if self.mqtt else None
             self.actions = await stack.enter_async_context(

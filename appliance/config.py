@@ -221,6 +221,11 @@ class AppConfig:
     """Home Assistant's native API (appliance/satellite); off by default."""
 
     def __post_init__(self) -> None:
+        if self.rooms.enabled and self.rooms.via == "mqtt" and not self.mqtt.host:
+            raise ConfigError(
+                'rooms.via = "mqtt" needs the broker: set mqtt.host (every box uses the same '
+                'one), or use rooms.via = "multicast"'
+            )
         pin = self.vision.button_pin
         if pin is not None:
             used = _actions_pins(self.actions, self.devices)

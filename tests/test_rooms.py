@@ -6,6 +6,7 @@ level through the real detector: exactly one answers, the loudest."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -17,8 +18,9 @@ from appliance.audio.sources import ArraySource
 from appliance.audio.wav import write_wav
 from appliance.config import AppConfig
 from appliance.errors import ConfigError
-from appliance.rooms.arbiter import RoomArbiter
+from appliance.rooms.arbiter import Decision, RoomArbiter
 from appliance.rooms.claims import Message, rank
+from appliance.rooms.messengers import Multicast
 from appliance.sections.rooms import RoomsConfig
 from tests.fakes import make_pipeline, request
 
@@ -51,7 +53,7 @@ class _Network:
     after `delay` seconds (or never, for a box that is `deaf`)."""
 
     def __init__(self, *names: str, window_ms: float = 150.0, delay: float = 0.005) -> None:
-        self.boxes = {n: RoomArbiter(n, group="239.255.76.76", port=10390, window_ms=window_ms)
+        self.boxes = {n: RoomArbiter(n, Multicast("239.255.76.76", 10390), window_ms=window_ms)
                       for n in names}  # fmt: skip
         self.delay = delay
         self.deaf: set[str] = set()
@@ -59,11 +61,12 @@ class _Network:
             box._send = self._sender(box)  # type: ignore[method-assign]
 
     def _sender(self, sender: RoomArbiter):
-        def send(message: Message) -> None:
+        def send(message: Message) -> bool:
             loop = asyncio.get_running_loop()
             for box in self.boxes.values():
                 if box is not sender and box.box not in self.deaf:
-                    loop.call_later(self.delay, box.received, message.encode(), ("10.0.0.1", 1))
+                    loop.call_later(self.delay, box.received, message.encode(), "10.0.0.1")
+            return True
 
         return send
 
@@ -141,6 +144,12 @@ def test_the_config_refuses_what_is_not_a_multicast_group():
         RoomsConfig(group="192.168.1.5")
     with pytest.raises(ConfigError, match="IPv4 multicast address"):
         RoomsConfig(group="everyone")
+    with pytest.raises(ConfigError, match="multicast or mqtt"):
+        RoomsConfig(via="carrier pigeon")
+    with pytest.raises(ConfigError, match="without wildcards"):
+        RoomsConfig(via="mqtt", topic="appliance/#")
+    with pytest.raises(ConfigError, match="needs the broker: set mqtt.host"):
+        AppConfig(rooms=RoomsConfig(enabled=True, via="mqtt"))
     assert AppConfig().rooms.enabled is False
 
 
@@ -223,7 +232,7 @@ def test_a_box_that_cannot_join_the_others_answers_as_if_alone():
         blocker.bind(("", 0))
         port = blocker.getsockname()[1]  # taken, without SO_REUSEADDR
         try:
-            arbiter = RoomArbiter("kitchen", group="239.255.76.76", port=port, window_ms=150,
+            arbiter = RoomArbiter("kitchen", Multicast("239.255.76.76", port), window_ms=150,
                                   on_conflict=problems.append)  # fmt: skip
             async with arbiter:
                 return await arbiter.decide("hey_jarvis", 0.9, -20.0)
@@ -232,3 +241,59 @@ def test_a_box_that_cannot_join_the_others_answers_as_if_alone():
 
     assert asyncio.run(main()) is True
     assert problems and "as if alone" in problems[0]
+
+
+def test_boxes_on_a_network_without_multicast_agree_through_the_shared_broker(tmp_path):
+    """Three boxes, each with its own MQTT link to one real mosquitto: the loudest answers,
+    decided as soon as all three claimed; with the broker gone, each answers alone."""
+    from appliance.mqtt.link import MqttLink
+    from appliance.mqtt.outbox import Outbox
+    from appliance.rooms.messengers import OverMqtt
+    from appliance.sections.mqtt import MqttConfig
+    from tests.mqtt_broker import Mosquitto
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    levels = {"kitchen": -12.0, "hall": -20.0, "office": -26.0}
+
+    async def main() -> tuple[dict[str, bool], list[float], list[bool]]:
+        async with contextlib.AsyncExitStack() as stack:
+            boxes: dict[str, RoomArbiter] = {}
+            for name in levels:
+                config = MqttConfig(host="127.0.0.1", port=broker.port, device_name=name,
+                                    reconnect_min_seconds=0.05,
+                                    reconnect_max_seconds=0.2)  # fmt: skip
+                outbox = Outbox(tmp_path / f"{name}.sqlite3", config.queue_max)
+                stack.callback(outbox.close)
+                link = MqttLink(config, outbox)
+                task = asyncio.create_task(link.run())
+                stack.push_async_callback(_cancelled, task)
+                arbiter = RoomArbiter(name, OverMqtt(link, "appliance/rooms"), window_ms=150)
+                boxes[name] = await stack.enter_async_context(arbiter)
+            async with asyncio.timeout(10):  # each hears the others' hellos
+                while any(box.known() < 2 for box in boxes.values()):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            decided: list[Decision] = []
+            for box in boxes.values():
+                box._on_decision = lambda claim, decision: decided.append(decision)
+            won = await asyncio.gather(*(boxes[n].decide("hey_jarvis", 0.9, level)
+                                         for n, level in levels.items()))  # fmt: skip
+            waited = [d.waited_s for d in decided]
+            broker.stop()
+            await asyncio.sleep(0.6)  # the next wake word, not the same one
+            alone = await asyncio.gather(*(boxes[n].decide("hey_jarvis", 0.9, level)
+                                           for n, level in levels.items()))  # fmt: skip
+            return dict(zip(levels, won, strict=True)), waited, alone
+
+    try:
+        won, waited, alone = asyncio.run(main())
+    finally:
+        broker.stop()
+    assert won == {"kitchen": True, "hall": False, "office": False}
+    assert len(waited) == 3 and max(waited) < 0.1  # every box claimed: no window waited out
+    assert alone == [True, True, True]  # never silence while the broker is away
+
+
+async def _cancelled(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

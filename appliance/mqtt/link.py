@@ -119,6 +119,15 @@ class MqttLink:
         self._idle.clear()
         self._wake.set()
 
+    def publish_now(self, topic: str, payload: bytes) -> bool:
+        """Send at once, at QoS 0, past the outbox: for messages worth nothing later (a
+        room's claim on a wake word). False, and nothing kept, while disconnected."""
+        client = self._client
+        if client is None:
+            return False
+        self._spawn(client.publish(topic, payload, qos=0), f"publish {topic}", "dropped")
+        return True
+
     def subscribe(self, topic: str, handler: MessageHandler) -> Callable[[], None]:
         """Call `handler` for each message on `topic` (wildcards allowed), now and after
         every reconnect. Returns a function that removes it."""
@@ -297,12 +306,14 @@ class MqttLink:
             await self._db(self.outbox.count_expired, expired)
         return done
 
-    def _spawn(self, coro: Awaitable[Any], what: str) -> None:
+    def _spawn(
+        self, coro: Awaitable[Any], what: str, then: str = "redone on the next connect"
+    ) -> None:
         async def guarded() -> None:
             try:
                 await coro
             except aiomqtt.MqttError as err:
-                _LOGGER.info("MQTT: %s failed (%s); redone on the next connect", what, err)
+                _LOGGER.info("MQTT: %s failed (%s); %s", what, err, then)
 
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import struct
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.rooms.claims import Message, rank
+from appliance.rooms.messengers import Messenger
 
 _LOGGER = logging.getLogger(__name__)
 HELLO_SECONDS = 5.0
+RETRY_HELLO_SECONDS = 0.5
 FORGET_SECONDS = 30.0
 """A box not heard from for this long is no longer waited for."""
 SAME_WAKE_SECONDS = 0.5
@@ -58,29 +58,19 @@ class _Pending:
     others: list[Message] = field(default_factory=list)
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, arbiter: RoomArbiter) -> None:
-        self.arbiter = arbiter
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.arbiter.received(data, addr)
-
-
 class RoomArbiter:
     def __init__(
         self,
         box: str,
+        messenger: Messenger,
         *,
-        group: str,
-        port: int,
         window_ms: float,
-        interface: str = "0.0.0.0",
         on_decision: Callable[[Message, Decision], None] | None = None,
         on_conflict: Callable[[str], None] | None = None,
     ) -> None:
         self.box = box
         self.instance = uuid.uuid4().hex[:12]
-        self.group, self.port, self.interface = group, port, interface
+        self.messenger = messenger
         self.window = window_ms / 1000
         self._on_decision = on_decision
         self._on_conflict = on_conflict
@@ -89,7 +79,6 @@ class RoomArbiter:
         self._recent: list[tuple[Message, float]] = []
         """Claims and wins lately received, with when (monotonic)."""
         self._pending: _Pending | None = None
-        self._transport: asyncio.DatagramTransport | None = None
         self._hello: asyncio.Task[None] | None = None
         self._conflicts: set[str] = set()
         self.problem = ""
@@ -98,68 +87,53 @@ class RoomArbiter:
     # -- lifetime ----------------------------------------------------------------------
 
     async def __aenter__(self) -> RoomArbiter:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        where = self.messenger.where
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("", self.port))
-            membership = struct.pack("4s4s", socket.inet_aton(self.group),
-                                     socket.inet_aton(self.interface))  # fmt: skip
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)  # this network
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-            if self.interface != "0.0.0.0":
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                                socket.inet_aton(self.interface))  # fmt: skip
+            await self.messenger.open(self.received)
         except OSError as err:  # no network yet, a taken port: answer as a lone box
-            sock.close()
-            self.problem = (f"cannot join {self.group}:{self.port} "
-                            f"({err.strerror or err}); this box answers every wake word "
-                            "it hears, as if alone")  # fmt: skip
+            self.problem = (f"cannot join {where} ({err.strerror or err}); this box "
+                            "answers every wake word it hears, as if alone")  # fmt: skip
             _LOGGER.error("rooms: %s", self.problem)
             if self._on_conflict is not None:
                 self._on_conflict(self.problem)
             return self
-        sock.setblocking(False)
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self), sock=sock
-        )
         self._hello = asyncio.create_task(self._say_hello(), name="rooms-hello")
-        _LOGGER.info("rooms: %r arbitrates with the boxes on %s:%d", self.box, self.group,
-                     self.port)  # fmt: skip
+        _LOGGER.info("rooms: %r arbitrates with the boxes on %s", self.box, where)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._hello is not None:
             self._hello.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        self.messenger.close()
 
     async def _say_hello(self) -> None:
         while True:
-            self._send(Message("hello", self.box, self.instance))
-            await asyncio.sleep(HELLO_SECONDS)
+            said = self._send(Message("hello", self.box, self.instance))
+            # Not said (the broker is not connected yet): try again soon.
+            await asyncio.sleep(HELLO_SECONDS if said else RETRY_HELLO_SECONDS)
 
-    def _send(self, message: Message) -> None:
-        if self._transport is not None:
-            self._transport.sendto(message.encode(), (self.group, self.port))
+    def _send(self, message: Message) -> bool:
+        return not self.problem and self.messenger.send(message.encode())
 
     # -- what the others say -----------------------------------------------------------
 
-    def received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def received(self, data: bytes, sender: str) -> None:
         try:
             message = Message.decode(data)
         except ValueError as err:
-            _LOGGER.debug("rooms: ignored a datagram from %s: %s", addr[0], err)
+            _LOGGER.debug("rooms: ignored a message from %s: %s", sender, err)
             return
         if message.instance == self.instance:
             return  # our own, looped back
         now = time.monotonic()
+        new = message.instance not in self.peers
         self.peers[message.instance] = _Peer(message.box, now)
+        if new and message.kind == "hello":  # so that it knows this box at once too
+            self._send(Message("hello", self.box, self.instance))
         if message.box == self.box and message.instance not in self._conflicts:
             self._conflicts.add(message.instance)
             problem = (f"another box on this network is also named {self.box!r} "
-                       f"({addr[0]}); give each box its own name (rooms.name)")  # fmt: skip
+                       f"({sender}); give each box its own name (rooms.name)")  # fmt: skip
             _LOGGER.error("rooms: %s", problem)
             if self._on_conflict is not None:
                 self._on_conflict(problem)

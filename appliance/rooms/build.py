@@ -4,11 +4,16 @@ as events."""
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 from appliance import events as ev
 from appliance.config import AppConfig
 from appliance.rooms.arbiter import Decision, RoomArbiter
 from appliance.rooms.claims import Message
+from appliance.rooms.messengers import Messenger, Multicast, OverMqtt
+
+if TYPE_CHECKING:
+    from appliance.mqtt.link import MqttLink
 
 
 def box_name(config: AppConfig) -> str:
@@ -16,7 +21,8 @@ def box_name(config: AppConfig) -> str:
             or "appliance")  # fmt: skip
 
 
-def room_arbiter(config: AppConfig, bus: ev.EventBus) -> RoomArbiter:
+def room_arbiter(config: AppConfig, bus: ev.EventBus, link: MqttLink | None) -> RoomArbiter:
+    """`link`: the MQTT link, for `rooms.via = "mqtt"` (None when MQTT is not running)."""
     rooms = config.rooms
 
     def decided(claim: Message, decision: Decision) -> None:
@@ -30,7 +36,10 @@ def room_arbiter(config: AppConfig, bus: ev.EventBus) -> RoomArbiter:
     def conflict(problem: str) -> None:
         bus.publish(ev.RoomConflict(turn=0, stream_time=0.0, problem=problem))
 
-    return RoomArbiter(
-        box_name(config), group=rooms.group, port=rooms.port, window_ms=rooms.window_ms,
-        interface=rooms.interface or "0.0.0.0", on_decision=decided, on_conflict=conflict,
-    )  # fmt: skip
+    messenger: Messenger
+    if rooms.via == "mqtt" and link is not None:
+        messenger = OverMqtt(link, rooms.topic)
+    else:
+        messenger = Multicast(rooms.group, rooms.port, rooms.interface or "0.0.0.0")
+    return RoomArbiter(box_name(config), messenger, window_ms=rooms.window_ms,
+                       on_decision=decided, on_conflict=conflict)  # fmt: skip

@@ -31,6 +31,12 @@ class RoomsConfig:
     when every box it knows has claimed, or a better one has)."""
     interface: str = ""
     """This box's address on the network to use; empty: the system's default route."""
+    via: str = "multicast"
+    """How the boxes reach each other: "multicast" (`group`:`port` on this network), or
+    "mqtt" (`topic` on the broker of `[mqtt]`, which every box needs), for networks that
+    drop multicast."""
+    topic: str = "appliance/rooms"
+    """With `via = "mqtt"`: the topic the boxes share."""
 
     def __post_init__(self) -> None:
         try:
@@ -42,6 +48,11 @@ class RoomsConfig:
                "(224.0.0.0–239.255.255.255; 239.x is for one organisation's network)")  # fmt: skip
         _check(1024 <= self.port <= 65535, "rooms.port must be 1024–65535")
         _check(20 <= self.window_ms <= 2000, "rooms.window_ms must be 20–2000")
+        _check(self.via in ("multicast", "mqtt"),
+               f"rooms.via must be multicast or mqtt, not {self.via!r}")  # fmt: skip
+        _check(bool(self.topic) and not any(c in self.topic for c in "#+\0"),
+               f"rooms.topic must be an MQTT topic without wildcards, not "
+               f"{self.topic!r}")  # fmt: skip
         if self.interface:
             try:
                 ipaddress.IPv4Address(self.interface)

@@ -24,6 +24,7 @@ from appliance.config import AppConfig
 from appliance.models.catalog import ModelStore
 from appliance.pipeline.arbitration import speech_level
 from appliance.rooms.arbiter import Decision, RoomArbiter
+from appliance.rooms.messengers import Multicast
 
 CHUNK = 1280
 
@@ -41,8 +42,8 @@ async def main(args: argparse.Namespace) -> None:
         decisions.append({"won": d.won, "winner": d.winner, "claims": d.claims,
                           "waited_ms": round(d.waited_s * 1000, 1), "early": d.early})  # fmt: skip
 
-    arbiter = RoomArbiter(args.name, group=args.group, port=args.port, window_ms=args.window,
-                          interface=args.interface, on_decision=decided)  # fmt: skip
+    arbiter = RoomArbiter(args.name, Multicast(args.group, args.port, args.interface),
+                          window_ms=args.window, on_decision=decided)  # fmt: skip
     loop = asyncio.get_running_loop()
     async with arbiter:
         print(json.dumps({"ready": True}), flush=True)

@@ -152,6 +152,10 @@ FIELDS: tuple[SettingField, ...] = (
     SettingField("rooms", "name", "This box's name among them", "str",
                  "Its room, e.g. kitchen; empty = the device name. Each box needs its own",
                  pattern=r"[^\x00-\x1f\x7f]{0,40}", group="Rooms"),
+    SettingField("rooms", "via", "How the boxes reach each other", "str",
+                 "multicast (this network) or mqtt (through the broker set above, for "
+                 "networks that drop multicast); the same on every box",
+                 pattern=r"multicast|mqtt", group="Rooms"),
     # A bigger box's engines in front of this board's (docs/bigger-box.md): a restart applies.
     SettingField("stt", "remote", "Speech-to-text service (Wyoming)", "str",
                  "e.g. tcp://192.168.1.20:10300 (wyoming-faster-whisper, or another "

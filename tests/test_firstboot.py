@@ -24,6 +24,8 @@ def tree(tmp_path: Path) -> firstboot.Paths:
     zone = root / "usr/share/zoneinfo/Europe"
     zone.mkdir(parents=True)
     (zone / "London").write_bytes(b"TZif2")
+    (zone.parent / "iso3166.tab").write_text("# ISO 3166 alpha-2\tname\nDE\tGermany\n"
+                                             "GB\tBritain (UK)\nUS\tUnited States\n")  # fmt: skip
     boot = tmp_path / "boot"
     boot.mkdir()
     return firstboot.Paths(root=root, boot=boot, data=tmp_path / "data" / "appliance")
@@ -46,6 +48,13 @@ def test_a_good_file():
     assert settings.ssh and settings.ssh_authorized_key.startswith("ssh-ed25519")
 
 
+def test_the_64_hex_digits_of_the_key_itself_are_taken_as_the_key():
+    key = "F42C6FC52DF0EBEF9EBB4B90B38A5F902E83FE1B135A70E23AED762E9710A12E"
+    settings = parse_settings(f"wifi_ssid = IEEE\nwifi_password = {key}\nwifi_country = GB\n")
+    assert settings.problems == () and settings.wifi is not None
+    assert f"psk={key.lower()}" in settings.wifi.wpa_supplicant_conf()
+
+
 def test_open_network_needs_no_password():
     settings = parse_settings("wifi_ssid = Guest\nwifi_country = US\n")
     assert settings.wifi is not None and "key_mgmt=NONE" in settings.wifi.wpa_supplicant_conf()
@@ -56,6 +65,9 @@ def test_open_network_needs_no_password():
     [
         ("wifi_ssid = x\nwifi_password = short\nwifi_country = GB\n", "8–63 ASCII"),
         ("wifi_ssid = x\nwifi_password = long enough\nwifi_country = Narnia\n", "two-letter"),
+        ("wifi_ssid = x\nwifi_password = long enough\nwifi_country = ZZ\n",
+         "ZZ is not a country code"),
+        ("wifi_ssid = x\nwifi_password = " + "k" * 64 + "\nwifi_country = GB\n", "not 64"),
         ("wifi_password = long enough\nwifi_country = GB\n", "wifi_ssid must be 1–32 bytes"),
         ("wifi_ssid = " + "x" * 33 + "\nwifi_country = GB\n", "wifi_ssid must be 1–32"),
         ("just some words\n", "line 1: expected `key = value`"),

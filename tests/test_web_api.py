@@ -484,3 +484,44 @@ def test_reset_pairing_for_the_button(web):
     assert client.get(web.url + "/api/status").status_code == 401
     assert len(spoken) == 1 and "pairing code" in spoken[0]
     asyncio.run(asyncio.sleep(0))
+
+
+def test_first_boot_problems_reach_the_status_api_and_page_with_their_fix(web, web_env):
+    """What the first boot could not use from appliance.txt (firstboot.json), and a later
+    appliance.txt's record (settings.json) replacing it once newer."""
+    data = web_env / "data"
+    data.mkdir(exist_ok=True)
+    settings_file = {
+        "file": "/boot/firmware/appliance.txt", "found": True,
+        "applied": ["time zone Europe/London"],
+        "problems": ["line 3: ZZ is not a country code; use your country's two letters, "
+                     "such as GB, US or DE (ISO 3166)",
+                     "Wi-Fi not set up: put a corrected appliance.txt on the card and reboot"],
+    }  # fmt: skip
+    (data / "firstboot.json").write_text(json.dumps({
+        "finished_at": 1000.0, "ok": False, "settings_file": settings_file,
+        "steps": [{"name": "grow_data", "ok": False, "message": "growpart failed"},
+                  {"name": "settings", "ok": False, "message": "…"}],
+    }))  # fmt: skip
+    client = requests.Session()
+    web.pair(client, web.code)
+    setup = client.get(web.url + "/api/status").json()["setup"]
+    assert setup["ok"] is False and setup["record"] == "firstboot.json"
+    assert "ZZ is not a country code" in setup["problems"][0]
+    assert "corrected appliance.txt" in setup["fix"]
+    assert setup["failed_steps"] == [{"step": "grow_data", "message": "growpart failed"}]
+    page = client.get(web.url + "/").text
+    assert 'id="setup"' in page and "ZZ is not a country code" in page
+    assert "grow_data: growpart failed" in page
+    # A corrected file put on the card later: its record is the newer one
+    (data / "settings.json").write_text(json.dumps({
+        "finished_at": 2000.0, "ok": True, "steps": [{"name": "settings", "ok": True}],
+        "settings_file": {"found": True, "applied": ["Wi-Fi Home (GB)"], "problems": []},
+    }))  # fmt: skip
+    setup = client.get(web.url + "/api/status").json()["setup"]
+    assert setup["ok"] is True and setup["applied"] == ["Wi-Fi Home (GB)"]
+    assert 'id="setup"' not in client.get(web.url + "/").text
+    # A record that cannot be read says so, rather than nothing
+    (data / "settings.json").write_text("{broken")
+    setup = client.get(web.url + "/api/status").json()["setup"]
+    assert setup["ok"] is False and "cannot be read" in setup["failed_steps"][0]["message"]

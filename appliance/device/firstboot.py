@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.device.settings_file import DeviceSettings, parse_settings, redacted
+from appliance.device.setup_status import LATER_NAME, STATUS_NAME
 from appliance.web.auth import PairingStore
 
 _LOGGER = logging.getLogger("appliance.firstboot")
 SETTINGS_NAME = "appliance.txt"
-STATUS_NAME = "firstboot.json"
 UNIT = "appliance-firstboot.service"
 
 
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.settings_only:
         step, record = import_settings(paths, live=not args.offline)
         _LOGGER.info("settings: %s", step.message)
-        write_status(paths, [step], record, name="settings.json")
+        write_status(paths, [step], record, name=LATER_NAME)
         return 0
     steps = run(paths, live=not args.offline)
     # Failed steps are recorded for the page; the boot itself must go on, so always 0.

@@ -31,6 +31,7 @@ KEYS = (
     "ssh_authorized_key",
 )
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_RAW_KEY = re.compile(r"^[0-9A-Fa-f]{64}$")
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
@@ -42,13 +43,16 @@ class WifiSettings:
     ssid: str
     """The network name, as the router shows it (1–32 bytes)."""
     password: str
-    """WPA2/WPA3 passphrase (8–63 characters), or "" for an open network."""
+    """WPA2/WPA3 passphrase (8–63 characters) or the key itself (64 hex digits), or ""
+    for an open network."""
     country: str
     """ISO 3166 country code: which radio channels are allowed."""
 
     def psk(self) -> str:
         """The 256-bit WPA key derived from the passphrase, so the passphrase itself is
-        never stored on the card."""
+        never stored on the card (64 hex digits are that key already)."""
+        if _RAW_KEY.match(self.password):
+            return self.password.lower()
         raw = hashlib.pbkdf2_hmac("sha1", self.password.encode(), self.ssid.encode(), 4096, 32)
         return raw.hex()
 
@@ -81,6 +85,15 @@ class DeviceSettings:
     """A public key allowed to log in as root over SSH."""
     problems: tuple[str, ...] = field(default_factory=tuple)
     """What was wrong with the file, one sentence per problem, with the line number."""
+
+
+def _countries(zoneinfo: Path) -> frozenset[str]:
+    """The ISO 3166 codes tzdata lists (`iso3166.tab`); empty when it is missing."""
+    try:
+        lines = (zoneinfo / "iso3166.tab").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return frozenset()
+    return frozenset(line.split("\t", 1)[0] for line in lines if line and line[0] != "#")
 
 
 def parse_settings(text: str, *, zoneinfo: Path = Path("/usr/share/zoneinfo")) -> DeviceSettings:
@@ -119,15 +132,23 @@ def parse_settings(text: str, *, zoneinfo: Path = Path("/usr/share/zoneinfo")) -
         bad = []
         if not 1 <= len(ssid.encode()) <= 32:
             bad.append(f"{where('wifi_ssid')}: wifi_ssid must be 1–32 bytes")
-        if password and not (8 <= len(password) <= 63 and password.isascii()):
+        if password and not (8 <= len(password) <= 63 and password.isascii()) and \
+                not _RAW_KEY.match(password):  # fmt: skip
             bad.append(
-                f"{where('wifi_password')}: wifi_password must be 8–63 ASCII characters "
-                "(or left out for an open network)"
+                f"{where('wifi_password')}: wifi_password must be 8–63 ASCII characters, "
+                f"not {len(password)} (or the 64 hex digits of the key itself, or left out "
+                "for an open network)"
             )
+        known = _countries(zoneinfo)
         if not _COUNTRY.match(country):
             bad.append(
                 f"{where('wifi_country')}: wifi_country must be a two-letter country code "
                 "such as GB, US or DE (it decides which radio channels are legal)"
+            )
+        elif known and country not in known:
+            bad.append(
+                f"{where('wifi_country')}: {country} is not a country code; use your "
+                "country's two letters, such as GB, US or DE (ISO 3166)"
             )
         if bad:
             bad.append("Wi-Fi not set up: put a corrected appliance.txt on the card and reboot")

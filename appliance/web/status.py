@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance import events as ev
-from appliance.config import AppConfig
+from appliance.config import AppConfig, data_dir
+from appliance.device.setup_status import setup_status
 from appliance.models.budget import read_memory_state
 
 CHART_STAGES = ("stt", "llm_first_token", "tts_first_sentence", "ttfa", "turn")
@@ -222,6 +223,8 @@ def process_memory(status_file: Path = Path("/proc/self/status")) -> dict[str, i
 def status_snapshot(
     tracker: StatusTracker, config: AppConfig, *, root: Path = Path("/"), started: float
 ) -> dict[str, Any]:
+    """`setup`: what the first boot did with `appliance.txt` (None when this machine was
+    not set up from the image)."""
     return {
         "state": "muted" if tracker.muted else tracker.state,
         "uptime_seconds": round(time.time() - started, 1),
@@ -232,6 +235,7 @@ def status_snapshot(
         "errors": [asdict(e) for e in reversed(tracker.errors)],
         "home_assistant": home_assistant_status(tracker, config),
         "remotes": remote_status(tracker, config),
+        "setup": setup_status(data_dir()),
     }
 
 

@@ -18,8 +18,8 @@ SECURITY_THRESHOLD = 2.0
 """systemd-analyze security's exposure score (0 safest … 10) appliance.service must stay
 under. It scores 1.7 today; 2.0 leaves room for one more opening that a new stage may
 need, and catches a lost block of settings (dropping SystemCallFilter alone adds 1.0+).
-What is left open is what the appliance needs: sound, GPIO and NPU devices, IP and
-CAP_NET_BIND_SERVICE for the config page on port 80, the audio/gpio groups (no
+What is left open is what the appliance needs: sound, GPIO, camera and NPU devices, IP
+and CAP_NET_BIND_SERVICE for the config page on port 80, the audio/gpio/video groups (no
 PrivateUsers), executable ctypes callbacks (no MemoryDenyWriteExecute), and /proc/meminfo
 (no ProcSubset=pid)."""
 

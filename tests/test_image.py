@@ -215,9 +215,29 @@ def _boot(
     return SerialShell(proc, disk.with_name("console.log")), port
 
 
+def _plug_in_a_camera(disk: Path, tmp_path: Path) -> None:
+    """vivid, the kernel's virtual V4L2 camera (Debian builds it as a module), loaded at
+    power-on as a USB camera's driver would be: only its capture node, /dev/video0.
+    Written into this test's copy of the card with debugfs."""
+    files = {"/etc/modules-load.d/vivid.conf": "vivid\n",
+             "/etc/modprobe.d/vivid.conf": "options vivid node_types=0x1\n"}  # fmt: skip
+    root = _partitions(disk)[1]
+    offset = int(root["start"]) * 512  # type: ignore[call-overload]
+    commands = []
+    for index, (target, text) in enumerate(files.items()):
+        local = tmp_path / f"camera-{index}.conf"
+        local.write_text(text)
+        commands.append(f"write {local} {target}")
+    subprocess.run(
+        ["debugfs", "-w", "-f", "-", f"{disk}?offset={offset}"],
+        input="\n".join(commands) + "\n", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]]:
     disk = _flash(qemu_image, tmp_path)
+    _plug_in_a_camera(disk, tmp_path)
     here = qemu_image.parent
     shell, port = _boot(
         ["qemu-system-x86_64", "-machine", "q35", "-cpu", "max"],
@@ -371,6 +391,27 @@ def _check_the_config_page_and_api(shell: SerialShell, port: int) -> None:
     # The turn shows on the status API; the code never reaches the logs page.
     status = web.get(base + "/api/status", timeout=60).json()
     assert QUESTION in json.dumps(status), status
+    # What the first boot could not use from the card's appliance.txt, with the fix.
+    setup = status["setup"]
+    assert setup and not setup["ok"] and "corrected appliance.txt" in setup["fix"], setup
+    assert any("wifi_country" in p for p in setup["problems"]), setup
+    assert any("unknown key 'volume'" in p for p in setup["problems"]), setup
+    page = web.get(base + "/", timeout=60).text
+    assert 'id="setup"' in page and "wifi_country" in page
+
+    # The camera (vivid) under the hardened unit: "read this" takes a frame from it.
+    looked_at = time.monotonic()
+    look = web.post(base + "/api/vision", json={"capture": True, "question": "read this"},
+                    headers={"X-CSRF-Token": csrf[1], "Connection": "close"},
+                    timeout=VOICE_WAIT)  # fmt: skip
+    assert look.status_code == 200, look.text
+    seen = look.json()
+    assert seen["kind"] == "read" and seen["capture_seconds"] > 0 and not seen["problem"], seen
+    print(f"POST /api/vision (capture, read) in {time.monotonic() - looked_at:.0f} s: "
+          f"{seen['text']!r}, lines {seen['lines']}")  # fmt: skip
+    _, journal = shell.run("journalctl -b -u appliance.service --no-pager -o cat | "
+                           "grep -i 'camera' | head -5")  # fmt: skip
+    assert "/dev/video0" in journal, journal
     logs = web.get(base + "/api/logs", timeout=60).json()["lines"]
     assert logs and not any(code in line for line in logs), logs
 
@@ -432,6 +473,15 @@ def _check_a_fresh_appliance(shell: SerialShell, port: int) -> None:
     data_mib, root_options = sizes.split("\n")[:2]
     assert int(data_mib) > 512, sizes  # grew by the card's extra 512 MiB
     assert "noatime" in root_options
+
+    # The unit's device policy, as the kernel applies it to the service's cgroup: a
+    # process moved into it may open the camera, and not the disk.
+    cgroup = "/sys/fs/cgroup/system.slice/appliance.service/cgroup.procs"
+    rc, opened = shell.run(f"sh -c 'echo $$ > {cgroup} && exec 3</dev/video0 && echo opened'")
+    assert rc == 0 and "opened" in opened, opened
+    rc, refused = shell.run(f"sh -c 'echo $$ > {cgroup} && exec head -c 1 /dev/vda' "
+                            "> /dev/null")  # fmt: skip
+    assert rc != 0 and "Operation not permitted" in refused, (rc, refused)
 
     # The journal: no error beyond the allowlist.
     _, errors = shell.run("journalctl -b -p err --no-pager -o cat")

@@ -99,7 +99,9 @@ def test_hardening_score_is_under_the_threshold(tmp_path):
 def test_service_settings_the_issue_asks_for():
     unit = (SYSTEMD / "appliance.service").read_text()
     for line in (
-        "Type=notify", "Restart=on-failure", "User=appliance", "SupplementaryGroups=audio gpio",
+        "Type=notify", "Restart=on-failure", "User=appliance",
+        "SupplementaryGroups=audio gpio video",
+        "DeviceAllow=char-video4linux rw", "DeviceAllow=char-gpiochip rw",
         "ProtectSystem=strict", "ReadWritePaths=-/data/appliance", "PrivateTmp=yes",
         "NoNewPrivileges=yes", "ProtectHome=yes", "SystemCallFilter=@system-service",
         "Environment=APPLIANCE_DATA_DIR=/data/appliance", "MemoryMax=85%",
@@ -279,3 +281,15 @@ def test_build_refuses_arm64_wheels_without_llama_and_writes_nothing(tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"--arm64-wheels {wheels} has no llama_cpp_python-*aarch64*.whl" in done.stderr
     assert not out.exists()
+
+
+def test_the_image_s_own_config_uses_a_camera_plugged_in_at_power_on():
+    import dataclasses
+
+    from appliance.config import AppConfig, load_config
+
+    config = load_config(REPO / "image-build/defaults/config.toml")
+    default = AppConfig()
+    assert config == dataclasses.replace(
+        default, vision=dataclasses.replace(default.vision, camera="auto")
+    )  # and nothing else differs from the defaults

@@ -145,6 +145,12 @@ FIELDS: tuple[SettingField, ...] = (
                  "Anyone on the network can then control the appliance and, in "
                  "home_assistant mode, hear what it hears after the wake word",
                  group="Home Assistant satellite"),
+    # The camera (`[vision]`, docs/vision.md): a restart applies.
+    SettingField("vision", "camera", "Camera", "str",
+                 "auto: a USB camera plugged in at power-on (or a Pi camera); v4l2: a USB "
+                 "camera, vision.device picks which; none: vision off; file: an image "
+                 "folder (vision.path)", pattern=r"none|auto|picamera2|v4l2|file",
+                 group="Camera"),
     # Several rooms, one answer (`[rooms]`, docs/bigger-box.md): a restart applies.
     SettingField("rooms", "enabled", "Agree with the other rooms' boxes who answers", "bool",
                  "Only the box that heard the wake word best answers; turn it on on every "

@@ -69,6 +69,8 @@ say "user, groups and the data directory"
 chroot "$ROOTFS" systemd-sysusers
 mkdir -p "$ROOTFS/data/appliance"
 cp -a "$WORK/models" "$ROOTFS/data/appliance/models"
+# The image's own defaults (a camera plugged in is used); the page edits this file.
+install -m 0640 "$REPO/image-build/defaults/config.toml" "$ROOTFS/data/appliance/config.toml"
 chroot "$ROOTFS" systemd-tmpfiles --create /usr/lib/tmpfiles.d/appliance.conf
 chroot "$ROOTFS" chown -R appliance:appliance /data/appliance
 

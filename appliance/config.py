@@ -239,6 +239,12 @@ class AppConfig:
         return default_models_dir() if not self.models_dir else Path(self.models_dir).expanduser()
 
 
+def gpio_pins(config: AppConfig) -> dict[int, str]:
+    """The GPIO pins the devices and buttons use, and what for (not the look button,
+    which is on by default wherever there is GPIO)."""
+    return _actions_pins(config.actions, config.devices)
+
+
 def _actions_pins(actions: ActionsConfig, devices: DeviceList) -> dict[int, str]:
     """The GPIO pins the actions use, and what for."""
     light = actions.status_light

@@ -57,6 +57,7 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
         checks.append(_audio_check())
         checks.append(_echo_check())
     checks += _model_checks(config, memory)
+    checks.append(_gpio_check(config, root, here))
     checks += _vision_checks(config, here)
     if here and config.mqtt.enabled:
         checks.append(_mqtt_check(config))
@@ -107,6 +108,39 @@ def _remote_llm_check(config: AppConfig) -> Check:
         return Check("remote", "ok", f"language model server {llm.remote} answers")
     return Check("remote", "warn", f"language model server: {problem}; this board's model "
                  "answers meanwhile", "start the server, or fix llm.remote")  # fmt: skip
+
+
+def _gpio_check(config: AppConfig, root: Path, here: bool) -> Check:
+    """Which pin factory drives the pins, on which chip, and whether this user may use
+    it; a failure only when the configuration uses pins."""
+    from appliance.config import gpio_pins
+    from appliance.pins import gpio_chips, probe_pin_factory, usable
+
+    used = gpio_pins(config)
+    named = config.actions.pin_factory
+    if named == "mock":
+        return Check("gpio", "ok", 'mock pins (actions.pin_factory = "mock"): nothing is '
+                     "switched")  # fmt: skip
+    problem = "fail" if used else "ok"
+    uses = f"{len(used)} pin(s) configured" if used else "no pins configured"
+    chips = gpio_chips(root)
+    if not chips:
+        return Check("gpio", problem, f"no GPIO chips (/dev/gpiochip*); {uses}",
+                     "remove the GPIO devices and buttons, or set actions.pin_factory = "
+                     '"mock" to try them without hardware' if used else "")  # fmt: skip
+    if here and not any(usable(chip) for chip in chips):
+        return Check("gpio", problem if used else "warn",
+                     f"{', '.join(map(str, chips))} cannot be opened by this user; {uses}",
+                     "run as a member of the gpio group (the image's service is one)")  # fmt: skip
+    if not here:
+        return Check("gpio", "ok", f"{len(chips)} GPIO chip(s); {uses}")
+    factory, what = probe_pin_factory(named)
+    if not factory:
+        return Check("gpio", problem if used else "warn",
+                     f"no pin factory loads ({what}); {uses}",
+                     "on a Raspberry Pi, install lgpio (pip install lgpio; the image has "
+                     "it)")  # fmt: skip
+    return Check("gpio", "ok", f"pin factory {factory}, {what}; {uses}")
 
 
 def _vision_checks(config: AppConfig, here: bool) -> list[Check]:

@@ -4,9 +4,16 @@ when a pin cannot be had."""
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
+from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+
+DEFAULT_ORDER = ("lgpio", "rpigpio", "pigpio", "native")
+"""The pin factories gpiozero tries when none is named, in its order."""
 
 
 def make_pin_factory(name: str) -> Any:
@@ -37,3 +44,37 @@ def pin_error(what: str, pin: int, err: Exception) -> str:
             'set actions.pin_factory = "mock" to try the configuration without hardware'
         )
     return f"GPIO pin {pin} for the {what} cannot be used: {err}"
+
+
+def gpio_chips(root: Path = Path("/")) -> list[Path]:
+    """The GPIO character devices (/dev/gpiochipN), in number order."""
+    found = [p for p in (root / "dev").glob("gpiochip*") if re.fullmatch(r"gpiochip\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("gpiochip")))
+
+
+def usable(chip: Path) -> bool:
+    """This user may open the chip for reading and writing (the gpio group)."""
+    return os.access(chip, os.R_OK | os.W_OK)
+
+
+def probe_pin_factory(name: str) -> tuple[str, str]:
+    """Load the pin factory `name` ("" = gpiozero's order, as the appliance would), say
+    what it drives, and close it again: (its name, what it drives), or ("", why none
+    loaded)."""
+    reasons = []
+    for candidate in [name] if name else DEFAULT_ORDER:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # gpiozero's fallback warnings
+                factory = make_pin_factory(candidate)
+        except ConfigError as err:
+            reasons.append(f"{candidate}: {err.__cause__ or err}")
+            continue
+        try:
+            board = getattr(getattr(factory, "board_info", None), "model", "")
+            chip = getattr(factory, "_chip", None)
+            where = f"/dev/gpiochip{chip}" if chip is not None else "its pins"
+            return candidate, f"{where}" + (f" of a Raspberry Pi {board}" if board else "")
+        finally:
+            factory.close()
+    return "", "; ".join(reasons)

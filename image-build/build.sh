@@ -105,8 +105,10 @@ else
   # Binary wheels for aarch64 where the registry has them. llama-cpp-python: from
   # --arm64-wheels, or cross-compiled (kept for the next build). PyAudio (one small C file):
   # from --arm64-wheels, or its source, compiled in the chroot by the customize hook.
+  # manylinux_2_34 (lgpio): bookworm's glibc is 2.36.
   "${PIP[@]}" download --no-deps --only-binary=:all: --platform manylinux2014_aarch64 \
-    --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp \
+    --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
+    --python-version 3.11 --implementation cp \
     -d "$WORK/wheels" $(grep -vE '^(llama-cpp-python|PyAudio)==' "$WORK/wheels/requirements.txt")
   llama_version=$(grep -E '^llama-cpp-python==' "$WORK/wheels/requirements.txt" | cut -d= -f3)
   if [ -n "$ARM64_WHEELS" ]; then

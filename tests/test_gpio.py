@@ -190,3 +190,39 @@ def test_a_control_pin_in_use_is_a_clear_error(tmp_path, factory):
                 actions.attach(ControlsSpy())
 
     asyncio.run(main())
+
+
+def test_doctor_names_the_chips_and_fails_only_when_pins_are_configured(tmp_path):
+    from appliance.config import AppConfig
+    from appliance.doctor import _gpio_check
+    from appliance.sections.devices import DeviceList
+
+    plain = AppConfig()
+    wired = AppConfig(devices=DeviceList(DEVICES))
+    check = _gpio_check(plain, tmp_path, here=False)
+    assert check.status == "ok" and "no GPIO chips" in check.detail
+    check = _gpio_check(wired, tmp_path, here=False)
+    assert check.status == "fail" and "2 pin(s) configured" in check.detail
+    assert 'pin_factory = "mock"' in check.fix
+    (tmp_path / "dev").mkdir()
+    for n in (10, 0, 4):
+        (tmp_path / "dev" / f"gpiochip{n}").touch()
+    from appliance.pins import gpio_chips
+
+    assert [p.name for p in gpio_chips(tmp_path)] == ["gpiochip0", "gpiochip4", "gpiochip10"]
+    check = _gpio_check(wired, tmp_path, here=False)
+    assert check.status == "ok" and "3 GPIO chip(s)" in check.detail
+    mock = AppConfig(actions=ActionsConfig(pin_factory="mock"), devices=DeviceList(DEVICES))
+    assert "nothing is switched" in _gpio_check(mock, tmp_path, here=True).detail
+
+
+def test_the_pin_factory_is_loaded_as_the_appliance_would_and_closed_again():
+    from pathlib import Path
+
+    from appliance.pins import probe_pin_factory
+
+    name, what = probe_pin_factory("mock")
+    assert name == "mock" and "Raspberry Pi" in what  # gpiozero's mock Pi
+    if not Path("/proc/device-tree/model").exists():  # not a Pi: each real one says why
+        name, why = probe_pin_factory("")
+        assert name == "" and why.startswith("lgpio: ") and "rpigpio: " in why

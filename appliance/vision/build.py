@@ -138,6 +138,12 @@ def _look_button(
             pin_factory=pin_factory,
         )
     except ConfigError as err:
+        from appliance.pins import gpio_chips
+
+        if not gpio_chips():  # a machine without GPIO (a PC, a VM): nothing to wire it to
+            _LOGGER.warning("no GPIO on this machine: the look button (vision.button_pin "
+                            "%d) is not used", vision.button_pin)  # fmt: skip
+            return None
         _LOGGER.error("the look button is off: %s", err)
         message = f"the look button is off: {err}"
         pipeline.bus.publish(

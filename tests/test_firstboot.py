@@ -65,8 +65,10 @@ def test_open_network_needs_no_password():
     [
         ("wifi_ssid = x\nwifi_password = short\nwifi_country = GB\n", "8–63 ASCII"),
         ("wifi_ssid = x\nwifi_password = long enough\nwifi_country = Narnia\n", "two-letter"),
-        ("wifi_ssid = x\nwifi_password = long enough\nwifi_country = ZZ\n",
-         "ZZ is not a country code"),
+        (
+            "wifi_ssid = x\nwifi_password = long enough\nwifi_country = ZZ\n",
+            "ZZ is not a country code",
+        ),
         ("wifi_ssid = x\nwifi_password = " + "k" * 64 + "\nwifi_country = GB\n", "not 64"),
         ("wifi_password = long enough\nwifi_country = GB\n", "wifi_ssid must be 1–32 bytes"),
         ("wifi_ssid = " + "x" * 33 + "\nwifi_country = GB\n", "wifi_ssid must be 1–32"),

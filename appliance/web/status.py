@@ -12,7 +12,6 @@ from typing import Any
 
 from appliance import events as ev
 from appliance.config import AppConfig, data_dir
-from appliance.device.setup_status import setup_status
 from appliance.models.budget import read_memory_state
 
 CHART_STAGES = ("stt", "llm_first_token", "tts_first_sentence", "ttfa", "turn")
@@ -225,6 +224,9 @@ def status_snapshot(
 ) -> dict[str, Any]:
     """`setup`: what the first boot did with `appliance.txt` (None when this machine was
     not set up from the image)."""
+    # Here, not at the top: the first boot (device/) uses the pairing store (web/).
+    from appliance.device.setup_status import setup_status
+
     return {
         "state": "muted" if tracker.muted else tracker.state,
         "uptime_seconds": round(time.time() - started, 1),

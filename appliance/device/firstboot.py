@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -94,8 +95,8 @@ def set_hostname(root: Path, name: str, *, live: bool) -> str:
     lines = [ln for ln in hosts.read_text().splitlines() if not ln.startswith("127.0.1.1")]
     lines.insert(1 if lines else 0, f"127.0.1.1\t{name}")
     hosts.write_text("\n".join(lines) + "\n")
-    if live:
-        Path("/proc/sys/kernel/hostname").write_text(name)
+    if live:  # the syscall, not /proc/sys: the unit keeps /proc/sys read-only
+        socket.sethostname(name)
     return f"host name {name}: http://{name}.local"
 
 

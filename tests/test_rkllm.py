@@ -22,7 +22,7 @@ import pytest
 from appliance.errors import LanguageModelError, ModelError
 from appliance.llm import rkllm
 from appliance.llm.base import LanguageModel, Message
-from appliance.llm.rkllm import CHATML, RkllmLlm
+from appliance.llm.rkllm import CHATML, RkllmLlm, build_prompt
 from appliance.npu import detect_npu
 
 NATIVE = Path(__file__).parent / "native" / "fake_rkllm.c"
@@ -160,6 +160,38 @@ def test_builtin_template_is_kept_until_a_system_prompt_is_set(
     _run(llm)
     _run(llm, [Message("user", "Again?")])  # the system prompt is cleared, ChatML stays
     assert hooks.fake_rkllm_last_prompt().decode() == (CHATML.prefix + "Again?" + CHATML.postfix)
+
+
+CONVERSATION = [
+    Message("system", SYSTEM),
+    Message("user", "Hello."),
+    Message("assistant", "Hi, what can I do?"),
+    Message("user", QUESTION),
+]
+
+
+def test_the_conversation_s_earlier_turns_reach_the_npu_in_the_template(
+    llm: RkllmLlm, hooks: ctypes.CDLL
+) -> None:
+    _run(llm, CONVERSATION)
+    assert hooks.fake_rkllm_last_prompt().decode() == (
+        CHATML.system.replace("{system}", SYSTEM)
+        + CHATML.prefix + "Hello." + CHATML.postfix + "Hi, what can I do?" + CHATML.turn_end
+        + CHATML.prefix + QUESTION + CHATML.postfix
+    )  # fmt: skip
+
+
+def test_with_the_model_s_own_template_the_earlier_turns_are_a_transcript(
+    fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL
+) -> None:
+    with RkllmLlm(_model(tmp_path), library=fake_lib, system_prompt_in_template=False) as model:
+        _run(model, CONVERSATION)
+    assert hooks.fake_rkllm_last_prompt().decode() == (
+        f"<builtin>{SYSTEM}\n\nUser: Hello.\nAssistant: Hi, what can I do?\n\n{QUESTION}</builtin>"
+    )
+    prompt = build_prompt([Message("user", "One"), Message("user", "two"),
+                           Message("assistant", "Yes."), Message("user", "Three")])  # fmt: skip
+    assert prompt.earlier == (("One\ntwo", "Yes."),) and prompt.user == "Three"
 
 
 def test_no_user_message_is_an_error(llm: RkllmLlm) -> None:

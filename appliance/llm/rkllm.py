@@ -184,11 +184,13 @@ LLMResultCallback = ctypes.CFUNCTYPE(
 @dataclass(frozen=True)
 class ChatTemplate:
     """What `rkllm_set_chat_template` takes: the system block (`{system}` is replaced by
-    the system prompt), and the text put before and after the user's turn."""
+    the system prompt), and the text put before and after the user's turn; `turn_end`
+    closes an assistant's turn, for the conversation's earlier turns."""
 
     system: str
     prefix: str
     postfix: str
+    turn_end: str = ""
 
 
 # ChatML: Qwen2/2.5/3, SmolLM2, MiniCPM, InternLM2 and most small RKLLM conversions.
@@ -196,7 +198,18 @@ CHATML = ChatTemplate(
     system="<|im_start|>system\n{system}<|im_end|>\n",
     prefix="<|im_start|>user\n",
     postfix="<|im_end|>\n<|im_start|>assistant\n",
+    turn_end="<|im_end|>\n",
 )
+
+
+@dataclass(frozen=True)
+class Prompt:
+    system: str
+    earlier: tuple[tuple[str, str], ...]
+    """The conversation's earlier turns: (what the user said, the reply)."""
+    user: str
+    """What to answer now."""
+
 
 _PIECE, _ERROR, _FINISH, _DONE = "piece", "error", "finish", "done"
 _POLL_S = 0.05  # how often a waiting stream looks at `cancel`
@@ -204,15 +217,28 @@ _STOP_TIMEOUT_S = 30.0  # how long rkllm_run may take to return after rkllm_abor
 _REQUIRED = ("rkllm_createDefaultParam", "rkllm_init", "rkllm_run", "rkllm_abort", "rkllm_destroy")
 
 
-def build_prompt(messages: list[Message]) -> tuple[str, str]:
-    """(system prompt, user text) for one run. The runtime runs each turn on its own
-    (keep_history=0): the system messages are joined, the last user message is the turn,
-    earlier user/assistant turns are not sent (the pipeline sends single turns)."""
+def build_prompt(messages: list[Message]) -> Prompt:
+    """One run's prompt. The runtime keeps no history of its own (keep_history=0: the
+    conversation, not the runtime, decides what is remembered), so the earlier turns go
+    into the input each time (`RkllmLlm._prepare`). The system messages are joined; a user
+    message with no reply before the next is joined to it."""
     system = "\n\n".join(m.content.strip() for m in messages if m.role == "system")
-    users = [m.content for m in messages if m.role == "user"]
-    if not users:
+    earlier: list[tuple[str, str]] = []
+    asked: list[str] = []
+    for message in messages:
+        if message.role == "user":
+            asked.append(message.content.strip())
+        elif message.role == "assistant" and asked:
+            earlier.append(("\n".join(asked), message.content.strip()))
+            asked = []
+    if not asked:
         raise LanguageModelError("the conversation has no user message to answer")
-    return system.strip(), users[-1]
+    return Prompt(system.strip(), tuple(earlier), "\n".join(asked))
+
+
+def _transcript(prompt: Prompt) -> str:
+    """The earlier turns as plain text, for a template whose markup is not known here."""
+    return "\n".join(f"User: {asked}\nAssistant: {reply}" for asked, reply in prompt.earlier)
 
 
 def _load_library(library: str | Path) -> ctypes.CDLL:
@@ -371,11 +397,11 @@ class RkllmLlm:
         )
 
     def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
-        system, user = build_prompt(messages)
+        prompt = build_prompt(messages)
         with self._run_lock:
             if cancel.is_set():
                 return
-            text = self._prepare(system, user)
+            text = self._prepare(prompt)
             run_input = RKLLMInput()
             run_input.role = b"user"
             run_input.enable_thinking = False
@@ -440,10 +466,13 @@ class RkllmLlm:
             raise LanguageModelError("the RKLLM model is closed")
         return self._handle
 
-    def _prepare(self, system: str, user: str) -> str:
-        """Set the chat template if needed and return the text for RKLLMInput."""
+    def _prepare(self, prompt: Prompt) -> str:
+        """Set the chat template if needed and return the text for RKLLMInput: the
+        earlier turns, marked up as the template marks turns when it is ours, else as a
+        plain transcript, then what to answer now."""
+        system, user = prompt.system, prompt.user
         if not self.system_prompt_in_template:
-            return f"{system}\n\n{user}" if system else user
+            return "\n\n".join(p for p in (system, _transcript(prompt), user) if p)
         tpl = self.chat_template
         wanted = (tpl.system.replace("{system}", system) if system else "", tpl.prefix, tpl.postfix)
         # Leave the model's built-in template alone until there is a system prompt to set.
@@ -454,7 +483,11 @@ class RkllmLlm:
             if rc != 0:
                 raise LanguageModelError(f"rkllm_set_chat_template failed ({rc})")
             self._template_set = wanted
-        return user
+        if self._template_set is None or not tpl.turn_end:  # the model's own template
+            return "\n\n".join(p for p in (_transcript(prompt), user) if p)
+        turns = "".join(f"{asked}{tpl.postfix}{reply}{tpl.turn_end}{tpl.prefix}"
+                        for asked, reply in prompt.earlier)  # fmt: skip
+        return turns + user
 
     def _run(
         self,

@@ -22,7 +22,14 @@ from appliance.config import AppConfig, resolve_threads
 from appliance.deferred import DeferredVoice
 from appliance.errors import ModelError
 from appliance.llm.base import LanguageModel
-from appliance.models.budget import LoadPlan, MemoryState, gguf_need, plan_load, this_machine
+from appliance.models.budget import (
+    LoadPlan,
+    MemoryState,
+    gguf_need,
+    plan_load,
+    rkllm_need,
+    this_machine,
+)
 from appliance.models.catalog import ModelEntry, ModelStore
 from appliance.pipeline import Engines, PipelineSettings
 from appliance.system import llm_threads
@@ -246,12 +253,20 @@ def choose_llm(config: AppConfig, store: ModelStore, state: MemoryState) -> LlmC
     entry = store.entry(config.llm.model, "llm")
     backend = _backend_for(config, store, entry)
     if backend == "rkllm":
-        if entry.facts.get("backend") != "rkllm":
-            entry = _first_rkllm(store) or entry
-        store.path(entry.name, "llm")
-        message = f"{entry.name} runs on the NPU (its memory is the NPU runtime's)"
-        plan = LoadPlan("load", entry.name, config.llm.context, None, message=message)
-        return LlmChoice(entry, "rkllm", plan)
+        npu_entry = entry if entry.facts.get("backend") == "rkllm" else _first_rkllm(store)
+        assert npu_entry is not None  # `_backend_for` said there is one
+        size = store.path(npu_entry.name, "llm").stat().st_size
+        need = rkllm_need(npu_entry.name, size, config.llm.context)
+        plan = plan_load(need, state)
+        if plan.ok:
+            message = (f"{npu_entry.name} runs on the NPU, with {need.weights / 2**20:,.0f} MB "
+                       "of the board's RAM for its weights, KV cache and runtime (the NPU "
+                       "has no memory of its own)")  # fmt: skip
+            return LlmChoice(npu_entry, "rkllm", dataclasses.replace(plan, message=message))
+        if config.llm.backend == "rkllm" or entry.facts.get("backend") == "rkllm":
+            raise ModelError(plan.message)
+        _LOGGER.warning("%s; the CPU (llama.cpp) answers with %s instead", plan.message,
+                        entry.name)  # fmt: skip
     if entry.facts.get("backend") == "rkllm":
         raise ModelError(f"{entry.name} is an NPU (.rkllm) model but {_npu_reason()}")
     info = read_gguf_info(store.path(entry.name, "llm"))

@@ -180,3 +180,47 @@ def test_a_half_written_user_catalog_is_a_clear_error_not_a_traceback(home, tmp_
     proc = appliance("models", "list", env=home)
     assert proc.returncode == 5 and USER_CATALOG in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def npu_store(tmp_path, monkeypatch) -> ModelStore:
+    """A store with SmolLM2 (linked) and a 300 MB .rkllm model imported, on a board whose
+    NPU path is on (the NPU's detection is faked: this machine has none)."""
+    import appliance.npu
+    from appliance.npu import NpuStatus
+    from appliance.prepare.importer import import_model
+
+    store = ModelStore(tmp_path / "models")
+    import_model(store, SMOLLM2, name="cpu-model", link=True)
+    npu_file = tmp_path / "qwen.rkllm"
+    with npu_file.open("wb") as out:
+        out.truncate(300 * 2**20)  # sparse: its size is what the budget reads
+    import_model(store, npu_file, name="npu-model")
+    found = NpuStatus("RK3588", True, "0.9.8", True, True, "RK3588 with RKLLM")
+    monkeypatch.setattr(appliance.npu, "detect_npu", lambda *a, **k: found)
+    return store
+
+
+def _free(mb: int):
+    from appliance.models.budget import MemoryState
+
+    return MemoryState(mem_total=8 * 2**30, mem_available=mb * 2**20, swap_total=0,
+                       swap_free=0, swappiness=60)  # fmt: skip
+
+
+def test_an_npu_model_gets_the_memory_budget_like_every_model(npu_store):
+    from appliance.config import LlmConfig
+    from appliance.errors import ModelError
+
+    config = AppConfig(llm=LlmConfig(model="cpu-model", context=2048))
+    choice = choose_llm(config, npu_store, _free(4000))
+    assert choice.backend == "rkllm" and choice.entry.name == "npu-model"
+    # 300 MB of weights + 128 MB of KV cache at 2048 tokens + 128 MB of runtime
+    assert "with 556 MB of the board's RAM" in choice.plan.message
+    # Too little RAM for the NPU model: the CPU model answers, which fits
+    choice = choose_llm(config, npu_store, _free(500))
+    assert choice.backend == "llama.cpp" and choice.entry.name == "cpu-model"
+    # The NPU model asked for by name, or the NPU backend asked for: a clear refusal
+    for asked in (LlmConfig(model="npu-model"), LlmConfig(model="cpu-model", backend="rkllm")):
+        with pytest.raises(ModelError, match="needs .* but only .* of RAM is free"):
+            choose_llm(AppConfig(llm=asked), npu_store, _free(500))

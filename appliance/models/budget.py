@@ -254,6 +254,22 @@ def gguf_need(name: str, info: GgufInfo, context: int) -> ModelNeed:
     )
 
 
+RKLLM_KV_PER_TOKEN = 64 * 1024
+"""The NPU runtime's KV cache per token of context, reserved generously: a .rkllm file
+does not state its model's shape here, and in float16 a Qwen2.5 1.5B takes 28 KiB per
+token, a 3B 36 KiB, a 7B 56 KiB."""
+RKLLM_RUNTIME = 128 * MIB
+"""The runtime's own buffers, reserved."""
+
+
+def rkllm_need(name: str, file_bytes: int, context: int) -> ModelNeed:
+    """What Rockchip's NPU runtime takes. The NPU has no memory of its own: the runtime
+    copies the weights into buffers of system RAM that are neither file-backed nor
+    swappable, so all of it is counted as `weights` here (none of it can go to zram)."""
+    need = file_bytes + RKLLM_KV_PER_TOKEN * context + RKLLM_RUNTIME
+    return ModelNeed(name, weights=need, anon=0, context=context)
+
+
 # ---- deciding -----------------------------------------------------------------------
 
 

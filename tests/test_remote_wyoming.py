@@ -144,16 +144,16 @@ def test_a_box_that_accepts_and_hangs_costs_its_timeout_once():
         assert len(fallbacks) == 1 and silent.accepted == 2  # the first call above, and one
 
 
-class _Scripted:
-    """A TCP server on loopback that answers each connection with `reply` bytes (after
-    reading what the client sends), or streams `forever` until the client leaves."""
+class _Loopback:
+    """A TCP server on loopback that answers each connection on a thread of its own
+    (`_answer`); `connections` counts them."""
 
-    def __init__(self, reply: bytes = b"", forever: bytes = b"") -> None:
+    def __init__(self) -> None:
+        self.connections = 0
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(8)
         self.uri = f"tcp://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._reply, self._forever = reply, forever
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -162,7 +162,23 @@ class _Scripted:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _Scripted(_Loopback):
+    """A TCP server on loopback that answers each connection with `reply` bytes (after
+    reading what the client sends), or streams `forever` until the client leaves."""
+
+    def __init__(self, reply: bytes = b"", forever: bytes = b"") -> None:
+        self._reply, self._forever = reply, forever
+        super().__init__()
 
     def _answer(self, conn: socket.socket) -> None:
         try:
@@ -179,9 +195,6 @@ class _Scripted:
             pass
         finally:
             conn.close()
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def _event(kind: str, data: dict, payload: bytes = b"") -> bytes:
@@ -320,30 +333,16 @@ def test_doctor_and_the_status_page_name_each_remote_stage():
     assert [(r["stage"], r["up"]) for r in rows] == [("stt", None), ("tts", False)]
 
 
-class _Listening:
+class _Listening(_Loopback):
     """A Wyoming speech-to-text service on loopback that notes when each audio chunk
     arrives and answers with how many samples it got."""
 
     def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self.uri = f"tcp://127.0.0.1:{self._sock.getsockname()[1]}"
         self.samples = 0
         self.got = threading.Condition()
-        self.connections = 0
         self.stopped = 0
         self.left_early = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _answer(self, conn: socket.socket) -> None:
         from wyoming.event import read_event, write_event
@@ -369,9 +368,6 @@ class _Listening:
     def wait_for(self, samples: int) -> bool:
         with self.got:
             return self.got.wait_for(lambda: self.samples >= samples, timeout=5)
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def test_a_request_s_audio_goes_to_the_box_while_it_is_heard():

@@ -97,6 +97,34 @@ def test_a_pin_already_in_use_is_answered_not_toggled(tmp_path, factory):
     squatter.close()
 
 
+def test_a_gpio_chip_that_vanishes_is_answered_as_a_failure_and_nothing_else_stops(
+    tmp_path, factory
+):
+    """The chip goes away under a running appliance (a HAT unplugged, a driver unbound):
+    the pin write fails; the reply says so, claims nothing, and the next command works."""
+    actions, recorder = make(tmp_path, factory)
+
+    async def main():
+        async with actions:
+            pin = factory.pin(27)
+
+            def gone(value):
+                raise OSError(19, "No such device: /dev/gpiochip0")
+
+            kept, pin._set_state = pin._set_state, gone
+            lost = await actions.intents.handle("Turn on the garden pump.", 1)
+            fine = await actions.intents.handle("Turn on the porch light.", 2)
+            pin._set_state = kept
+            return lost, fine
+
+    lost, fine = asyncio.run(main())
+    assert "couldn't" in lost.reply.lower() and "No such device" in lost.reply
+    assert "is on" not in lost.reply
+    assert fine.reply == "The porch light is on."
+    assert [(a.tool, a.ok) for a in recorder.of("action")] == [("device_on", False),
+                                                                ("device_on", True)]  # fmt: skip
+
+
 def test_button_mute_switch_and_long_press(tmp_path, factory):
     config = ActionsConfig(
         button=ButtonConfig(pin=5, hold_seconds=0.5), mute_switch=MuteSwitchConfig(pin=6)

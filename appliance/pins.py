@@ -33,12 +33,22 @@ def make_pin_factory(name: str) -> Any:
         raise ConfigError(f"GPIO pin factory {name!r} cannot be used here: {err}") from err
 
 
+def _no_gpio(err: BaseException) -> bool:
+    return type(err).__name__ in ("BadPinFactory", "PinFactoryFallback")
+
+
+def no_gpio_here(err: BaseException) -> bool:
+    """The error (or its cause) says this machine has no GPIO at all, rather than that a
+    pin is taken or wrong."""
+    return _no_gpio(err) or (err.__cause__ is not None and _no_gpio(err.__cause__))
+
+
 def pin_error(what: str, pin: int, err: Exception) -> str:
     from gpiozero.exc import GPIOPinInUse
 
     if isinstance(err, GPIOPinInUse):
         return f"GPIO pin {pin} for the {what} is already in use by another device or program"
-    if type(err).__name__ in ("BadPinFactory", "PinFactoryFallback"):
+    if _no_gpio(err):
         return (
             f"there is no GPIO on this machine for the {what} (pin {pin}); "
             'set actions.pin_factory = "mock" to try the configuration without hardware'

@@ -210,6 +210,22 @@ def test_a_look_button_pin_in_use_is_reported_and_the_rest_works(tmp_path, view,
     assert letters(SIGN) in letters(result.reply)  # the spoken trigger still works
 
 
+def test_on_a_machine_without_gpio_the_look_button_is_skipped_not_an_error(tmp_path, view):
+    from appliance.pins import gpio_chips
+
+    if gpio_chips():
+        pytest.skip("this machine has GPIO")
+    pipeline, recorder, *_ = make_pipeline([], [])
+    config = button_config(tmp_path, view)
+
+    async def main() -> Any:
+        async with pipeline, vision_hook(config, pipeline, button=True) as hooked:
+            return hooked
+
+    assert isinstance(asyncio.run(main()), VisionService)
+    assert recorder.of("error") == []  # gpiozero found no GPIO here: a warning only
+
+
 # ---- the language model's look tool ----------------------------------------------------
 
 

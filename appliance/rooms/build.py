@@ -3,6 +3,7 @@ as events."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from appliance.rooms.messengers import Messenger, Multicast, OverMqtt
 
 if TYPE_CHECKING:
     from appliance.mqtt.link import MqttLink
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def box_name(config: AppConfig) -> str:
@@ -40,6 +43,9 @@ def room_arbiter(config: AppConfig, bus: ev.EventBus, link: MqttLink | None) -> 
     if rooms.via == "mqtt" and link is not None:
         messenger = OverMqtt(link, rooms.topic)
     else:
+        if rooms.via == "mqtt":
+            _LOGGER.warning("rooms.via is mqtt, but MQTT is not running in this command: "
+                            "the boxes are reached over multicast instead")  # fmt: skip
         messenger = Multicast(rooms.group, rooms.port, rooms.interface or "0.0.0.0")
     return RoomArbiter(box_name(config), messenger, window_ms=rooms.window_ms,
                        on_decision=decided, on_conflict=conflict)  # fmt: skip

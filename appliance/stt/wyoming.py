@@ -165,6 +165,8 @@ class LiveRequest:
                 f"no audio for {stt.where} in {LONGEST_REQUEST:g} s"))  # fmt: skip
         except (WyomingFailure, RemoteSttError) as err:
             self._answer.set_exception(RemoteSttError(str(err)))
+        except Exception as err:  # whatever it is, the turn must not wait out the deadline
+            self._answer.set_exception(RemoteSttError(f"{stt.where}: {err}"))
 
 
 def _pcm(audio: np.ndarray) -> bytes:

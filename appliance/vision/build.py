@@ -138,9 +138,9 @@ def _look_button(
             pin_factory=pin_factory,
         )
     except ConfigError as err:
-        from appliance.pins import gpio_chips
+        from appliance.pins import no_gpio_here
 
-        if not gpio_chips():  # a machine without GPIO (a PC, a VM): nothing to wire it to
+        if no_gpio_here(err):  # a machine without GPIO (a PC, a VM): nothing to wire it to
             _LOGGER.warning("no GPIO on this machine: the look button (vision.button_pin "
                             "%d) is not used", vision.button_pin)  # fmt: skip
             return None

@@ -52,7 +52,7 @@ def run_checks(config: AppConfig, root: Path) -> list[Check]:
         checks.append(Check("memory", "fail", str(err), "run on Linux with /proc mounted"))
         return checks
     checks += _memory_checks(memory)
-    checks.append(_npu_check(root))
+    checks.append(_npu_check(root, config.llm.rkllm_runtime))
     if here:
         checks.append(_audio_check())
         checks.append(_echo_check())
@@ -134,7 +134,7 @@ def _gpio_check(config: AppConfig, root: Path, here: bool) -> Check:
                      "run as a member of the gpio group (the image's service is one)")  # fmt: skip
     if not here:
         return Check("gpio", "ok", f"{len(chips)} GPIO chip(s); {uses}")
-    factory, what = probe_pin_factory(named)
+    factory, what = probe_pin_factory(named, config.actions.gpio_chip)
     if not factory:
         return Check("gpio", problem if used else "warn",
                      f"no pin factory loads ({what}); {uses}",
@@ -210,17 +210,19 @@ def _memory_checks(memory: MemoryState) -> list[Check]:
     return checks
 
 
-def _npu_check(root: Path) -> Check:
+def _npu_check(root: Path, declared: str = "") -> Check:
     from appliance.npu import detect_npu
 
-    npu = detect_npu(root)
-    if npu.rkllm_supported and npu.runtime_found and npu.npu_device:
+    npu = detect_npu(root, declared=declared)
+    if npu.rkllm_supported and npu.usable_runtime and npu.npu_device:
         return Check("npu", "ok", npu.reason)
     if npu.soc is None:
         return Check("npu", "ok", f"no Rockchip NPU: {npu.reason}")
     fix = ""
     if npu.rkllm_supported and not npu.runtime_found:
         fix = "install Rockchip's librkllmrt.so 1.2.x to /usr/lib, then import a .rkllm model"
+    elif npu.rkllm_supported and npu.runtime_problem:
+        fix = "install librkllmrt.so 1.2.1, 1.2.2 or 1.2.3 from airockchip/rknn-llm to /usr/lib"
     return Check("npu", "warn" if fix else "ok", npu.reason, fix)
 
 

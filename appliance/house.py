@@ -68,11 +68,17 @@ class Actions:
         self._unsubscribe: Callable[[], None] | None = None
         self.long_press_hooks: list[Callable[[], Any]] = []
         """Called when the button is held (the web engineer's "reset pairing")."""
+        self._pins_problem = ""
         needs_gpio = any(d.gpio is not None for d in devices)
-        if needs_gpio and pin_factory is None and config.pin_factory:
+        if needs_gpio and pin_factory is None:
             from appliance.pins import make_pin_factory
 
-            self.pin_factory = make_pin_factory(config.pin_factory)
+            try:
+                self.pin_factory = make_pin_factory(config.pin_factory, config.gpio_chip)
+            except ConfigError as err:
+                # No pins: each GPIO device answers why; the rest works.
+                _LOGGER.error("%s", err)
+                self._pins_problem = str(err)
         self.audit = AuditLog(
             data_dir / "audit.sqlite3",
             retention_days=config.audit_retention_days,
@@ -124,6 +130,8 @@ class Actions:
     def _gpio_backend(self, config: DeviceConfig) -> DeviceBackend:
         from appliance.actions.gpio import GpioOutputBackend, UnavailableBackend
 
+        if self._pins_problem:
+            return UnavailableBackend(config.name, self._pins_problem)
         try:
             return GpioOutputBackend(config, self.pin_factory)
         except ConfigError as err:
@@ -176,10 +184,10 @@ class Actions:
         return self._status
 
     def _factory(self) -> Any:
-        if self.pin_factory is None and self.config.pin_factory:
+        if self.pin_factory is None:
             from appliance.pins import make_pin_factory
 
-            self.pin_factory = make_pin_factory(self.config.pin_factory)
+            self.pin_factory = make_pin_factory(self.config.pin_factory, self.config.gpio_chip)
         return self.pin_factory
 
     async def start(self) -> None:

@@ -16,15 +16,31 @@ DEFAULT_ORDER = ("lgpio", "rpigpio", "pigpio", "native")
 """The pin factories gpiozero tries when none is named, in its order."""
 
 
-def make_pin_factory(name: str) -> Any:
-    """gpiozero pin factory by name; "" = None (gpiozero picks its default, honouring
-    $GPIOZERO_PIN_FACTORY)."""
+def make_pin_factory(name: str, chip: int = 0) -> Any:
+    """gpiozero pin factory by name. "" = gpiozero's default (None: it honours
+    $GPIOZERO_PIN_FACTORY, else lgpio…), except on a board that is not a Raspberry Pi but
+    has GPIO chips, where gpiozero's factories cannot find their pins: there, as with
+    "gpiochip", the lines of /dev/gpiochip`chip`."""
     if not name:
-        return None
+        if os.environ.get("GPIOZERO_PIN_FACTORY") or not gpio_chips():
+            return None
+        from appliance.gpiochip import on_a_raspberry_pi
+
+        return None if on_a_raspberry_pi() else make_pin_factory("gpiochip", chip)
     if name == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
         return MockFactory(pin_class=MockPWMPin)
+    if name == "gpiochip":
+        from appliance.gpiochip import ChipFactory
+
+        try:
+            return ChipFactory(chip)
+        except Exception as err:
+            raise ConfigError(
+                f"GPIO chip /dev/gpiochip{chip} cannot be used: {err} (actions.gpio_chip "
+                "names the chip; the service must be in the gpio group)"
+            ) from err
     from importlib.metadata import entry_points
 
     try:
@@ -67,24 +83,36 @@ def usable(chip: Path) -> bool:
     return os.access(chip, os.R_OK | os.W_OK)
 
 
-def probe_pin_factory(name: str) -> tuple[str, str]:
-    """Load the pin factory `name` ("" = gpiozero's order, as the appliance would), say
-    what it drives, and close it again: (its name, what it drives), or ("", why none
-    loaded)."""
+def probe_pin_factory(name: str, chip: int = 0) -> tuple[str, str]:
+    """Load the pin factory `name` ("" = gpiozero's order, or the chip on a board that is
+    not a Pi, as the appliance would), say what it drives, and close it again: (its name,
+    what it drives), or ("", why none loaded)."""
     reasons = []
+    if not name and gpio_chips():
+        try:
+            chosen = make_pin_factory("", chip)
+        except ConfigError as err:
+            return "", str(err)
+        if chosen is not None:
+            try:
+                return "gpiochip", f"{chosen.describe()}, on a board that is not a Raspberry Pi"
+            finally:
+                chosen.close()
     for candidate in [name] if name else DEFAULT_ORDER:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # gpiozero's fallback warnings
-                factory = make_pin_factory(candidate)
+                factory = make_pin_factory(candidate, chip)
         except ConfigError as err:
             reasons.append(f"{candidate}: {err.__cause__ or err}")
             continue
         try:
+            if hasattr(factory, "describe"):
+                return candidate, factory.describe()
             board = getattr(getattr(factory, "board_info", None), "model", "")
-            chip = getattr(factory, "_chip", None)
-            where = f"/dev/gpiochip{chip}" if chip is not None else "its pins"
-            return candidate, f"{where}" + (f" of a Raspberry Pi {board}" if board else "")
+            chip_number = getattr(factory, "_chip", None)
+            where = f"/dev/gpiochip{chip_number}" if chip_number is not None else "its pins"
+            return candidate, where + (f" of a Raspberry Pi {board}" if board else "")
         finally:
             factory.close()
     return "", "; ".join(reasons)

@@ -254,3 +254,127 @@ def test_the_pin_factory_is_loaded_as_the_appliance_would_and_closed_again():
     if not Path("/proc/device-tree/model").exists():  # not a Pi: each real one says why
         name, why = probe_pin_factory("")
         assert name == "" and why.startswith("lgpio: ") and "rpigpio: " in why
+
+
+class _FakeLgpio:
+    """lgpio's calls on one open chip, recorded: the kernel's side is the boot test's
+    (a simulated USB GPIO bridge under QEMU)."""
+
+    def __init__(self, lines: int = 8) -> None:
+        self.lines = lines
+        self.levels: dict[int, int] = {}
+        self.outputs: set[int] = set()
+        self.closed = False
+
+    def install(self, monkeypatch) -> None:
+        import lgpio
+
+        for name in (
+            "gpiochip_open",
+            "gpiochip_close",
+            "gpio_get_chip_info",
+            "gpio_claim_input",
+            "gpio_claim_output",
+            "gpio_write",
+            "gpio_read",
+            "gpio_get_mode",
+            "gpio_free",
+        ):
+            monkeypatch.setattr(lgpio, name, getattr(self, name))  # fmt: skip
+
+    def gpiochip_open(self, chip: int) -> int:
+        if chip != 0:
+            raise RuntimeError("can not open gpiochip")
+        return 7
+
+    def gpiochip_close(self, handle: int) -> None:
+        self.closed = True
+
+    def gpio_get_chip_info(self, handle: int) -> tuple[int, int, str, str]:
+        return 0, self.lines, "gpiochip0", "cp2112_gpio"
+
+    def gpio_claim_input(self, handle: int, line: int, flags: int = 0) -> int:
+        self.outputs.discard(line)
+        return 0
+
+    def gpio_claim_output(self, handle: int, line: int, level: int = 0, flags: int = 0) -> int:
+        self.outputs.add(line)
+        self.levels[line] = level
+        return 0
+
+    def gpio_write(self, handle: int, line: int, level: int) -> int:
+        assert line in self.outputs
+        self.levels[line] = int(level)
+        return 0
+
+    def gpio_read(self, handle: int, line: int) -> int:
+        return self.levels.get(line, 0)
+
+    def gpio_get_mode(self, handle: int, line: int) -> int:
+        return 2 if line in self.outputs else 0  # lgpio's GPIO_IS_OUT
+
+    def gpio_free(self, handle: int, line: int) -> int:
+        return 0
+
+
+LINE_DEVICES = [
+    DeviceConfig("porch light", "light", (), "outside", GpioOutput(3)),
+    DeviceConfig("gate", "relay", (), "", GpioOutput(5, active_high=False)),
+]
+
+
+def test_off_a_raspberry_pi_the_pins_are_the_chips_lines(tmp_path, monkeypatch):
+    """On a board that is not a Pi (a Rockchip board, a USB bridge) gpiozero's factories
+    find no header; the chip's factory drives line N for pin N, through lgpio."""
+    import appliance.gpiochip
+    import appliance.pins
+    from appliance.pins import make_pin_factory, probe_pin_factory
+
+    chip = _FakeLgpio()
+    chip.install(monkeypatch)
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(appliance.pins, "gpio_chips", lambda: [tmp_path / "gpiochip0"])
+    monkeypatch.setattr(appliance.gpiochip, "on_a_raspberry_pi", lambda: False)
+    factory = make_pin_factory("", 0)
+    assert factory.describe() == "/dev/gpiochip0 (cp2112_gpio, 8 lines)"
+    actions, _ = make(tmp_path, factory, devices=LINE_DEVICES)
+
+    async def main():
+        async with actions:
+            reply = (await actions.intents.handle("Turn on the porch light.", 1)).reply
+            return reply, set(chip.outputs), dict(chip.levels)
+
+    try:
+        reply, outputs, levels = asyncio.run(main())
+    finally:
+        factory.close()
+    assert reply == "The porch light is on."
+    assert outputs == {3, 5} and levels == {3: 1, 5: 1}  # the gate: active low, off
+    assert chip.outputs == set() and chip.closed  # closed: the lines handed back as inputs
+    assert probe_pin_factory("", 0) == (
+        "gpiochip", "/dev/gpiochip0 (cp2112_gpio, 8 lines), on a board that is not a Raspberry Pi"
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"/dev/gpiochip2 cannot be used: .*actions.gpio_chip"):
+        make_pin_factory("gpiochip", 2)
+    # On a Pi, or with $GPIOZERO_PIN_FACTORY, or with no chip: gpiozero's own choice.
+    monkeypatch.setattr(appliance.gpiochip, "on_a_raspberry_pi", lambda: True)
+    assert make_pin_factory("", 0) is None
+    monkeypatch.setattr(appliance.gpiochip, "on_a_raspberry_pi", lambda: False)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    assert make_pin_factory("", 0) is None
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY")
+    monkeypatch.setattr(appliance.pins, "gpio_chips", lambda: [])
+    assert make_pin_factory("", 0) is None
+
+
+def test_a_chip_that_cannot_be_opened_leaves_each_gpio_device_saying_why(tmp_path, monkeypatch):
+    _FakeLgpio().install(monkeypatch)
+    config = ActionsConfig(pin_factory="gpiochip", gpio_chip=3)
+    actions, _ = make(tmp_path, None, config, devices=LINE_DEVICES)
+
+    async def main():
+        async with actions:
+            return (await actions.intents.handle("Turn on the porch light.", 1)).reply
+
+    reply = asyncio.run(main())
+    assert "I can't use the porch light: GPIO chip /dev/gpiochip3 cannot be used" in reply

@@ -26,6 +26,13 @@ import pytest
 import requests
 
 from appliance.web.security import CSP
+from tests.image_devices import (
+    check_a_gpio_device,
+    check_the_camera_unplugged,
+    plug_in_a_camera,
+    plug_in_a_gpio_bridge,
+    write_into_root,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "image-build" / "build.sh"
@@ -180,14 +187,9 @@ def _log_root_in_on_the_console(disk: Path, tty: str) -> None:
     """Root logged in on the serial console of this test's copy of the card, with the
     drop-in the qemu-virt image carries (the rpi image has no console login), written into
     the root file system with debugfs: no mount, no loop device."""
-    root = _partitions(disk)[1]
-    offset = int(root["start"]) * 512  # type: ignore[call-overload]
+    offset = int(_partitions(disk)[1]["start"]) * 512  # type: ignore[call-overload]
     folder = f"/etc/systemd/system/serial-getty@{tty}.service.d"
-    commands = f"mkdir {folder}\nwrite {QEMU_AUTOLOGIN} {folder}/autologin.conf\n"
-    subprocess.run(
-        ["debugfs", "-w", "-f", "-", f"{disk}?offset={offset}"],
-        input=commands, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    write_into_root(disk, offset, {f"{folder}/autologin.conf": QEMU_AUTOLOGIN}, disk.parent)
     check = subprocess.run(
         ["debugfs", "-R", f"cat {folder}/autologin.conf", f"{disk}?offset={offset}"],
         capture_output=True, text=True, check=True,
@@ -215,29 +217,12 @@ def _boot(
     return SerialShell(proc, disk.with_name("console.log")), port
 
 
-def _plug_in_a_camera(disk: Path, tmp_path: Path) -> None:
-    """vivid, the kernel's virtual V4L2 camera (Debian builds it as a module), loaded at
-    power-on as a USB camera's driver would be: only its capture node, /dev/video0.
-    Written into this test's copy of the card with debugfs."""
-    files = {"/etc/modules-load.d/vivid.conf": "vivid\n",
-             "/etc/modprobe.d/vivid.conf": "options vivid node_types=0x1\n"}  # fmt: skip
-    root = _partitions(disk)[1]
-    offset = int(root["start"]) * 512  # type: ignore[call-overload]
-    commands = []
-    for index, (target, text) in enumerate(files.items()):
-        local = tmp_path / f"camera-{index}.conf"
-        local.write_text(text)
-        commands.append(f"write {local} {target}")
-    subprocess.run(
-        ["debugfs", "-w", "-f", "-", f"{disk}?offset={offset}"],
-        input="\n".join(commands) + "\n", capture_output=True, text=True, check=True,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]]:
     disk = _flash(qemu_image, tmp_path)
-    _plug_in_a_camera(disk, tmp_path)
+    root = int(_partitions(disk)[1]["start"]) * 512  # type: ignore[call-overload]
+    plug_in_a_camera(disk, root, tmp_path)
+    plug_in_a_gpio_bridge(disk, root, tmp_path)
     here = qemu_image.parent
     shell, port = _boot(
         ["qemu-system-x86_64", "-machine", "q35", "-cpu", "max"],
@@ -415,6 +400,11 @@ def _check_the_config_page_and_api(shell: SerialShell, port: int) -> None:
     logs = web.get(base + "/api/logs", timeout=60).json()["lines"]
     assert logs and not any(code in line for line in logs), logs
 
+    check_the_camera_unplugged(shell, web, base, csrf[1])
+    # GPIO (the simulated USB bridge's /dev/gpiochip0) under the hardened unit: a light
+    # added on the page switches its line.
+    check_a_gpio_device(shell, web, base, csrf[1])
+
     # What `appliance pairing show-status` says on the device, with the service's data.
     rc, shown = shell.run(
         ". /etc/profile.d/appliance.sh; runuser -u appliance -- appliance pairing show-status"
@@ -477,8 +467,9 @@ def _check_a_fresh_appliance(shell: SerialShell, port: int) -> None:
     # The unit's device policy, as the kernel applies it to the service's cgroup: a
     # process moved into it may open the camera, and not the disk.
     cgroup = "/sys/fs/cgroup/system.slice/appliance.service/cgroup.procs"
-    rc, opened = shell.run(f"sh -c 'echo $$ > {cgroup} && exec 3</dev/video0 && echo opened'")
-    assert rc == 0 and "opened" in opened, opened
+    for device in ("/dev/video0", "/dev/gpiochip0"):
+        rc, opened = shell.run(f"sh -c 'echo $$ > {cgroup} && exec 3<{device} && echo opened'")
+        assert rc == 0 and "opened" in opened, (device, opened)
     rc, refused = shell.run(f"sh -c 'echo $$ > {cgroup} && exec head -c 1 /dev/vda' "
                             "> /dev/null")  # fmt: skip
     assert rc != 0 and "Operation not permitted" in refused, (rc, refused)

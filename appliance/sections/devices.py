@@ -193,8 +193,12 @@ class ActionsConfig:
     audit_max_rows: int = 100_000
     """At most this many audit entries are kept (oldest deleted first)."""
     pin_factory: str = ""
-    """gpiozero pin factory: "" = gpiozero's default ($GPIOZERO_PIN_FACTORY, else lgpio…),
-    or "mock" (no hardware: for trying a config)."""
+    """gpiozero pin factory: "" = gpiozero's default ($GPIOZERO_PIN_FACTORY, else lgpio…)
+    on a Raspberry Pi and the lines of `gpio_chip` on any other board with GPIO;
+    "gpiochip" (those lines, on any board), or "mock" (no hardware: for trying a config)."""
+    gpio_chip: int = 0
+    """The /dev/gpiochipN whose line numbers are the pins, off a Raspberry Pi (a Rockchip
+    board's GPIO bank, a USB GPIO bridge)."""
     button: ButtonConfig = field(default_factory=ButtonConfig)
     mute_switch: MuteSwitchConfig = field(default_factory=MuteSwitchConfig)
     status_light: StatusLightConfig = field(default_factory=StatusLightConfig)
@@ -204,6 +208,11 @@ class ActionsConfig:
         _check(self.audit_retention_days > 0, "actions.audit_retention_days must be > 0")
         _check(self.audit_max_rows >= 100, "actions.audit_max_rows must be at least 100")
         _check(
-            self.pin_factory in ("", "mock", "lgpio", "rpigpio", "pigpio", "native"),
-            "actions.pin_factory must be empty, mock, lgpio, rpigpio, pigpio or native",
+            self.pin_factory in ("", "mock", "gpiochip", "lgpio", "rpigpio", "pigpio", "native"),
+            "actions.pin_factory must be empty, mock, gpiochip, lgpio, rpigpio, pigpio or native",
         )
+        _check(
+            isinstance(self.gpio_chip, int) and not isinstance(self.gpio_chip, bool)
+            and 0 <= self.gpio_chip <= 255,
+            "actions.gpio_chip must be a chip number, 0–255 (/dev/gpiochipN)",
+        )  # fmt: skip

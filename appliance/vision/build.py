@@ -127,7 +127,7 @@ def _look_button(
     assert vision.button_pin is not None
     try:
         if pin_factory is None:
-            pin_factory = make_pin_factory(config.actions.pin_factory)
+            pin_factory = make_pin_factory(config.actions.pin_factory, config.actions.gpio_chip)
         return LookButton(
             vision.button_pin,
             service,

@@ -293,8 +293,8 @@ def _backend_for(config: AppConfig, store: ModelStore, entry: ModelEntry) -> str
         return "llama.cpp"  # no .rkllm model: no need to probe the NPU (it costs a start)
     from appliance.npu import detect_npu
 
-    npu = detect_npu()
-    usable = npu.rkllm_supported and npu.runtime_found
+    npu = detect_npu(declared=config.llm.rkllm_runtime)
+    usable = npu.rkllm_supported and npu.usable_runtime
     if wanted == "rkllm":
         if not usable:
             raise ModelError(f"llm.backend is rkllm but the NPU path is off: {npu.reason}")
@@ -325,7 +325,8 @@ def _load_llm(config: AppConfig, store: ModelStore, choice: LlmChoice) -> Langua
         from appliance.llm.rkllm import RkllmLlm
 
         return RkllmLlm(path, context=context, max_tokens=config.llm.max_tokens,
-                        temperature=config.llm.temperature)  # fmt: skip
+                        temperature=config.llm.temperature,
+                        runtime=config.llm.rkllm_runtime)  # fmt: skip
     from appliance.llm.llamacpp import LlamaCppLlm
 
     threads = config.llm.threads or llm_threads()

@@ -57,19 +57,30 @@ class NpuStatus:
     runtime_found: bool
     reason: str
     """One sentence: why the NPU LLM path is on or off."""
+    runtime_problem: str = ""
+    """Why the runtime found cannot be used (a release whose rkllm.h this appliance does
+    not follow, or a build it does not know); "" when it can, or none was found."""
 
     @property
     def available(self) -> bool:
-        return self.rkllm_supported and self.npu_device and self.runtime_found
+        return self.rkllm_supported and self.npu_device and self.usable_runtime
+
+    @property
+    def usable_runtime(self) -> bool:
+        return self.runtime_found and not self.runtime_problem
 
 
-def detect_npu(root: Path = Path("/"), *, library: str | Path = "librkllmrt.so") -> NpuStatus:
+def detect_npu(
+    root: Path = Path("/"), *, library: str | Path = "librkllmrt.so", declared: str = ""
+) -> NpuStatus:
+    """`declared`: llm.rkllm_runtime, the owner's word for a build of their own."""
     root = Path(root)
     compatible, _ = _read(root / "proc/device-tree/compatible")
     model_text, _ = _read(root / "proc/device-tree/model")
     model = model_text.strip("\0 \n") if model_text else None
     runtime = _runtime_found(root, library)
     lib_name = Path(str(library)).name
+    release, problem = _runtime_release(root, library, declared) if runtime else ("", "")
 
     def not_rockchip(reason: str) -> NpuStatus:
         return NpuStatus(None, False, None, False, runtime, reason)
@@ -112,11 +123,30 @@ def detect_npu(root: Path = Path("/"), *, library: str | Path = "librkllmrt.so")
             driver = f"NPU driver (version unreadable: {unreadable})"
         else:
             driver = "NPU driver (version unknown)"
-        if runtime:
-            reason = f"{soc} with {driver} and {lib_name}: the NPU LLM path is on"
+        if runtime and problem:
+            reason = f"{soc} with {driver}, but {problem}"
+        elif runtime:
+            named = f"{lib_name} {release}" if release else lib_name
+            reason = f"{soc} with {driver} and {named}: the NPU LLM path is on"
         else:
             reason = f"{soc} with {driver}, but {lib_name} is not installed"
-    return NpuStatus(soc, device, version, supported, runtime, reason)
+    return NpuStatus(soc, device, version, supported, runtime, reason, problem if supported else "")
+
+
+def _runtime_release(root: Path, library: str | Path, declared: str) -> tuple[str, str]:
+    """(release, "") or ("", why it cannot be used), from the file's content."""
+    from appliance.errors import ModelError
+    from appliance.llm.rkllm_runtimes import runtime_release
+
+    name = str(library)
+    candidates = [Path(name)] if "/" in name else [root / d / name for d in LIBRARY_DIRS]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None and not declared:
+        return "", ""  # found by the loader elsewhere: checked when it is loaded
+    try:
+        return runtime_release(path, declared), ""
+    except (ModelError, OSError) as err:
+        return "", str(err)
 
 
 def _read(path: Path) -> tuple[str | None, str | None]:

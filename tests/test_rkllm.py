@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import LanguageModelError, ModelError
-from appliance.llm import rkllm
+from appliance.llm import rkllm_abi
 from appliance.llm.base import LanguageModel, Message
 from appliance.llm.rkllm import CHATML, RkllmLlm, build_prompt
 from appliance.npu import detect_npu
@@ -30,6 +30,9 @@ REPLY = "Paris is the capital of France."
 SYSTEM = "You are a terse assistant."
 QUESTION = "What is the capital of France?"
 MESSAGES = [Message("system", SYSTEM), Message("user", QUESTION)]
+FAKE_RELEASE = "1.2.3"
+"""The fake follows rkllm.h 1.2.1–1.2.3; being no Rockchip build, it is declared so (as an
+owner declares a runtime of their own build with llm.rkllm_runtime)."""
 
 
 def _compile(out: Path, *defines: str) -> Path:
@@ -69,7 +72,9 @@ def _model(tmp_path: Path, text: str = REPLY, name: str = "model.rkllm") -> Path
 
 @pytest.fixture
 def llm(fake_lib: Path, tmp_path: Path) -> Iterator[RkllmLlm]:
-    with RkllmLlm(_model(tmp_path), library=fake_lib, context=1024, max_tokens=64) as model:
+    with RkllmLlm(
+        _model(tmp_path), library=fake_lib, runtime=FAKE_RELEASE, context=1024, max_tokens=64
+    ) as model:
         yield model
 
 
@@ -83,19 +88,19 @@ def _run(model: LanguageModel, messages: list[Message] = MESSAGES) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("RKLLMExtendParam", ctypes.sizeof(rkllm.RKLLMExtendParam)),
-        ("RKLLMParam", ctypes.sizeof(rkllm.RKLLMParam)),
-        ("RKLLMParam.temperature", rkllm.RKLLMParam.temperature.offset),
-        ("RKLLMParam.skip_special_token", rkllm.RKLLMParam.skip_special_token.offset),
-        ("RKLLMParam.img_start", rkllm.RKLLMParam.img_start.offset),
-        ("RKLLMParam.extend_param", rkllm.RKLLMParam.extend_param.offset),
-        ("RKLLMInput", ctypes.sizeof(rkllm.RKLLMInput)),
-        ("RKLLMInput.input_type", rkllm.RKLLMInput.input_type.offset),
-        ("RKLLMInput.prompt_input", rkllm.RKLLMInput._input.offset),
-        ("RKLLMInferParam", ctypes.sizeof(rkllm.RKLLMInferParam)),
-        ("RKLLMInferParam.keep_history", rkllm.RKLLMInferParam.keep_history.offset),
-        ("RKLLMResult", ctypes.sizeof(rkllm.RKLLMResult)),
-        ("RKLLMResult.perf", rkllm.RKLLMResult.perf.offset),
+        ("RKLLMExtendParam", ctypes.sizeof(rkllm_abi.RKLLMExtendParam)),
+        ("RKLLMParam", ctypes.sizeof(rkllm_abi.RKLLMParam)),
+        ("RKLLMParam.temperature", rkllm_abi.RKLLMParam.temperature.offset),
+        ("RKLLMParam.skip_special_token", rkllm_abi.RKLLMParam.skip_special_token.offset),
+        ("RKLLMParam.img_start", rkllm_abi.RKLLMParam.img_start.offset),
+        ("RKLLMParam.extend_param", rkllm_abi.RKLLMParam.extend_param.offset),
+        ("RKLLMInput", ctypes.sizeof(rkllm_abi.RKLLMInput)),
+        ("RKLLMInput.input_type", rkllm_abi.RKLLMInput.input_type.offset),
+        ("RKLLMInput.prompt_input", rkllm_abi.RKLLMInput._input.offset),
+        ("RKLLMInferParam", ctypes.sizeof(rkllm_abi.RKLLMInferParam)),
+        ("RKLLMInferParam.keep_history", rkllm_abi.RKLLMInferParam.keep_history.offset),
+        ("RKLLMResult", ctypes.sizeof(rkllm_abi.RKLLMResult)),
+        ("RKLLMResult.perf", rkllm_abi.RKLLMResult.perf.offset),
     ],
 )
 def test_ctypes_layout_matches_the_c_header(hooks: ctypes.CDLL, name: str, expected: int) -> None:
@@ -136,7 +141,9 @@ def test_prompt_and_parameters_arrive_intact(llm: RkllmLlm, hooks: ctypes.CDLL) 
 def test_temperature_and_max_tokens_reach_the_runtime(
     fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL
 ) -> None:
-    with RkllmLlm(_model(tmp_path), library=fake_lib, max_tokens=3, temperature=0.7) as model:
+    with RkllmLlm(
+        _model(tmp_path), library=fake_lib, runtime=FAKE_RELEASE, max_tokens=3, temperature=0.7
+    ) as model:
         assert "".join(_run(model)) == "Paris is the"
     report = _report(hooks)
     assert report["temperature"] == "0.700"
@@ -147,7 +154,9 @@ def test_temperature_and_max_tokens_reach_the_runtime(
 def test_system_prompt_folded_into_the_user_turn(
     fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL
 ) -> None:
-    with RkllmLlm(_model(tmp_path), library=fake_lib, system_prompt_in_template=False) as model:
+    with RkllmLlm(
+        _model(tmp_path), library=fake_lib, runtime=FAKE_RELEASE, system_prompt_in_template=False
+    ) as model:
         _run(model)
     assert hooks.fake_rkllm_last_prompt().decode() == (f"<builtin>{SYSTEM}\n\n{QUESTION}</builtin>")
 
@@ -184,7 +193,9 @@ def test_the_conversation_s_earlier_turns_reach_the_npu_in_the_template(
 def test_with_the_model_s_own_template_the_earlier_turns_are_a_transcript(
     fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL
 ) -> None:
-    with RkllmLlm(_model(tmp_path), library=fake_lib, system_prompt_in_template=False) as model:
+    with RkllmLlm(
+        _model(tmp_path), library=fake_lib, runtime=FAKE_RELEASE, system_prompt_in_template=False
+    ) as model:
         _run(model, CONVERSATION)
     assert hooks.fake_rkllm_last_prompt().decode() == (
         f"<builtin>{SYSTEM}\n\nUser: Hello.\nAssistant: Hi, what can I do?\n\n{QUESTION}</builtin>"
@@ -200,7 +211,9 @@ def test_no_user_message_is_an_error(llm: RkllmLlm) -> None:
 
 
 def test_non_ascii_text_survives(fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL) -> None:
-    with RkllmLlm(_model(tmp_path, "Ça coûte 5 €."), library=fake_lib) as model:
+    with RkllmLlm(
+        _model(tmp_path, "Ça coûte 5 €."), library=fake_lib, runtime=FAKE_RELEASE
+    ) as model:
         assert "".join(_run(model, [Message("user", "Combien ? ☕")])) == "Ça coûte 5 €."
     assert "Combien ? ☕" in hooks.fake_rkllm_last_prompt().decode()
 
@@ -213,7 +226,9 @@ def test_cancel_mid_stream_aborts_and_the_next_run_works(
 ) -> None:
     long_reply = " ".join(f"w{i}" for i in range(200))
     monkeypatch.setenv("FAKE_RKLLM_DELAY_MS", "20")
-    with RkllmLlm(_model(tmp_path, long_reply), library=fake_lib, max_tokens=500) as model:
+    with RkllmLlm(
+        _model(tmp_path, long_reply), library=fake_lib, runtime=FAKE_RELEASE, max_tokens=500
+    ) as model:
         cancel = threading.Event()
         aborts_before = hooks.fake_rkllm_abort_calls()
         pieces = []
@@ -236,7 +251,9 @@ def test_cancel_from_another_thread(
 ) -> None:
     monkeypatch.setenv("FAKE_RKLLM_DELAY_MS", "20")
     reply = " ".join(["word"] * 200)
-    with RkllmLlm(_model(tmp_path, reply), library=fake_lib, max_tokens=500) as model:
+    with RkllmLlm(
+        _model(tmp_path, reply), library=fake_lib, runtime=FAKE_RELEASE, max_tokens=500
+    ) as model:
         cancel = threading.Event()
         threading.Timer(0.15, cancel.set).start()
         started = time.monotonic()
@@ -262,25 +279,25 @@ def test_callback_returns_zero_so_the_runtime_never_pauses(
 
 
 def test_error_state_raises(fake_lib: Path, tmp_path: Path) -> None:
-    model = RkllmLlm(_model(tmp_path, name="error.rkllm"), library=fake_lib)
+    model = RkllmLlm(_model(tmp_path, name="error.rkllm"), library=fake_lib, runtime=FAKE_RELEASE)
     with model, pytest.raises(LanguageModelError, match="RKLLM_RUN_ERROR"):
         _run(model)
 
 
 def test_run_failure_raises(fake_lib: Path, tmp_path: Path) -> None:
-    model = RkllmLlm(_model(tmp_path, name="runfail.rkllm"), library=fake_lib)
+    model = RkllmLlm(_model(tmp_path, name="runfail.rkllm"), library=fake_lib, runtime=FAKE_RELEASE)
     with model, pytest.raises(LanguageModelError, match="rkllm_run failed with code -5"):
         _run(model)
 
 
 def test_missing_model(fake_lib: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"RKLLM model .*nowhere\.rkllm is missing"):
-        RkllmLlm(tmp_path / "nowhere.rkllm", library=fake_lib)
+        RkllmLlm(tmp_path / "nowhere.rkllm", library=fake_lib, runtime=FAKE_RELEASE)
 
 
 def test_model_the_runtime_rejects(fake_lib: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"rkllm_init returned -4"):
-        RkllmLlm(_model(tmp_path, ""), library=fake_lib)
+        RkllmLlm(_model(tmp_path, ""), library=fake_lib, runtime=FAKE_RELEASE)
 
 
 def test_missing_library_by_path(tmp_path: Path) -> None:
@@ -303,14 +320,14 @@ def test_not_a_shared_library(tmp_path: Path) -> None:
 def test_runtime_older_than_1_2_1_is_refused(tmp_path: Path) -> None:
     old = _compile(tmp_path / "libold_rkllm.so", "-DFAKE_RKLLM_OLD_RUNTIME")
     with pytest.raises(ModelError, match="older than RKLLM 1.2.1"):
-        RkllmLlm(_model(tmp_path), library=old)
+        RkllmLlm(_model(tmp_path), library=old, runtime=FAKE_RELEASE)
 
 
 # ---- lifecycle -----------------------------------------------------------------------
 
 
 def test_close_twice_destroys_once(fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL) -> None:
-    model = RkllmLlm(_model(tmp_path), library=fake_lib)
+    model = RkllmLlm(_model(tmp_path), library=fake_lib, runtime=FAKE_RELEASE)
     before = hooks.fake_rkllm_destroy_calls()
     model.close()
     model.close()
@@ -323,7 +340,12 @@ def test_close_while_a_stream_is_suspended(
     fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_RKLLM_DELAY_MS", "10")
-    model = RkllmLlm(_model(tmp_path, " ".join(["x"] * 300)), library=fake_lib, max_tokens=400)
+    model = RkllmLlm(
+        _model(tmp_path, " ".join(["x"] * 300)),
+        library=fake_lib,
+        runtime=FAKE_RELEASE,
+        max_tokens=400,
+    )
     stream = model.stream(MESSAGES, threading.Event())
     assert next(stream) == "x"
     before = hooks.fake_rkllm_destroy_calls()
@@ -342,7 +364,7 @@ def test_the_npu_model_does_not_wait_for_speech_synthesis(llm: RkllmLlm) -> None
 
 def test_one_run_at_a_time(fake_lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_RKLLM_DELAY_MS", "5")
-    with RkllmLlm(_model(tmp_path), library=fake_lib) as model:
+    with RkllmLlm(_model(tmp_path), library=fake_lib, runtime=FAKE_RELEASE) as model:
         results: list[str] = []
         threads = [
             threading.Thread(target=lambda: results.append("".join(_run(model)))) for _ in range(3)
@@ -385,12 +407,16 @@ def test_rk3588_with_driver_and_runtime(tmp_path: Path, fake_lib: Path) -> None:
         tmp_path, ROCK5B, "Radxa ROCK 5B",
         {"dev/rknpu": "", DEBUGFS_VERSION: "RKNPU driver: v0.9.8\n"},
     )  # fmt: skip
-    status = detect_npu(root, library=str(fake_lib))
+    status = detect_npu(root, library=str(fake_lib), declared=FAKE_RELEASE)
     assert (status.soc, status.npu_device, status.driver_version) == ("RK3588", True, "0.9.8")
     assert status.rkllm_supported and status.runtime_found and status.available
     assert status.reason == (
-        "RK3588 with NPU driver 0.9.8 and libfake_rkllm.so: the NPU LLM path is on"
+        "RK3588 with NPU driver 0.9.8 and libfake_rkllm.so 1.2.3: the NPU LLM path is on"
     )
+    # Not declared, and no Rockchip release: found, and off, saying why.
+    status = detect_npu(root, library=str(fake_lib))
+    assert status.runtime_found and not status.available
+    assert "not an RKLLM runtime release this appliance knows" in status.reason
 
 
 def test_rk3588_without_runtime(tmp_path: Path) -> None:
@@ -406,10 +432,15 @@ def test_rk3588_without_runtime(tmp_path: Path) -> None:
 
 def test_runtime_in_the_trees_library_dir(tmp_path: Path) -> None:
     root = _board(tmp_path, ROCK5B, None, {"dev/rknpu": "", "usr/lib/librkllmrt.so": "elf"})
-    status = detect_npu(root)
+    status = detect_npu(root, declared="1.2.1")
     assert status.runtime_found and status.available
     assert status.reason == (
-        "RK3588 with NPU driver (version unknown) and librkllmrt.so: the NPU LLM path is on"
+        "RK3588 with NPU driver (version unknown) and librkllmrt.so 1.2.1: the NPU LLM path is on"
+    )
+    from appliance.llm.rkllm_runtimes import git_blob_sha1
+
+    assert git_blob_sha1(root / "usr/lib/librkllmrt.so") == (
+        "b5479dcfa7a1434f71febb16542dce35c93a49cc"  # `printf elf | git hash-object --stdin`
     )
 
 
@@ -498,3 +529,98 @@ def test_permission_denied_version_file(tmp_path: Path) -> None:
     finally:
         (root / DEBUGFS_VERSION).chmod(0o644)
     assert "permission denied" in status.reason
+
+
+# ---- which runtime: known by content, refused unless its header is the one followed -----
+
+
+def test_a_runtime_is_known_by_its_content(fake_lib: Path, tmp_path: Path) -> None:
+    from appliance.llm.rkllm_runtimes import git_blob_sha1
+
+    known = {git_blob_sha1(fake_lib): "1.2.2"}
+    with RkllmLlm(_model(tmp_path), library=fake_lib, known_runtimes=known) as model:
+        assert model.runtime == "1.2.2"
+        assert "".join(model.stream(MESSAGES, threading.Event())) == REPLY
+
+
+@pytest.mark.parametrize(
+    ("release", "why"),
+    [("1.1.4", "no n_keep"), ("1.2.0", "no role"), ("1.2.1b1", "no role"),
+     ("1.3.0", "RKLLMCallback struct")],
+)  # fmt: skip
+def test_a_runtime_of_another_header_is_refused_before_any_call(
+    fake_lib: Path, tmp_path: Path, hooks: ctypes.CDLL, release: str, why: str
+) -> None:
+    from appliance.llm.rkllm_runtimes import git_blob_sha1
+
+    inits = hooks.fake_rkllm_init_calls()
+    known = {git_blob_sha1(fake_lib): release}
+    with pytest.raises(ModelError, match=rf"is RKLLM runtime {release}, .*{why}.*1\.2\.3"):
+        RkllmLlm(_model(tmp_path), library=fake_lib, known_runtimes=known)
+    assert hooks.fake_rkllm_init_calls() == inits  # rkllm_init was never called
+
+
+def test_a_1_3_runtime_with_the_same_names_is_refused_and_never_called(tmp_path: Path) -> None:
+    """Built with rkllm.h 1.3.0's structs and rkllm_init: every name 1.2.3 exports, so
+    only its content tells it apart; the table's 1.3.0 layout is the compiler's."""
+    from appliance.llm.rkllm_runtimes import HEADERS, git_blob_sha1
+
+    v130 = _compile(tmp_path / "librkllmrt.so", "-DFAKE_RKLLM_V130")
+    lib = ctypes.CDLL(str(v130))
+    lib.fake_rkllm_layout.argtypes = [ctypes.c_char_p]
+    lib.fake_rkllm_layout.restype = ctypes.c_long
+    header = next(h for h in HEADERS if h.releases == ("1.3.0",))
+    for key, size in header.layout.items():
+        assert lib.fake_rkllm_layout(key.encode()) == size, key
+    known = {git_blob_sha1(v130): "1.3.0"}
+    with pytest.raises(ModelError, match=r"is RKLLM runtime 1\.3\.0, .*RKLLMCallback"):
+        RkllmLlm(_model(tmp_path), library=v130, known_runtimes=known)
+    assert lib.fake_rkllm_init_calls() == 0
+
+
+def test_a_runtime_build_it_does_not_know_is_refused_with_the_way_out(
+    fake_lib: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelError, match=r"not an RKLLM runtime release this appliance knows "
+                       r"\(git blob [0-9a-f]{12}\).*llm\.rkllm_runtime = \"1\.2\.3\""):  # fmt: skip
+        RkllmLlm(_model(tmp_path), library=fake_lib)
+
+
+def test_the_table_of_headers_matches_the_c_compiler_and_the_ctypes_structs(
+    hooks: ctypes.CDLL,
+) -> None:
+    from appliance.llm.rkllm_runtimes import HEADERS, KNOWN_RUNTIMES, RELEASES, check_structs
+
+    supported = [h for h in HEADERS if h.supported]
+    assert len(supported) == 1 and supported[0].releases == ("1.2.1", "1.2.2", "1.2.3")
+    for key, size in supported[0].layout.items():
+        assert hooks.fake_rkllm_layout(key.encode()) == size, key
+    check_structs(rkllm_abi.STRUCTS)
+    with pytest.raises(ModelError, match=r"RKLLMParam is 208 bytes here and 184 in rkllm.h 1.3.0"):
+        check_structs(rkllm_abi.STRUCTS, HEADERS[-1])
+    assert set(KNOWN_RUNTIMES.values()) <= set(RELEASES)
+    assert all(len(blob) == 40 for blob in KNOWN_RUNTIMES)
+
+
+def test_the_loaded_file_is_found_in_the_process_maps(tmp_path: Path) -> None:
+    from appliance.llm.rkllm_runtimes import loaded_file
+
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f10 r--p 00000000 08:01 12 /usr/lib/libc.so.6\n"
+        "7f20-7f30 r-xp 00001000 08:01 34 /usr/lib/librkllmrt.so\n"
+    )
+    assert loaded_file("librkllmrt.so", maps) == Path("/usr/lib/librkllmrt.so")
+    assert loaded_file("librknnrt.so", maps) is None
+    assert loaded_file("/opt/rk/librkllmrt.so", maps) == Path("/opt/rk/librkllmrt.so")
+
+
+def test_the_declared_runtime_is_checked_in_the_config() -> None:
+    from appliance.errors import ConfigError
+    from appliance.sections.llm import LlmConfig
+
+    assert LlmConfig(rkllm_runtime="1.2.2").rkllm_runtime == "1.2.2"
+    with pytest.raises(ConfigError, match="only runtimes 1.2.1, 1.2.2 and 1.2.3"):
+        LlmConfig(rkllm_runtime="1.3.0")
+    with pytest.raises(ConfigError, match="must be one of 1.0.0"):
+        LlmConfig(rkllm_runtime="2.0")

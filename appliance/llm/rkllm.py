@@ -1,19 +1,18 @@
 """Rockchip's RKLLM runtime (librkllmrt.so): the language model on the RK3588/RK3576 NPU.
 
-The ctypes structs below mirror rkllm.h of RKLLM runtime **1.2.1**, the newest header in
-airockchip/rknn-llm (rkllm-runtime/Linux/librkllm_api/include/rkllm.h) that could be read:
-the result callback returns int (0 = go on, 1 = pause), RKLLMInput starts with `role` and
+The ctypes structs (`rkllm_abi.py`) mirror rkllm.h of RKLLM runtime 1.2.1–1.2.3
+(airockchip/rknn-llm, rkllm-runtime/Linux/librkllm_api/include/rkllm.h): the result
+callback returns int (0 = go on, 1 = pause), RKLLMInput starts with `role` and
 `enable_thinking`, RKLLMExtendParam has `n_batch`/`use_cross_attn`, RKLLMResult ends with
 RKLLMPerfStat. LLMCallState: NORMAL 0, WAITING 1 (incomplete UTF-8, no text), FINISH 2,
 ERROR 3.
 
-Runtime versions:
+Runtime versions (`rkllm_runtimes.py`: the table of every published rkllm.h and runtime):
 - before 1.2.1 RKLLMInput had no `role`/`enable_thinking`, so every field would be read at
-  the wrong offset. Those runtimes lack `rkllm_set_function_tools` (added in 1.2.1) and are
-  refused with a ModelError.
-- 1.3.0 changed the ABI again (rkllm_init takes an RKLLMCallback struct, RKLLMParam lost
-  its img_* fields, RKLLMInferParam grew). No exported symbol tells 1.3 from 1.2, so
-  nothing here can detect it: install a 1.2.x runtime (1.2.1 or later).
+  the wrong offset; 1.3.0 changed the ABI again (rkllm_init takes an RKLLMCallback struct,
+  RKLLMParam lost its img_* fields, RKLLMInferParam grew). No exported symbol tells 1.3
+  from 1.2, so the library is known by its content, and refused with a ModelError unless
+  it is 1.2.1, 1.2.2 or 1.2.3 (or the owner declares its header with llm.rkllm_runtime).
 
 Nothing is loaded at import time: the module imports on any machine, and the library is
 opened by `RkllmLlm.__init__`.
@@ -26,7 +25,7 @@ import ctypes
 import platform
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,148 +33,23 @@ from typing import Any
 
 from appliance.errors import GrammarUnsupportedError, LanguageModelError, ModelError
 from appliance.llm.base import Message
-
-# ---- rkllm.h 1.2.1 -------------------------------------------------------------------
-
-RKLLM_RUN_NORMAL = 0
-RKLLM_RUN_WAITING = 1
-RKLLM_RUN_FINISH = 2
-RKLLM_RUN_ERROR = 3
-
-RKLLM_INPUT_PROMPT = 0
-RKLLM_INFER_GENERATE = 0
-
-
-class RKLLMExtendParam(ctypes.Structure):
-    _fields_ = [
-        ("base_domain_id", ctypes.c_int32),
-        ("embed_flash", ctypes.c_int8),
-        ("enabled_cpus_num", ctypes.c_int8),
-        ("enabled_cpus_mask", ctypes.c_uint32),
-        ("n_batch", ctypes.c_uint8),
-        ("use_cross_attn", ctypes.c_int8),
-        ("reserved", ctypes.c_uint8 * 104),
-    ]
-
-
-class RKLLMParam(ctypes.Structure):
-    _fields_ = [
-        ("model_path", ctypes.c_char_p),
-        ("max_context_len", ctypes.c_int32),
-        ("max_new_tokens", ctypes.c_int32),
-        ("top_k", ctypes.c_int32),
-        ("n_keep", ctypes.c_int32),
-        ("top_p", ctypes.c_float),
-        ("temperature", ctypes.c_float),
-        ("repeat_penalty", ctypes.c_float),
-        ("frequency_penalty", ctypes.c_float),
-        ("presence_penalty", ctypes.c_float),
-        ("mirostat", ctypes.c_int32),
-        ("mirostat_tau", ctypes.c_float),
-        ("mirostat_eta", ctypes.c_float),
-        ("skip_special_token", ctypes.c_bool),
-        ("is_async", ctypes.c_bool),
-        ("img_start", ctypes.c_char_p),
-        ("img_end", ctypes.c_char_p),
-        ("img_content", ctypes.c_char_p),
-        ("extend_param", RKLLMExtendParam),
-    ]
-
-
-class RKLLMEmbedInput(ctypes.Structure):
-    _fields_ = [("embed", ctypes.POINTER(ctypes.c_float)), ("n_tokens", ctypes.c_size_t)]
-
-
-class RKLLMTokenInput(ctypes.Structure):
-    _fields_ = [("input_ids", ctypes.POINTER(ctypes.c_int32)), ("n_tokens", ctypes.c_size_t)]
-
-
-class RKLLMMultiModelInput(ctypes.Structure):
-    _fields_ = [
-        ("prompt", ctypes.c_char_p),
-        ("image_embed", ctypes.POINTER(ctypes.c_float)),
-        ("n_image_tokens", ctypes.c_size_t),
-        ("n_image", ctypes.c_size_t),
-        ("image_width", ctypes.c_size_t),
-        ("image_height", ctypes.c_size_t),
-    ]
-
-
-class _RKLLMInputUnion(ctypes.Union):
-    _fields_ = [
-        ("prompt_input", ctypes.c_char_p),
-        ("embed_input", RKLLMEmbedInput),
-        ("token_input", RKLLMTokenInput),
-        ("multimodal_input", RKLLMMultiModelInput),
-    ]
-
-
-class RKLLMInput(ctypes.Structure):
-    _anonymous_ = ("_input",)
-    _fields_ = [
-        ("role", ctypes.c_char_p),
-        ("enable_thinking", ctypes.c_bool),
-        ("input_type", ctypes.c_int),
-        ("_input", _RKLLMInputUnion),
-    ]
-
-
-class RKLLMLoraParam(ctypes.Structure):
-    _fields_ = [("lora_adapter_name", ctypes.c_char_p)]
-
-
-class RKLLMPromptCacheParam(ctypes.Structure):
-    _fields_ = [("save_prompt_cache", ctypes.c_int), ("prompt_cache_path", ctypes.c_char_p)]
-
-
-class RKLLMInferParam(ctypes.Structure):
-    _fields_ = [
-        ("mode", ctypes.c_int),
-        ("lora_params", ctypes.POINTER(RKLLMLoraParam)),
-        ("prompt_cache_params", ctypes.POINTER(RKLLMPromptCacheParam)),
-        ("keep_history", ctypes.c_int),
-    ]
-
-
-class RKLLMResultLastHiddenLayer(ctypes.Structure):
-    _fields_ = [
-        ("hidden_states", ctypes.POINTER(ctypes.c_float)),
-        ("embd_size", ctypes.c_int),
-        ("num_tokens", ctypes.c_int),
-    ]
-
-
-class RKLLMResultLogits(ctypes.Structure):
-    _fields_ = [
-        ("logits", ctypes.POINTER(ctypes.c_float)),
-        ("vocab_size", ctypes.c_int),
-        ("num_tokens", ctypes.c_int),
-    ]
-
-
-class RKLLMPerfStat(ctypes.Structure):
-    _fields_ = [
-        ("prefill_time_ms", ctypes.c_float),
-        ("prefill_tokens", ctypes.c_int),
-        ("generate_time_ms", ctypes.c_float),
-        ("generate_tokens", ctypes.c_int),
-        ("memory_usage_mb", ctypes.c_float),
-    ]
-
-
-class RKLLMResult(ctypes.Structure):
-    _fields_ = [
-        ("text", ctypes.c_char_p),
-        ("token_id", ctypes.c_int32),
-        ("last_hidden_layer", RKLLMResultLastHiddenLayer),
-        ("logits", RKLLMResultLogits),
-        ("perf", RKLLMPerfStat),
-    ]
-
-
-# int (*LLMResultCallback)(RKLLMResult* result, void* userdata, LLMCallState state)
-LLMResultCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(RKLLMResult), ctypes.c_void_p, ctypes.c_int
+from appliance.llm.rkllm_abi import (
+    RKLLM_INFER_GENERATE,
+    RKLLM_INPUT_PROMPT,
+    RKLLM_RUN_ERROR,
+    RKLLM_RUN_FINISH,
+    RKLLM_RUN_NORMAL,
+    STRUCTS,
+    LLMResultCallback,
+    RKLLMInferParam,
+    RKLLMInput,
+    RKLLMParam,
+)
+from appliance.llm.rkllm_runtimes import (
+    KNOWN_RUNTIMES,
+    check_structs,
+    loaded_file,
+    runtime_release,
 )
 
 # ---- the backend -----------------------------------------------------------------------
@@ -335,6 +209,8 @@ class RkllmLlm:
         temperature: float = 0.0,
         system_prompt_in_template: bool = True,
         chat_template: ChatTemplate = CHATML,
+        runtime: str = "",
+        known_runtimes: Mapping[str, str] = KNOWN_RUNTIMES,
     ) -> None:
         self.model_path = Path(model_path)
         self.context = context
@@ -351,6 +227,10 @@ class RkllmLlm:
 
         self._lib = _load_library(library)
         name = Path(str(library)).name
+        # Which release, from the file's content (or `runtime`, the owner's word), before
+        # any struct crosses into it.
+        self.runtime = runtime_release(loaded_file(str(library)), runtime, known_runtimes)
+        check_structs(STRUCTS)
         _bind(self._lib, name)
         self.system_prompt_in_template = system_prompt_in_template and hasattr(
             self._lib, "rkllm_set_chat_template"

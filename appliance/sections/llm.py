@@ -26,6 +26,9 @@ class LlmConfig:
     backend: str = "auto"
     """auto (the Rockchip NPU when the board, its runtime and an imported .rkllm model are
     all there, else llama.cpp), llama.cpp, or rkllm."""
+    rkllm_runtime: str = ""
+    """The NPU runtime's release, e.g. "1.2.3", only for a librkllmrt.so this appliance
+    does not know by its content (a build of your own): "" = recognise Rockchip's."""
     threads: int = 0
     """Worker threads for llama.cpp; 0 = every core."""
     context: int = 2048
@@ -54,6 +57,15 @@ class LlmConfig:
         _check(self.threads >= 0, "llm.threads must be 0 (auto) or more")
         _check(self.backend in ("auto", "llama.cpp", "rkllm"),
                "llm.backend must be auto, llama.cpp or rkllm")  # fmt: skip
+        if self.rkllm_runtime:
+            from appliance.llm.rkllm_runtimes import RELEASES, header_of
+
+            header = header_of(self.rkllm_runtime)
+            _check(header is not None, f"llm.rkllm_runtime must be one of {', '.join(RELEASES)}")
+            _check(
+                header is not None and header.supported,
+                "llm.rkllm_runtime: only runtimes 1.2.1, 1.2.2 and 1.2.3 can be used",
+            )
         _check(256 <= self.context <= 131072, "llm.context must be 256–131072 tokens")
         _check(1 <= self.max_tokens <= 4096, "llm.max_tokens must be 1–4096")
         _check(0.0 <= self.temperature <= 2.0, "llm.temperature must be 0–2")

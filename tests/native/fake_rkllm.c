@@ -19,6 +19,10 @@
  *   - a callback that returns non-zero pauses the run, as the real 1.2.1 runtime does.
  *   - built with -DFAKE_RKLLM_OLD_RUNTIME it leaves out rkllm_set_function_tools, the
  *     symbol 1.2.1 added (runtimes before it lay out RKLLMInput differently).
+ *   - built with -DFAKE_RKLLM_V130 it has rkllm.h 1.3.0's layout instead (RKLLMParam
+ *     without img_*, RKLLMInferParam with sampling_params, rkllm_init taking an
+ *     RKLLMCallback struct) and the same exported names: what the appliance must refuse
+ *     before calling it.
  *
  * Build: gcc -shared -fPIC -O2 -o libfake_rkllm.so fake_rkllm.c
  */
@@ -81,9 +85,13 @@ typedef struct {
     float mirostat_eta;
     bool skip_special_token;
     bool is_async;
+#ifdef FAKE_RKLLM_V130
+    bool ignore_eos_token;
+#else
     const char* img_start;
     const char* img_end;
     const char* img_content;
+#endif
     RKLLMExtendParam extend_param;
 } RKLLMParam;
 
@@ -97,6 +105,32 @@ typedef struct {
     size_t n_tokens;
 } RKLLMTokenInput;
 
+#ifdef FAKE_RKLLM_V130
+typedef struct {
+    char* prompt;
+    struct {
+        float* image_embed;
+        size_t n_image_tokens;
+        size_t n_image;
+        const char* image_start;
+        const char* image_end;
+        const char* image_content;
+        size_t image_width;
+        size_t image_height;
+    } image;
+    struct {
+        float* video_embed;
+        size_t n_frame_tokens;
+        size_t n_frame_per_video;
+        size_t n_video;
+        const char* video_start;
+        const char* video_end;
+        const char* video_content;
+        size_t frame_width;
+        size_t frame_height;
+    } video;
+} RKLLMMultiModelInput;
+#else
 typedef struct {
     char* prompt;
     float* image_embed;
@@ -105,6 +139,7 @@ typedef struct {
     size_t image_width;
     size_t image_height;
 } RKLLMMultiModelInput;
+#endif
 
 typedef struct {
     const char* role;
@@ -131,7 +166,13 @@ typedef struct {
     RKLLMInferMode mode;
     RKLLMLoraParam* lora_params;
     RKLLMPromptCacheParam* prompt_cache_params;
+#ifdef FAKE_RKLLM_V130
+    void* sampling_params; /* RKLLMSamplingParam* */
     int keep_history;
+    int32_t max_new_tokens;
+#else
+    int keep_history;
+#endif
 } RKLLMInferParam;
 
 typedef struct {
@@ -180,6 +221,7 @@ typedef struct {
 static char g_report[1024];
 static char g_prompt[16384];
 static atomic_int g_abort_calls;
+static atomic_int g_init_calls;
 static atomic_int g_destroy_calls;
 static atomic_int g_paused;
 
@@ -208,7 +250,22 @@ RKLLMParam rkllm_createDefaultParam(void) {
     return p;
 }
 
+#ifdef FAKE_RKLLM_V130
+typedef struct {
+    LLMResultCallback result_callback;
+    void* result_userdata;
+    void* tokenizer_callback;
+    void* tokenizer_userdata;
+    void* embed_callback;
+    void* embed_userdata;
+} RKLLMCallback;
+
+int rkllm_init(LLMHandle* handle, RKLLMParam* param, RKLLMCallback* callbacks) {
+    LLMResultCallback callback = callbacks ? callbacks->result_callback : NULL;
+#else
 int rkllm_init(LLMHandle* handle, RKLLMParam* param, LLMResultCallback callback) {
+#endif
+    atomic_fetch_add(&g_init_calls, 1);
     if (!handle || !param || !param->model_path || !callback) return -1;
     *handle = NULL;
     if (param->is_async) return -2; /* the appliance always runs synchronously */
@@ -351,6 +408,7 @@ int rkllm_run(LLMHandle handle, RKLLMInput* input, RKLLMInferParam* infer, void*
 const char* fake_rkllm_report(void) { return g_report; }
 const char* fake_rkllm_last_prompt(void) { return g_prompt; }
 int fake_rkllm_abort_calls(void) { return atomic_load(&g_abort_calls); }
+int fake_rkllm_init_calls(void) { return atomic_load(&g_init_calls); }
 int fake_rkllm_destroy_calls(void) { return atomic_load(&g_destroy_calls); }
 int fake_rkllm_paused(void) { return atomic_load(&g_paused); }
 
@@ -362,7 +420,9 @@ long fake_rkllm_layout(const char* name) {
     LAYOUT("RKLLMParam", sizeof(RKLLMParam))
     LAYOUT("RKLLMParam.temperature", offsetof(RKLLMParam, temperature))
     LAYOUT("RKLLMParam.skip_special_token", offsetof(RKLLMParam, skip_special_token))
+#ifndef FAKE_RKLLM_V130
     LAYOUT("RKLLMParam.img_start", offsetof(RKLLMParam, img_start))
+#endif
     LAYOUT("RKLLMParam.extend_param", offsetof(RKLLMParam, extend_param))
     LAYOUT("RKLLMInput", sizeof(RKLLMInput))
     LAYOUT("RKLLMInput.input_type", offsetof(RKLLMInput, input_type))

@@ -224,3 +224,46 @@ def test_an_npu_model_gets_the_memory_budget_like_every_model(npu_store):
     for asked in (LlmConfig(model="npu-model"), LlmConfig(model="cpu-model", backend="rkllm")):
         with pytest.raises(ModelError, match="needs .* but only .* of RAM is free"):
             choose_llm(AppConfig(llm=asked), npu_store, _free(500))
+
+
+def test_an_rkllm_file_is_checked_before_it_is_imported(tmp_path):
+    """What can be told of a .rkllm without its (unpublished) header format: a wrong kind
+    of file, a truncated download, a model converted for another SoC. Each is refused
+    with the fix, and nothing is copied or recorded."""
+    from appliance.errors import ModelError
+    from appliance.prepare.importer import import_model
+
+    store = ModelStore(tmp_path / "models")
+
+    def made(name: str, head: bytes, size: int = 300 * 2**20) -> Path:
+        path = tmp_path / name
+        with path.open("wb") as out:
+            out.write(head)
+            out.truncate(max(size, len(head)))  # sparse
+        return path
+
+    refused = [
+        (made("short.rkllm", b"\x01\x02", 4096), r"4,096 bytes: too small .* download complete"),
+        (made("renamed.rkllm", b"GGUF\x03\x00"), r"a GGUF \(llama.cpp\) model"),
+        (made("pointer.rkllm", b"version https://git-lfs.github.com/spec/v1\n", 130),
+         r"Git LFS pointer.*git lfs pull"),
+        (made("page.rkllm", b"\n<!DOCTYPE html><html>"), r"a web page, not a model"),
+        (made("Qwen2.5-1.5B-Instruct_W8A8_RK3576.rkllm", b"\x00" * 64),
+         r"converted for RK3576 \(its name says so\) and this board is an RK3588.*"
+         r'target_platform="rk3588"'),
+        (made("qwen.rkllm", b"\x00" * 4096 + b"target_platform\x00rk3562\x00"),
+         r"converted for RK3562 \(the file says so\)"),
+    ]  # fmt: skip
+    for path, why in refused:
+        with pytest.raises(ModelError, match=why):
+            import_model(store, path, board_soc="RK3588")
+    assert not store.user_entries
+    assert not [p for p in (store.root / "llm").rglob("*") if p.is_file()]
+
+    fine = made("Qwen2.5-1.5B-Instruct_W8A8_RK3588S.rkllm", b"\x00" * 64)
+    result = import_model(store, fine, name="qwen-npu", board_soc="RK3588")
+    assert result.entry.facts == {"backend": "rkllm", "platform": "RK3588S"}
+    assert result.need is not None and result.need.weights > 300 * 2**20  # the NPU's budget
+    # Prepared elsewhere (no Rockchip board here): the name's platform is kept, not judged.
+    other = import_model(store, made("x_rk3576.rkllm", b"\x00"), name="for-rk3576")
+    assert other.entry.facts["platform"] == "RK3576"

@@ -134,6 +134,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from appliance.models.budget import this_machine
+    from appliance.npu import detect_npu
     from appliance.prepare.importer import import_model
 
     config = config_from_args(args)
@@ -147,6 +148,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         memory=this_machine(),
         progress=args.say,
         projector=args.projector,
+        board_soc=detect_npu().soc if args.path.suffix.lower() == ".rkllm" else None,
     )
     entry = result.entry
     args.say(

@@ -22,9 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import ModelError
-from appliance.models.budget import LoadPlan, MemoryState, ModelNeed, gguf_need, plan_load
+from appliance.models.budget import (
+    LoadPlan,
+    MemoryState,
+    ModelNeed,
+    gguf_need,
+    plan_load,
+    rkllm_need,
+)
 from appliance.models.catalog import TIERS, ModelEntry, ModelFile, ModelStore, RamUse
 from appliance.models.gguf import read_gguf_info, read_gguf_projector
+from appliance.models.rkllm_file import read_rkllm_info
 
 Progress = Callable[[str], None]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -75,8 +83,10 @@ def import_model(
     memory: MemoryState | None = None,
     progress: Progress = lambda _: None,
     projector: Path | None = None,
+    board_soc: str | None = None,
 ) -> ImportResult:
-    """Import a language model, or with `projector` (its mmproj file) a vision model."""
+    """Import a language model, or with `projector` (its mmproj file) a vision model.
+    `board_soc` (e.g. "RK3588"): a .rkllm converted for another SoC is refused."""
     started = time.monotonic()
     source = Path(source)
     if not source.is_file():
@@ -97,8 +107,11 @@ def import_model(
         )
     suffix = source.suffix.lower()
     if suffix == ".rkllm":
-        info, need, facts = None, None, {"backend": "rkllm"}
-        progress(f"{source.name}: a Rockchip RKLLM model (for the NPU path)")
+        rkllm = read_rkllm_info(source, board_soc)  # raises ModelError on a wrong file
+        info, need = None, rkllm_need(name, rkllm.size, context)
+        facts = {"backend": "rkllm", **({"platform": rkllm.platform} if rkllm.platform else {})}
+        made_for = f", converted for {rkllm.platform}" if rkllm.platform else ""
+        progress(f"{source.name}: a Rockchip RKLLM model (for the NPU path){made_for}")
     else:
         info = read_gguf_info(source)  # raises GgufError (a ModelError) on a bad file
         need = gguf_need(name, info, context)

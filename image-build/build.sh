@@ -2,6 +2,7 @@
 # Builds a flashable SD image of the appliance.
 #
 #   image-build/build.sh BOARD [--out DIR] [--uboot FILE] [--arm64-wheels DIR]
+#                              [--kernel-deb FILE.deb ...]
 #
 #   BOARD      qemu-virt (amd64, for CI and trying it out under QEMU), rpi (Raspberry Pi 4/5,
 #              arm64), rockchip (RK3588/RK3566 boards, arm64)
@@ -11,6 +12,9 @@
 #              PyAudio) built beforehand, e.g. on an arm64 machine; without it the llama-cpp-python
 #              wheel is cross-compiled here (image-build/arm64-wheels.sh, ~5 min, kept in
 #              OUT/arm64-wheels/ for the next build) and PyAudio is compiled in the chroot
+#   --kernel-deb FILE.deb   instead of Debian's kernel, this package (repeat for its
+#              companions, e.g. the device trees): a board vendor's kernel, such as the
+#              Rockchip BSP kernel the NPU needs (image-build/README.md)
 #
 # Needs root (mmdebstrap's root mode), network access to deb.debian.org and PyPI, ./setup.sh
 # done (the appliance's venv builds the wheels and prepares the models), and for arm64 boards
@@ -26,13 +30,14 @@ VENV=${VENV:-$REPO/.venv}
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 2; }
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
-BOARD="" OUT="$HERE/out" UBOOT="" ARM64_WHEELS=""
+BOARD="" OUT="$HERE/out" UBOOT="" ARM64_WHEELS="" KERNEL_DEBS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --out) OUT=$2; shift 2 ;;
     --uboot) UBOOT=$2; shift 2 ;;
     --arm64-wheels) ARM64_WHEELS=$2; shift 2 ;;
+    --kernel-deb) KERNEL_DEBS+=("$2"); shift 2 ;;
     -*) die "unknown option $1 (try --help)" ;;
     *) [ -z "$BOARD" ] || die "one board at a time"; BOARD=$1; shift ;;
   esac
@@ -81,6 +86,23 @@ if [ "$BOARD" = rockchip ]; then
   [ -s "$UBOOT" ] || die "--uboot $UBOOT: no such file or empty"
   [ "$(stat -c %s "$UBOOT")" -le $((16352 * 1024)) ] || die "--uboot $UBOOT is larger than \
 the 16 MiB in front of the first partition"
+fi
+if [ ${#KERNEL_DEBS[@]} -gt 0 ]; then
+  has_kernel=""
+  for deb in "${KERNEL_DEBS[@]}"; do
+    [ -f "$deb" ] || die "--kernel-deb $deb: no such file"
+    case "$deb" in *,*|*" "*) die "--kernel-deb $deb: the path must have no comma or space \
+(mmdebstrap splits package lists on them)" ;; esac
+    arch=$(dpkg-deb --field "$deb" Architecture 2>/dev/null) || die "--kernel-deb $deb is not \
+a Debian package (.deb)"
+    [ "$arch" = "$ARCH" ] || [ "$arch" = all ] || die "--kernel-deb $deb is for $arch and the \
+$BOARD image is $ARCH"
+    dpkg-deb --contents "$deb" | grep -q ' \./boot/vmlinu[xz]-' && has_kernel=1
+  done
+  [ -n "$has_kernel" ] || die "none of the --kernel-deb packages holds a kernel \
+(/boot/vmlinuz-*): pass the linux-image package"
+  # Absolute paths: mmdebstrap installs a .deb given by its path with apt, dependencies and all.
+  KERNEL_PACKAGES=$(for deb in "${KERNEL_DEBS[@]}"; do realpath "$deb"; done | tr '\n' ' ')
 fi
 
 mkdir -p "$OUT"

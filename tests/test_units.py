@@ -263,6 +263,43 @@ def test_build_refusals_for_bad_arguments(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _deb(folder: Path, name: str, arch: str, files: dict[str, str]) -> Path:
+    """A real (tiny) Debian package, made with dpkg-deb."""
+    root = folder / name
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: 1\nArchitecture: {arch}\nMaintainer: t <t@t>\n"
+        "Description: a test package\n"
+    )
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    deb = folder / f"{name}.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)],
+                   check=True, capture_output=True)  # fmt: skip
+    return deb
+
+
+def test_build_refuses_a_kernel_package_it_cannot_use_and_writes_nothing(tmp_path):
+    """--kernel-deb: a vendor kernel instead of Debian's (the Rockchip NPU needs one)."""
+    out = tmp_path / "out"
+    text = tmp_path / "kernel.deb"
+    text.write_text("not a package")
+    dtbs = _deb(tmp_path, "linux-dtbs", "amd64", {"usr/lib/linux-image-6.1.0/x.dtb": "dtb"})
+    arm = _deb(tmp_path, "linux-image-arm", "arm64", {"boot/vmlinuz-6.1.0-vendor": "k"})
+    cases = [
+        ([str(tmp_path / "absent.deb")], "absent.deb: no such file"),
+        ([str(text)], "kernel.deb is not a Debian package"),
+        ([str(arm)], "linux-image-arm.deb is for arm64 and the qemu-virt image is amd64"),
+        ([str(dtbs)], "none of the --kernel-deb packages holds a kernel"),
+    ]
+    for debs, why in cases:
+        args = [arg for deb in debs for arg in ("--kernel-deb", deb)]
+        done = _build("qemu-virt", "--out", str(out), *args)
+        assert done.returncode == 2 and why in done.stderr, done.stderr
+        assert not out.exists()
+
+
 def test_build_refuses_arm64_wheels_without_llama_and_writes_nothing(tmp_path):
     out, wheels = tmp_path / "out", tmp_path / "wheels"
     wheels.mkdir()

@@ -40,13 +40,50 @@ def test_nothing_without_pairing(web):
     for path in ("/", "/settings", "/try", "/logs", "/access", "/logs/download"):
         response = client.get(web.url + path, allow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/pair", path
-    for method, path in (("get", "/api/status"), ("get", "/api/config"), ("post", "/api/ask"),
-                         ("get", "/api/events"), ("get", "/api/logs")):  # fmt: skip
-        response = client.request(method, web.url + path, json={"text": "hi"})
-        assert response.status_code == 401, path
-        assert response.headers["www-authenticate"] == "Bearer"
     bad = client.get(web.url + "/api/status", headers={"Authorization": "Bearer apl_nope"})
     assert bad.status_code == 401
+
+
+def _api_routes(app) -> list[tuple[str, str]]:
+    """Every (method, path) of the app's route table under /api/, with sample values for
+    path parameters, and the API description: a new route cannot be left out."""
+    from fastapi.routing import APIRoute
+
+    def walk(table):  # routers included in the app are kept whole, as their own tables
+        for route in table:
+            inner = getattr(route, "original_router", None)
+            yield from walk(inner.routes) if inner is not None else [route]
+
+    routes = [("GET", "/openapi.json")]
+    for route in walk(app.routes):
+        if isinstance(route, APIRoute) and route.path.startswith("/api/"):
+            path = re.sub(r"\{[^}]+\}", "x", route.path)
+            routes += [(method, path) for method in sorted(route.methods)]
+    described = {re.sub(r"\{[^}]+\}", "x", path) for path in app.openapi()["paths"]}
+    assert {p for p in described if p.startswith("/api/")} <= {p for _, p in routes}
+    return routes
+
+
+def test_every_api_route_refuses_an_unpaired_caller_before_reading_its_body(web):
+    """Generated from the route table. Each gets a body that is wrong for it (broken
+    JSON, too large for a form) and must answer 401, not 422 or 413: nothing about the
+    API is told before the caller is known."""
+    routes = _api_routes(web.service.app)
+    assert len(routes) >= 12 and ("POST", "/api/ask") in routes, routes
+    client = requests.Session()
+    for method, path in routes:
+        for body in (b"{not json", b"x" * 300_000):
+            response = client.request(method, web.url + path, data=body,
+                                      headers={"Content-Type": "application/json"})  # fmt: skip
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert response.headers["www-authenticate"] == "Bearer", (method, path)
+            assert "pair this browser" in response.json()["detail"]
+        wrong_token = client.request(method, web.url + path, data=b"{",
+                                     headers={"Authorization": "Bearer apl_nope"})  # fmt: skip
+        assert wrong_token.status_code == 401, (method, path)
+    # Paired, the description is served.
+    paired = web.session()
+    assert paired.get(web.url + "/openapi.json").json()["info"]["title"] == "Voice appliance"
 
 
 def test_pairing_sets_a_strict_httponly_cookie_and_wrong_codes_are_refused(web):
@@ -525,3 +562,18 @@ def test_first_boot_problems_reach_the_status_api_and_page_with_their_fix(web, w
     (data / "settings.json").write_text("{broken")
     setup = client.get(web.url + "/api/status").json()["setup"]
     assert setup["ok"] is False and "cannot be read" in setup["failed_steps"][0]["message"]
+
+
+def test_an_expired_pairing_code_is_said_to_be_expired_and_a_new_one_pairs(web):
+    store = web.service.ctx.pairing
+    store.code_minutes = 0  # as if its ten minutes were over
+    client = requests.Session()
+    for _ in range(7):  # not counted as wrong guesses: no wait builds up
+        expired = web.pair(client, web.code)
+        assert expired.status_code == 401 and "has expired" in expired.text
+        assert "appliance pairing new-code" in expired.text
+    assert "appliance_session" not in client.cookies
+    store.code_minutes = 10
+    code = store.new_code()  # `appliance pairing new-code`
+    assert web.pair(client, code).status_code == 200
+    assert client.get(web.url + "/api/status").status_code == 200

@@ -63,8 +63,9 @@ def test_api_from_its_spec(web):
     # (schemathesis' pytest plugin does not load under pytest 9, so each operation's
     # strategy is driven by hypothesis here.) The event stream never ends by design: it
     # is tested in test_web_api.
-    schema = schemathesis.openapi.from_url(web.url + "/openapi.json")
+    # The description is served to a paired caller only, as the API is.
     headers = {"Authorization": f"Bearer {web.token}"}
+    schema = schemathesis.openapi.from_url(web.url + "/openapi.json", headers=headers)
     operations = [result.ok() for result in schema.get_all_operations()]
     tested = []
     for operation in operations:

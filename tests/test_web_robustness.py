@@ -60,19 +60,54 @@ def test_a_broken_auth_file_means_unpaired_not_a_crash(tmp_path):
     assert store.ensure_code() is not None
 
 
-def test_login_limiter_per_client_and_overall():
+def test_login_limiter_backs_off_per_client_and_never_locks_out_the_others():
     now = [0.0]
-    limiter = LoginLimiter(per_client=3, overall=5, window=60, clock=lambda: now[0])
+    limiter = LoginLimiter(free=3, first_wait=30, longest_wait=240, forget=3600,
+                           clock=lambda: now[0])  # fmt: skip
     for _ in range(3):
         assert limiter.retry_after("a") == 0
         limiter.failed("a")
-    assert 0 < limiter.retry_after("a") <= 60
+    waits = []
+    for _ in range(5):  # each wrong code past the free ones doubles the wait, to a cap
+        waits.append(limiter.retry_after("a"))
+        now[0] += waits[-1]
+        limiter.failed("a")
+    assert waits == [30, 60, 120, 240, 240]
+    # Thousands of failures from other addresses: "a" waits its own wait, "z" none.
+    for n in range(2000):
+        limiter.failed(f"10.0.{n // 250}.{n % 250}")
+    assert limiter.retry_after("z") == 0
+    assert limiter.retry_after("a") == 240
+    # A success forgets; so does an hour without a failure.
+    limiter.succeeded("a")
+    assert limiter.retry_after("a") == 0
+    for _ in range(3):
+        limiter.failed("b")
+    now[0] += 3601
     assert limiter.retry_after("b") == 0
-    limiter.failed("b")
-    limiter.failed("c")
-    assert limiter.retry_after("d") > 0  # five failures from anyone: everybody waits
-    now[0] += 61
-    assert limiter.retry_after("a") == 0 and limiter.retry_after("d") == 0
+    # The table of addresses is bounded (a flood of addresses cannot fill memory).
+    small = LoginLimiter(max_clients=10, clock=lambda: now[0])
+    for n in range(50):
+        small.failed(str(n))
+    assert len(small._failures) == 10
+
+
+def test_a_pairing_code_expires_and_a_new_one_keeps_the_paired(tmp_path):
+    now = [1000.0]
+    store = PairingStore(tmp_path / "web", clock=lambda: now[0], code_minutes=10)
+    code = store.ensure_code()
+    assert code is not None and store.try_code(code) == "ok"
+    assert store.status().code_expires == 1000.0 + 600
+    now[0] += 601
+    assert store.try_code(code) == "expired" and store.try_code("00000000") == "expired"
+    # Nobody paired and the code expired: the next start makes (and says) a new one.
+    again = store.ensure_code()
+    assert again is not None and store.try_code(again) == "ok"
+    session = store.new_session()
+    now[0] += 601
+    assert store.ensure_code() is None  # a paired browser can let others in: no new code
+    renewed = store.new_code()
+    assert store.try_code(renewed) == "ok" and store.session_valid(session)
 
 
 def test_half_written_config_falls_back_to_the_backup_and_says_so(tmp_path):
@@ -161,7 +196,17 @@ def test_pairing_cli_reset_and_status(web_env):
     assert store.check_code(code) and not store.session_valid(session)
     status = appliance("pairing", "show-status", env=env)
     assert "Paired browser sessions: 0; API tokens: 0." in status.stdout
+    assert "lets browsers in for 10 more minute(s)" in status.stdout
     assert code not in status.stdout
+    # new-code: a code for ten minutes (web.pairing_code_minutes); the paired stay paired.
+    session = store.new_session()
+    (web_env / "config.toml").write_text("[web]\npairing_code_minutes = 3\n")
+    renewed = appliance("--config", str(web_env / "config.toml"), "pairing", "new-code",
+                        env=env)  # fmt: skip
+    assert renewed.returncode == 0, renewed.stderr
+    assert "within 3 minutes; paired browsers stay paired" in renewed.stdout
+    fresh = re.search(r"New pairing code: (\d{8})", renewed.stdout).group(1)
+    assert store.check_code(fresh) and store.session_valid(session)
 
 
 def test_a_reset_from_the_shell_reaches_the_running_server(web_env):

@@ -34,6 +34,9 @@ class WebConfig:
     keep_transcripts: bool = True
     """Privacy: keep what was said and replied in the recent turns (in memory only, for
     the status page). Off: only timings and outcomes are kept."""
+    pairing_code_minutes: float = 10.0
+    """How long a pairing code lets a browser in after it is made (spoken at start, by
+    the button, or printed by `appliance pairing new-code`)."""
 
     def __post_init__(self) -> None:
         try:
@@ -43,6 +46,8 @@ class WebConfig:
                 f"web.host must be an IP address such as 0.0.0.0 or 127.0.0.1, not {self.host!r}"
             ) from None
         _check(1 <= self.port <= 65535, "web.port must be 1–65535")
+        _check(1 <= self.pairing_code_minutes <= 1440,
+               "web.pairing_code_minutes must be 1–1440 (a day)")  # fmt: skip
         _check(
             self.device_name == "" or bool(_NAME.match(self.device_name)),
             "web.device_name must be 1–63 letters, digits, spaces, dots, - or _, "

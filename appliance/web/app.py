@@ -23,7 +23,7 @@ from appliance.web.bodies import FORM_LIMIT
 from appliance.web.context import WebContext
 from appliance.web.deps import PairFirst, context_of, templates_of
 from appliance.web.names import device_name
-from appliance.web.security import BodyLimit, SecurityHeaders
+from appliance.web.security import BodyLimit, RequireAuth, SecurityHeaders
 
 HERE = Path(__file__).parent
 API_VERSION = "1"
@@ -34,7 +34,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         title="Voice appliance",
         version=API_VERSION,
         description="The local API of the offline voice appliance. Authenticate with "
-        "`Authorization: Bearer <token>` (create one on the Access page).",
+        "`Authorization: Bearer <token>` (create one on the Access page). This description "
+        "itself is served only to a paired browser or a bearer token.",
         docs_url=None,
         redoc_url=None,
     )
@@ -50,6 +51,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.add_exception_handler(PairFirst, pair_first)
     app.add_middleware(BodyLimit, small=FORM_LIMIT, large=ctx.upload_limit,
                        large_paths=("/api/listen", "/api/vision"))  # fmt: skip
+    app.add_middleware(RequireAuth)  # before the body is read: 401, not 413 or 422
     app.add_middleware(SecurityHeaders)
     return app
 

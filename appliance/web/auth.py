@@ -17,13 +17,14 @@ import os
 import secrets
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 CODE_DIGITS = 8
+CODE_MINUTES = 10.0
+"""How long a pairing code lets a browser in after it is made (spoken, logged, printed)."""
 SESSION_DAYS = 30
 _SEEN_EVERY = 3600.0
 """A session's last-seen time is written at most hourly (the SD card wears)."""
@@ -64,13 +65,22 @@ class PairingStatus:
     code_created: float | None
     sessions: int
     tokens: int
+    code_expires: float | None = None
+    """When the code stops letting browsers in (a time.time())."""
 
 
 class PairingStore:
-    def __init__(self, directory: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        code_minutes: float = CODE_MINUTES,
+    ) -> None:
         self.directory = Path(directory)
         self.path = self.directory / "auth.json"
         self._clock = clock
+        self.code_minutes = code_minutes
 
     # ---- storage -----------------------------------------------------------------------
 
@@ -112,11 +122,24 @@ class PairingStore:
     # ---- the pairing code -----------------------------------------------------------------
 
     def ensure_code(self) -> str | None:
-        """On first start: create a code and return it (to be spoken and logged once).
-        None when a code already exists."""
+        """At start: a new code to speak and log, on the first start, or when the last
+        code has expired and nobody can get in (no live session, no API token). None
+        otherwise."""
         with self._locked() as data:
-            if "code" in data:
-                return None
+            code = data.get("code")
+            if code is None:
+                return self._new_code(data)
+            now = self._clock()
+            nobody = not data["tokens"] and all(
+                self._expired(s, now) for s in data["sessions"].values()
+            )
+            if nobody and self._code_expired(code, now):
+                return self._new_code(data)
+            return None
+
+    def new_code(self) -> str:
+        """A new code (for `code_minutes`); paired browsers and tokens stay."""
+        with self._locked() as data:
             return self._new_code(data)
 
     def reset(self) -> str:
@@ -132,13 +155,23 @@ class PairingStore:
         data["code"] = {"salt": salt.hex(), "hash": _scrypt(code, salt), "created": self._clock()}
         return code
 
+    def _code_expired(self, code: dict[str, Any], now: float) -> bool:
+        return now - float(code.get("created", 0.0)) > self.code_minutes * 60
+
     def check_code(self, code: str) -> bool:
+        return self.try_code(code) == "ok"
+
+    def try_code(self, code: str) -> str:
+        """ "ok", "wrong", or "expired" (said whatever was typed: an expired code's hash
+        is not compared, so a guess learns nothing)."""
         stored = self._read().get("code")
+        if stored and self._code_expired(stored, self._clock()):
+            return "expired"
         digits = normalise_code(code)
         if not stored or len(digits) != CODE_DIGITS:
-            return False
+            return "wrong"
         candidate = _scrypt(digits, bytes.fromhex(stored["salt"]))
-        return hmac.compare_digest(candidate, stored["hash"])
+        return "ok" if hmac.compare_digest(candidate, stored["hash"]) else "wrong"
 
     def status(self) -> PairingStatus:
         data = self._read()
@@ -150,6 +183,7 @@ class PairingStore:
             code_created=code["created"] if code else None,
             sessions=len(live),
             tokens=len(data["tokens"]),
+            code_expires=code["created"] + self.code_minutes * 60 if code else None,
         )
 
     # ---- browser sessions ----------------------------------------------------------------
@@ -219,40 +253,54 @@ class PairingStore:
 
 
 class LoginLimiter:
-    """Failed pairing attempts: at most `per_client` per `window` seconds from one
-    address and `overall` from everyone together (a code has 10^8 values, so this
-    puts guessing out of reach)."""
+    """Failed pairing attempts, per client address: `free` wrong codes, then a wait that
+    doubles with each further one (`first_wait` seconds, up to `longest_wait`), forgotten
+    after `forget` seconds without a failure or at a success. Per address only, so one
+    host guessing cannot lock the others out; with eight digits and a code that expires
+    in minutes, a handful of guesses per address is out of reach of luck."""
 
     def __init__(
         self,
         *,
-        per_client: int = 5,
-        overall: int = 20,
-        window: float = 300.0,
+        free: int = 5,
+        first_wait: float = 30.0,
+        longest_wait: float = 3600.0,
+        forget: float = 3600.0,
+        max_clients: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.per_client = per_client
-        self.overall = overall
-        self.window = window
+        self.free = free
+        self.first_wait = first_wait
+        self.longest_wait = longest_wait
+        self.forget = forget
+        self.max_clients = max_clients
         self._clock = clock
-        self._failures: deque[tuple[float, str]] = deque()
+        self._failures: dict[str, tuple[int, float]] = {}
+        """client → (failures, time of the last one), oldest first."""
 
-    def _prune(self) -> float:
-        now = self._clock()
-        while self._failures and now - self._failures[0][0] > self.window:
-            self._failures.popleft()
-        return now
+    def _count(self, client: str, now: float) -> tuple[int, float]:
+        count, last = self._failures.get(client, (0, now))
+        if now - last > self.forget:
+            self._failures.pop(client, None)
+            return 0, now
+        return count, last
 
     def retry_after(self, client: str) -> float:
         """Seconds until this client may try again (0 = now)."""
-        now = self._prune()
-        mine = [t for t, c in self._failures if c == client]
-        waits = []
-        if len(mine) >= self.per_client:
-            waits.append(mine[-self.per_client] + self.window - now)
-        if len(self._failures) >= self.overall:
-            waits.append(self._failures[-self.overall][0] + self.window - now)
-        return max([0.0, *waits])
+        now = self._clock()
+        count, last = self._count(client, now)
+        if count < self.free:
+            return 0.0
+        wait = min(self.longest_wait, self.first_wait * 2 ** (count - self.free))
+        return max(0.0, last + wait - now)
 
     def failed(self, client: str) -> None:
-        self._failures.append((self._prune(), client))
+        now = self._clock()
+        count, _ = self._count(client, now)
+        self._failures.pop(client, None)
+        self._failures[client] = (count + 1, now)
+        while len(self._failures) > self.max_clients:  # a flood of addresses: oldest go
+            del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)

@@ -1,5 +1,5 @@
 """`appliance web` (the page on its own, with real or fake engines) and `appliance
-pairing reset|show-status`."""
+pairing new-code|reset|show-status`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from appliance.config import load_config_or_fallback
+from appliance.config import default_config_path, load_config_or_fallback
 
 
 def add_web_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -29,6 +29,11 @@ def add_web_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
 
     pairing = command("pairing", "The pairing code that lets a browser in.")
     verbs = pairing.add_subparsers(dest="pairing_command", metavar="ACTION", required=True)
+    renew = verbs.add_parser(
+        "new-code", help="make a new code (printed, valid web.pairing_code_minutes); paired "
+        "browsers and API tokens stay"
+    )  # fmt: skip
+    renew.set_defaults(handler=cmd_pairing_new_code)
     reset = verbs.add_parser(
         "reset", help="make a new code (printed), and sign out every browser and API token"
     )
@@ -49,30 +54,49 @@ def add_web_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_pairing_reset(args: argparse.Namespace) -> int:
+def _pairing_store(args: argparse.Namespace) -> Any:
+    """The store with the configured code lifetime (a broken config: its fallback)."""
     from appliance.web.auth import PairingStore
     from appliance.web.paths import web_dir
 
-    store = PairingStore(web_dir())
+    try:
+        config, _ = load_config_or_fallback(args.config or default_config_path())
+        minutes = config.web.pairing_code_minutes
+    except Exception:  # no usable config at all: pairing must still be possible
+        minutes = PairingStore(web_dir()).code_minutes
+    return PairingStore(web_dir(), code_minutes=minutes)
+
+
+def cmd_pairing_new_code(args: argparse.Namespace) -> int:
+    store = _pairing_store(args)
+    code = store.new_code()
+    args.say(f"New pairing code: {code}")
+    args.say(f"Enter it on the config page (http://NAME.local) within "
+             f"{store.code_minutes:g} minutes; paired browsers stay paired.")  # fmt: skip
+    return 0
+
+
+def cmd_pairing_reset(args: argparse.Namespace) -> int:
+    store = _pairing_store(args)
     code = store.reset()
     args.say(f"New pairing code: {code}")
     args.say("Every paired browser and API token has been signed out. Enter this code on the "
-             "config page (http://NAME.local).")  # fmt: skip
+             f"config page (http://NAME.local) within {store.code_minutes:g} minutes.")  # fmt: skip
     return 0
 
 
 def cmd_pairing_status(args: argparse.Namespace) -> int:
-    from appliance.web.auth import PairingStore
-    from appliance.web.paths import web_dir
-
-    status = PairingStore(web_dir()).status()
+    status = _pairing_store(args).status()
     if not status.paired:
         args.say("No pairing code yet: one is made (and spoken) when the appliance first "
-                 "starts, or run `appliance pairing reset`.")  # fmt: skip
+                 "starts, or run `appliance pairing new-code`.")  # fmt: skip
         return 0
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(status.code_created or 0))
-    args.say(f"Pairing code set on {created} (stored hashed; `appliance pairing reset` "
-             "makes a new one).")  # fmt: skip
+    left = (status.code_expires or 0) - time.time()
+    until = (f"lets browsers in for {left / 60:.0f} more minute(s)" if left > 0
+             else "has expired")  # fmt: skip
+    args.say(f"Pairing code made on {created}: it {until} (stored hashed; `appliance pairing "
+             "new-code` makes a new one).")  # fmt: skip
     args.say(f"Paired browser sessions: {status.sessions}; API tokens: {status.tokens}.")
     return 0
 

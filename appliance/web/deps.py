@@ -127,10 +127,10 @@ async def require_session_csrf(request: Request, ctx: Ctx) -> str | None:
 
 def authorised(validated: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """A dependency giving what the dependency `validated` gives (a body, query
-    parameters), for a state-changing API call: that input is checked first (422) and
-    only then the caller (401/403), the order these calls have always had. A separate
-    session dependency would answer first: FastAPI solves dependencies before the
-    route's own parameters, and skips a dependency whose own input is invalid."""
+    parameters), for a state-changing API call, then checking the caller (401/403). An
+    unauthenticated caller never gets here: `security.RequireAuth` answers 401 before the
+    body is read. For a paired caller the input is checked first (422), then its CSRF
+    token (403)."""
 
     async def validated_then_authorised(
         request: Request, ctx: Ctx, value: Annotated[Any, Depends(validated)]

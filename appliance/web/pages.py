@@ -106,14 +106,25 @@ async def pair_submit(request: Request, ctx: Ctx) -> Response:
         )  # fmt: skip
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    if not ctx.pairing.check_code(form.get("code", "")[:64]):
+    tried = ctx.pairing.try_code(form.get("code", "")[:64])
+    if tried == "expired":
+        minutes = f"{ctx.pairing.code_minutes:g}"
+        return render(
+            request, ctx, "pair.html", None, 401, pair_nonce=nonce,
+            error=f"The pairing code has expired: a code lets browsers in for {minutes} "
+            "minutes after it is made. For a new one, restart the appliance (while no "
+            "browser is paired it says a new code), hold its button, or run "
+            "`appliance pairing new-code` on it.",
+        )  # fmt: skip
+    if tried != "ok":
         ctx.limiter.failed(client)
         _LOGGER.warning("wrong pairing code from %s", client)
         return render(
             request, ctx, "pair.html", None, 401, pair_nonce=nonce,
-            error="That code is not right. The appliance spoke it at first start; "
-            "`appliance pairing reset` makes a new one.",
+            error="That code is not right. The appliance says it when it starts unpaired; "
+            "`appliance pairing new-code` makes a new one.",
         )  # fmt: skip
+    ctx.limiter.succeeded(client)
     session = ctx.pairing.new_session()
     _LOGGER.info("a browser at %s paired", client)
     response = RedirectResponse("/", status_code=303)

@@ -1,5 +1,6 @@
-"""Security headers on every response (a pure ASGI middleware, so streamed responses
-such as the event stream pass straight through)."""
+"""Pure ASGI middlewares (streamed responses such as the event stream pass straight
+through): security headers on every response, request body limits, and the API answering
+only authenticated callers."""
 
 from __future__ import annotations
 
@@ -101,3 +102,33 @@ async def _too_large(send: Any, limit: int) -> None:
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
+
+
+class RequireAuth:
+    """The API and its description answer only a paired browser or a bearer token: 401
+    before anything of the request is read or checked, so an unpaired client learns
+    nothing of the API (not even that its body was wrong). The routes check again, with
+    their CSRF rule for changes."""
+
+    PROTECTED = ("/api/", "/openapi.json")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(self.PROTECTED):
+            from fastapi import HTTPException
+            from starlette.requests import Request
+            from starlette.responses import JSONResponse
+
+            from appliance.web.deps import authorise
+
+            try:
+                authorise(Request(scope), scope["app"].state.ctx, unsafe=False)
+            except HTTPException as refused:
+                response = JSONResponse({"detail": refused.detail}, refused.status_code,
+                                        headers=refused.headers)  # fmt: skip
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -63,7 +63,7 @@ class WebService:
         self.ctx = WebContext(
             config=config,
             store=ConfigStore(config_path),
-            pairing=PairingStore(web_dir()),
+            pairing=PairingStore(web_dir(), code_minutes=config.web.pairing_code_minutes),
             logs=self.logs,
             tracker=self.tracker,
             bus=self.bus,
@@ -106,6 +106,7 @@ class WebService:
         self._unsubscribe = self.bus.subscribe(self.tracker)
         self.tracker.state = "idle" if self.ctx.pipeline is not None else "no engines"
         try:
+            first = not self.ctx.pairing.status().paired
             code = self.ctx.pairing.ensure_code()
         except OSError as err:  # a full or read-only data partition: no pairing for now
             _LOGGER.error(
@@ -129,7 +130,8 @@ class WebService:
         _LOGGER.warning("config page on %s", self.url if self.localhost_only or host != "0.0.0.0"
                         else f"port {self.server.port} of every interface")  # fmt: skip
         if code is not None:
-            speaking = announce_new_code(code, self.ctx.announce, by="first start")
+            by = "first start" if first else "start: the last code expired, nobody is paired"
+            speaking = announce_new_code(code, self.ctx.announce, by=by)
             if speaking is not None:
                 self.ctx.background.add(speaking)
                 speaking.add_done_callback(self.ctx.background.discard)

@@ -1,7 +1,7 @@
 """Crash consistency: the appliance's state writers SIGKILLed at random moments, 200 times,
 and nothing acknowledged lost, nothing half-written.
 
-tests/crash_driver.py runs, in one process, what the appliance does to keep its state (a
+tests/crash_driver.py runs, in a forked child, what the appliance does to keep its state (a
 settings save, timers set, cancelled and fired, audit entries, MQTT messages queued with
 the broker away), through the same classes, and acknowledges each change on stdout once
 the call returned. After each kill the data directory is opened as the next start would
@@ -16,25 +16,44 @@ open it:
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from appliance.config import load_config
+from tests import crash_driver
 
-REPO = Path(__file__).resolve().parents[1]
 KILLS = 200
 
 
-def _start(data: Path, seed: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_driver", str(data), str(seed)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def _killed_after(seconds: float, data: Path, seed: int) -> str:
+    """Run the driver in a forked child (its imports done once, here) and SIGKILL it
+    after `seconds`: what it acknowledged."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write acknowledgements into the pipe until killed
+        try:
+            os.close(read)
+            sys.stdout = os.fdopen(write, "w")
+            crash_driver.main(data, seed)
+        finally:
+            os._exit(1)
+    os.close(write)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(read, 65536), b"")))
+    reader.start()
+    time.sleep(seconds)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    reader.join(timeout=30)
+    os.close(read)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+    return b"".join(chunks).decode()
 
 
 def _rows(path: Path, query: str) -> list[tuple]:
@@ -59,11 +78,7 @@ def test_200_kills_lose_nothing_acknowledged(tmp_path):
     acknowledged = 0
     started = time.monotonic()
     for kill in range(1, KILLS + 1):
-        driver = _start(data, kill)
-        time.sleep(rng.uniform(0.35, 0.9))  # the start (imports) takes about 0.3 s of it
-        driver.send_signal(signal.SIGKILL)
-        out, err = driver.communicate(timeout=30)
-        assert driver.returncode == -signal.SIGKILL, err[-2000:]
+        out = _killed_after(rng.uniform(0.02, 0.5), data, kill)
         last_config = None
         for line in out.splitlines():
             words = line.split()

@@ -12,6 +12,7 @@ Files go into the root file system with debugfs: no mount, no loop device.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -72,6 +73,14 @@ def plug_in_a_camera(disk: Path, offset: int, work: Path) -> None:
     }, work)  # fmt: skip
 
 
+def allow_the_test_routes(disk: Path, offset: int, work: Path) -> None:
+    """APPLIANCE_TEST_ENDPOINTS=1 for the service (web/debug.py: hang the event loop)."""
+    write_into_root(disk, offset, {
+        "/etc/systemd/system/appliance.service.d/test-endpoints.conf":
+            "[Service]\nEnvironment=APPLIANCE_TEST_ENDPOINTS=1\n",
+    }, work)  # fmt: skip
+
+
 def plug_in_a_gpio_bridge(disk: Path, offset: int, work: Path) -> None:
     """The simulated CP2112, started before the appliance (its unit is ready once
     /dev/gpiochip0 is there for the gpio group)."""
@@ -89,48 +98,50 @@ def plug_in_a_gpio_bridge(disk: Path, offset: int, work: Path) -> None:
     )
 
 
+def wait_until_idle(web: requests.Session, base: str, timeout: float = 900) -> None:
+    """Active is READY=1; the page and the engines follow: wait for an idle state."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while state != "idle":
+        assert time.monotonic() < deadline, f"not idle {timeout:.0f} s after the restart: {state}"
+        try:
+            status = web.get(base + "/api/status", headers={"Connection": "close"}, timeout=60)
+            state = status.json().get("state", "") if status.status_code == 200 else ""
+        except requests.RequestException:  # QEMU resets while nothing listens inside
+            state = ""
+        if state != "idle":
+            time.sleep(3)
+
+
 def lines(shell: Any) -> dict[str, list[Any]]:
     rc, text = shell.run(f"cat {LINES}")
     assert rc == 0, text
     return json.loads(text)
 
 
-def check_a_gpio_device(shell: Any, web: requests.Session, base: str, csrf: str) -> None:
-    """A light added on the config page, on line 3 of the bridge: after the restart the
-    page asks for, "turn on the porch light" through the API drives the line high, as the
-    bridge sees it, and "turn it off" low; the service runs as its own user throughout."""
-    headers = {"X-CSRF-Token": csrf, "Connection": "close"}
+def add_a_light_on_the_page(shell: Any, web: requests.Session, base: str, csrf: str) -> None:
+    """A light on line 3 of the bridge, added through the config page's API: saved, to
+    take effect at the next start (the pins are claimed at start)."""
     before = lines(shell)
     assert before["values"] == [0] * 8, before
     config = web.get(base + "/api/config", timeout=60).json()
-    saved = web.put(base + "/api/config", headers=headers, timeout=60, json={
+    saved = web.put(base + "/api/config", timeout=60,
+                    headers={"X-CSRF-Token": csrf, "Connection": "close"}, json={
         "version": config["version"], "settings": {},
         "devices": [{"name": "porch light", "kind": "light", "gpio": {"pin": PORCH_PIN}}],
     })  # fmt: skip
     assert saved.status_code == 200, saved.text
     assert any("restarts" in line for line in saved.json()["restart"]), saved.json()
-    restarted_at = time.monotonic()
-    rc, out = shell.run("systemctl restart appliance.service; systemctl is-active "
-                        "appliance.service", timeout=900)  # fmt: skip
-    assert rc == 0 and out.strip() == "active", out
-    # Active is READY=1; the page and the engines follow: wait for an idle state.
-    deadline = time.monotonic() + 900
-    state = ""
-    while state != "idle":
-        assert time.monotonic() < deadline, f"not idle 900 s after the restart: {state}"
-        try:
-            status = web.get(base + "/api/status", headers={"Connection": "close"}, timeout=60)
-            state = status.json().get("state", "") if status.status_code == 200 else ""
-        except requests.ConnectionError:  # QEMU resets while nothing listens inside
-            state = ""
-        if state != "idle":
-            time.sleep(3)
-    print(f"appliance.service restarted with the device, idle in "
-          f"{time.monotonic() - restarted_at:.0f} s")  # fmt: skip
+
+
+def check_the_light_switches(shell: Any, web: requests.Session, base: str, csrf: str) -> None:
+    """After a start with the light configured: "turn on the porch light" through the API
+    drives line 3 high, as the bridge sees it, and "turn it off" low, the other lines
+    untouched; the service, hardened, runs as its own user throughout."""
+    headers = {"X-CSRF-Token": csrf, "Connection": "close"}
     _, journal = shell.run("journalctl -b -u appliance.service --no-pager -o cat "
                            "| grep -i 'gpio' | tail -5")  # fmt: skip
     assert "cannot" not in journal.lower(), journal
-
     for command, value in (("Turn on the porch light.", 1), ("Turn off the porch light.", 0)):
         asked = web.post(base + "/api/ask", json={"text": command}, headers=headers,
                          timeout=900)  # fmt: skip
@@ -158,3 +169,41 @@ def check_the_camera_unplugged(shell: Any, web: requests.Session, base: str, csr
     assert rc == 0 and out.strip() == "video", out
     status = web.get(base + "/api/status", headers={"Connection": "close"}, timeout=60)
     assert status.status_code == 200 and status.json()["state"] == "idle", status.text
+
+
+def check_the_watchdog(shell: Any, web: requests.Session, base: str, csrf: str) -> None:
+    """The event loop blocked on purpose (as a deadlock would block it): past WatchdogSec
+    systemd kills the service and starts it again, which comes back with its timer (and
+    with what was saved for the next start)."""
+    headers = {"X-CSRF-Token": csrf, "Connection": "close"}
+    timer = web.post(base + "/api/ask", json={"text": "Set a timer for 30 minutes."},
+                     headers=headers, timeout=900)  # fmt: skip
+    said = timer.json()["reply"].lower() if timer.status_code == 200 else timer.text
+    assert "thirty minutes" in said or "30 minutes" in said, said
+    _, before = shell.run("systemctl show appliance.service -p NRestarts --value")
+    hung_at = time.monotonic()
+    try:
+        web.post(base + "/api/debug/hang", json={"seconds": 300}, headers=headers, timeout=280)
+    except requests.RequestException:
+        pass  # the process was killed under the request
+    else:
+        raise AssertionError("the hang returned: systemd's watchdog did not act")
+    deadline = time.monotonic() + 300
+    restarts = before
+    while restarts.strip() == before.strip():
+        assert time.monotonic() < deadline, "no restart 300 s after the event loop hung"
+        time.sleep(3)
+        _, restarts = shell.run("systemctl show appliance.service -p NRestarts --value")
+    killed_at = time.monotonic() - hung_at
+    _, journal = shell.run("journalctl -b -u appliance.service --no-pager -o cat "
+                           "| grep -i 'watchdog timeout'")  # fmt: skip
+    assert "Watchdog timeout" in journal, journal
+    wait_until_idle(web, base)
+    left = web.post(base + "/api/ask", json={"text": "How much time is left on the timer?"},
+                    headers=headers, timeout=900)  # fmt: skip
+    assert left.status_code == 200, left.text
+    reply = left.json()["reply"]
+    print(f"watchdog: hung, restarted after {killed_at:.0f} s, idle after "
+          f"{time.monotonic() - hung_at:.0f} s; the timer: {reply!r}")  # fmt: skip
+    # e.g. "Twenty eight minutes and forty one seconds left on the thirty minute timer."
+    assert re.search(r"(?i)^(twenty|thirty|2\d|30)\b.*\bminutes?\b.*\bleft on the", reply), reply

@@ -27,8 +27,11 @@ import requests
 
 from appliance.web.security import CSP
 from tests.image_devices import (
-    check_a_gpio_device,
+    add_a_light_on_the_page,
+    allow_the_test_routes,
     check_the_camera_unplugged,
+    check_the_light_switches,
+    check_the_watchdog,
     plug_in_a_camera,
     plug_in_a_gpio_bridge,
     write_into_root,
@@ -42,6 +45,8 @@ JOURNAL_ALLOWLIST = [
     # QEMU's emulated PC has no such hardware or firmware tables.
     re.compile(r"(?i)\b(pcspkr|floppy|i8042|ACPI|PCCT|mce|RAS)\b"),
     re.compile(r"(?i)failed to (find|load) .*firmware"),
+    # The watchdog check hangs the service's event loop on purpose.
+    re.compile(r"(appliance\.service: )?Watchdog timeout \(limit \d+s\)!"),
 ]
 
 # What every page of the config page must carry (appliance/web/security.py).
@@ -223,6 +228,7 @@ def booted(qemu_image: Path, tmp_path: Path) -> Iterator[tuple[SerialShell, int]
     root = int(_partitions(disk)[1]["start"]) * 512  # type: ignore[call-overload]
     plug_in_a_camera(disk, root, tmp_path)
     plug_in_a_gpio_bridge(disk, root, tmp_path)
+    allow_the_test_routes(disk, root, tmp_path)
     here = qemu_image.parent
     shell, port = _boot(
         ["qemu-system-x86_64", "-machine", "q35", "-cpu", "max"],
@@ -401,9 +407,12 @@ def _check_the_config_page_and_api(shell: SerialShell, port: int) -> None:
     assert logs and not any(code in line for line in logs), logs
 
     check_the_camera_unplugged(shell, web, base, csrf[1])
-    # GPIO (the simulated USB bridge's /dev/gpiochip0) under the hardened unit: a light
-    # added on the page switches its line.
-    check_a_gpio_device(shell, web, base, csrf[1])
+    # A light added on the page, on the simulated USB bridge's /dev/gpiochip0. Then the
+    # event loop hung on purpose: systemd's watchdog restarts the service, which comes
+    # back with its timer, and with the light, whose line it switches (hardened unit).
+    add_a_light_on_the_page(shell, web, base, csrf[1])
+    check_the_watchdog(shell, web, base, csrf[1])
+    check_the_light_switches(shell, web, base, csrf[1])
 
     # What `appliance pairing show-status` says on the device, with the service's data.
     rc, shown = shell.run(

@@ -577,3 +577,29 @@ def test_an_expired_pairing_code_is_said_to_be_expired_and_a_new_one_pairs(web):
     code = store.new_code()  # `appliance pairing new-code`
     assert web.pair(client, code).status_code == 200
     assert client.get(web.url + "/api/status").status_code == 200
+
+
+def test_the_test_routes_exist_only_when_asked_for(web, web_env, monkeypatch):
+    """The boot test hangs the event loop through /api/debug/hang to see systemd's
+    watchdog act; the route is absent unless APPLIANCE_TEST_ENDPOINTS=1."""
+    client = web.session()
+    headers = {"X-CSRF-Token": web.csrf(client)}
+    assert client.post(web.url + "/api/debug/hang", json={"seconds": 0.1},
+                       headers=headers).status_code == 404  # fmt: skip
+    monkeypatch.setenv("APPLIANCE_TEST_ENDPOINTS", "1")
+    with running_web(web_env) as debug:
+        paired = debug.session()
+        refused = paired.post(debug.url + "/api/debug/hang", json={"seconds": 0.1})
+        assert refused.status_code == 403  # a change: the CSRF token, as every other
+        started = time.monotonic()
+        blocked = paired.post(debug.url + "/api/debug/hang", json={"seconds": 0.3},
+                              headers={"X-CSRF-Token": debug.csrf(paired)})  # fmt: skip
+        assert blocked.status_code == 200 and time.monotonic() - started >= 0.3
+        assert (
+            paired.post(
+                debug.url + "/api/debug/hang",
+                json={"seconds": 9999},
+                headers={"X-CSRF-Token": debug.csrf(paired)},
+            ).status_code
+            == 422
+        )

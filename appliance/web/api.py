@@ -1,9 +1,8 @@
 """The JSON API (/api/…) and the event stream, described at /openapi.json.
 
-A caller needs a paired browser's session or a bearer token (401); a session's
-state-changing call also its X-CSRF-Token header (403). Calls with a JSON body or query
-parameters check them first (422) and the caller after, the order they have always had
-(see deps.authorised).
+A caller needs a paired browser's session or a bearer token: `security.RequireAuth`
+answers 401 before anything of the request is read. A session's state-changing call
+also needs its X-CSRF-Token header (403), checked after its body (422; deps.authorised).
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ def create_app(ctx: WebContext) -> FastAPI:
     )
     app.include_router(pages.router)
     app.include_router(api.router)
+    if ctx.test_endpoints:
+        from appliance.web import debug
+
+        app.include_router(debug.router)
     app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
     app.add_exception_handler(PairFirst, pair_first)
     app.add_middleware(BodyLimit, small=FORM_LIMIT, large=ctx.upload_limit,

@@ -52,3 +52,5 @@ class WebContext:
     """Mark cookies Secure (only when served behind HTTPS)."""
     vision: Any = None
     """The running VisionService (POST /api/vision); None when vision is off."""
+    test_endpoints: bool = False
+    """Add the image tests' routes (web/debug.py): never on a shipped card."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from appliance.errors import ConfigError
 from appliance.web.app import create_app
 from appliance.web.auth import PairingStore
 from appliance.web.context import WebContext
+from appliance.web.debug import ENVIRONMENT as TEST_ENDPOINTS
 from appliance.web.live import LiveTargets
 from appliance.web.logbuffer import LogBuffer
 from appliance.web.pairing import announce_new_code
@@ -72,7 +74,10 @@ class WebService:
             announce=say,
             microphone_levels=microphone_levels,
             vision=vision,
+            test_endpoints=os.environ.get(TEST_ENDPOINTS) == "1",
         )
+        if self.ctx.test_endpoints:
+            _LOGGER.warning("%s=1: the test routes (/api/debug/…) are on", TEST_ENDPOINTS)
         self.ctx.live = LiveTargets(
             pipeline=pipeline,
             on_device_name=self._rename,

@@ -78,7 +78,7 @@ def test_200_kills_lose_nothing_acknowledged(tmp_path):
     acknowledged = 0
     started = time.monotonic()
     for kill in range(1, KILLS + 1):
-        out = _killed_after(rng.uniform(0.02, 0.5), data, kill)
+        out = _killed_after(rng.uniform(0.02, 0.3), data, kill)
         last_config = None
         for line in out.splitlines():
             words = line.split()

@@ -80,7 +80,6 @@ def detect_npu(
     model = model_text.strip("\0 \n") if model_text else None
     runtime = _runtime_found(root, library)
     lib_name = Path(str(library)).name
-    release, problem = _runtime_release(root, library, declared) if runtime else ("", "")
 
     def not_rockchip(reason: str) -> NpuStatus:
         return NpuStatus(None, False, None, False, runtime, reason)
@@ -99,6 +98,9 @@ def detect_npu(
     if soc is None:
         return not_rockchip(f"a Rockchip board whose SoC its device tree does not name ({board})")
     supported = soc in RKLLM_SOCS
+    # The runtime's file is read (hashed) only where RKLLM could run.
+    checked = runtime and supported
+    release, problem = _runtime_release(root, library, declared) if checked else ("", "")
     device, other_driver = _npu_device(root)
     version, unreadable = _driver_version(root)
     if not supported:
@@ -130,7 +132,7 @@ def detect_npu(
             reason = f"{soc} with {driver} and {named}: the NPU LLM path is on"
         else:
             reason = f"{soc} with {driver}, but {lib_name} is not installed"
-    return NpuStatus(soc, device, version, supported, runtime, reason, problem if supported else "")
+    return NpuStatus(soc, device, version, supported, runtime, reason, problem)
 
 
 def _runtime_release(root: Path, library: str | Path, declared: str) -> tuple[str, str]:
